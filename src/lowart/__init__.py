@@ -1,0 +1,3 @@
+"""Lowart: an LLM API gateway."""
+
+__version__ = "0.1.0"

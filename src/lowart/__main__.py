@@ -1,0 +1,5 @@
+"""``python -m lowart``."""
+
+from lowart.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The HTTP edge: routes per surface, pure ASGI middleware, and error rendering."""

@@ -1,0 +1,190 @@
+"""Admin routes for models and their fallback chains."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from lowart.api.bodies import Fallbacks, ModelCreate, ModelUpdate, decode, given
+from lowart.api.responses import JSON, body_of
+from lowart.api.routing import route
+from lowart.catalog.directory import vendor_key_context
+from lowart.entries import VENDORS
+from lowart.errors import Conflict, InvalidRequest, NotFound
+from lowart.security.secretbox import SecretBox, SecretDecryptError
+from lowart.storage.models import ModelRepository
+from lowart.storage.rows import ModelRow, iso
+
+Refresh = Callable[[], Awaitable[None]]
+_DEFAULTS: dict[str, Any] = {
+    "base_url": "",
+    "api_key": None,
+    "upstream_model": None,
+    "params": None,
+    "timeout_s": 600.0,
+    "enabled": True,
+}
+
+
+def canonical_vendor(value: str) -> str:
+    """``OpenAI``, ``Anthropic``, ``ComfyUI`` or ``Mock``, whatever the case given."""
+    vendor = VENDORS.get(value.strip().lower())
+    if vendor is None:
+        raise InvalidRequest(
+            f"vendor_type must be one of {', '.join(VENDORS.values())}.", param="vendor_type"
+        )
+    return vendor
+
+
+def check_base_url(vendor: str, base_url: str) -> str:
+    """An absolute http(s) URL, required for every vendor but Mock."""
+    base_url = base_url.strip()
+    if not base_url:
+        if vendor == "Mock":
+            return ""
+        raise InvalidRequest(f"base_url is required for vendor {vendor}.", param="base_url")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest("base_url must be an absolute http(s) URL.", param="base_url")
+    if parts.username or parts.password:
+        raise InvalidRequest("base_url must not carry credentials.", param="base_url")
+    return base_url.rstrip("/")
+
+
+class ModelAdmin:
+    """Models, whose vendor keys are encrypted on the way in and never shown again."""
+
+    def __init__(self, models: ModelRepository, box: SecretBox, refresh: Refresh) -> None:
+        self._models = models
+        self._box = box
+        self._refresh = refresh
+
+    def _json(self, row: ModelRow) -> dict[str, Any]:
+        last4 = None
+        if row.api_key:
+            try:
+                last4 = self._box.decrypt(row.api_key, vendor_key_context(row.model_id))[-4:]
+            except SecretDecryptError:
+                last4 = None
+        return {
+            "model_id": row.model_id,
+            "vendor_type": VENDORS.get(row.vendor_type.lower(), row.vendor_type),
+            "base_url": row.base_url,
+            "upstream_model": row.upstream_model,
+            "params": row.params,
+            "timeout_s": row.timeout_s,
+            "enabled": row.enabled,
+            "api_key_set": bool(row.api_key),
+            "api_key_last4": last4,
+            "created_at": iso(row.created_at),
+            "updated_at": iso(row.updated_at),
+        }
+
+    def _prepare(self, model_id: str, fields: dict[str, Any], vendor: str) -> dict[str, Any]:
+        if "vendor_type" in fields:
+            fields["vendor_type"] = vendor
+        if "base_url" in fields:
+            fields["base_url"] = check_base_url(vendor, fields["base_url"])
+        if fields.get("api_key") is not None:
+            fields["api_key"] = self._box.encrypt(fields["api_key"], vendor_key_context(model_id))
+        return fields
+
+    async def create(self, request: Request) -> JSON:
+        body = decode(await body_of(request), ModelCreate)
+        fields = given(body)
+        model_id = fields.pop("model_id")
+        vendor = canonical_vendor(body.vendor_type)
+        fields.setdefault("base_url", "")
+        row = await self._models.create(model_id, self._prepare(model_id, fields, vendor))
+        if row is None:
+            raise Conflict(f"Model '{model_id}' already exists; use PUT or PATCH to change it.")
+        await self._refresh()
+        return JSON(self._json(row), status_code=201)
+
+    async def list_models(self, request: Request) -> JSON:
+        return JSON({"data": [self._json(m) for m in await self._models.list_models()]})
+
+    async def _row(self, model_id: str) -> ModelRow:
+        row = await self._models.get(model_id)
+        if row is None:
+            raise NotFound(f"No model '{model_id}'.")
+        return row
+
+    async def get(self, request: Request) -> JSON:
+        return JSON(self._json(await self._row(request.path_params["model_id"])))
+
+    async def _update(self, request: Request, replace: bool) -> JSON:
+        model_id = request.path_params["model_id"]
+        fields = given(decode(await body_of(request), ModelUpdate))
+        if fields.pop("model_id", model_id) != model_id:
+            raise InvalidRequest("model_id cannot be changed.", param="model_id")
+        current = await self._row(model_id)
+        if replace:
+            if "vendor_type" not in fields:
+                raise InvalidRequest(
+                    "PUT needs vendor_type; use PATCH to change some fields.", param="vendor_type"
+                )
+            keep_key = "api_key" not in fields
+            fields = {**_DEFAULTS, **fields}
+            if keep_key:
+                del fields["api_key"]
+        vendor = canonical_vendor(fields.get("vendor_type", current.vendor_type))
+        if "vendor_type" in fields and "base_url" not in fields:
+            fields["base_url"] = current.base_url
+        row = await self._models.update(model_id, self._prepare(model_id, fields, vendor))
+        if row is None:
+            raise NotFound(f"No model '{model_id}'.")
+        await self._refresh()
+        return JSON(self._json(row))
+
+    async def put(self, request: Request) -> JSON:
+        return await self._update(request, replace=True)
+
+    async def patch(self, request: Request) -> JSON:
+        return await self._update(request, replace=False)
+
+    async def delete(self, request: Request) -> JSON:
+        model_id = request.path_params["model_id"]
+        if not await self._models.delete(model_id):
+            raise NotFound(f"No model '{model_id}'.")
+        await self._refresh()
+        return JSON({"model_id": model_id, "deleted": True})
+
+    async def get_fallbacks(self, request: Request) -> JSON:
+        row = await self._row(request.path_params["model_id"])
+        chain = [fb.fallback_model_id for fb in await self._models.fallbacks(row.model_id)]
+        return JSON({"model_id": row.model_id, "fallbacks": chain})
+
+    async def put_fallbacks(self, request: Request) -> JSON:
+        body = decode(await body_of(request), Fallbacks)
+        row = await self._row(request.path_params["model_id"])
+        known = {m.model_id for m in await self._models.list_models()}
+        for target in body.fallbacks:
+            if target == row.model_id:
+                raise InvalidRequest("A model cannot be its own fallback.", param="fallbacks")
+            if target not in known:
+                raise InvalidRequest(f"Unknown fallback model '{target}'.", param="fallbacks")
+        if len(set(body.fallbacks)) != len(body.fallbacks):
+            raise InvalidRequest("A fallback is listed twice.", param="fallbacks")
+        await self._models.set_fallbacks(row.model_id, body.fallbacks)
+        await self._refresh()
+        return JSON({"model_id": row.model_id, "fallbacks": body.fallbacks})
+
+    def routes(self) -> list[Route]:
+        return [
+            route("/admin/models", POST=self.create, GET=self.list_models),
+            route(
+                "/admin/models/{model_id}",
+                GET=self.get,
+                PUT=self.put,
+                PATCH=self.patch,
+                DELETE=self.delete,
+            ),
+            route(
+                "/admin/models/{model_id}/fallbacks", GET=self.get_fallbacks, PUT=self.put_fallbacks
+            ),
+        ]

@@ -1,0 +1,129 @@
+"""Admin routes for users and keys."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from lowart.api.accounts import issue_key, upsert_user
+from lowart.api.bodies import KeyCreate, UserPatch, UserQuota, decode, given
+from lowart.api.responses import JSON, body_of
+from lowart.api.routing import route
+from lowart.errors import NotFound
+from lowart.storage.rows import KeyRow, UserRow, iso
+from lowart.storage.users import UserRepository
+
+Refresh = Callable[[], Awaitable[None]]
+
+
+def user_json(row: UserRow) -> dict[str, Any]:
+    return {
+        "user_id": row.user_id,
+        "name": row.name,
+        "is_admin": row.is_admin,
+        "status": row.status,
+        "rpm_limit": row.rpm_limit,
+        "token_quota": row.token_quota,
+        "token_used": row.token_used,
+        "models": list(row.models) if row.models is not None else None,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def key_json(row: KeyRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "prefix": row.prefix,
+        "name": row.name,
+        "created_at": iso(row.created_at),
+        "last_used_at": iso(row.last_used_at),
+        "revoked_at": iso(row.revoked_at),
+    }
+
+
+class UserAdmin:
+    """Users, their limits and their keys. Every write refreshes the in-memory directory."""
+
+    def __init__(self, users: UserRepository, refresh: Refresh, settle: Refresh) -> None:
+        self._users = users
+        self._refresh = refresh
+        self._settle = settle  # writes queued usage, so token_used is exact when read
+
+    async def quota(self, request: Request) -> JSON:
+        body = decode(await body_of(request), UserQuota)
+        fields = given(body)
+        user_id = fields.pop("user_id")
+        row, key = await upsert_user(self._users, user_id, fields)
+        await self._refresh()
+        if key is None:
+            return JSON(user_json(row), status_code=200)
+        return JSON({**user_json(row), "api_key": key}, status_code=201)
+
+    async def list_users(self, request: Request) -> JSON:
+        await self._settle()
+        return JSON({"data": [user_json(u) for u in await self._users.list_users()]})
+
+    async def _user(self, user_id: str) -> UserRow:
+        row = await self._users.get(user_id)
+        if row is None:
+            raise NotFound(f"No user '{user_id}'.")
+        return row
+
+    async def get_user(self, request: Request) -> JSON:
+        await self._settle()
+        return JSON(user_json(await self._user(request.path_params["user_id"])))
+
+    async def patch_user(self, request: Request) -> JSON:
+        fields = given(decode(await body_of(request), UserPatch))
+        await self._settle()
+        row = await self._users.update(request.path_params["user_id"], fields)
+        if row is None:
+            raise NotFound(f"No user '{request.path_params['user_id']}'.")
+        await self._refresh()
+        return JSON(user_json(row))
+
+    async def delete_user(self, request: Request) -> JSON:
+        user_id = request.path_params["user_id"]
+        if not await self._users.disable(user_id):
+            raise NotFound(f"No user '{user_id}'.")
+        await self._refresh()
+        return JSON(user_json(await self._user(user_id)))
+
+    async def create_key(self, request: Request) -> JSON:
+        body = decode(await body_of(request) or b"{}", KeyCreate)
+        user = await self._user(request.path_params["user_id"])
+        name = body.name if isinstance(body.name, str) else None
+        row, key = await issue_key(self._users, user.user_id, name)
+        await self._refresh()
+        return JSON(
+            {"id": row.id, "key": key, "prefix": row.prefix, "name": row.name}, status_code=201
+        )
+
+    async def list_keys(self, request: Request) -> JSON:
+        user = await self._user(request.path_params["user_id"])
+        return JSON({"data": [key_json(k) for k in await self._users.list_keys(user.user_id)]})
+
+    async def revoke_key(self, request: Request) -> JSON:
+        key_id = request.path_params["key_id"]
+        if not await self._users.revoke_key(key_id):
+            raise NotFound(f"No key '{key_id}'.")
+        await self._refresh()
+        return JSON({"id": key_id, "revoked": True})
+
+    def routes(self) -> list[Route]:
+        return [
+            route("/admin/users/quota", POST=self.quota),
+            route("/admin/users", GET=self.list_users),
+            route(
+                "/admin/users/{user_id}",
+                GET=self.get_user,
+                PATCH=self.patch_user,
+                DELETE=self.delete_user,
+            ),
+            route("/admin/users/{user_id}/keys", POST=self.create_key, GET=self.list_keys),
+            route("/admin/keys/{key_id}", DELETE=self.revoke_key),
+        ]

@@ -1,0 +1,88 @@
+"""Typed admin request bodies (msgspec), validated into 400s with the field named."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from lowart.api.asgi import parse_object
+from lowart.errors import InvalidRequest
+
+T = TypeVar("T")
+
+Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
+Count = Annotated[int, Meta(ge=0, le=2**62)]
+Name = Annotated[str, Meta(max_length=256)]
+ModelList = list[Annotated[str, Meta(min_length=1, max_length=128)]]
+
+
+class UserQuota(Struct, forbid_unknown_fields=True):
+    user_id: Id
+    rpm_limit: Count | UnsetType | None = UNSET
+    token_quota: Count | UnsetType | None = UNSET
+    name: Name | UnsetType | None = UNSET
+    models: ModelList | UnsetType | None = UNSET
+
+
+class UserPatch(Struct, forbid_unknown_fields=True):
+    status: Annotated[str, Meta(pattern=r"^(active|disabled)$")] | UnsetType = UNSET
+    rpm_limit: Count | UnsetType | None = UNSET
+    token_quota: Count | UnsetType | None = UNSET
+    token_used: Count | UnsetType = UNSET
+    name: Name | UnsetType | None = UNSET
+    models: ModelList | UnsetType | None = UNSET
+
+
+class KeyCreate(Struct, forbid_unknown_fields=True):
+    name: Name | UnsetType | None = UNSET
+
+
+class ModelCreate(Struct, forbid_unknown_fields=True):
+    model_id: Id
+    vendor_type: str
+    base_url: Annotated[str, Meta(max_length=2048)] | UnsetType = UNSET
+    api_key: Annotated[str, Meta(min_length=1, max_length=4096)] | UnsetType | None = UNSET
+    upstream_model: Annotated[str, Meta(min_length=1, max_length=256)] | UnsetType | None = UNSET
+    params: dict[str, Any] | UnsetType | None = UNSET
+    timeout_s: Annotated[float, Meta(gt=0, le=86400)] | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+
+
+class ModelUpdate(Struct, forbid_unknown_fields=True):
+    vendor_type: str | UnsetType = UNSET
+    base_url: Annotated[str, Meta(max_length=2048)] | UnsetType = UNSET
+    api_key: Annotated[str, Meta(min_length=1, max_length=4096)] | UnsetType | None = UNSET
+    upstream_model: Annotated[str, Meta(min_length=1, max_length=256)] | UnsetType | None = UNSET
+    params: dict[str, Any] | UnsetType | None = UNSET
+    timeout_s: Annotated[float, Meta(gt=0, le=86400)] | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+    model_id: Id | UnsetType = UNSET  # accepted when it matches the path
+
+
+class Fallbacks(Struct, forbid_unknown_fields=True):
+    fallbacks: list[Annotated[str, Meta(min_length=1, max_length=128)]]
+
+
+def decode(body: bytes, kind: type[T]) -> T:
+    """Parse and validate a body; every failure is a 400 naming the field."""
+    value = parse_object(body)
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(str(exc), param=_param(str(exc))) from exc
+
+
+def _param(message: str) -> str | None:
+    marker = "at `$."
+    if marker not in message:
+        return None
+    return message.split(marker, 1)[1].split("`", 1)[0] or None
+
+
+def given(struct: Struct) -> dict[str, Any]:
+    """The fields the caller sent (UNSET ones left out)."""
+    return {
+        f: getattr(struct, f) for f in struct.__struct_fields__ if getattr(struct, f) is not UNSET
+    }

@@ -1,0 +1,88 @@
+"""Validation of a chat request's gateway-relevant fields (the rest passes through)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from lowart.errors import InvalidRequest
+
+MAX_TOKENS_CAP = 10_000_000
+MAX_N = 128
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFields:
+    """What the gateway itself reads from a chat body."""
+
+    model: str
+    stream: bool
+    wants_usage: bool
+    is_async: bool
+
+
+def _bool(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"'{name}' must be a boolean.", param=name)
+    return value
+
+
+def _positive_int(body: dict[str, Any], name: str, cap: int) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= cap:
+        raise InvalidRequest(f"'{name}' must be an integer from 1 to {cap}.", param=name)
+
+
+def _number(body: dict[str, Any], name: str, low: float, high: float) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise InvalidRequest(f"'{name}' must be a number from {low:g} to {high:g}.", param=name)
+
+
+def chat_fields(body: dict[str, Any]) -> ChatFields:
+    """Validate the fields the gateway acts on; 400 for anything out of shape."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("'model' is required and must be a string.", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest(
+            "'messages' is required and must be a non-empty array.", param="messages"
+        )
+    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
+        raise InvalidRequest("Each message must be an object with a 'role'.", param="messages")
+    stream = _bool(body, "stream")
+    _positive_int(body, "max_tokens", MAX_TOKENS_CAP)
+    _positive_int(body, "max_completion_tokens", MAX_TOKENS_CAP)
+    _positive_int(body, "n", MAX_N)
+    _number(body, "temperature", 0, 2)
+    _number(body, "top_p", 0, 1)
+    options = body.get("stream_options")
+    wants_usage = False
+    if options is not None:
+        if not isinstance(options, dict):
+            raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
+        if not stream:
+            raise InvalidRequest(
+                "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
+            )
+        wants_usage = _bool(options, "include_usage")
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise InvalidRequest("'tools' must be an array.", param="tools")
+    return ChatFields(
+        model=model, stream=stream, wants_usage=wants_usage, is_async=_bool(body, "async")
+    )

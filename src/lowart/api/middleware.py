@@ -1,0 +1,133 @@
+"""Pure ASGI middleware: request ids, timing metrics, error rendering, and authentication."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import structlog
+
+from lowart.api.asgi import MAX_BODY_KEY, ASGIApp, Message, Receive, Scope, Send, header
+from lowart.api.errors import render
+from lowart.catalog.directory import Directory
+from lowart.entries import Principal
+from lowart.errors import AuthError, LowartError, PermissionDenied
+from lowart.telemetry.metrics import Metrics
+
+log = structlog.get_logger()
+
+PRINCIPAL_KEY = "lowart.principal"
+ROUTE_KEY = "lowart.route"
+REQUEST_ID_KEY = "lowart.request_id"
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/metrics"})
+PROTECTED_PREFIXES = ("/v1/", "/admin/")
+_ADMIN_PREFIX = "/admin/"
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template, never the raw path (bounded metric labels)."""
+    template = scope.get(ROUTE_KEY)
+    if template is not None:
+        return str(template)
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+class EdgeMiddleware:
+    """Gives every response an ``x-request-id``, times it, and renders escaped errors."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self._metrics = metrics
+        self._max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = "req_" + secrets.token_hex(12)
+        scope[REQUEST_ID_KEY] = request_id
+        scope[MAX_BODY_KEY] = self._max_body
+        rid_header = (b"x-request-id", request_id.encode())
+        started = time.perf_counter()
+        state: dict[str, Any] = {"status": 500, "started": False}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                state["started"] = True
+                message["headers"] = [*message.get("headers", ()), rid_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except LowartError as err:
+            await self._render(scope, send_with_id, state, err)
+        except Exception:
+            log.exception("unhandled_error", request_id=request_id, path=scope.get("path"))
+            await self._render(
+                scope, send_with_id, state, LowartError("The gateway hit an internal error.")
+            )
+        finally:
+            self._metrics.http_duration.labels(
+                method=scope["method"], route=route_template(scope), status=str(state["status"])
+            ).observe(time.perf_counter() - started)
+
+    async def _render(
+        self, scope: Scope, send: Send, state: dict[str, Any], err: LowartError
+    ) -> None:
+        if state["started"]:
+            return  # too late for a status; streams end with their own error events
+        status, headers, body = render(err, scope.get("path", ""))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def presented_key(scope: Scope) -> str | None:
+    """The key from ``Authorization: Bearer`` or ``x-api-key``."""
+    auth = header(scope, b"authorization")
+    if auth is not None:
+        scheme, _, token = auth.decode("latin-1").strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return None
+    api_key = header(scope, b"x-api-key")
+    return api_key.decode("latin-1").strip() or None if api_key is not None else None
+
+
+class AuthMiddleware:
+    """Default-deny: every ``/v1/*`` and ``/admin/*`` route needs a live key; admin needs admin."""
+
+    def __init__(self, app: ASGIApp, directory: Directory) -> None:
+        self.app = app
+        self._directory = directory
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] not in PUBLIC_PATHS
+            and scope["path"].startswith(PROTECTED_PREFIXES)
+        ):
+            scope[PRINCIPAL_KEY] = self.authenticate(scope)
+        await self.app(scope, receive, send)
+
+    def authenticate(self, scope: Scope) -> Principal:
+        key = presented_key(scope)
+        principal = self._directory.principal(key) if key else None
+        if principal is None:
+            raise AuthError("Invalid API key." if key else "Missing API key.")
+        if not principal.active:
+            raise PermissionDenied("This user is disabled.")
+        if scope["path"].startswith(_ADMIN_PREFIX) and not principal.is_admin:
+            raise PermissionDenied("This route needs an admin key.")
+        return principal
+
+
+def principal_of(scope: Scope) -> Principal:
+    """The authenticated caller (set by ``AuthMiddleware``)."""
+    principal = scope.get(PRINCIPAL_KEY)
+    if not isinstance(principal, Principal):
+        raise AuthError("Missing API key.")
+    return principal

@@ -1,0 +1,117 @@
+"""The OpenAI surface: chat completions (the hot path), models and the caller's usage."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from lowart.api.asgi import (
+    Receive,
+    Scope,
+    Send,
+    encode_headers,
+    header,
+    parse_object,
+    read_body,
+    send_bytes,
+    send_json,
+)
+from lowart.api.chat import chat_fields
+from lowart.api.middleware import REQUEST_ID_KEY, principal_of
+from lowart.api.stream import relay_sse
+from lowart.catalog.directory import Directory
+from lowart.entries import ModelEntry, Principal
+from lowart.dispatch import Dispatcher
+from lowart.errors import InvalidRequest, ModelNotFound
+from lowart.providers.base import ChatRequest
+
+
+class ChatCompletions:
+    """``POST /v1/chat/completions`` as a raw ASGI endpoint."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal = principal_of(scope)
+        raw = await read_body(scope, receive)
+        body = parse_object(raw)
+        fields = chat_fields(body)
+        if fields.is_async:
+            raise InvalidRequest(
+                "Async jobs are not available on this gateway yet; "
+                "send the request without 'async'.",
+                param="async",
+            )
+        admission = await self._dispatcher.admit(principal, fields.model, body, len(raw))
+        request = ChatRequest(
+            body=body,
+            stream=fields.stream,
+            wants_usage=fields.wants_usage,
+            request_id=scope[REQUEST_ID_KEY],
+        )
+        if not fields.stream:
+            served = await self._dispatcher.complete(admission, request)
+            await send_bytes(send, 200, served.body, encode_headers(served.headers))
+            return
+        streaming = await self._dispatcher.stream(admission, request)
+        await relay_sse(receive, send, encode_headers(streaming.headers), streaming.events)
+
+
+def _openai_model(model: ModelEntry) -> dict[str, Any]:
+    return {
+        "id": model.model_id,
+        "object": "model",
+        "created": model.created,
+        "owned_by": model.vendor,
+    }
+
+
+def _anthropic_model(model: ModelEntry) -> dict[str, Any]:
+    created = model.created
+    return {
+        "type": "model",
+        "id": model.model_id,
+        "display_name": model.model_id,
+        "created_at": _rfc3339(created),
+    }
+
+
+def _rfc3339(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class Models:
+    """``GET /v1/models`` and ``GET /v1/models/{id}``, in OpenAI's or Anthropic's shape."""
+
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+
+    def _visible(self, principal: Principal) -> list[ModelEntry]:
+        return sorted(self._directory.visible_models(principal), key=lambda m: m.model_id)
+
+    async def list(self, scope: Scope, receive: Receive, send: Send) -> None:
+        models = self._visible(principal_of(scope))
+        if header(scope, b"anthropic-version") is not None:
+            data = [_anthropic_model(m) for m in models]
+            await send_json(
+                send,
+                200,
+                {
+                    "data": data,
+                    "has_more": False,
+                    "first_id": data[0]["id"] if data else None,
+                    "last_id": data[-1]["id"] if data else None,
+                },
+            )
+            return
+        await send_json(send, 200, {"object": "list", "data": [_openai_model(m) for m in models]})
+
+    async def get(self, scope: Scope, receive: Receive, send: Send) -> None:
+        model_id = scope["path_params"]["model_id"]
+        principal = principal_of(scope)
+        model = self._directory.model(model_id)
+        if model is None or not principal.may_use(model_id):
+            raise ModelNotFound(model_id)
+        shape = _anthropic_model if header(scope, b"anthropic-version") else _openai_model
+        await send_json(send, 200, shape(model))

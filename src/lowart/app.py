@@ -1,0 +1,158 @@
+"""The composition root: ``create_app(settings)`` returns the ASGI app; its lifespan builds
+every service, runs start-up work, and assembles the middleware and routes around them."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from starlette.routing import Route, Router
+
+from lowart.api.accounts import issue_key
+from lowart.api.admin_models import ModelAdmin
+from lowart.api.admin_users import UserAdmin
+from lowart.api.asgi import ASGIApp, Receive, Scope, Send
+from lowart.api.middleware import ROUTE_KEY, AuthMiddleware, EdgeMiddleware
+from lowart.api.openai import ChatCompletions, Models
+from lowart.api.openapi import openapi_document
+from lowart.api.ops import Ops
+from lowart.api.routing import not_found
+from lowart.api.usage import UsageReports
+from lowart.services import Services, build_services, check_master_key, resolve_master_key
+from lowart.settings import Settings
+from lowart.storage.engine import create_engine
+from lowart.storage.migrate import migrate
+
+log = structlog.get_logger()
+
+FIRST_RUN_KEY = "first_run_done"
+BOOTSTRAP_ADMIN = "admin"
+
+
+class FastPaths:
+    """Exact-path routes served before the router (the hot path skips route matching)."""
+
+    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str], tuple[str, ASGIApp]]) -> None:
+        self.app = app
+        self._routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            hit = self._routes.get((scope["method"], scope["path"]))
+            if hit is not None:
+                scope[ROUTE_KEY] = hit[0]
+                await hit[1](scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def bootstrap(services: Services) -> str | None:
+    """First-run work: the admin user and the ``mock`` model. Returns a generated admin key."""
+    settings = services.settings
+    printed = None
+    if not await services.users.any_admin():
+        await services.users.upsert(BOOTSTRAP_ADMIN, {"name": "Administrator", "is_admin": True})
+        _, key = await issue_key(services.users, BOOTSTRAP_ADMIN, "bootstrap", settings.admin_key)
+        if settings.admin_key is None:
+            printed = key
+    if (
+        await services.meta.put_if_absent(FIRST_RUN_KEY, "1")
+        and await services.models.get("mock") is None
+    ):
+        await services.models.create("mock", {"vendor_type": "Mock", "base_url": ""})
+    return printed
+
+
+async def start_services(settings: Settings) -> tuple[Services, str | None]:
+    """Open the database, migrate, check the master key, bootstrap, and load the caches."""
+    master_key, generated = resolve_master_key(settings)
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        services = build_services(settings, engine, master_key)
+        await check_master_key(services.meta, services.box, generated)
+        admin_key = await bootstrap(services)
+        await services.refresh()
+    except BaseException:
+        await engine.dispose()
+        raise
+    return services, admin_key
+
+
+def build_stack(services: Services) -> ASGIApp:
+    """Routes behind the pure ASGI middleware."""
+    chat = ChatCompletions(services.dispatcher)
+    models = Models(services.directory)
+    refresh, settle = services.refresh, services.settle_usage
+    routes: list[Route] = [
+        *UserAdmin(services.users, refresh, settle).routes(),
+        *ModelAdmin(services.models, services.box, refresh).routes(),
+        *UsageReports(services.usage, services.users, settle).routes(),
+        *Ops(
+            services.metrics,
+            {"database": services.ping_database},
+            services.settings.metrics_token,
+            openapi_document(),
+        ).routes(),
+        Route("/v1/models", models.list, methods=["GET"]),
+        Route("/v1/models/{model_id}", models.get, methods=["GET"]),
+    ]
+    router = Router(routes=routes, default=not_found)
+    fast = FastPaths(router, {("POST", "/v1/chat/completions"): ("/v1/chat/completions", chat)})
+    authed = AuthMiddleware(fast, services.directory)
+    return EdgeMiddleware(authed, services.metrics, services.settings.max_body_bytes)
+
+
+class LowartApp:
+    """The ASGI application. Nothing is built until the lifespan starts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services: Services | None = None
+        self._stack: ASGIApp | None = None
+
+    @asynccontextmanager
+    async def running(self) -> Any:
+        """Start everything; on exit drain, flush and close."""
+        services, admin_key = await start_services(self.settings)
+        if admin_key is not None:
+            print(f"Generated admin key (shown once): {admin_key}", flush=True)  # noqa: T201
+        self.services = services
+        self._stack = build_stack(services)
+        services.start_background()
+        log.info("lowart_started", database=services.engine.dialect.name)
+        try:
+            yield services
+        finally:
+            await services.close()
+            log.info("lowart_stopped")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if self._stack is None:
+            raise RuntimeError("the gateway has not started: the server must run the lifespan")
+        await self._stack(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        try:
+            context = self.running()
+            await context.__aenter__()
+        except BaseException as exc:
+            log.error("startup_failed", error=str(exc))
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            raise
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        try:
+            await context.__aexit__(None, None, None)
+        finally:
+            await send({"type": "lifespan.shutdown.complete"})
+
+
+def create_app(settings: Settings) -> LowartApp:
+    """The gateway's ASGI app for ``settings``."""
+    return LowartApp(settings)

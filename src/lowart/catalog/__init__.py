@@ -1,0 +1,1 @@
+"""Cached views of users, keys, models and fallback chains."""

@@ -1,0 +1,147 @@
+"""The in-memory directory: keys → principals, model ids → models, and fallback chains.
+
+It is rebuilt from one storage snapshot every few seconds (so rows edited by hand are picked up)
+and at once after every admin write, so an authorised request never waits on the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from lowart.entries import VENDORS, ModelEntry, Principal, timeouts_of
+from lowart.security.keys import digests_match, hash_key
+from lowart.security.secretbox import SecretDecryptError
+from lowart.storage.rows import ModelRow, Snapshot, UserRow
+
+log = structlog.get_logger()
+
+Decrypt = Callable[[str, str], str]
+
+
+def vendor_key_context(model_id: str) -> str:
+    """Associated data binding an encrypted vendor key to its row."""
+    return f"models.api_key:{model_id}"
+
+
+@dataclass(frozen=True)
+class _Index:
+    keys: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # hash → (id, user, hash)
+    users: dict[str, UserRow] = field(default_factory=dict)
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _entry(row: ModelRow, decrypt: Decrypt) -> ModelEntry | None:
+    vendor = row.vendor_type.strip().lower()
+    if vendor not in VENDORS:
+        log.warning("model_vendor_unknown", model_id=row.model_id, vendor_type=row.vendor_type)
+        return None
+    try:
+        api_key = decrypt(row.api_key, vendor_key_context(row.model_id)) if row.api_key else None
+    except SecretDecryptError:
+        log.error("model_api_key_undecryptable", model_id=row.model_id)
+        return None
+    return ModelEntry(
+        model_id=row.model_id,
+        vendor=vendor,
+        base_url=row.base_url.rstrip("/"),
+        api_key=api_key,
+        upstream_model=row.upstream_model or row.model_id,
+        params=row.params,
+        timeouts=timeouts_of(row.params, row.timeout_s),
+        enabled=row.enabled,
+        created=int(row.created_at.replace(tzinfo=dt.UTC).timestamp()) if row.created_at else 0,
+    )
+
+
+def _chains(snapshot: Snapshot, models: dict[str, ModelEntry]) -> dict[str, tuple[str, ...]]:
+    chains: dict[str, list[str]] = {}
+    for fb in snapshot.fallbacks:  # already ordered by primary, priority, insertion
+        chain = chains.setdefault(fb.primary_model_id, [])
+        target = fb.fallback_model_id
+        if target == fb.primary_model_id or target not in models or target in chain:
+            continue  # self-references and unknown ids written by hand are skipped
+        chain.append(target)
+    return {primary: tuple(chain) for primary, chain in chains.items()}
+
+
+def build_index(snapshot: Snapshot, decrypt: Decrypt) -> _Index:
+    """Pure: the lookup tables for one snapshot."""
+    models = {}
+    for row in snapshot.models:
+        entry = _entry(row, decrypt)
+        if entry is not None:
+            models[row.model_id] = entry
+    return _Index(
+        keys={
+            k.key_hash: (k.id, k.user_id, k.key_hash) for k in snapshot.keys if k.revoked_at is None
+        },
+        users={u.user_id: u for u in snapshot.users},
+        models=models,
+        chains=_chains(snapshot, models),
+    )
+
+
+class Directory:
+    """Lookups served from memory; ``apply`` swaps in a new snapshot atomically."""
+
+    def __init__(self, decrypt: Decrypt) -> None:
+        self._decrypt = decrypt
+        self._index = _Index()
+
+    def apply(self, snapshot: Snapshot) -> None:
+        self._index = build_index(snapshot, self._decrypt)
+
+    def principal(self, raw_key: str) -> Principal | None:
+        """The principal for a presented key, or None for unknown and revoked keys."""
+        digest = hash_key(raw_key)
+        found = self._index.keys.get(digest)
+        if found is None:
+            return None
+        key_id, user_id, stored = found
+        user = self._index.users.get(user_id)
+        if user is None or not digests_match(stored, digest):
+            return None
+        return Principal(
+            user_id=user.user_id,
+            key_id=key_id,
+            is_admin=user.is_admin,
+            active=user.active,
+            rpm_limit=user.rpm_limit,
+            token_quota=user.token_quota,
+            models=frozenset(user.models) if user.models is not None else None,
+        )
+
+    def user(self, user_id: str) -> UserRow | None:
+        return self._index.users.get(user_id)
+
+    def token_used(self, user_id: str) -> int:
+        """The settled ``token_used`` as of the last snapshot."""
+        user = self._index.users.get(user_id)
+        return user.token_used if user else 0
+
+    def model(self, model_id: str) -> ModelEntry | None:
+        """An enabled model, or None."""
+        entry = self._index.models.get(model_id)
+        return entry if entry is not None and entry.enabled else None
+
+    def model_ids(self) -> list[str]:
+        return sorted(self._index.models)
+
+    def visible_models(self, principal: Principal) -> list[ModelEntry]:
+        """The enabled models this caller may use."""
+        return [
+            m for m in self._index.models.values() if m.enabled and principal.may_use(m.model_id)
+        ]
+
+    def chain(self, model_id: str) -> list[ModelEntry]:
+        """The model followed by its enabled fallbacks, in order (not followed transitively)."""
+        first = self.model(model_id)
+        if first is None:
+            return []
+        rest = (self.model(fb) for fb in self._index.chains.get(model_id, ()))
+        return [first, *(m for m in rest if m is not None)]

@@ -1,0 +1,187 @@
+"""The ``lowart`` command: serve, migrate, users, keys, models and mock-upstream."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import uvicorn
+
+from lowart import __version__
+from lowart.api.accounts import issue_key, upsert_user
+from lowart.api.admin_models import canonical_vendor, check_base_url
+from lowart.app import start_services
+from lowart.catalog.directory import vendor_key_context
+from lowart.errors import LowartError, StartupError
+from lowart.serve import serve
+from lowart.services import Services
+from lowart.settings import Settings
+from lowart.storage.engine import create_engine
+from lowart.storage.migrate import migrate
+from lowart.telemetry.logging import configure_logging
+from lowart.testing.openai_fake import FakeOpenAI
+
+
+def _out(value: object) -> None:
+    sys.stdout.write(msgspec.json.encode(value).decode() + "\n")
+
+
+@asynccontextmanager
+async def _services(settings: Settings) -> AsyncIterator[Services]:
+    services, admin_key = await start_services(settings)
+    if admin_key is not None:
+        sys.stdout.write(f"Generated admin key (shown once, store it now): {admin_key}\n")
+    try:
+        yield services
+    finally:
+        await services.close()
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _users(settings: Settings, args: argparse.Namespace) -> None:
+    async with _services(settings) as services:
+        if args.action == "list":
+            for user in await services.users.list_users():
+                _out(
+                    {
+                        "user_id": user.user_id,
+                        "name": user.name,
+                        "is_admin": user.is_admin,
+                        "status": user.status,
+                        "rpm_limit": user.rpm_limit,
+                        "token_quota": user.token_quota,
+                        "token_used": user.token_used,
+                    }
+                )
+            return
+        fields: dict[str, Any] = {
+            "name": args.name,
+            "rpm_limit": args.rpm,
+            "token_quota": args.quota,
+            "is_admin": args.admin,
+        }
+        _, key = await upsert_user(services.users, args.user_id, fields)
+        _out({"user_id": args.user_id, "api_key": key} if key else {"user_id": args.user_id})
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> None:
+    async with _services(settings) as services:
+        if await services.users.get(args.user) is None:
+            raise StartupError(f"no user {args.user!r}")
+        row, key = await issue_key(services.users, args.user, args.name)
+        sys.stdout.write(key + "\n")
+        sys.stderr.write(f"key id {row.id} for user {args.user}\n")
+
+
+async def _models(settings: Settings, args: argparse.Namespace) -> None:
+    async with _services(settings) as services:
+        if args.action == "list":
+            for model in await services.models.list_models():
+                _out(
+                    {
+                        "model_id": model.model_id,
+                        "vendor_type": model.vendor_type,
+                        "base_url": model.base_url,
+                        "upstream_model": model.upstream_model,
+                        "enabled": model.enabled,
+                        "api_key_set": bool(model.api_key),
+                    }
+                )
+            return
+        vendor = canonical_vendor(args.vendor)
+        fields: dict[str, Any] = {
+            "vendor_type": vendor,
+            "base_url": check_base_url(vendor, args.base_url or ""),
+            "upstream_model": args.upstream_model,
+            "params": msgspec.json.decode(args.params) if args.params else None,
+            "timeout_s": args.timeout,
+        }
+        if args.api_key:
+            fields["api_key"] = services.box.encrypt(
+                args.api_key, vendor_key_context(args.model_id)
+            )
+        if await services.models.create(args.model_id, fields) is None:
+            raise StartupError(f"model {args.model_id!r} already exists")
+        _out({"model_id": args.model_id, "vendor_type": vendor})
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lowart", description="Lowart LLM API gateway")
+    parser.add_argument("--version", action="version", version=f"lowart {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve the gateway (settings from the environment)")
+    sub.add_parser("migrate", help="run the database migrations")
+    users = sub.add_parser("users", help="manage users").add_subparsers(
+        dest="action", required=True
+    )
+    create = users.add_parser("create", help="create a user and print its first key")
+    create.add_argument("user_id")
+    create.add_argument("--name")
+    create.add_argument("--rpm", type=int)
+    create.add_argument("--quota", type=int)
+    create.add_argument("--admin", action="store_true")
+    users.add_parser("list", help="list users")
+    keys = sub.add_parser("keys", help="manage keys").add_subparsers(dest="action", required=True)
+    key_create = keys.add_parser("create", help="create a key and print it")
+    key_create.add_argument("--user", required=True)
+    key_create.add_argument("--name")
+    models = sub.add_parser("models", help="manage models").add_subparsers(
+        dest="action", required=True
+    )
+    add = models.add_parser("add", help="register a model")
+    add.add_argument("model_id")
+    add.add_argument("--vendor", required=True, help="OpenAI, Anthropic, ComfyUI or Mock")
+    add.add_argument("--base-url")
+    add.add_argument("--api-key")
+    add.add_argument("--upstream-model")
+    add.add_argument("--params", help="JSON object")
+    add.add_argument("--timeout", type=float, default=600.0)
+    models.add_parser("list", help="list models")
+    mock = sub.add_parser("mock-upstream", help="run the fake OpenAI upstream (for tests)")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=9100)
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and run one command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level, settings.log_format)
+        if args.command == "serve":
+            return serve(settings)
+        if args.command == "mock-upstream":
+            return run_mock_upstream(args.host, args.port)
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        else:
+            handler = {"users": _users, "keys": _keys, "models": _models}[args.command]
+            asyncio.run(handler(settings, args))
+    except (StartupError, LowartError) as exc:
+        sys.stderr.write(f"lowart: error: {exc}\n")
+        return 2
+    return 0
+
+
+def run_mock_upstream(host: str, port: int) -> int:
+    """Serve the fake OpenAI upstream from ``lowart.testing``."""
+    uvicorn.run(FakeOpenAI(), host=host, port=port, log_level="warning")
+    return 0
+
+
+def main() -> None:
+    """Console script entry point."""
+    sys.exit(run())

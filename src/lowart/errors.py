@@ -1,0 +1,277 @@
+"""The gateway's error tree: every failure a caller can see, with its status and wire names.
+
+::
+
+    LowartError
+    ├── InvalidRequest            400  invalid_request_error
+    │   └── RequestTooLarge       413  invalid_request_error / request_too_large
+    ├── AuthError                 401  invalid_request_error / invalid_api_key
+    ├── PermissionDenied          403  permission_error / permission_denied
+    ├── NotFound                  404  invalid_request_error / not_found
+    │   └── ModelNotFound         404  invalid_request_error / model_not_found
+    ├── MethodNotAllowed          405  invalid_request_error / method_not_allowed
+    ├── Conflict                  409  invalid_request_error / conflict
+    ├── Expired                   410  invalid_request_error / expired
+    ├── RateLimited               429  rate_limit_error / rate_limit_exceeded  (retry_after)
+    │   ├── QuotaExceeded         429  insufficient_quota                      (no retry)
+    │   └── UpstreamRateLimited   429  rate_limit_error / upstream_rate_limited
+    ├── UpstreamError             502  upstream_error                          (no retry)
+    ├── Overloaded                503  upstream_unavailable                    (no retry)
+    ├── UpstreamTimeout           504  upstream_timeout                        (no retry)
+    ├── ServiceUnavailable        503  service_unavailable (the gateway's own store or limiter)
+    └── UpstreamClientError       4xx  an upstream's own client-caused error, relayed as it came
+
+Errors are raised, never returned, and rendered in one place (``api/errors.py``) in the caller's
+format: OpenAI's ``{"error": {...}}`` or Anthropic's ``{"type": "error", "error": {...}}``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class LowartError(Exception):
+    """Base of every error the gateway renders to a caller."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    code: ClassVar[str | None] = None
+    anthropic_type: ClassVar[str] = "api_error"
+    metric: ClassVar[str] = "internal"
+    should_retry: ClassVar[bool | None] = None
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    @property
+    def http_status(self) -> int:
+        """The status to answer with (an instance may override the class's)."""
+        return self.status
+
+    @property
+    def error_type(self) -> str:
+        """OpenAI's ``error.type``."""
+        return self.type
+
+    @property
+    def error_code(self) -> str | None:
+        """OpenAI's ``error.code``."""
+        return self.code
+
+    @property
+    def anthropic_error_type(self) -> str:
+        """Anthropic's ``error.type``."""
+        return self.anthropic_type
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error carries."""
+        if self.should_retry is None:
+            return {}
+        return {"x-should-retry": "true" if self.should_retry else "false"}
+
+
+class InvalidRequest(LowartError):
+    status = 400
+    type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+    metric = "invalid_request"
+
+
+class RequestTooLarge(InvalidRequest):
+    status = 413
+    code = "request_too_large"
+    anthropic_type = "request_too_large"
+    metric = "request_too_large"
+
+
+class AuthError(LowartError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+    anthropic_type = "authentication_error"
+    metric = "auth"
+
+
+class PermissionDenied(LowartError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+    anthropic_type = "permission_error"
+    metric = "permission"
+
+
+class NotFound(LowartError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+    anthropic_type = "not_found_error"
+    metric = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+    metric = "model_not_found"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"The model '{model}' does not exist or you do not have access to it.", param="model"
+        )
+
+
+class MethodNotAllowed(LowartError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+    anthropic_type = "invalid_request_error"
+    metric = "method_not_allowed"
+
+
+class Conflict(LowartError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+    anthropic_type = "invalid_request_error"
+    metric = "conflict"
+
+
+class Expired(LowartError):
+    status = 410
+    type = "invalid_request_error"
+    code = "expired"
+    anthropic_type = "invalid_request_error"
+    metric = "expired"
+
+
+class RateLimited(LowartError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+    anthropic_type = "rate_limit_error"
+    metric = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.extra_headers = extra_headers or {}
+
+    def headers(self) -> dict[str, str]:
+        headers = super().headers() | self.extra_headers
+        if self.retry_after is not None:
+            headers["retry-after"] = str(max(1, int(-(-self.retry_after // 1))))
+        return headers
+
+
+class QuotaExceeded(RateLimited):
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+    metric = "quota"
+    should_retry = False
+
+
+class UpstreamRateLimited(RateLimited):
+    code = "upstream_rate_limited"
+    metric = "upstream_rate_limited"
+    should_retry = False
+
+    def __init__(self, message: str, *, retry_after_header: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_header = retry_after_header
+
+    def headers(self) -> dict[str, str]:
+        headers = super().headers()
+        if self.retry_after_header:
+            headers["retry-after"] = self.retry_after_header
+        return headers
+
+
+class UpstreamError(LowartError):
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+    anthropic_type = "api_error"
+    metric = "upstream_error"
+    should_retry = False
+
+
+class Overloaded(LowartError):
+    status = 503
+    type = "upstream_unavailable"
+    code = "upstream_unavailable"
+    anthropic_type = "overloaded_error"
+    metric = "overloaded"
+    should_retry = False
+
+
+class UpstreamTimeout(LowartError):
+    status = 504
+    type = "upstream_timeout"
+    code = "upstream_timeout"
+    anthropic_type = "api_error"
+    metric = "upstream_timeout"
+    should_retry = False
+
+
+class ServiceUnavailable(LowartError):
+    status = 503
+    type = "service_unavailable"
+    code = "service_unavailable"
+    anthropic_type = "overloaded_error"
+    metric = "unavailable"
+
+
+class UpstreamClientError(LowartError):
+    """A client-caused upstream 4xx (400, 413, 422...), relayed with its own status and body."""
+
+    type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+    metric = "upstream_client_error"
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error_type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message, param=param)
+        self._status = status
+        self.upstream_type = error_type or "invalid_request_error"
+        self.upstream_code = code
+
+    @property
+    def http_status(self) -> int:
+        return self._status
+
+    @property
+    def error_type(self) -> str:
+        return self.upstream_type
+
+    @property
+    def error_code(self) -> str | None:
+        return self.upstream_code
+
+    @property
+    def anthropic_error_type(self) -> str:
+        return _ANTHROPIC_TYPE_BY_STATUS.get(self._status, "invalid_request_error")
+
+
+_ANTHROPIC_TYPE_BY_STATUS = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+}
+
+
+class StartupError(Exception):
+    """A configuration or state problem that must stop the gateway from starting."""

@@ -1,0 +1,1 @@
+"""Admission limits: RPM windows and token-quota reservations, behind one interface."""

@@ -1,0 +1,99 @@
+"""The one pooled aiohttp session, with per-call timeouts and upstream error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+import aiohttp
+
+from lowart.entries import Timeouts
+from lowart.errors import UpstreamError, UpstreamTimeout
+
+_READ_SIZE = 64 * 1024
+
+
+@contextmanager
+def map_upstream_errors(model_id: str) -> Iterator[None]:
+    """Turn transport failures into the gateway's 502 and 504 errors."""
+    try:
+        yield
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise UpstreamTimeout(f"The upstream for '{model_id}' timed out.") from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise UpstreamError(f"The upstream for '{model_id}' failed: {type(exc).__name__}.") from exc
+
+
+class UpstreamResponse:
+    """An upstream HTTP response whose body is read whole or chunk by chunk."""
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, model_id: str, idle_s: float, deadline: float
+    ) -> None:
+        self._response = response
+        self._model_id = model_id
+        self._idle = idle_s
+        self._deadline = deadline  # loop time by which the whole attempt must end
+        self.status = response.status
+        self.headers = response.headers
+
+    async def read(self) -> bytes:
+        with map_upstream_errors(self._model_id):
+            async with asyncio.timeout_at(self._deadline):
+                return await self._response.read()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Body chunks as they arrive; the idle timeout applies between chunks."""
+        content = self._response.content
+        loop = asyncio.get_running_loop()
+        while True:
+            with map_upstream_errors(self._model_id):
+                async with asyncio.timeout_at(min(loop.time() + self._idle, self._deadline)):
+                    chunk = await content.readany()
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        """Drop the connection (used when the client went away mid-stream)."""
+        self._response.close()
+
+    def release(self) -> None:
+        """Give a fully read connection back to the pool."""
+        self._response.release()
+
+
+class Transport:
+    """Posts JSON to vendors over one shared, pooled session."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def post(
+        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts, model_id: str
+    ) -> UpstreamResponse:
+        """Send the request and wait for the response head (within the first-byte timeout)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=None)
+        deadline = asyncio.get_running_loop().time() + timeouts.total
+        with map_upstream_errors(model_id):
+            async with asyncio.timeout_at(
+                min(deadline, asyncio.get_running_loop().time() + timeouts.first_byte)
+            ):
+                response = await self._session.post(
+                    url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                )
+        return UpstreamResponse(response, model_id, timeouts.idle, deadline)
+
+
+def new_session(pool_size: int = 512) -> aiohttp.ClientSession:
+    """The process's upstream session: a large keep-alive pool, no cookies, no env proxies."""
+    connector = aiohttp.TCPConnector(
+        limit=pool_size, limit_per_host=pool_size, ttl_dns_cache=60, enable_cleanup_closed=True
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
+        auto_decompress=True,
+    )

@@ -1,0 +1,203 @@
+"""The Mock vendor: in process, deterministic, configured by the model's ``params``.
+
+``params`` keys (all optional):
+- ``text``: the fixed answer. Without it the answer echoes the last user message
+  (``"echo": false`` turns that off and gives a fixed default sentence);
+- ``latency_ms``: wait before the first byte; ``chunk_delay_ms``: wait between stream chunks;
+- ``words_per_chunk``: stream granularity (default 1);
+- ``usage``: ``{"prompt_tokens": n, "completion_tokens": m}`` to report; by default the prompt's and
+  the answer's word counts;
+- ``tool_call``: ``{"name": …, "arguments": {…}}`` makes the answer that tool call, unless the last
+  message is already a tool result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from lowart.entries import ModelEntry
+from lowart.formats.openai import Usage, prompt_text
+from lowart.formats.sse import DONE, encode_event
+from lowart.providers.base import ChatRequest, Completion
+
+DEFAULT_TEXT = "This is a mock response from Lowart."
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    messages = body.get("messages")
+    for message in reversed(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return prompt_text({"messages": [message]}).strip()
+    return ""
+
+
+def _last_is_tool_result(body: dict[str, Any]) -> bool:
+    messages = body.get("messages")
+    return (
+        bool(messages)
+        and isinstance(messages, list)
+        and isinstance(messages[-1], dict)
+        and messages[-1].get("role") == "tool"
+    )
+
+
+def _int(value: object, default: int) -> int:
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+    )
+
+
+class MockAnswer:
+    """The deterministic answer for one request."""
+
+    def __init__(self, params: dict[str, Any], body: dict[str, Any]) -> None:
+        tool = params.get("tool_call")
+        self.tool: dict[str, Any] | None = (
+            tool if isinstance(tool, dict) and not _last_is_tool_result(body) else None
+        )
+        if isinstance(params.get("text"), str):
+            self.text = str(params["text"])
+        elif params.get("echo", True) is not False and (echo := _last_user_text(body)):
+            self.text = echo
+        else:
+            self.text = DEFAULT_TEXT
+        usage = params.get("usage") if isinstance(params.get("usage"), dict) else {}
+        assert isinstance(usage, dict)
+        self.usage = Usage(
+            prompt_tokens=_int(usage.get("prompt_tokens"), len(prompt_text(body).split()) or 1),
+            completion_tokens=_int(usage.get("completion_tokens"), len(self.text.split())),
+        )
+
+    def tool_call(self) -> dict[str, Any]:
+        assert self.tool is not None
+        arguments = self.tool.get("arguments", {})
+        return {
+            "id": "call_mock_" + secrets.token_hex(6),
+            "type": "function",
+            "function": {
+                "name": str(self.tool.get("name", "tool")),
+                "arguments": arguments
+                if isinstance(arguments, str)
+                else msgspec.json.encode(arguments).decode(),
+            },
+        }
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+class MockStream:
+    """An OpenAI-shaped stream of the mock answer."""
+
+    def __init__(self, model: ModelEntry, request: ChatRequest, answer: MockAnswer) -> None:
+        self._model = model
+        self._request = request
+        self._answer = answer
+        self._sent_words = 0
+        self.usage: Usage | None = None
+        self._id = "chatcmpl-mock" + secrets.token_hex(8)
+        self._created = int(time.time())
+
+    def _chunk(
+        self, delta: dict[str, Any], finish: str | None = None, usage: Usage | None = None
+    ) -> bytes:
+        chunk: dict[str, Any] = {
+            "id": self._id,
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": self._model.upstream_model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if self._request.wants_usage:
+            chunk["usage"] = None
+        if usage is not None:
+            chunk["choices"] = []
+            chunk["usage"] = _usage_dict(usage)
+        return encode_event(msgspec.json.encode(chunk))
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[bytes]:
+        params = self._model.params
+        delay = _int(params.get("chunk_delay_ms"), 0) / 1000
+        answer = self._answer
+        if answer.tool is not None:
+            call = answer.tool_call()
+            args = call["function"]["arguments"]
+            first = {
+                "index": 0,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
+            yield self._chunk({"role": "assistant", "content": None, "tool_calls": [first]})
+            yield self._chunk({"tool_calls": [{"index": 0, "function": {"arguments": args}}]})
+            finish = "tool_calls"
+        else:
+            yield self._chunk({"role": "assistant", "content": ""})
+            words = answer.text.split(" ")
+            step = max(1, _int(params.get("words_per_chunk"), 1))
+            for i in range(0, len(words), step):
+                if delay:
+                    await asyncio.sleep(delay)
+                piece = " ".join(words[i : i + step]) + (" " if i + step < len(words) else "")
+                self._sent_words = i + step
+                yield self._chunk({"content": piece})
+            finish = "stop"
+        yield self._chunk({}, finish)
+        self.usage = answer.usage
+        if self._request.wants_usage:
+            yield self._chunk({}, usage=answer.usage)
+        yield DONE
+
+    def completion_text(self) -> str:
+        return " ".join(self._answer.text.split(" ")[: self._sent_words])
+
+    async def aclose(self) -> None:
+        return None
+
+
+class MockProvider:
+    """Answers without any network call."""
+
+    async def _wait(self, model: ModelEntry) -> None:
+        latency = _int(model.params.get("latency_ms"), 0)
+        if latency:
+            await asyncio.sleep(latency / 1000)
+
+    async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
+        await self._wait(model)
+        answer = MockAnswer(model.params, request.body)
+        message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
+        finish = "stop"
+        if answer.tool is not None:
+            message["content"] = None
+            message["tool_calls"] = [answer.tool_call()]
+            finish = "tool_calls"
+        body = {
+            "id": "chatcmpl-mock" + secrets.token_hex(8),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model.upstream_model,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+            ],
+            "usage": _usage_dict(answer.usage),
+        }
+        return Completion(body=msgspec.json.encode(body), usage=answer.usage)
+
+    async def open_stream(self, model: ModelEntry, request: ChatRequest) -> MockStream:
+        await self._wait(model)
+        return MockStream(model, request, MockAnswer(model.params, request.body))

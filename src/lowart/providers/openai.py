@@ -1,0 +1,160 @@
+"""The OpenAI vendor (any OpenAI-compatible base URL): a same-format relay.
+
+Only what the gateway owns changes on the way up: ``model`` becomes the upstream model, ``async``
+is dropped and ``stream_options.include_usage`` is injected. Answers are relayed as they came;
+only the usage-bearing chunk is parsed, and it is dropped when the client did not ask for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from lowart.entries import ModelEntry
+from lowart.errors import UpstreamError
+from lowart.formats.openai import (
+    Usage,
+    completion_text_from_chunks,
+    usage_from_body,
+    usage_from_chunk,
+)
+from lowart.formats.sse import DONE, SSEParser, encode_event
+from lowart.providers.base import ChatRequest, Completion
+from lowart.providers.http import Transport, UpstreamResponse
+from lowart.providers.statuses import UpstreamFailure, error_for
+
+GATEWAY_FIELDS = frozenset({"async"})
+_KEEP_FOR_ESTIMATE = 8 * 1024 * 1024
+
+
+def upstream_body(model: ModelEntry, request: ChatRequest) -> bytes:
+    """The request body sent upstream."""
+    body = {k: v for k, v in request.body.items() if k not in GATEWAY_FIELDS}
+    body["model"] = model.upstream_model
+    if request.stream:
+        options = body.get("stream_options")
+        body["stream_options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "include_usage": True,
+        }
+    return msgspec.json.encode(body)
+
+
+def upstream_headers(model: ModelEntry) -> dict[str, str]:
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if model.api_key:
+        headers["authorization"] = f"Bearer {model.api_key}"
+    return headers
+
+
+def failure_of(status: int, body: bytes, retry_after: str | None) -> UpstreamFailure:
+    """Read an OpenAI-style error body, tolerating anything else."""
+    try:
+        parsed: Any = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        parsed = None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict):
+        return UpstreamFailure(
+            status=status,
+            message=str(error.get("message") or f"upstream status {status}"),
+            type=error.get("type") if isinstance(error.get("type"), str) else None,
+            code=error.get("code") if isinstance(error.get("code"), str) else None,
+            param=error.get("param") if isinstance(error.get("param"), str) else None,
+            retry_after=retry_after,
+        )
+    text = body[:500].decode("utf-8", "replace").strip() or f"upstream status {status}"
+    return UpstreamFailure(status=status, message=text, retry_after=retry_after)
+
+
+async def raise_for_status(response: UpstreamResponse, model_id: str) -> None:
+    if response.status < 400:
+        return
+    body = await response.read()
+    raise error_for(
+        model_id, failure_of(response.status, body, response.headers.get("retry-after"))
+    )
+
+
+class OpenAIStream:
+    """Relays an upstream OpenAI stream event by event, tapping the usage chunk."""
+
+    def __init__(self, response: UpstreamResponse, model_id: str, wants_usage: bool) -> None:
+        self._response = response
+        self._model_id = model_id
+        self._wants_usage = wants_usage
+        self._parser = SSEParser()
+        self._seen: list[bytes] = []
+        self._seen_bytes = 0
+        self.usage: Usage | None = None
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[bytes]:
+        done = False
+        async for chunk in self._response.chunks():
+            out = [self._relay(e.data) for e in self._parser.feed(chunk) if e.data]
+            done = done or DONE in out
+            payload = b"".join(out)
+            if payload:
+                yield payload
+            if done:
+                self._response.release()
+                return
+        tail = b"".join(self._relay(e.data) for e in self._parser.close() if e.data)
+        if tail:
+            yield tail
+        if DONE in tail:
+            return
+        if self.usage is None:
+            raise UpstreamError(f"The upstream stream for '{self._model_id}' ended early.")
+        yield DONE  # the vendor sent its usage but no terminator: end the stream properly
+
+    def _relay(self, data: bytes) -> bytes:
+        if data == b"[DONE]":
+            return DONE
+        usage, no_choices = usage_from_chunk(data)
+        if usage is not None:
+            self.usage = usage
+            if no_choices and not self._wants_usage:
+                return b""
+        elif self._seen_bytes < _KEEP_FOR_ESTIMATE:
+            self._seen.append(data)
+            self._seen_bytes += len(data)
+        return encode_event(data)
+
+    def completion_text(self) -> str:
+        return completion_text_from_chunks(self._seen)
+
+    async def aclose(self) -> None:
+        self._response.close()
+
+
+class OpenAIProvider:
+    """Chat Completions against any OpenAI-compatible ``base_url`` (which includes ``/v1``)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    async def _post(self, model: ModelEntry, request: ChatRequest) -> UpstreamResponse:
+        response = await self._transport.post(
+            f"{model.base_url}/chat/completions",
+            upstream_headers(model),
+            upstream_body(model, request),
+            model.timeouts,
+            model.model_id,
+        )
+        await raise_for_status(response, model.model_id)
+        return response
+
+    async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
+        response = await self._post(model, request)
+        body = await response.read()
+        return Completion(body=body, usage=usage_from_body(body))
+
+    async def open_stream(self, model: ModelEntry, request: ChatRequest) -> OpenAIStream:
+        response = await self._post(model, request)
+        return OpenAIStream(response, model.model_id, request.wants_usage)

@@ -1,0 +1,16 @@
+"""Vendor type → adapter. A new vendor is one module and one line here."""
+
+from __future__ import annotations
+
+from lowart.providers.base import Provider
+from lowart.providers.http import Transport
+from lowart.providers.mock import MockProvider
+from lowart.providers.openai import OpenAIProvider
+
+
+def build_providers(transport: Transport) -> dict[str, Provider]:
+    """The adapters by lower-case vendor type."""
+    return {
+        "openai": OpenAIProvider(transport),
+        "mock": MockProvider(),
+    }

@@ -1,0 +1,1 @@
+"""Keys, hashing, secret encryption and other security primitives."""

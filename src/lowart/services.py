@@ -1,0 +1,185 @@
+"""The composition root's parts: every long-lived service, built from ``Settings`` at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from dataclasses import dataclass, field
+
+import aiohttp
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lowart.catalog.directory import Directory
+from lowart.dispatch import Dispatcher
+from lowart.errors import StartupError
+from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
+from lowart.providers.http import Transport, new_session
+from lowart.providers.registry import build_providers
+from lowart.security.secretbox import (
+    CHECK_PLAINTEXT,
+    SecretBox,
+    SecretDecryptError,
+    generate_master_key,
+)
+from lowart.settings import Settings
+from lowart.storage.meta import MetaRepository
+from lowart.storage.models import ModelRepository
+from lowart.storage.snapshot import load_snapshot
+from lowart.storage.usage import UsageRepository
+from lowart.storage.users import UserRepository
+from lowart.telemetry.metrics import Metrics
+from lowart.usage.estimate import Tokenizer
+from lowart.usage.recorder import UsageRecorder
+
+log = structlog.get_logger()
+
+MASTER_CHECK_KEY = "master_key_check"
+_CHECK_CONTEXT = "gateway_meta:master_key_check"
+
+
+def resolve_master_key(settings: Settings) -> tuple[str, bool]:
+    """The master key, from ``MASTER_KEY`` or (SQLite) ``lowart.key``. True if generated now."""
+    if settings.master_key:
+        return settings.master_key, False
+    if not settings.is_sqlite:
+        raise StartupError("MASTER_KEY must be set when DATABASE_URL is PostgreSQL")
+    path = settings.key_file
+    if path.exists():
+        key = path.read_text().strip()
+        if len(key) < 32:
+            raise StartupError(f"{path} holds no usable master key (32+ characters expected)")
+        return key, False
+    key = generate_master_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key, True
+
+
+async def check_master_key(meta: MetaRepository, box: SecretBox, generated: bool) -> None:
+    """Refuse to start when the database's secrets were sealed under another master key."""
+    stored = await meta.get(MASTER_CHECK_KEY)
+    if stored is None:
+        await meta.put_if_absent(MASTER_CHECK_KEY, box.encrypt(CHECK_PLAINTEXT, _CHECK_CONTEXT))
+        return
+    try:
+        ok = box.decrypt(stored, _CHECK_CONTEXT) == CHECK_PLAINTEXT
+    except SecretDecryptError:
+        ok = False
+    if not ok:
+        hint = (
+            (
+                " (lowart.key was missing, so a new key was generated: restore the old file "
+                "or set MASTER_KEY)"
+            )
+            if generated
+            else ""
+        )
+        raise StartupError(
+            "The database holds secrets encrypted under a different master key; "
+            f"refusing to start with this MASTER_KEY{hint}."
+        )
+
+
+@dataclass
+class Services:
+    """Every long-lived object of one gateway process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    box: SecretBox
+    metrics: Metrics
+    users: UserRepository
+    models: ModelRepository
+    usage: UsageRepository
+    meta: MetaRepository
+    directory: Directory
+    rate_limiter: MemoryRateLimiter
+    quota: MemoryQuotaLedger
+    recorder: UsageRecorder
+    session: aiohttp.ClientSession
+    dispatcher: Dispatcher
+    lock: asyncio.Lock
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def refresh(self) -> None:
+        """Reload the directory from the database (serialised with usage flushes)."""
+        async with self.lock:
+            snapshot = await load_snapshot(self.engine)
+            self.directory.apply(snapshot)
+            self.quota.snapshot_loaded()
+        self.metrics.set_models(self.directory.model_ids())
+
+    async def settle_usage(self) -> None:
+        """Write every queued usage row now."""
+        await self.recorder.flush()
+
+    async def ping_database(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.cache_refresh_s)
+            try:
+                await self.refresh()
+            except Exception:  # keep serving from the last good snapshot
+                log.exception("directory_refresh_failed")
+
+    def start_background(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.tasks.append(loop.create_task(self.recorder.run()))
+        self.tasks.append(loop.create_task(self._refresh_loop()))
+
+    async def close(self) -> None:
+        """Drain billing, flush usage, stop background work and release connections."""
+        await self.dispatcher.drain()
+        for task in self.tasks[1:]:
+            task.cancel()
+        await self.recorder.stop()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.session.close()
+        await self.engine.dispose()
+
+
+def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> Services:
+    """Wire the services together (no I/O here)."""
+    box = SecretBox(master_key)
+    metrics = Metrics()
+    directory = Directory(box.decrypt)
+    quota = MemoryQuotaLedger()
+    lock = asyncio.Lock()
+    usage = UsageRepository(engine)
+    recorder = UsageRecorder(usage, metrics, settings.usage_flush_ms, lock, quota.mark_flushed)
+    session = new_session()
+    rate_limiter = MemoryRateLimiter(settings.rpm_window_s)
+    dispatcher = Dispatcher(
+        directory=directory,
+        rate_limiter=rate_limiter,
+        quota=quota,
+        providers=build_providers(Transport(session)),
+        recorder=recorder,
+        metrics=metrics,
+        tokenizer=Tokenizer(),
+        default_reserve=settings.quota_default_reserve,
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        box=box,
+        metrics=metrics,
+        users=UserRepository(engine),
+        models=ModelRepository(engine),
+        usage=usage,
+        meta=MetaRepository(engine),
+        directory=directory,
+        rate_limiter=rate_limiter,
+        quota=quota,
+        recorder=recorder,
+        session=session,
+        dispatcher=dispatcher,
+        lock=lock,
+    )

@@ -1,0 +1,140 @@
+"""Settings: parsed once from the environment into one frozen object, then passed down."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from lowart.errors import StartupError
+
+_MIN_ADMIN_KEY = 20
+_MIN_MASTER_KEY = 32
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise StartupError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise StartupError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise StartupError(f"{name} must be true or false, got {raw!r}")
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    return raw or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the gateway. Durations are seconds unless the name says otherwise."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    listen_mode: str = "TCP"
+    uds_path: str = "./lowart.sock"
+    uds_mode: int = 0o660
+    database_url: str = "sqlite:///lowart.db"
+    redis_url: str | None = None
+    master_key: str | None = None
+    admin_key: str | None = None
+    workers: int = 1
+    public_base_url: str | None = None
+    metrics_token: str | None = None
+    log_level: str = "info"
+    log_format: str = "console"
+    max_body_bytes: int = 32 * 1024 * 1024
+    shutdown_grace_s: float = 30.0
+    usage_flush_ms: int = 100
+    cache_refresh_s: float = 2.0
+    rpm_window_s: float = 60.0
+    quota_default_reserve: int = 1000
+    workdir: Path = dataclasses.field(default_factory=Path.cwd)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded SQLite store."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def key_file(self) -> Path:
+        """Where a generated master key lives (SQLite only)."""
+        return self.workdir / "lowart.key"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting from environment variables."""
+        env = os.environ if env is None else env
+        mode = env.get("LISTEN_MODE", "TCP").strip().upper() or "TCP"
+        if mode not in {"TCP", "UDS"}:
+            raise StartupError(f"LISTEN_MODE must be TCP or UDS, got {mode!r}")
+        admin_key = _optional(env, "ADMIN_KEY")
+        if admin_key is not None and len(admin_key) < _MIN_ADMIN_KEY:
+            raise StartupError(f"ADMIN_KEY must be at least {_MIN_ADMIN_KEY} characters long")
+        master_key = _optional(env, "MASTER_KEY")
+        if master_key is not None and len(master_key) < _MIN_MASTER_KEY:
+            raise StartupError(f"MASTER_KEY must be at least {_MIN_MASTER_KEY} characters long")
+        database_url = env.get("DATABASE_URL", "").strip() or "sqlite:///lowart.db"
+        settings = cls(
+            host=env.get("HOST", "").strip() or "127.0.0.1",
+            port=_int(env, "PORT", 8080),
+            listen_mode=mode,
+            uds_path=env.get("UDS_PATH", "").strip() or "./lowart.sock",
+            uds_mode=int(env.get("UDS_MODE", "").strip() or "0660", 8),
+            database_url=database_url,
+            redis_url=_optional(env, "REDIS_URL"),
+            master_key=master_key,
+            admin_key=admin_key,
+            workers=_int(env, "WORKERS", 1),
+            public_base_url=_optional(env, "PUBLIC_BASE_URL"),
+            metrics_token=_optional(env, "METRICS_TOKEN"),
+            log_level=(env.get("LOG_LEVEL", "").strip() or "info").lower(),
+            log_format=(env.get("LOG_FORMAT", "").strip() or "console").lower(),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 32 * 1024 * 1024),
+            shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", 30.0),
+            usage_flush_ms=_int(env, "USAGE_FLUSH_MS", 100),
+            cache_refresh_s=_float(env, "CACHE_REFRESH_S", 2.0),
+            rpm_window_s=_float(env, "RPM_WINDOW_S", 60.0),
+            quota_default_reserve=_int(env, "QUOTA_DEFAULT_RESERVE", 1000),
+            workdir=Path(env.get("LOWART_WORKDIR", "").strip() or Path.cwd()),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse combinations that cannot work."""
+        if not (self.is_sqlite or self.database_url.startswith(("postgresql", "postgres"))):
+            raise StartupError("DATABASE_URL must be sqlite:///… or postgresql://…")
+        if not self.is_sqlite and self.master_key is None:
+            raise StartupError("MASTER_KEY must be set when DATABASE_URL is PostgreSQL")
+        if self.workers < 1:
+            raise StartupError("WORKERS must be at least 1")
+        if self.workers > 1 and self.redis_url is None:
+            raise StartupError("WORKERS > 1 needs REDIS_URL: limits and quotas must be shared")
+        if self.log_format not in {"console", "json"}:
+            raise StartupError("LOG_FORMAT must be console or json")

@@ -1,0 +1,28 @@
+"""Run the Alembic migrations on an async engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+_SCRIPTS = Path(__file__).with_name("migrations")
+_ADVISORY_LOCK_ID = 0x10_7A_27  # serialises start-up work across instances on PostgreSQL
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPTS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the schema to the newest revision (under an advisory lock on PostgreSQL)."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK_ID})")
+        await conn.run_sync(_upgrade)

@@ -1,0 +1,1 @@
+"""Alembic migrations (run on start-up and by ``lowart migrate``)."""

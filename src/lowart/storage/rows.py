@@ -1,0 +1,83 @@
+"""Plain row types that storage hands to the layers above."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """ISO 8601 in UTC (SQLite hands back naive datetimes, which are UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    user_id: str
+    name: str | None
+    is_admin: bool
+    status: str
+    rpm_limit: int | None
+    token_quota: int | None
+    token_used: int
+    models: tuple[str, ...] | None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    id: str
+    user_id: str
+    key_hash: str
+    prefix: str
+    name: str | None
+    created_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    model_id: str
+    vendor_type: str
+    base_url: str
+    api_key: str | None  # as stored: "enc:…" or a plain key written by hand
+    upstream_model: str | None
+    params: dict[str, Any]
+    timeout_s: float
+    enabled: bool
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackRow:
+    primary_model_id: str
+    fallback_model_id: str
+    priority: int
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the hot path serves from memory, read in one transaction."""
+
+    users: tuple[UserRow, ...]
+    keys: tuple[KeyRow, ...]
+    models: tuple[ModelRow, ...]
+    fallbacks: tuple[FallbackRow, ...]

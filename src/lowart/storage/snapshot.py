@@ -1,0 +1,33 @@
+"""The one read that fills the in-memory caches."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lowart.storage.engine import reading
+from lowart.storage.models import fallback_row, model_row
+from lowart.storage.rows import Snapshot
+from lowart.storage.tables import api_keys, model_fallbacks, models, users
+from lowart.storage.users import key_row, user_row
+
+
+async def load_snapshot(engine: AsyncEngine) -> Snapshot:
+    """Users, live keys, models and fallbacks, consistent with each other."""
+    async with reading(engine) as conn, conn.begin():
+        user_rows = await conn.execute(sa.select(users))
+        key_rows = await conn.execute(sa.select(api_keys).where(api_keys.c.revoked_at.is_(None)))
+        model_rows = await conn.execute(sa.select(models))
+        fb_rows = await conn.execute(
+            sa.select(model_fallbacks).order_by(
+                model_fallbacks.c.primary_model_id,
+                model_fallbacks.c.priority,
+                model_fallbacks.c.id,
+            )
+        )
+        return Snapshot(
+            users=tuple(user_row(r._mapping) for r in user_rows),
+            keys=tuple(key_row(r._mapping) for r in key_rows),
+            models=tuple(model_row(r._mapping) for r in model_rows),
+            fallbacks=tuple(fallback_row(r._mapping) for r in fb_rows),
+        )

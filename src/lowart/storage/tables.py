@@ -1,0 +1,87 @@
+"""SQLAlchemy Core tables. Columns named in api.md are stable; every other column has a default."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+_now = sa.text("CURRENT_TIMESTAMP")
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("is_admin", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("status", sa.Text, nullable=False, server_default=sa.text("'active'")),
+    sa.Column("rpm_limit", sa.Integer, nullable=True),
+    sa.Column("token_quota", sa.BigInteger, nullable=True),
+    sa.Column("token_used", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("models", sa.Text, nullable=True),  # JSON list of model ids; NULL means all
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, sa.ForeignKey("users.user_id"), nullable=False, index=True),
+    sa.Column("key_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("model_id", sa.Text, primary_key=True),
+    sa.Column("vendor_type", sa.Text, nullable=False),
+    sa.Column("base_url", sa.Text, nullable=False, server_default=sa.text("''")),
+    sa.Column("api_key", sa.Text, nullable=True),
+    sa.Column("upstream_model", sa.Text, nullable=True),
+    sa.Column("params", sa.Text, nullable=True),  # JSON object
+    sa.Column("timeout_s", sa.Float, nullable=False, server_default=sa.text("600")),
+    sa.Column("enabled", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+)
+
+model_fallbacks = sa.Table(
+    "model_fallbacks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("primary_model_id", sa.Text, nullable=False, index=True),
+    sa.Column("fallback_model_id", sa.Text, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+)
+
+gateway_meta = sa.Table(
+    "gateway_meta",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+usage_records = sa.Table(
+    "usage_records",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.Text, nullable=False, index=True),
+    sa.Column("user_id", sa.Text, nullable=False, index=True),
+    sa.Column("key_id", sa.Text, nullable=True),
+    sa.Column("requested_model", sa.Text, nullable=False),
+    sa.Column("served_model", sa.Text, nullable=False),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("estimated", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("ttft_ms", sa.Float, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),  # Unix seconds, UTC
+)

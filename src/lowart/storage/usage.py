@@ -1,0 +1,125 @@
+"""Usage records: batched inserts with atomic quota settlement, and aggregates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lowart.storage.engine import reading
+from lowart.storage.tables import api_keys, usage_records, users
+
+GROUPINGS = ("day", "model", "user")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFilter:
+    user_id: str | None = None
+    model: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+def _day(dialect: str) -> sa.ColumnElement[Any]:
+    col = usage_records.c.created_at
+    if dialect == "postgresql":
+        return sa.func.to_char(sa.func.to_timestamp(col).op("AT TIME ZONE")("UTC"), "YYYY-MM-DD")
+    return sa.func.date(col, "unixepoch")
+
+
+def _conditions(flt: UsageFilter) -> list[sa.ColumnElement[bool]]:
+    r = usage_records.c
+    conditions = []
+    if flt.user_id is not None:
+        conditions.append(r.user_id == flt.user_id)
+    if flt.model is not None:
+        conditions.append(r.requested_model == flt.model)
+    if flt.since is not None:
+        conditions.append(r.created_at >= flt.since)
+    if flt.until is not None:
+        conditions.append(r.created_at < flt.until)
+    return conditions
+
+
+class UsageRepository:
+    """Writes ``usage_records`` and settles ``users.token_used``; reads aggregates."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def write_batch(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        token_deltas: Mapping[str, int],
+        keys_used: Mapping[str, dt.datetime],
+    ) -> None:
+        """One transaction: insert the rows, add each user's tokens, touch the keys."""
+        async with self._engine.begin() as conn:
+            if records:
+                await conn.execute(usage_records.insert(), list(records))
+            for user_id, delta in token_deltas.items():
+                if delta:
+                    await conn.execute(
+                        users.update()
+                        .where(users.c.user_id == user_id)
+                        .values(token_used=users.c.token_used + delta)
+                    )
+            for key_id, when in keys_used.items():
+                await conn.execute(
+                    api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=when)
+                )
+
+    async def aggregate(self, flt: UsageFilter, group_by: str | None) -> list[dict[str, Any]]:
+        """Prompt, completion and total tokens, requests and errors, optionally grouped."""
+        r = usage_records.c
+        conditions = _conditions(flt)
+        is_error = sa.case((r.status == "ok", 0), else_=1)
+        columns: list[Any] = [
+            sa.func.coalesce(sa.func.sum(r.prompt_tokens), 0).label("prompt_tokens"),
+            sa.func.coalesce(sa.func.sum(r.completion_tokens), 0).label("completion_tokens"),
+            sa.func.count().label("requests"),
+            sa.func.coalesce(sa.func.sum(is_error), 0).label("errors"),
+        ]
+        async with reading(self._engine) as conn:
+            key: Any = None
+            if group_by == "day":
+                key = _day(conn.dialect.name)
+            elif group_by == "model":
+                key = r.requested_model
+            elif group_by == "user":
+                key = r.user_id
+            query = sa.select(*([key.label("key")] if key is not None else []), *columns)
+            query = query.where(*conditions)
+            if key is not None:
+                query = query.group_by(key).order_by(key)
+            rows = (await conn.execute(query)).mappings().all()
+        out = []
+        for row in rows:
+            item: dict[str, Any] = {}
+            if group_by:
+                item[group_by] = row["key"]
+            prompt, completion = int(row["prompt_tokens"]), int(row["completion_tokens"])
+            item.update(
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                total_tokens=prompt + completion,
+                requests=int(row["requests"]),
+                errors=int(row["errors"]),
+            )
+            out.append(item)
+        return out
+
+    async def count_by_status(self, request_id: str) -> dict[str, int]:
+        """How many rows of each status one request wrote (for tests and audits)."""
+        r = usage_records.c
+        async with reading(self._engine) as conn:
+            rows = await conn.execute(
+                sa.select(r.status, sa.func.count())
+                .where(r.request_id == request_id)
+                .group_by(r.status)
+            )
+        return {str(status): int(n) for status, n in rows}

@@ -1,0 +1,1 @@
+"""Usage events, the batching recorder, and token estimation when a vendor reports none."""

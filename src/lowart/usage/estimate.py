@@ -1,0 +1,33 @@
+"""Token estimation: a cheap admission bound, and an offline tokenizer for missing usage."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+_ENCODING = "o200k_base"
+
+
+def admission_estimate(prompt_bytes: int) -> int:
+    """The upper bound used for quota reservations: UTF-8 bytes ÷ 3, never a tokenizer."""
+    return -(-prompt_bytes // 3)
+
+
+class Tokenizer:
+    """An offline BPE tokenizer (bpe-openai ships its vocabularies), loaded on first use."""
+
+    def __init__(self) -> None:
+        self._encoding: Any = None
+        self._lock = threading.Lock()
+
+    def count(self, text: str) -> int:
+        """Tokens in ``text``. Blocking: call it from a worker thread."""
+        if not text:
+            return 0
+        with self._lock:
+            if self._encoding is None:
+                # Imported lazily: the vocabulary costs memory that most processes never need.
+                import bpe_openai  # noqa: PLC0415
+
+                self._encoding = bpe_openai.get_encoding(_ENCODING)
+        return len(self._encoding.encode(text))
