@@ -95,8 +95,7 @@ def build_stack(services: Services) -> ASGIApp:
             services.settings.metrics_token,
             openapi_document(),
         ).routes(),
-        Route("/v1/models", models.list, methods=["GET"]),
-        Route("/v1/models/{model_id}", models.get, methods=["GET"]),
+        *models.routes(),
     ]
     router = Router(routes=routes, default=not_found)
     fast = FastPaths(router, {("POST", "/v1/chat/completions"): ("/v1/chat/completions", chat)})

@@ -5,23 +5,26 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from starlette.requests import Request
+from starlette.routing import Route
+
 from lowart.api.asgi import (
     Receive,
     Scope,
     Send,
     encode_headers,
-    header,
     parse_object,
     read_body,
     send_bytes,
-    send_json,
 )
 from lowart.api.chat import chat_fields
 from lowart.api.middleware import REQUEST_ID_KEY, principal_of
+from lowart.api.responses import JSON, caller
+from lowart.api.routing import route
 from lowart.api.stream import relay_sse
 from lowart.catalog.directory import Directory
-from lowart.entries import ModelEntry, Principal
 from lowart.dispatch import Dispatcher
+from lowart.entries import ModelEntry, Principal
 from lowart.errors import InvalidRequest, ModelNotFound
 from lowart.providers.base import ChatRequest
 
@@ -90,28 +93,30 @@ class Models:
     def _visible(self, principal: Principal) -> list[ModelEntry]:
         return sorted(self._directory.visible_models(principal), key=lambda m: m.model_id)
 
-    async def list(self, scope: Scope, receive: Receive, send: Send) -> None:
-        models = self._visible(principal_of(scope))
-        if header(scope, b"anthropic-version") is not None:
+    async def list_models(self, request: Request) -> JSON:
+        models = self._visible(caller(request))
+        if "anthropic-version" in request.headers:
             data = [_anthropic_model(m) for m in models]
-            await send_json(
-                send,
-                200,
+            return JSON(
                 {
                     "data": data,
                     "has_more": False,
                     "first_id": data[0]["id"] if data else None,
                     "last_id": data[-1]["id"] if data else None,
-                },
+                }
             )
-            return
-        await send_json(send, 200, {"object": "list", "data": [_openai_model(m) for m in models]})
+        return JSON({"object": "list", "data": [_openai_model(m) for m in models]})
 
-    async def get(self, scope: Scope, receive: Receive, send: Send) -> None:
-        model_id = scope["path_params"]["model_id"]
-        principal = principal_of(scope)
+    async def get_model(self, request: Request) -> JSON:
+        model_id = request.path_params["model_id"]
         model = self._directory.model(model_id)
-        if model is None or not principal.may_use(model_id):
+        if model is None or not caller(request).may_use(model_id):
             raise ModelNotFound(model_id)
-        shape = _anthropic_model if header(scope, b"anthropic-version") else _openai_model
-        await send_json(send, 200, shape(model))
+        shape = _anthropic_model if "anthropic-version" in request.headers else _openai_model
+        return JSON(shape(model))
+
+    def routes(self) -> list[Route]:
+        return [
+            route("/v1/models", GET=self.list_models),
+            route("/v1/models/{model_id}", GET=self.get_model),
+        ]

@@ -1,0 +1,1 @@
+"""Pure wire formats: OpenAI and Anthropic payloads and SSE framing, with no I/O."""

@@ -1,0 +1,399 @@
+"""A fake OpenAI-compatible upstream, a raw ASGI app whose behaviour is chosen by the model name.
+
+Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /v1/models/{id}`` (each also
+without ``/v1``); others get a 404 error body. Responses carry ``x-request-id``; their ``model``
+is the requested one plus ``-2024-01-01``, as a vendor reports its dated snapshot. The requested
+``model`` (the gateway's ``upstream_model``) is split on ``:`` into options; unknown parts, such
+as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` combine freely:
+
+- ``ok`` or anything else: the answer ``"Hello from fake: " + <last user message text>``;
+  ``prompt_tokens`` counts the whitespace-separated words of all message texts (at least 1),
+  ``completion_tokens`` those of the answer. A stream sends a chunk with ``role: assistant`` and
+  ``content: ""``, one chunk per word, one with an empty delta and ``finish_reason: "stop"``,
+  then, with ``stream_options.include_usage`` only, a usage chunk with ``choices: []`` (every
+  other chunk then has ``"usage": null``), then ``data: [DONE]``.
+- ``error-<status>`` (400-599): that status with an OpenAI error body; ``error-400`` is an
+  ``invalid_request_error`` "fake bad request" with param ``messages``, ``error-429`` has code
+  ``rate_limit_exceeded`` and ``Retry-After: 7``, 5xx are ``server_error``.
+- ``slow-<ms>``: wait before answering (before a stream's first byte); ``chunkdelay-<ms>``:
+  wait between stream chunks. Both take milliseconds.
+- ``cut-<n>``: a stream sends its first chunk and n more, then drops the connection with no
+  finish, usage or ``[DONE]``; a plain answer sends its headers and half its body, then drops it.
+- ``tools``: content null, ``finish_reason: "tool_calls"`` and two parallel calls: ``call_fake_1``
+  to the request's first tool (or ``get_weather``) with ``{"city": "Paris"}``, ``call_fake_2`` to
+  ``get_time`` with ``{}``, streamed as in protocols.md 1.5. After a ``tool`` message (the last
+  one) the answer is the text ``"Tool said: <its content>"`` instead.
+- ``nousage``: no usage in a body or a stream. ``usage-<prompt>-<completion>``: report these
+  counts instead, where ``m`` marks a negative (``usage-m5-10``).
+- ``echo_headers``: the answer is the JSON object of the request headers (lowercased names).
+
+On a ``FakeOpenAI``, ``calls`` records each chat request, ``requests`` counts HTTP requests and
+``disconnects`` counts streams the client left early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypedDict
+
+import msgspec
+from starlette.types import Message, Receive, Scope, Send
+
+from lowart.formats.openai import error_body
+from lowart.formats.sse import DONE, encode_event
+
+MODEL_SUFFIX = "-2024-01-01"
+CREATED = 1735689600
+MODEL_IDS = ("ok", "tools", "nousage", "echo_headers")
+
+_ToolCall = tuple[str, str, str]  # id, function name, arguments
+_Headers = Sequence[tuple[bytes, bytes]]
+_ERRORS: dict[int, tuple[str, str, str | None, str]] = {
+    400: ("invalid_request_error", "invalid_value", "messages", "fake bad request"),
+    401: ("invalid_request_error", "invalid_api_key", None, "fake invalid api key"),
+    403: ("permission_error", "permission_denied", None, "fake permission denied"),
+    404: ("invalid_request_error", "model_not_found", "model", "fake model not found"),
+    429: ("requests", "rate_limit_exceeded", None, "fake rate limit exceeded"),
+}
+
+
+class FakeCall(TypedDict):
+    """One chat request as the fake received it."""
+
+    model: str
+    stream: bool
+    headers: dict[str, str]
+    body: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    """What the options in a model name ask the fake to do."""
+
+    error: int | None = None
+    slow_ms: int = 0
+    chunk_delay_ms: int = 0
+    cut: int | None = None
+    tools: bool = False
+    usage: bool = True
+    reported: tuple[int, int] | None = None
+    echo_headers: bool = False
+
+
+def parse_behaviour(model: str) -> Behaviour:
+    """Read the ``:``-separated options of a model name; of a repeated option the last wins."""
+    options = [option.partition("-") for option in model.split(":")]
+    found = {name: argument for name, _, argument in options}
+    error, cut = _number(found.get("error")), _number(found.get("cut"))
+    prompt, _, completion = found.get("usage", "").partition("-")
+    reported_prompt, reported_completion = _number(prompt), _number(completion)
+    reported = None
+    if reported_prompt is not None and reported_completion is not None:
+        reported = (reported_prompt, reported_completion)
+    return Behaviour(
+        error=error if error is not None and 400 <= error <= 599 else None,
+        slow_ms=max(_number(found.get("slow")) or 0, 0),
+        chunk_delay_ms=max(_number(found.get("chunkdelay")) or 0, 0),
+        cut=None if cut is None else max(cut, 0),
+        tools="tools" in found,
+        usage="nousage" not in found,
+        reported=reported,
+        echo_headers="echo_headers" in found,
+    )
+
+
+def _number(text: str | None) -> int | None:
+    """An int written in a model name, where a leading ``m`` stands for minus."""
+    digits = (text or "").removeprefix("m")
+    if not digits or not digits.isascii() or not digits.isdigit():
+        return None
+    return -int(digits) if (text or "").startswith("m") else int(digits)
+
+
+class _Part(msgspec.Struct):
+    text: str | None = None
+
+
+class _Message(msgspec.Struct):
+    role: str = ""
+    content: str | list[_Part] | None = None
+
+
+class _Function(msgspec.Struct):
+    name: str = ""
+
+
+class _Tool(msgspec.Struct):
+    function: _Function | None = None
+
+
+class _StreamOptions(msgspec.Struct):
+    include_usage: bool | None = None
+
+
+class _Request(msgspec.Struct):
+    model: str
+    messages: list[_Message] = []
+    stream: bool | None = None
+    stream_options: _StreamOptions | None = None
+    tools: list[_Tool] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    content: str | None
+    tool_calls: tuple[_ToolCall, ...]
+    usage: tuple[int, int] | None
+
+    finish_reason: str
+
+
+def _text(message: _Message) -> str:
+    if isinstance(message.content, list):
+        return " ".join(part.text for part in message.content if part.text)
+    return message.content or ""
+
+
+def _answer(request: _Request, behaviour: Behaviour, headers: dict[str, str]) -> _Answer:
+    """The content or tool calls to send, with the usage to report."""
+    last = request.messages[-1] if request.messages else None
+    calls: tuple[_ToolCall, ...] = ()
+    if behaviour.echo_headers:
+        content: str | None = msgspec.json.encode(headers).decode()
+    elif behaviour.tools and last is not None and last.role == "tool":
+        content = "Tool said: " + _text(last)
+    elif behaviour.tools:
+        content, calls = None, _tool_calls(request)
+    else:
+        users = [message for message in request.messages if message.role == "user"]
+        content = "Hello from fake: " + (_text(users[-1]) if users else "")
+    prompt = max(1, sum(len(_text(message).split()) for message in request.messages))
+    generated = content or " ".join(f"{name} {args}" for _, name, args in calls)
+    completion = len(generated.split())
+    usage = behaviour.reported or (prompt, completion)
+    finish = "tool_calls" if calls else "stop"
+    return _Answer(content, calls, usage if behaviour.usage else None, finish)
+
+
+def _tool_calls(request: _Request) -> tuple[_ToolCall, ...]:
+    names = [tool.function.name for tool in request.tools or () if tool.function]
+    first = next((name for name in names if name), "get_weather")
+    return ("call_fake_1", first, '{"city": "Paris"}'), ("call_fake_2", "get_time", "{}")
+
+
+def _usage_json(usage: tuple[int, int]) -> dict[str, object]:
+    prompt, completion = usage
+    usage_json: dict[str, object] = {"prompt_tokens": prompt, "completion_tokens": completion}
+    usage_json["total_tokens"] = prompt + completion
+    usage_json["prompt_tokens_details"] = {"cached_tokens": 0}
+    return usage_json
+
+
+def _envelope(completion_id: str, model: str, kind: str) -> dict[str, object]:
+    return {"id": completion_id, "object": kind, "created": CREATED, "model": model}
+
+
+def _completion_body(completion_id: str, model: str, answer: _Answer) -> bytes:
+    message: dict[str, object] = {"role": "assistant", "content": answer.content}
+    message |= {"refusal": None, "annotations": []}
+    if answer.tool_calls:
+        message["tool_calls"] = [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+            for call_id, name, args in answer.tool_calls
+        ]
+    choice = {"index": 0, "message": message, "finish_reason": answer.finish_reason}
+    body = _envelope(completion_id, model, "chat.completion") | {"choices": [choice]}
+    if answer.usage is not None:
+        body["usage"] = _usage_json(answer.usage)
+    return msgspec.json.encode(body)
+
+
+def _stream_events(
+    completion_id: str, model: str, answer: _Answer, include_usage: bool, cut: int | None
+) -> list[bytes]:
+    """The SSE events of a streamed answer; a cut one stops after its first ``cut + 1`` chunks."""
+    envelope = _envelope(completion_id, model, "chat.completion.chunk")
+    null_usage: dict[str, object] = {"usage": None} if include_usage else {}
+    deltas: list[tuple[dict[str, object], str | None]] = [(d, None) for d in _deltas(answer)]
+    if cut is not None:
+        deltas = deltas[: cut + 1]
+    else:
+        deltas.append(({}, answer.finish_reason))
+    events = [
+        envelope
+        | {"choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": f}]}
+        | null_usage
+        for d, f in deltas
+    ]
+    if cut is None and include_usage and answer.usage is not None:
+        events.append(envelope | {"choices": [], "usage": _usage_json(answer.usage)})
+    done = [] if cut is not None else [DONE]
+    return [encode_event(msgspec.json.encode(event)) for event in events] + done
+
+
+def _deltas(answer: _Answer) -> list[dict[str, object]]:
+    """The deltas before the finish chunk: the role first, then words or tool-call fragments."""
+    if not answer.tool_calls:
+        pieces = (answer.content or "").split(" ")
+        words = [piece + " " for piece in pieces[:-1]] + pieces[-1:]
+        first: dict[str, object] = {"role": "assistant", "content": ""}
+        return [first] + [{"content": word} for word in words if word]
+    fragments: list[dict[str, object]] = []
+    for index, (call_id, name, args) in enumerate(answer.tool_calls):
+        head = {"name": name, "arguments": ""}
+        fragments.append({"index": index, "id": call_id, "type": "function", "function": head})
+        middle = max(1, len(args) // 2)
+        for part in (args[:middle], args[middle:]):
+            fragments.append({"index": index, "function": {"arguments": part}})
+    first = {"role": "assistant", "content": None, "tool_calls": [fragments[0]]}
+    return [first] + [{"tool_calls": [fragment]} for fragment in fragments[1:]]
+
+
+class FakeOpenAI:
+    """The fake upstream as an ASGI app; its request log lives on the instance."""
+
+    def __init__(self) -> None:
+        self.calls: list[FakeCall] = []
+        self.disconnects = 0
+        self.requests = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        self.requests += 1
+        send = _with_request_id(send, b"req_fake_%d" % self.requests)
+        path: str = scope["path"].removeprefix("/v1")
+        if scope["method"] == "POST" and path == "/chat/completions":
+            await self._chat(scope, receive, send)
+        elif scope["method"] == "GET" and path == "/models":
+            models = [_model(model_id) for model_id in MODEL_IDS]
+            await _send_json(send, 200, msgspec.json.encode({"object": "list", "data": models}))
+        elif scope["method"] == "GET" and path.startswith("/models/"):
+            await _send_json(send, 200, msgspec.json.encode(_model(path.removeprefix("/models/"))))
+        else:
+            body = error_body(f"no route {scope['method']} {path}", "invalid_request_error", None)
+            await _send_json(send, 404, body)
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = msgspec.json.decode(await _read_body(receive), type=dict[str, object])
+            request = msgspec.convert(body, _Request)
+        except msgspec.DecodeError as exc:
+            await _send_json(send, 400, error_body(str(exc), "invalid_request_error", None))
+            return
+        headers = _request_headers(scope)
+        stream = bool(request.stream)
+        self.calls.append(FakeCall(model=request.model, stream=stream, headers=headers, body=body))
+        behaviour = parse_behaviour(request.model)
+        if behaviour.slow_ms:
+            await asyncio.sleep(behaviour.slow_ms / 1000)
+        if behaviour.error is not None:
+            await _send_json(send, behaviour.error, *_error(behaviour.error))
+            return
+        answer = _answer(request, behaviour, headers)
+        completion_id, model = f"chatcmpl-fake{len(self.calls)}", request.model + MODEL_SUFFIX
+        if not stream:
+            body_bytes = _completion_body(completion_id, model, answer)
+            await _send_json(send, 200, body_bytes, cut=behaviour.cut is not None)
+            return
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        events = _stream_events(completion_id, model, answer, include_usage, behaviour.cut)
+        await self._stream(receive, send, events, behaviour)
+
+    async def _stream(
+        self, receive: Receive, send: Send, events: list[bytes], behaviour: Behaviour
+    ) -> None:
+        """Send the events while watching for the client leaving; a cut stream never ends."""
+        headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        delay = behaviour.chunk_delay_ms / 1000
+        pump = asyncio.create_task(_pump(send, events, delay, behaviour.cut is None))
+        gone = asyncio.create_task(_disconnected(receive))
+        try:
+            done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when the server cancels this request on shutdown
+            for task in (pump, gone):
+                task.cancel()
+            await asyncio.gather(pump, gone, return_exceptions=True)
+        if pump in done:
+            pump.result()
+        else:
+            self.disconnects += 1
+
+
+def _error(status: int) -> tuple[bytes, _Headers]:
+    """The error body for a status, with ``Retry-After`` on a 429."""
+    kind = "server_error" if status >= 500 else "fake_error"
+    type_, code, param, message = _ERRORS.get(status, (kind, kind, None, f"fake error {status}"))
+    headers = [(b"retry-after", b"7")] if status == 429 else ()
+    return error_body(message, type_, code, param), headers
+
+
+def _model(model_id: str) -> dict[str, object]:
+    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "lowart-fake"}
+
+
+def _request_headers(scope: Scope) -> dict[str, str]:
+    """The request headers by lowercased name, repeated ones joined with a comma."""
+    found: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        found[name] = f"{found[name]}, {value}" if name in found else value
+    return found
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, extra: _Headers = (), cut: bool = False
+) -> None:
+    """A JSON response; a cut one sends only half of the announced body."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, *extra]})
+    half = body[: len(body) // 2]
+    await send({"type": "http.response.body", "body": half if cut else body, "more_body": cut})
+
+
+def _with_request_id(send: Send, request_id: bytes) -> Send:
+    """Wrap ``send`` so the response start carries an ``x-request-id`` header."""
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", ()), (b"x-request-id", request_id)]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_with_id
+
+
+async def _pump(send: Send, events: list[bytes], delay: float, complete: bool) -> None:
+    for index, event in enumerate(events):
+        if index and delay:
+            await asyncio.sleep(delay)
+        await send({"type": "http.response.body", "body": event, "more_body": True})
+    if complete:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge start-up, then shut-down; the fake holds no resources."""
+    while (await receive())["type"] != "lifespan.shutdown":
+        await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
