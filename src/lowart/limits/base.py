@@ -31,6 +31,7 @@ class Reservation:
 
     user_id: str
     amount: int
+    capped: bool = False  # less than wanted: the quota's last tokens
     settled: bool = False
 
 

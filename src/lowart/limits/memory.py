@@ -29,6 +29,7 @@ class MemoryQuotaLedger:
         self._reserved: defaultdict[str, int] = defaultdict(int)
         self._pending: defaultdict[str, int] = defaultdict(int)  # settled, not yet flushed
         self._flushed: defaultdict[str, int] = defaultdict(int)  # flushed, not yet in snapshot
+        self._capped: defaultdict[str, int] = defaultdict(int)  # capped reservations in flight
 
     def unsettled(self, user_id: str) -> int:
         return self._pending[user_id] + self._flushed[user_id]
@@ -40,17 +41,21 @@ class MemoryQuotaLedger:
         self, user_id: str, quota: int, settled: int, want: int
     ) -> Reservation | None:
         used = settled + self.unsettled(user_id)
-        amount = quota_grant(quota, used, self._reserved[user_id], want)
+        amount = quota_grant(quota, used, self._reserved[user_id], want,
+                             capped_in_flight=self._capped[user_id] > 0)
         if amount == 0:
             return None
         self._reserved[user_id] += amount
-        return Reservation(user_id=user_id, amount=amount)
+        capped = amount < want
+        self._capped[user_id] += capped
+        return Reservation(user_id=user_id, amount=amount, capped=capped)
 
     async def settle(self, reservation: Reservation, actual: int) -> None:
         if reservation.settled:
             return
         reservation.settled = True
         self._reserved[reservation.user_id] -= reservation.amount
+        self._capped[reservation.user_id] -= reservation.capped
         self._pending[reservation.user_id] += max(0, actual)
 
     def record(self, user_id: str, actual: int) -> None:

@@ -21,9 +21,15 @@ def admit(log: deque[float], limit: int, window_s: float, now: float) -> RpmDeci
     )
 
 
-def quota_grant(quota: int, used: int, reserved: int, want: int) -> int:
-    """Tokens to reserve: ``want`` capped at what remains; 0 means refuse."""
+def quota_grant(
+    quota: int, used: int, reserved: int, want: int, *, capped_in_flight: bool = False
+) -> int:
+    """Tokens to reserve: ``want`` capped at what remains; 0 means refuse.
+
+    A capped reservation may overspend by its excess, so only one may be in flight per user:
+    the overspend of a user is then bounded by one request's excess.
+    """
     remaining = quota - used - reserved
-    if remaining <= 0:
+    if remaining <= 0 or (want > remaining and capped_in_flight):
         return 0
     return max(1, min(want, remaining))
