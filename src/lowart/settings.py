@@ -45,6 +45,16 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise StartupError(f"{name} must be true or false, got {raw!r}")
 
 
+def _octal(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw, 8)
+    except ValueError as exc:
+        raise StartupError(f"{name} must be an octal mode such as 0660, got {raw!r}") from exc
+
+
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name, "").strip()
     return raw or None
@@ -105,7 +115,7 @@ class Settings:
             port=_int(env, "PORT", 8080),
             listen_mode=mode,
             uds_path=env.get("UDS_PATH", "").strip() or "./lowart.sock",
-            uds_mode=int(env.get("UDS_MODE", "").strip() or "0660", 8),
+            uds_mode=_octal(env, "UDS_MODE", 0o660),
             database_url=database_url,
             redis_url=_optional(env, "REDIS_URL"),
             master_key=master_key,

@@ -60,7 +60,8 @@ def _entry(row: ModelRow, decrypt: Decrypt) -> ModelEntry | None:
 
 def _chains(snapshot: Snapshot, models: dict[str, ModelEntry]) -> dict[str, tuple[str, ...]]:
     chains: dict[str, list[str]] = {}
-    for fb in snapshot.fallbacks:  # already ordered by primary, priority, insertion
+    ordered = sorted(snapshot.fallbacks, key=lambda f: (f.primary_model_id, f.priority, f.id))
+    for fb in ordered:  # lower priority first; ties keep insertion order
         chain = chains.setdefault(fb.primary_model_id, [])
         target = fb.fallback_model_id
         if target == fb.primary_model_id or target not in models or target in chain:

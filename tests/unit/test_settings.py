@@ -1,0 +1,141 @@
+"""Settings are read from an explicit environment mapping and refuse what cannot work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lowart.errors import StartupError
+from lowart.settings import Settings
+
+GOOD_ADMIN_KEY = "a" * 20
+GOOD_MASTER_KEY = "m" * 32
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8080
+    assert settings.listen_mode == "TCP"
+    assert settings.uds_path == "./lowart.sock"
+    assert settings.uds_mode == 0o660
+    assert settings.database_url == "sqlite:///lowart.db"
+    assert settings.is_sqlite
+    assert settings.usage_flush_ms == 100
+    assert settings.workers == 1
+    assert settings.redis_url is None
+    assert settings.master_key is None
+    assert settings.admin_key is None
+    assert settings.metrics_token is None
+    assert settings.public_base_url is None
+    assert settings.log_level == "info"
+    assert settings.log_format == "console"
+    assert settings.max_body_bytes == 32 * 1024 * 1024
+    assert settings.shutdown_grace_s == 30.0
+    assert settings.rpm_window_s == 60.0
+    assert settings.quota_default_reserve == 1000
+
+
+def test_blank_values_mean_defaults() -> None:
+    settings = Settings.from_env(
+        {"HOST": " ", "PORT": "", "LISTEN_MODE": "", "DATABASE_URL": "  ", "ADMIN_KEY": " "}
+    )
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8080
+    assert settings.listen_mode == "TCP"
+    assert settings.database_url == "sqlite:///lowart.db"
+    assert settings.admin_key is None
+
+
+def test_values_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "HOST": "0.0.0.0",
+            "PORT": "9000",
+            "USAGE_FLUSH_MS": "20",
+            "RPM_WINDOW_S": "1.5",
+            "UDS_MODE": "0600",
+            "WORKERS": "4",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "LOG_FORMAT": "JSON",
+            "LOWART_WORKDIR": "/tmp/lowart-x",
+        }
+    )
+    assert settings.host == "0.0.0.0"
+    assert settings.port == 9000
+    assert settings.usage_flush_ms == 20
+    assert settings.rpm_window_s == 1.5
+    assert settings.uds_mode == 0o600
+    assert settings.workers == 4
+    assert settings.log_format == "json"
+    assert settings.key_file == Path("/tmp/lowart-x/lowart.key")
+
+
+@pytest.mark.parametrize("raw", ["uds", "UDS", "Uds", " uds "])
+def test_listen_mode_is_case_insensitive(raw: str) -> None:
+    assert Settings.from_env({"LISTEN_MODE": raw}).listen_mode == "UDS"
+
+
+@pytest.mark.parametrize("raw", ["tcp", "Tcp"])
+def test_listen_mode_tcp(raw: str) -> None:
+    assert Settings.from_env({"LISTEN_MODE": raw}).listen_mode == "TCP"
+
+
+def test_admin_key_of_minimum_length_is_accepted() -> None:
+    assert Settings.from_env({"ADMIN_KEY": GOOD_ADMIN_KEY}).admin_key == GOOD_ADMIN_KEY
+
+
+def test_master_key_of_minimum_length_is_accepted() -> None:
+    assert Settings.from_env({"MASTER_KEY": GOOD_MASTER_KEY}).master_key == GOOD_MASTER_KEY
+
+
+def test_postgres_with_master_key() -> None:
+    settings = Settings.from_env(
+        {"DATABASE_URL": "postgresql://u@db/lowart", "MASTER_KEY": GOOD_MASTER_KEY}
+    )
+    assert not settings.is_sqlite
+
+
+def test_workers_with_redis() -> None:
+    settings = Settings.from_env({"WORKERS": "2", "REDIS_URL": "redis://127.0.0.1"})
+    assert settings.workers == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"ADMIN_KEY": "a" * 19}, "ADMIN_KEY"),
+        ({"MASTER_KEY": "m" * 31}, "MASTER_KEY"),
+        ({"PORT": "eighty"}, "PORT"),
+        ({"PORT": "80.5"}, "PORT"),
+        ({"WORKERS": "two"}, "WORKERS"),
+        ({"USAGE_FLUSH_MS": "100ms"}, "USAGE_FLUSH_MS"),
+        ({"MAX_BODY_BYTES": "32M"}, "MAX_BODY_BYTES"),
+        ({"QUOTA_DEFAULT_RESERVE": "x"}, "QUOTA_DEFAULT_RESERVE"),
+        ({"SHUTDOWN_GRACE_S": "soon"}, "SHUTDOWN_GRACE_S"),
+        ({"RPM_WINDOW_S": "1m"}, "RPM_WINDOW_S"),
+        ({"WORKERS": "2"}, "WORKERS"),
+        ({"WORKERS": "0"}, "WORKERS"),
+        ({"DATABASE_URL": "postgresql://u@db/lowart"}, "MASTER_KEY"),
+        ({"DATABASE_URL": "postgres://u@db/lowart"}, "MASTER_KEY"),
+        ({"DATABASE_URL": "mysql://u@db/lowart"}, "DATABASE_URL"),
+        ({"LISTEN_MODE": "unix"}, "LISTEN_MODE"),
+        ({"LISTEN_MODE": "http"}, "LISTEN_MODE"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+    ],
+)
+def test_invalid_settings_refuse_to_start(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(StartupError, match=variable):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize("raw", ["rw-rw----", "0999"])
+def test_bad_uds_mode_refuses_to_start(raw: str) -> None:
+    with pytest.raises(StartupError, match="UDS_MODE"):
+        Settings.from_env({"UDS_MODE": raw})
+
+
+def test_from_env_does_not_read_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "not-a-number")
+    assert Settings.from_env({}).port == 8080
