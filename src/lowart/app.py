@@ -4,7 +4,8 @@ every service, runs start-up work, and assembles the middleware and routes aroun
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 import structlog
 from starlette.routing import Route, Router
@@ -12,13 +13,17 @@ from starlette.routing import Route, Router
 from lowart.api.accounts import issue_key
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_users import UserAdmin
+from lowart.api.anthropic import TokenCounter, messages_endpoint
 from lowart.api.asgi import ASGIApp, Receive, Scope, Send
+from lowart.api.chat import chat_fields
 from lowart.api.middleware import ROUTE_KEY, AuthMiddleware, EdgeMiddleware
-from lowart.api.openai import ChatCompletions, Models
+from lowart.api.openai import Models
 from lowart.api.openapi import openapi_document
 from lowart.api.ops import Ops
+from lowart.api.relay import ChatEndpoint
 from lowart.api.routing import not_found
 from lowart.api.usage import UsageReports
+from lowart.providers.base import OPENAI
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
 from lowart.settings import Settings
 from lowart.storage.engine import create_engine
@@ -64,6 +69,12 @@ async def bootstrap(services: Services) -> str | None:
     return printed
 
 
+def announce_admin_key(key: str, stream: TextIO) -> None:
+    """Show a generated admin key, the one time it exists outside its hash."""
+    stream.write(f"Generated admin key (shown once, store it now): {key}\n")
+    stream.flush()
+
+
 async def start_services(settings: Settings) -> tuple[Services, str | None]:
     """Open the database, migrate, check the master key, bootstrap, and load the caches."""
     master_key, generated = resolve_master_key(settings)
@@ -82,7 +93,7 @@ async def start_services(settings: Settings) -> tuple[Services, str | None]:
 
 def build_stack(services: Services) -> ASGIApp:
     """Routes behind the pure ASGI middleware."""
-    chat = ChatCompletions(services.dispatcher)
+    chat = ChatEndpoint(services.dispatcher, OPENAI, chat_fields)
     models = Models(services.directory)
     refresh, settle = services.refresh, services.settle_usage
     routes: list[Route] = [
@@ -96,9 +107,16 @@ def build_stack(services: Services) -> ASGIApp:
             openapi_document(),
         ).routes(),
         *models.routes(),
+        *TokenCounter(services.directory, services.tokenizer).routes(),
     ]
     router = Router(routes=routes, default=not_found)
-    fast = FastPaths(router, {("POST", "/v1/chat/completions"): ("/v1/chat/completions", chat)})
+    fast = FastPaths(
+        router,
+        {
+            ("POST", "/v1/chat/completions"): ("/v1/chat/completions", chat),
+            ("POST", "/v1/messages"): ("/v1/messages", messages_endpoint(services.dispatcher)),
+        },
+    )
     authed = AuthMiddleware(fast, services.directory)
     return EdgeMiddleware(authed, services.metrics, services.settings.max_body_bytes)
 
@@ -115,11 +133,15 @@ class LowartApp:
     async def running(self) -> Any:
         """Start everything; on exit drain, flush and close."""
         services, admin_key = await start_services(self.settings)
-        if admin_key is not None:
-            print(f"Generated admin key (shown once): {admin_key}", flush=True)  # noqa: T201
-        self.services = services
-        self._stack = build_stack(services)
-        services.start_background()
+        try:
+            if admin_key is not None:
+                announce_admin_key(admin_key, sys.stdout)
+            self.services = services
+            self._stack = build_stack(services)
+            services.start_background()
+        except BaseException:
+            await services.close()
+            raise
         log.info("lowart_started", database=services.engine.dialect.name)
         try:
             yield services

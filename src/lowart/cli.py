@@ -15,7 +15,7 @@ import uvicorn
 from lowart import __version__
 from lowart.api.accounts import issue_key, upsert_user
 from lowart.api.admin_models import canonical_vendor, check_base_url
-from lowart.app import start_services
+from lowart.app import announce_admin_key, start_services
 from lowart.catalog.directory import vendor_key_context
 from lowart.errors import LowartError, StartupError
 from lowart.serve import serve
@@ -34,8 +34,8 @@ def _out(value: object) -> None:
 @asynccontextmanager
 async def _services(settings: Settings) -> AsyncIterator[Services]:
     services, admin_key = await start_services(settings)
-    if admin_key is not None:
-        sys.stdout.write(f"Generated admin key (shown once, store it now): {admin_key}\n")
+    if admin_key is not None:  # stderr: the command's own output stays machine-readable
+        announce_admin_key(admin_key, sys.stderr)
     try:
         yield services
     finally:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import os
 import socket
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import structlog
 import uvicorn
 
-from lowart.app import create_app, start_services
+from lowart.app import announce_admin_key, create_app, start_services
 from lowart.errors import StartupError
 from lowart.settings import Settings
 
@@ -25,8 +27,7 @@ async def preflight(settings: Settings) -> None:
     services, admin_key = await start_services(settings)
     try:
         if admin_key is not None:
-            sys.stdout.write(f"Generated admin key (shown once, store it now): {admin_key}\n")
-            sys.stdout.flush()
+            announce_admin_key(admin_key, sys.stdout)
     finally:
         await services.close()
 
@@ -74,6 +75,32 @@ def describe(sock: socket.socket, settings: Settings) -> str:
     return f"http://{settings.host if ':' not in settings.host else f'[{host}]'}:{port}"
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, announcing itself once started and exiting normally after SIGTERM or SIGINT."""
+
+    def __init__(self, config: uvicorn.Config, announce: str) -> None:
+        super().__init__(config)
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            sys.stdout.write(f"Lowart listening on {self._announce}\n")
+            sys.stdout.flush()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises a captured signal after its graceful shutdown, which kills the
+        # process before the socket file is removed; a signal here only asks for that shutdown.
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def serve(settings: Settings) -> int:
     """Run the gateway until SIGTERM or SIGINT; returns the exit code."""
     asyncio.run(preflight(settings))
@@ -90,9 +117,7 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
         timeout_keep_alive=30,
     )
-    server = uvicorn.Server(config)
-    sys.stdout.write(f"Lowart listening on {describe(sock, settings)}\n")
-    sys.stdout.flush()
+    server = _Server(config, describe(sock, settings))
     try:
         server.run(sockets=[sock])
     finally:
@@ -100,4 +125,7 @@ def serve(settings: Settings) -> int:
         if settings.listen_mode == "UDS":
             with contextlib.suppress(FileNotFoundError):
                 Path(settings.uds_path).unlink()
-    return 0 if server.started else 3
+    if not server.started:
+        sys.stderr.write("lowart: error: the gateway failed to start (see the log above)\n")
+        return 3
+    return 0

@@ -36,40 +36,59 @@ DEAD_UPSTREAM = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
 @pytest.fixture
 def tutorial(gateway: Gateway, fake_openai: tuple[FakeOpenAI, str]) -> tuple[Gateway, str]:
     """Sections 2 and 3: the admin creates user_123; models and a fallback go in with sqlite3."""
-    response = httpx.post(f"{gateway.url}/admin/users/quota", content=QUOTA_BODY, headers={
-        "Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"})
+    response = httpx.post(
+        f"{gateway.url}/admin/users/quota",
+        content=QUOTA_BODY,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 201, response.text
     key = response.json()["api_key"]
-    gateway.sql("INSERT INTO models (model_id, vendor_type, base_url, api_key) "
-                "VALUES ('gpt-4o', 'OpenAI', ?, 'sk-xxxx')", (DEAD_UPSTREAM,))
-    gateway.sql("INSERT INTO models (model_id, vendor_type, base_url, api_key) "
-                "VALUES ('gpt-3.5-turbo', 'OpenAI', ?, 'sk-xxxx')", (fake_openai[1],))
-    gateway.sql("INSERT INTO model_fallbacks (primary_model_id, fallback_model_id) "
-                "VALUES ('gpt-4o', 'gpt-3.5-turbo')")
+    gateway.sql(
+        "INSERT INTO models (model_id, vendor_type, base_url, api_key) "
+        "VALUES ('gpt-4o', 'OpenAI', ?, 'sk-xxxx')",
+        (DEAD_UPSTREAM,),
+    )
+    gateway.sql(
+        "INSERT INTO models (model_id, vendor_type, base_url, api_key) "
+        "VALUES ('gpt-3.5-turbo', 'OpenAI', ?, 'sk-xxxx')",
+        (fake_openai[1],),
+    )
+    gateway.sql(
+        "INSERT INTO model_fallbacks (primary_model_id, fallback_model_id) "
+        "VALUES ('gpt-4o', 'gpt-3.5-turbo')"
+    )
     return gateway, key
 
 
 def _post(gateway: Gateway, path: str, key: str, body: bytes, **headers: str) -> httpx.Response:
-    return httpx.post(f"{gateway.url}{path}", content=body, timeout=30,
-                      headers={"Authorization": f"Bearer {key}", **headers})
+    return httpx.post(
+        f"{gateway.url}{path}",
+        content=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {key}", **headers},
+    )
 
 
 def _wait_for_models(gateway: Gateway, key: str) -> None:
     """Rows written by hand take effect within the cache refresh (CACHE_REFRESH_S)."""
+
     def listed() -> bool:
-        models = httpx.get(f"{gateway.url}/v1/models",
-                           headers={"Authorization": f"Bearer {key}"}).json()["data"]
+        models = httpx.get(
+            f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {key}"}
+        ).json()["data"]
         return {"gpt-4o", "gpt-3.5-turbo"} <= {m["id"] for m in models}
 
     wait_for(listed)
 
 
 def test_synchronous_request_falls_back_to_the_hand_inserted_model(
-        tutorial: tuple[Gateway, str]) -> None:
+    tutorial: tuple[Gateway, str],
+) -> None:
     gateway, key = tutorial
     _wait_for_models(gateway, key)
-    response = _post(gateway, "/v1/chat/completions", key, CHAT_BODY,
-                     **{"Content-Type": "application/json"})
+    response = _post(
+        gateway, "/v1/chat/completions", key, CHAT_BODY, **{"Content-Type": "application/json"}
+    )
     assert response.status_code == 200, response.text
     assert response.headers["x-lowart-model"] == "gpt-3.5-turbo"  # gpt-4o's upstream is down
     body = response.json()
@@ -77,15 +96,17 @@ def test_synchronous_request_falls_back_to_the_hand_inserted_model(
     assert {"id", "created", "model", "choices", "usage"} <= body.keys()
     assert body["choices"][0]["message"]["role"] == "assistant"
     assert body["choices"][0]["finish_reason"] == "stop"
-    assert body["usage"]["total_tokens"] == (body["usage"]["prompt_tokens"]
-                                             + body["usage"]["completion_tokens"])
+    assert body["usage"]["total_tokens"] == (
+        body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    )
 
 
 def test_streaming_request(tutorial: tuple[Gateway, str]) -> None:
     gateway, key = tutorial
     _wait_for_models(gateway, key)
-    response = _post(gateway, "/v1/chat/completions", key, STREAM_BODY,
-                     **{"Content-Type": "application/json"})
+    response = _post(
+        gateway, "/v1/chat/completions", key, STREAM_BODY, **{"Content-Type": "application/json"}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     events = [line for line in response.text.split("\n") if line.startswith("data: ")]
@@ -97,18 +118,21 @@ def test_streaming_request(tutorial: tuple[Gateway, str]) -> None:
 def test_async_generation_job(tutorial: tuple[Gateway, str]) -> None:
     gateway, key = tutorial
     _wait_for_models(gateway, key)
-    response = _post(gateway, "/v1/chat/completions", key, ASYNC_BODY,
-                     **{"Content-Type": "application/json"})
+    response = _post(
+        gateway, "/v1/chat/completions", key, ASYNC_BODY, **{"Content-Type": "application/json"}
+    )
     assert response.status_code == 202
     body = response.json()
     assert body["status"] == "async_started" and body["model"] == "gpt-4o"
-    job = httpx.get(f"{gateway.url}/v1/jobs/{body['job_id']}",
-                    headers={"Authorization": f"Bearer {key}"})
+    job = httpx.get(
+        f"{gateway.url}/v1/jobs/{body['job_id']}", headers={"Authorization": f"Bearer {key}"}
+    )
     assert job.status_code == 200
 
 
-@pytest.mark.xfail(reason="issue 7 (tool calls and human confirmation) brings /v1/tools/confirm",
-                   strict=True)
+@pytest.mark.xfail(
+    reason="issue 7 (tool calls and human confirmation) brings /v1/tools/confirm", strict=True
+)
 def test_confirm_curl_without_content_type(tutorial: tuple[Gateway, str]) -> None:
     gateway, key = tutorial
     response = _post(gateway, "/v1/tools/confirm", key, CONFIRM_BODY)  # no Content-Type
@@ -129,8 +153,11 @@ def test_metrics_names(tutorial: tuple[Gateway, str]) -> None:
 def test_faq_429_on_rpm_limit(tutorial: tuple[Gateway, str]) -> None:
     gateway, key = tutorial
     body = QUOTA_BODY.replace(b'"rpm_limit": 100', b'"rpm_limit": 1')
-    response = httpx.post(f"{gateway.url}/admin/users/quota", content=body,
-                          headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    response = httpx.post(
+        f"{gateway.url}/admin/users/quota",
+        content=body,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
     assert response.status_code == 200  # an update of user_123
     mock_body = CHAT_BODY.replace(b"gpt-4o", b"mock")
     assert _post(gateway, "/v1/chat/completions", key, mock_body).status_code == 200

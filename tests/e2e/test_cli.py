@@ -1,0 +1,105 @@
+"""End to end: the ``lowart`` command line on a fresh directory, then ``lowart serve`` on it."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from lowart import __version__
+from tests.e2e.serve_process import STOPPED, ServeProcess, child_env, run_cli, sql
+
+KEY_RE = re.compile(r"^lw-[A-Za-z0-9_-]{43}$")
+
+
+def _json_lines(stdout: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def _assert_refused(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("lowart: error: "), result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+def test_cli_then_serve(tmp_path: Path) -> None:
+    migrated = run_cli(["migrate"], tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    db = tmp_path / "lowart.db"
+    assert db.exists()
+    conn = sqlite3.connect(db)
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+    assert {"users", "api_keys", "models", "model_fallbacks"} <= tables
+
+    created = run_cli(["users", "create", "bob", "--rpm", "5", "--name", "Bob"], tmp_path)
+    assert created.returncode == 0, created.stderr
+    (line,) = _json_lines(created.stdout)  # exactly one JSON line, nothing else
+    assert line["user_id"] == "bob"
+    bob_key = str(line["api_key"])
+    assert KEY_RE.match(bob_key), bob_key
+    assert sql(db, "SELECT name, rpm_limit FROM users WHERE user_id = 'bob'") == [("Bob", 5)]
+
+    listed = run_cli(["users", "list"], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    users = {row["user_id"]: row for row in _json_lines(listed.stdout)}
+    assert users["bob"]["rpm_limit"] == 5
+    assert users["bob"]["is_admin"] is False
+    assert bob_key not in listed.stdout
+
+    issued = run_cli(["keys", "create", "--user", "bob", "--name", "ci"], tmp_path)
+    assert issued.returncode == 0, issued.stderr
+    second_key = issued.stdout.strip()
+    assert KEY_RE.match(second_key), issued.stdout
+    assert second_key != bob_key
+
+    _assert_refused(run_cli(["keys", "create", "--user", "nobody"], tmp_path), "nobody")
+
+    added = run_cli(["models", "add", "m1", "--vendor", "mock"], tmp_path)
+    assert added.returncode == 0, added.stderr
+    _assert_refused(run_cli(["models", "add", "m2", "--vendor", "bogus"], tmp_path), "vendor")
+    models = run_cli(["models", "list"], tmp_path)
+    assert models.returncode == 0, models.stderr
+    by_id = {row["model_id"]: row for row in _json_lines(models.stdout)}
+    assert "m1" in by_id
+    assert "m2" not in by_id
+    assert str(by_id["m1"]["vendor_type"]).lower() == "mock"
+
+    version = subprocess.run(
+        [sys.executable, "-m", "lowart", "--version"],
+        cwd=tmp_path,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert version.returncode == 0, version.stderr
+    assert __version__ in version.stdout
+
+    # The server on the same directory accepts what the CLI created.
+    with ServeProcess(tmp_path) as server:
+        for key in (bob_key, second_key):
+            with server.client(key) as client:
+                response = client.get("/v1/models")
+                assert response.status_code == 200, response.text
+                ids = {model["id"] for model in response.json()["data"]}
+                assert {"m1", "mock"} <= ids
+        with server.client(bob_key) as client:
+            chat = client.post(
+                "/v1/chat/completions",
+                json={"model": "m1", "messages": [{"role": "user", "content": "from the cli"}]},
+            )
+        assert chat.status_code == 200, chat.text
+        assert chat.json()["choices"][0]["message"]["content"] == "from the cli"
+        assert chat.headers["x-ratelimit-limit-requests"] == "5"
+        with server.client(bob_key) as client:
+            assert client.get("/admin/users").status_code == 403
+        assert server.terminate() in STOPPED, server.output()
