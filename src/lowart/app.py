@@ -3,8 +3,8 @@ every service, runs start-up work, and assembles the middleware and routes aroun
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 import sys
+from contextlib import asynccontextmanager
 from typing import Any, TextIO
 
 import structlog

@@ -28,11 +28,13 @@ from lowart.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
+from lowart.formats.anthropic import error_event as anthropic_error_event
 from lowart.formats.openai import Usage, completion_text_from_body, error_body, prompt_text
 from lowart.formats.sse import encode_event
 from lowart.limits.base import Reservation, RpmDecision
 from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
-from lowart.providers.base import ChatRequest, ChatStream, Provider
+from lowart.providers.base import ANTHROPIC, ChatRequest, ChatStream, Provider
+from lowart.providers.crossing import in_caller_format
 from lowart.telemetry.metrics import Metrics
 from lowart.usage.estimate import Tokenizer, admission_estimate
 from lowart.usage.events import UsageEvent
@@ -101,6 +103,13 @@ class Attempt:
     def next_model(self) -> ModelEntry | None:
         chain = self.admission.chain
         return chain[self.index + 1] if self.index + 1 < len(chain) else None
+
+
+def stream_error(exc: LowartError, fmt: str) -> bytes:
+    """The explicit error event that ends a stream after its first byte, in the caller's format."""
+    if fmt == ANTHROPIC:
+        return anthropic_error_event(exc.anthropic_error_type, exc.message)
+    return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
 
 
 class Dispatcher:
@@ -177,7 +186,7 @@ class Dispatcher:
         for index, model in enumerate(admission.chain):
             attempt = Attempt(admission, request, model, index)
             try:
-                completion = await self._provider(model).complete(model, request)
+                completion = await self._provider(model, request).complete(model, request)
             except FALLBACK_ERRORS as exc:
                 last = exc
                 self._failed(attempt, fall_back=True)
@@ -209,7 +218,7 @@ class Dispatcher:
             attempt = Attempt(admission, request, model, index)
             stream: ChatStream | None = None
             try:
-                stream = await self._provider(model).open_stream(model, request)
+                stream = await self._provider(model, request).open_stream(model, request)
                 events = aiter(stream)
                 first = await anext(events)
             except FALLBACK_ERRORS as exc:
@@ -241,7 +250,7 @@ class Dispatcher:
         except LowartError as exc:
             status = "partial"
             log.warning("stream_broken", model_id=attempt.model.model_id, error=exc.message)
-            yield encode_event(error_body(exc.message, exc.error_type, exc.error_code))
+            yield stream_error(exc, attempt.request.fmt)
         finally:
             await stream.aclose()
             self._observe_upstream(attempt)
@@ -250,11 +259,11 @@ class Dispatcher:
 
     # -- billing ---------------------------------------------------------------------------
 
-    def _provider(self, model: ModelEntry) -> Provider:
+    def _provider(self, model: ModelEntry, request: ChatRequest) -> Provider:
         provider = self._providers.get(model.vendor)
         if provider is None:
             raise UpstreamError(f"The vendor of '{model.model_id}' cannot serve chat requests.")
-        return provider
+        return in_caller_format(provider, request.fmt)
 
     def _label(self, model: ModelEntry) -> str:
         return self._metrics.model_label(model.model_id)

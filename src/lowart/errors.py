@@ -16,6 +16,7 @@
     │   ├── QuotaExceeded         429  insufficient_quota                      (no retry)
     │   └── UpstreamRateLimited   429  rate_limit_error / upstream_rate_limited
     ├── UpstreamError             502  upstream_error                          (no retry)
+    │   └── UpstreamStreamError   (an error event mid-stream, keeping the vendor's type)
     ├── Overloaded                503  upstream_unavailable                    (no retry)
     ├── UpstreamTimeout           504  upstream_timeout                        (no retry)
     ├── ServiceUnavailable        503  service_unavailable (the gateway's own store or limiter)
@@ -199,6 +200,18 @@ class UpstreamError(LowartError):
     anthropic_type = "api_error"
     metric = "upstream_error"
     should_retry = False
+
+
+class UpstreamStreamError(UpstreamError):
+    """An error event inside an upstream stream, keeping the vendor's own error type."""
+
+    def __init__(self, message: str, *, upstream_type: str) -> None:
+        super().__init__(message)
+        self.upstream_type = upstream_type
+
+    @property
+    def anthropic_error_type(self) -> str:
+        return self.upstream_type
 
 
 class Overloaded(LowartError):

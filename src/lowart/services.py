@@ -103,6 +103,7 @@ class Services:
     session: aiohttp.ClientSession
     dispatcher: Dispatcher
     lock: asyncio.Lock
+    tokenizer: Tokenizer
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh(self) -> None:
@@ -156,6 +157,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
     recorder = UsageRecorder(usage, metrics, settings.usage_flush_ms, lock, quota.mark_flushed)
     session = new_session()
     rate_limiter = MemoryRateLimiter(settings.rpm_window_s)
+    tokenizer = Tokenizer()
     dispatcher = Dispatcher(
         directory=directory,
         rate_limiter=rate_limiter,
@@ -163,7 +165,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         providers=build_providers(Transport(session)),
         recorder=recorder,
         metrics=metrics,
-        tokenizer=Tokenizer(),
+        tokenizer=tokenizer,
         default_reserve=settings.quota_default_reserve,
     )
     return Services(
@@ -182,4 +184,5 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         session=session,
         dispatcher=dispatcher,
         lock=lock,
+        tokenizer=tokenizer,
     )

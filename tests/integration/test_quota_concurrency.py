@@ -15,18 +15,21 @@ from tests.integration.chat_setup import register_fake_models
 
 REQUESTS = 50
 ACTUAL = 20  # the fake's "usage-10-10" behaviour (model gpt-fixed)
-BODY = json.dumps({"model": "gpt-fixed", "max_tokens": 10,
-                   "messages": [{"role": "user", "content": "how much?"}]}).encode()
+BODY = json.dumps(
+    {"model": "gpt-fixed", "max_tokens": 10, "messages": [{"role": "user", "content": "how much?"}]}
+).encode()
 RESERVATION = -(-len(BODY) // 3) + 10  # api.md: prompt bytes / 3, plus max_tokens
 
 
 async def _burst(gateway: Gateway, key: str) -> list[httpx.Response]:
     headers = {"authorization": f"Bearer {key}"}
     limits = httpx.Limits(max_connections=REQUESTS)
-    async with httpx.AsyncClient(base_url=gateway.url, headers=headers, limits=limits,
-                                 timeout=30) as client:
-        return await asyncio.gather(*(client.post("/v1/chat/completions", content=BODY)
-                                      for _ in range(REQUESTS)))
+    async with httpx.AsyncClient(
+        base_url=gateway.url, headers=headers, limits=limits, timeout=30
+    ) as client:
+        return await asyncio.gather(
+            *(client.post("/v1/chat/completions", content=BODY) for _ in range(REQUESTS))
+        )
 
 
 def _billed(gateway: Gateway, user_id: str) -> tuple[int, int]:
@@ -37,8 +40,11 @@ def _billed(gateway: Gateway, user_id: str) -> tuple[int, int]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
-def gw(request: pytest.FixtureRequest, make_gateway: Callable[..., Gateway],
-       fake_openai: tuple[FakeOpenAI, str]) -> Gateway:
+def gw(
+    request: pytest.FixtureRequest,
+    make_gateway: Callable[..., Gateway],
+    fake_openai: tuple[FakeOpenAI, str],
+) -> Gateway:
     overrides = {}
     if request.param == "pg":
         overrides["database_url"] = request.getfixturevalue("pg_url")

@@ -52,18 +52,60 @@ def _number(body: dict[str, Any], name: str, low: float, high: float) -> None:
         raise InvalidRequest(f"'{name}' must be a number from {low:g} to {high:g}.", param=name)
 
 
-def chat_fields(body: dict[str, Any]) -> ChatFields:
-    """Validate the fields the gateway acts on; 400 for anything out of shape."""
+def _model(body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("'model' is required and must be a string.", param="model")
+    return model
+
+
+def _messages(body: dict[str, Any], roles: frozenset[str] | None = None) -> None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest(
             "'messages' is required and must be a non-empty array.", param="messages"
         )
-    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
-        raise InvalidRequest("Each message must be an object with a 'role'.", param="messages")
+    for message in messages:
+        role = message.get("role") if isinstance(message, dict) else None
+        if not isinstance(role, str) or (roles is not None and role not in roles):
+            allowed = f" ({', '.join(sorted(roles))})" if roles else ""
+            raise InvalidRequest(
+                f"Each message must be an object with a 'role'{allowed}.", param="messages"
+            )
+
+
+def _list(body: dict[str, Any], name: str) -> None:
+    if body.get(name) is not None and not isinstance(body[name], list):
+        raise InvalidRequest(f"'{name}' must be an array.", param=name)
+
+
+def messages_fields(body: dict[str, Any]) -> ChatFields:
+    """Validate an Anthropic Messages request's gateway-relevant fields."""
+    model = _model(body)
+    _messages(body, frozenset({"user", "assistant"}))
+    if body.get("max_tokens") is None:
+        raise InvalidRequest("'max_tokens' is required.", param="max_tokens")
+    value = body["max_tokens"]
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_TOKENS_CAP:
+        raise InvalidRequest(
+            f"'max_tokens' must be an integer from 0 to {MAX_TOKENS_CAP}.", param="max_tokens"
+        )
+    _number(body, "temperature", 0, 1)
+    _number(body, "top_p", 0, 1)
+    _list(body, "tools")
+    system = body.get("system")
+    if system is not None and not isinstance(system, str | list):
+        raise InvalidRequest(
+            "'system' must be a string or an array of text blocks.", param="system"
+        )
+    stream = _bool(body, "stream")
+    return ChatFields(model=model, stream=stream, wants_usage=stream, is_async=_bool(body, "async"))
+
+
+def chat_fields(body: dict[str, Any]) -> ChatFields:
+    """Validate the fields the gateway acts on; 400 for anything out of shape."""
+    model = _model(body)
+    _messages(body)
     stream = _bool(body, "stream")
     _positive_int(body, "max_tokens", MAX_TOKENS_CAP)
     _positive_int(body, "max_completion_tokens", MAX_TOKENS_CAP)
@@ -80,9 +122,7 @@ def chat_fields(body: dict[str, Any]) -> ChatFields:
                 "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
             )
         wants_usage = _bool(options, "include_usage")
-    tools = body.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise InvalidRequest("'tools' must be an array.", param="tools")
+    _list(body, "tools")
     return ChatFields(
         model=model, stream=stream, wants_usage=wants_usage, is_async=_bool(body, "async")
     )

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 
 from lowart.api.asgi import MAX_BODY_KEY, ASGIApp, Message, Receive, Scope, Send, header
-from lowart.api.errors import render
+from lowart.api.errors import is_anthropic_path, render
 from lowart.catalog.directory import Directory
 from lowart.entries import Principal
 from lowart.errors import AuthError, LowartError, PermissionDenied
@@ -50,7 +50,9 @@ class EdgeMiddleware:
         request_id = "req_" + secrets.token_hex(12)
         scope[REQUEST_ID_KEY] = request_id
         scope[MAX_BODY_KEY] = self._max_body
-        rid_header = (b"x-request-id", request_id.encode())
+        ids = [(b"x-request-id", request_id.encode())]
+        if is_anthropic_path(scope["path"]):
+            ids.append((b"request-id", request_id.encode()))  # what the Anthropic SDKs read
         started = time.perf_counter()
         state: dict[str, Any] = {"status": 500, "started": False}
 
@@ -58,7 +60,7 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
                 state["started"] = True
-                message["headers"] = [*message.get("headers", ()), rid_header]
+                message["headers"] = [*message.get("headers", ()), *ids]
             await send(message)
 
         try:

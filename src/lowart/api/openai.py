@@ -8,57 +8,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from lowart.api.asgi import (
-    Receive,
-    Scope,
-    Send,
-    encode_headers,
-    parse_object,
-    read_body,
-    send_bytes,
-)
-from lowart.api.chat import chat_fields
-from lowart.api.middleware import REQUEST_ID_KEY, principal_of
 from lowart.api.responses import JSON, caller
 from lowart.api.routing import route
-from lowart.api.stream import relay_sse
 from lowart.catalog.directory import Directory
-from lowart.dispatch import Dispatcher
 from lowart.entries import ModelEntry, Principal
-from lowart.errors import InvalidRequest, ModelNotFound
-from lowart.providers.base import ChatRequest
-
-
-class ChatCompletions:
-    """``POST /v1/chat/completions`` as a raw ASGI endpoint."""
-
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._dispatcher = dispatcher
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        principal = principal_of(scope)
-        raw = await read_body(scope, receive)
-        body = parse_object(raw)
-        fields = chat_fields(body)
-        if fields.is_async:
-            raise InvalidRequest(
-                "Async jobs are not available on this gateway yet; "
-                "send the request without 'async'.",
-                param="async",
-            )
-        admission = await self._dispatcher.admit(principal, fields.model, body, len(raw))
-        request = ChatRequest(
-            body=body,
-            stream=fields.stream,
-            wants_usage=fields.wants_usage,
-            request_id=scope[REQUEST_ID_KEY],
-        )
-        if not fields.stream:
-            served = await self._dispatcher.complete(admission, request)
-            await send_bytes(send, 200, served.body, encode_headers(served.headers))
-            return
-        streaming = await self._dispatcher.stream(admission, request)
-        await relay_sse(receive, send, encode_headers(streaming.headers), streaming.events)
+from lowart.errors import ModelNotFound
 
 
 def _openai_model(model: ModelEntry) -> dict[str, Any]:

@@ -84,6 +84,15 @@ def usage_from_body(body: bytes) -> Usage | None:
     return _usage_of(usage)
 
 
+def completion_usage(body: bytes) -> Usage | None:
+    """Like ``usage_from_body``, but a body that is not a JSON object raises ``ValueError``."""
+    try:
+        usage = _USAGE_DECODER.decode(body).usage
+    except msgspec.DecodeError as exc:
+        raise ValueError("not a JSON object") from exc
+    return _usage_of(usage)
+
+
 def usage_from_chunk(data: bytes) -> tuple[Usage | None, bool]:
     """A chunk's usage, and whether its ``choices`` is empty (checked only when usage is there)."""
     if b'"usage"' not in data or _usage_is_null(data):
@@ -187,8 +196,17 @@ def error_body(message: str, type_: str, code: str | None, param: str | None = N
 
 
 def prompt_text(body: dict[str, object]) -> str:
-    """All text of a request's messages plus its tool definitions, for estimating its tokens."""
+    """All text of a request's messages plus its tool definitions, for estimating its tokens.
+
+    It reads OpenAI's and Anthropic's request shapes alike (Anthropic's top-level ``system``,
+    ``tool_use`` and ``tool_result`` blocks included).
+    """
     texts: list[str] = []
+    system = body.get("system")
+    if isinstance(system, str):
+        texts.append(system)
+    elif isinstance(system, list):
+        texts.extend(_part_text(part) for part in system)
     messages = body.get("messages")
     if isinstance(messages, list):
         for message in messages:
@@ -206,7 +224,7 @@ def _message_texts(message: dict[str, object]) -> list[str]:
     if isinstance(content, str):
         texts = [content]
     elif isinstance(content, list):
-        texts = [_text_of(part) for part in content]
+        texts = [_part_text(part) for part in content]
     else:
         texts = []
     tool_calls = message.get("tool_calls")
@@ -215,6 +233,21 @@ def _message_texts(message: dict[str, object]) -> list[str]:
         if isinstance(function, dict):
             texts += [_text_of(function, "name"), _text_of(function, "arguments")]
     return [text for text in texts if text]
+
+
+def _part_text(part: object) -> str:
+    """The text of a content part or block (text, tool_result, tool_use)."""
+    if not isinstance(part, dict):
+        return ""
+    kind = part.get("type")
+    if kind == "tool_result":
+        inner = part.get("content")
+        if isinstance(inner, list):
+            return "\n".join(_part_text(p) for p in inner)
+        return inner if isinstance(inner, str) else ""
+    if kind == "tool_use":
+        return _text_of(part, "name") + msgspec.json.encode(part.get("input") or {}).decode()
+    return _text_of(part)
 
 
 def _text_of(value: object, key: str = "text") -> str:

@@ -41,8 +41,9 @@ class MemoryQuotaLedger:
         self, user_id: str, quota: int, settled: int, want: int
     ) -> Reservation | None:
         used = settled + self.unsettled(user_id)
-        amount = quota_grant(quota, used, self._reserved[user_id], want,
-                             capped_in_flight=self._capped[user_id] > 0)
+        amount = quota_grant(
+            quota, used, self._reserved[user_id], want, capped_in_flight=self._capped[user_id] > 0
+        )
         if amount == 0:
             return None
         self._reserved[user_id] += amount

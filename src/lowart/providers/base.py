@@ -2,36 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lowart.entries import ModelEntry
 from lowart.formats.openai import Usage
 
+OPENAI = "openai"
+ANTHROPIC = "anthropic"
+
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """One chat request in OpenAI's shape, parsed once at the edge."""
+    """One chat request, parsed once at the edge, in the wire format ``fmt``.
+
+    Dispatch holds it in the caller's format; a provider receives it in its own native format.
+    """
 
     body: dict[str, Any]
     stream: bool
-    wants_usage: bool  # the client asked for stream_options.include_usage
+    wants_usage: bool  # usage in the stream the client gets (OpenAI's include_usage)
     request_id: str
+    fmt: str = OPENAI
+    headers: Mapping[str, str] = field(default_factory=dict)  # allowlisted client headers
 
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A whole answer: the OpenAI ``chat.completion`` bytes and the vendor's usage."""
+    """A whole answer: the response bytes (in the request's format) and the vendor's usage."""
 
     body: bytes
     usage: Usage | None
 
 
 class ChatStream(Protocol):
-    """An open upstream stream yielding OpenAI SSE bytes for the client."""
+    """An open upstream stream yielding SSE bytes (in the request's format) for the client."""
 
-    usage: Usage | None
+    @property
+    def usage(self) -> Usage | None:
+        """The vendor's usage, once the stream has carried it."""
+        ...
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
@@ -44,6 +55,8 @@ class ChatStream(Protocol):
 
 class Provider(Protocol):
     """A vendor adapter. Raises errors from ``lowart.errors``; never returns error objects."""
+
+    native: str  # the wire format it speaks: OPENAI or ANTHROPIC
 
     async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion: ...
 

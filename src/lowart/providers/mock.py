@@ -24,7 +24,7 @@ import msgspec
 from lowart.entries import ModelEntry
 from lowart.formats.openai import Usage, prompt_text
 from lowart.formats.sse import DONE, encode_event
-from lowart.providers.base import ChatRequest, Completion
+from lowart.providers.base import OPENAI, ChatRequest, Completion
 
 DEFAULT_TEXT = "This is a mock response from Lowart."
 
@@ -171,6 +171,8 @@ class MockStream:
 
 class MockProvider:
     """Answers without any network call."""
+
+    native = OPENAI
 
     async def _wait(self, model: ModelEntry) -> None:
         latency = _int(model.params.get("latency_ms"), 0)

@@ -17,11 +17,11 @@ from lowart.errors import UpstreamError
 from lowart.formats.openai import (
     Usage,
     completion_text_from_chunks,
-    usage_from_body,
+    completion_usage,
     usage_from_chunk,
 )
 from lowart.formats.sse import DONE, SSEParser, encode_event
-from lowart.providers.base import ChatRequest, Completion
+from lowart.providers.base import OPENAI, ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
 from lowart.providers.statuses import UpstreamFailure, error_for
 
@@ -136,6 +136,8 @@ class OpenAIStream:
 class OpenAIProvider:
     """Chat Completions against any OpenAI-compatible ``base_url`` (which includes ``/v1``)."""
 
+    native = OPENAI
+
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
@@ -153,7 +155,13 @@ class OpenAIProvider:
     async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
         response = await self._post(model, request)
         body = await response.read()
-        return Completion(body=body, usage=usage_from_body(body))
+        try:
+            usage = completion_usage(body)
+        except ValueError as exc:
+            raise UpstreamError(
+                f"The upstream for '{model.model_id}' sent a broken answer."
+            ) from exc
+        return Completion(body=body, usage=usage)
 
     async def open_stream(self, model: ModelEntry, request: ChatRequest) -> OpenAIStream:
         response = await self._post(model, request)

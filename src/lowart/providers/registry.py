@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lowart.providers.anthropic import AnthropicProvider
 from lowart.providers.base import Provider
 from lowart.providers.http import Transport
 from lowart.providers.mock import MockProvider
@@ -12,5 +13,6 @@ def build_providers(transport: Transport) -> dict[str, Provider]:
     """The adapters by lower-case vendor type."""
     return {
         "openai": OpenAIProvider(transport),
+        "anthropic": AnthropicProvider(transport),
         "mock": MockProvider(),
     }
