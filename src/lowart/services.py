@@ -12,8 +12,11 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lowart.catalog.circuit import CircuitConfig, Circuits
 from lowart.catalog.directory import Directory
-from lowart.dispatch import Dispatcher
+from lowart.dispatch.billing import Billing
+from lowart.dispatch.flow import Dispatcher
+from lowart.dispatch.retry import RetryConfig, RetryPolicy
 from lowart.errors import StartupError
 from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
 from lowart.providers.http import Transport, new_session
@@ -146,6 +149,26 @@ class Services:
         await self.engine.dispose()
 
 
+def retry_config(settings: Settings) -> RetryConfig:
+    return RetryConfig(
+        retries=settings.retries,
+        backoff_s=settings.retry_backoff_ms / 1000,
+        backoff_max_s=settings.retry_backoff_max_ms / 1000,
+        retry_after_max_s=settings.retry_after_max_s,
+        max_attempts=settings.max_attempts,
+        deadline_s=settings.request_timeout_s,
+    )
+
+
+def circuit_config(settings: Settings) -> CircuitConfig:
+    return CircuitConfig(
+        window_s=settings.circuit_window_s,
+        min_calls=settings.circuit_min_calls,
+        failure_ratio=settings.circuit_failure_ratio,
+        cooldown_s=settings.circuit_cooldown_s,
+    )
+
+
 def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> Services:
     """Wire the services together (no I/O here)."""
     box = SecretBox(master_key)
@@ -164,8 +187,10 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         quota=quota,
         providers=build_providers(Transport(session)),
         recorder=recorder,
+        billing=Billing(quota=quota, recorder=recorder, tokenizer=tokenizer),
         metrics=metrics,
-        tokenizer=tokenizer,
+        circuits=Circuits(circuit_config(settings)),
+        retry=RetryPolicy(retry_config(settings)),
         default_reserve=settings.quota_default_reserve,
     )
     return Services(

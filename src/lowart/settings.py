@@ -84,6 +84,16 @@ class Settings:
     cache_refresh_s: float = 2.0
     rpm_window_s: float = 60.0
     quota_default_reserve: int = 1000
+    retries: int = 1
+    retry_backoff_ms: int = 200
+    retry_backoff_max_ms: int = 2000
+    retry_after_max_s: float = 0.0
+    max_attempts: int = 6
+    request_timeout_s: float = 900.0
+    circuit_window_s: float = 30.0
+    circuit_min_calls: int = 5
+    circuit_failure_ratio: float = 0.5
+    circuit_cooldown_s: float = 30.0
     workdir: Path = dataclasses.field(default_factory=Path.cwd)
 
     @property
@@ -131,6 +141,16 @@ class Settings:
             cache_refresh_s=_float(env, "CACHE_REFRESH_S", 2.0),
             rpm_window_s=_float(env, "RPM_WINDOW_S", 60.0),
             quota_default_reserve=_int(env, "QUOTA_DEFAULT_RESERVE", 1000),
+            retries=_int(env, "RETRIES", 1),
+            retry_backoff_ms=_int(env, "RETRY_BACKOFF_MS", 200),
+            retry_backoff_max_ms=_int(env, "RETRY_BACKOFF_MAX_MS", 2000),
+            retry_after_max_s=_float(env, "RETRY_AFTER_MAX_S", 0.0),
+            max_attempts=_int(env, "MAX_ATTEMPTS", 6),
+            request_timeout_s=_float(env, "REQUEST_TIMEOUT_S", 900.0),
+            circuit_window_s=_float(env, "CIRCUIT_WINDOW_S", 30.0),
+            circuit_min_calls=_int(env, "CIRCUIT_MIN_CALLS", 5),
+            circuit_failure_ratio=_float(env, "CIRCUIT_FAILURE_RATIO", 0.5),
+            circuit_cooldown_s=_float(env, "CIRCUIT_COOLDOWN_S", 30.0),
             workdir=Path(env.get("LOWART_WORKDIR", "").strip() or Path.cwd()),
         )
         settings.validate()
@@ -142,6 +162,10 @@ class Settings:
             raise StartupError("DATABASE_URL must be sqlite:///… or postgresql://…")
         if not self.is_sqlite and self.master_key is None:
             raise StartupError("MASTER_KEY must be set when DATABASE_URL is PostgreSQL")
+        if self.retries < 0 or self.max_attempts < 1:
+            raise StartupError("RETRIES must be 0 or more and MAX_ATTEMPTS at least 1")
+        if not 0 < self.circuit_failure_ratio <= 1:
+            raise StartupError("CIRCUIT_FAILURE_RATIO must be in (0, 1]")
         if self.workers < 1:
             raise StartupError("WORKERS must be at least 1")
         if self.workers > 1 and self.redis_url is None:

@@ -14,7 +14,7 @@ from lowart.api.relay import ChatEndpoint
 from lowart.api.responses import JSON, body_of, caller
 from lowart.api.routing import route
 from lowart.catalog.directory import Directory
-from lowart.dispatch import Dispatcher
+from lowart.dispatch.flow import Dispatcher
 from lowart.errors import InvalidRequest, ModelNotFound
 from lowart.formats.openai import prompt_text
 from lowart.providers.base import ANTHROPIC

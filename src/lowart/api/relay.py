@@ -17,7 +17,7 @@ from lowart.api.asgi import (
 from lowart.api.chat import ChatFields
 from lowart.api.middleware import REQUEST_ID_KEY, principal_of
 from lowart.api.stream import relay_sse
-from lowart.dispatch import Dispatcher
+from lowart.dispatch.flow import Dispatcher
 from lowart.errors import InvalidRequest
 from lowart.providers.base import ChatRequest
 

@@ -70,6 +70,9 @@ class Metrics:
         self.rate_limited = Counter(
             "gateway_rate_limited", "Requests refused by a limit.", ["reason"], registry=r
         )
+        self.retries = Counter(
+            "gateway_retries", "Retries of the same model.", ["model"], registry=r
+        )
         self.jobs = Gauge("gateway_jobs", "Jobs by status.", ["status"], registry=r)
         for reason in RATE_LIMIT_REASONS:
             self.rate_limited.labels(reason=reason)

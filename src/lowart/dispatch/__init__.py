@@ -1,0 +1,1 @@
+"""One chat request's flow: admission → chain → provider → relay → usage."""

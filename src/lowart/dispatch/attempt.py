@@ -1,0 +1,66 @@
+"""The values one request carries through its flow: its admission and each upstream attempt."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lowart.entries import ModelEntry, Principal
+from lowart.limits.base import Reservation, RpmDecision
+from lowart.providers.base import ChatRequest
+
+
+@dataclass(slots=True)
+class Admission:
+    """A request let in: its chain, its held tokens and its RPM standing."""
+
+    principal: Principal
+    requested: str
+    chain: list[ModelEntry]
+    reservation: Reservation | None
+    rpm: RpmDecision | None
+    max_tokens: int | None
+
+    def headers(self, served: ModelEntry) -> dict[str, str]:
+        headers = {"x-lowart-model": served.model_id}
+        if self.rpm is not None:
+            headers.update(self.rpm.headers())
+        return headers
+
+
+def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
+    """``max_completion_tokens``, else ``max_tokens`` (validated at the edge)."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One upstream attempt of one request."""
+
+    admission: Admission
+    request: ChatRequest
+    model: ModelEntry
+    started: float = field(default_factory=time.perf_counter)
+    ttft: float | None = None
+
+
+@dataclass(slots=True)
+class Served:
+    """A whole answer to send."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(slots=True)
+class Streaming:
+    """An answer to stream: its headers, and the bytes (billing runs when they end)."""
+
+    headers: dict[str, str]
+    events: AsyncIterator[bytes]

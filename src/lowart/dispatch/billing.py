@@ -1,0 +1,101 @@
+"""Billing of attempts: usage rows, quota settlement, and offline estimates when a vendor
+reports no usage. Estimates and stream billing run in tracked tasks, off the response path."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from lowart.dispatch.attempt import Attempt
+from lowart.formats.openai import Usage, prompt_text
+from lowart.limits.memory import MemoryQuotaLedger
+from lowart.usage.estimate import Tokenizer
+from lowart.usage.events import UsageEvent
+from lowart.usage.recorder import UsageRecorder
+
+NO_USAGE = Usage(0, 0)
+
+
+class Billing:
+    """Turns attempts into usage rows and quota settlements."""
+
+    def __init__(
+        self, *, quota: MemoryQuotaLedger, recorder: UsageRecorder, tokenizer: Tokenizer
+    ) -> None:
+        self._quota = quota
+        self._recorder = recorder
+        self._tokenizer = tokenizer
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def failed(self, attempt: Attempt) -> None:
+        """An attempt that served nothing: a row, no tokens."""
+        self._record(attempt, NO_USAGE, estimated=False, status="error")
+
+    def cancelled(self, attempt: Attempt) -> None:
+        """The caller left before an answer arrived: a row, no tokens to show for it."""
+        self._record(attempt, NO_USAGE, estimated=False, status="cancelled")
+
+    async def release(self, attempt: Attempt) -> None:
+        """The request ends without an answer: its reservation is returned whole."""
+        reservation = attempt.admission.reservation
+        if reservation is not None:
+            await self._quota.settle(reservation, 0)
+
+    async def bill(
+        self, attempt: Attempt, usage: Usage | None, completion: Callable[[], str], status: str
+    ) -> None:
+        """Settle the served attempt with the vendor's usage, or an offline estimate."""
+        estimated = usage is None
+        if usage is None:
+            usage = await self._estimate(attempt, completion)
+        admission = attempt.admission
+        if admission.max_tokens is not None and usage.completion_tokens > admission.max_tokens:
+            usage = Usage(usage.prompt_tokens, admission.max_tokens, usage.cached_tokens)
+        if admission.reservation is not None:
+            await self._quota.settle(admission.reservation, usage.total_tokens)
+        else:
+            self._quota.record(admission.principal.user_id, usage.total_tokens)
+        self._record(attempt, usage, estimated=estimated, status=status)
+
+    def bill_later(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run billing in a tracked task: a cancelled stream (client gone) is still billed."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for billing still in progress (at shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _estimate(self, attempt: Attempt, completion: Callable[[], str]) -> Usage:
+        body = attempt.request.body
+
+        def count() -> Usage:
+            return Usage(
+                prompt_tokens=self._tokenizer.count(prompt_text(body)),
+                completion_tokens=self._tokenizer.count(completion()),
+            )
+
+        return await asyncio.to_thread(count)
+
+    def _record(self, attempt: Attempt, usage: Usage, *, estimated: bool, status: str) -> None:
+        principal = attempt.admission.principal
+        self._recorder.record(
+            UsageEvent(
+                request_id=attempt.request.request_id,
+                user_id=principal.user_id,
+                key_id=principal.key_id,
+                requested_model=attempt.admission.requested,
+                served_model=attempt.model.model_id,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                estimated=estimated,
+                status=status,
+                latency_ms=(time.perf_counter() - attempt.started) * 1000,
+                ttft_ms=attempt.ttft * 1000 if attempt.ttft is not None else None,
+                created_at=time.time(),
+            )
+        )

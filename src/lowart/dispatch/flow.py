@@ -1,0 +1,301 @@
+"""The dispatcher: admission, then the chain with retries, fallbacks and circuit breakers.
+
+Admission checks the model, the quota and the RPM window from memory. The chain is tried in
+order; a model whose circuit is open is skipped. An attempt that fails with a connection error,
+a timeout, a 5xx or a 429 before its first byte is retried on the same model with backoff, then
+hands over to the next model. A client-caused 4xx ends the request at once. Every attempt writes
+a usage row; only the one that served is billed (``ok``, or ``partial``/``cancelled`` for a
+stream that broke or was abandoned after its first byte).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+
+from lowart.catalog.circuit import Circuits
+from lowart.catalog.directory import Directory
+from lowart.dispatch.attempt import Admission, Attempt, Served, Streaming, requested_max_tokens
+from lowart.dispatch.billing import Billing
+from lowart.dispatch.retry import RetryPolicy
+from lowart.entries import ModelEntry, Principal
+from lowart.errors import (
+    LowartError,
+    ModelNotFound,
+    Overloaded,
+    QuotaExceeded,
+    RateLimited,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+)
+from lowart.formats.anthropic import error_event as anthropic_error_event
+from lowart.formats.openai import completion_text_from_body, error_body
+from lowart.formats.sse import encode_event
+from lowart.limits.base import Reservation
+from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
+from lowart.providers.base import ANTHROPIC, ChatRequest, ChatStream, Completion, Provider
+from lowart.providers.crossing import in_caller_format
+from lowart.telemetry.metrics import Metrics
+from lowart.usage.estimate import admission_estimate
+from lowart.usage.recorder import UsageRecorder
+
+log = structlog.get_logger()
+
+FALLBACK_ERRORS = (UpstreamError, UpstreamTimeout, UpstreamRateLimited)
+T = TypeVar("T")
+Opened = tuple[ChatStream, AsyncIterator[bytes], bytes]
+
+
+def stream_error(exc: LowartError, fmt: str) -> bytes:
+    """The explicit error event that ends a stream after its first byte, in the caller's format."""
+    if fmt == ANTHROPIC:
+        return anthropic_error_event(exc.anthropic_error_type, exc.message)
+    return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one request has left: time, attempts, and its last failure."""
+
+    deadline: float  # loop time
+    budget: int
+    last: LowartError | None = None
+
+
+def within(model: ModelEntry, remaining_s: float) -> ModelEntry:
+    """The model with its per-try timeouts cut to what remains of the request's deadline."""
+    if remaining_s >= model.timeouts.total:
+        return model
+    t = model.timeouts
+    cut = dataclasses.replace(
+        t,
+        total=remaining_s,
+        first_byte=min(t.first_byte, remaining_s),
+        idle=min(t.idle, remaining_s),
+        connect=min(t.connect, remaining_s),
+    )
+    return dataclasses.replace(model, timeouts=cut)
+
+
+class Dispatcher:
+    """Admits, routes and bills chat requests."""
+
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        rate_limiter: MemoryRateLimiter,
+        quota: MemoryQuotaLedger,
+        providers: Mapping[str, Provider],
+        recorder: UsageRecorder,
+        billing: Billing,
+        metrics: Metrics,
+        circuits: Circuits,
+        retry: RetryPolicy,
+        default_reserve: int,
+    ) -> None:
+        self._directory = directory
+        self._rpm = rate_limiter
+        self._quota = quota
+        self._providers = providers
+        self._recorder = recorder
+        self._billing = billing
+        self._metrics = metrics
+        self._circuits = circuits
+        self._retry = retry
+        self._default_reserve = default_reserve
+
+    # -- admission -------------------------------------------------------------------------
+
+    async def admit(
+        self, principal: Principal, model_id: str, body: Mapping[str, Any], body_bytes: int
+    ) -> Admission:
+        """Check the model, the quota and the RPM window; raise when the request may not run."""
+        chain = self._directory.chain(model_id) if principal.may_use(model_id) else []
+        if not chain:
+            raise ModelNotFound(model_id)
+        max_tokens = requested_max_tokens(body)
+        reservation = await self._reserve(principal, body_bytes, max_tokens)
+        rpm = None
+        if principal.rpm_limit is not None:
+            rpm = await self._rpm.admit(principal.user_id, principal.rpm_limit)
+            if not rpm.allowed:
+                if reservation is not None:
+                    await self._quota.settle(reservation, 0)
+                self._metrics.rate_limited.labels(reason="rpm").inc()
+                raise RateLimited(
+                    f"Rate limit reached: {rpm.limit} requests per minute.",
+                    retry_after=rpm.reset_s,
+                    extra_headers=rpm.headers(),
+                )
+        self._recorder.key_used(principal.key_id)
+        return Admission(principal, model_id, chain, reservation, rpm, max_tokens)
+
+    async def _reserve(
+        self, principal: Principal, body_bytes: int, max_tokens: int | None
+    ) -> Reservation | None:
+        if principal.token_quota is None:
+            return None
+        want = admission_estimate(body_bytes) + (max_tokens or self._default_reserve)
+        settled = self._directory.token_used(principal.user_id)
+        reservation = await self._quota.reserve(
+            principal.user_id, principal.token_quota, settled, want
+        )
+        if reservation is None:
+            self._metrics.rate_limited.labels(reason="quota").inc()
+            raise QuotaExceeded("You exceeded your token quota.")
+        return reservation
+
+    # -- whole answers and streams ---------------------------------------------------------
+
+    async def complete(self, admission: Admission, request: ChatRequest) -> Served:
+        """The first whole answer the chain gives."""
+
+        async def call(attempt: Attempt) -> Completion:
+            return await self._provider(attempt).complete(attempt.model, request)
+
+        attempt, completion = await self._first_success(admission, request, call)
+        self._observe_upstream(attempt)
+        text = functools.partial(completion_text_from_body, completion.body)
+        await self._billing.bill(attempt, completion.usage, text, "ok")
+        return Served(completion.body, admission.headers(attempt.model))
+
+    async def stream(self, admission: Admission, request: ChatRequest) -> Streaming:
+        """The first model that yields a first chunk; the rest is relayed as it comes."""
+
+        async def call(attempt: Attempt) -> Opened:
+            stream = await self._provider(attempt).open_stream(attempt.model, request)
+            events = aiter(stream)
+            try:
+                first = await anext(events)
+            except StopAsyncIteration as exc:
+                await stream.aclose()
+                raise UpstreamError("The upstream stream ended before its first event.") from exc
+            except BaseException:
+                await stream.aclose()
+                raise
+            return stream, events, first
+
+        attempt, (stream, events, first) = await self._first_success(admission, request, call)
+        attempt.ttft = time.perf_counter() - attempt.started
+        self._metrics.ttft.labels(model=self._label(attempt.model)).observe(attempt.ttft)
+        relay = self._relay(attempt, stream, events, first)
+        return Streaming(admission.headers(attempt.model), relay)
+
+    async def _relay(
+        self, attempt: Attempt, stream: ChatStream, events: AsyncIterator[bytes], first: bytes
+    ) -> AsyncIterator[bytes]:
+        status = "cancelled"
+        try:
+            yield first
+            async for chunk in events:
+                yield chunk
+            status = "ok"
+        except LowartError as exc:
+            status = "partial"
+            log.warning("stream_broken", model_id=attempt.model.model_id, error=exc.message)
+            yield stream_error(exc, attempt.request.fmt)
+        finally:
+            await stream.aclose()
+            self._observe_upstream(attempt)
+            self._billing.bill_later(
+                self._billing.bill(attempt, stream.usage, stream.completion_text, status)
+            )
+
+    # -- the chain -------------------------------------------------------------------------
+
+    async def _first_success(
+        self, admission: Admission, request: ChatRequest, call: Callable[[Attempt], Awaitable[T]]
+    ) -> tuple[Attempt, T]:
+        """Try the chain: retries per model, fallbacks in order, open circuits skipped."""
+        loop = asyncio.get_running_loop()
+        run = _Run(loop.time() + self._retry.config.deadline_s, self._retry.config.max_attempts)
+        previous: ModelEntry | None = None
+        for model in admission.chain:
+            if run.budget <= 0 or loop.time() >= run.deadline:
+                break
+            if previous is not None:
+                self._metrics.fallbacks.labels(
+                    from_model=self._label(previous), to_model=self._label(model)
+                ).inc()
+            previous = model
+            if self._circuits.allow(model.model_id):
+                served = await self._try_model(run, admission, request, model, call)
+                if served is not None:
+                    return served
+        if admission.reservation is not None:
+            await self._quota.settle(admission.reservation, 0)
+        if run.last is None:
+            raise Overloaded("Every model in the chain is unavailable (circuit open).")
+        raise run.last
+
+    async def _try_model(
+        self,
+        run: _Run,
+        admission: Admission,
+        request: ChatRequest,
+        model: ModelEntry,
+        call: Callable[[Attempt], Awaitable[T]],
+    ) -> tuple[Attempt, T] | None:
+        """Attempts on one model until it answers, fails for good, or the budget runs out."""
+        loop = asyncio.get_running_loop()
+        retry = 0
+        while run.budget > 0:
+            run.budget -= 1
+            attempt = Attempt(admission, request, within(model, run.deadline - loop.time()))
+            try:
+                result = await call(attempt)
+            except FALLBACK_ERRORS as exc:
+                run.last = exc
+                self._circuits.record(model.model_id, failed=True)
+                self._billing.failed(attempt)
+                delay = self._retry.delay(exc, retry, run.deadline - loop.time())
+                if delay is None or run.budget <= 0:
+                    return None
+                retry += 1
+                self._metrics.retries.labels(model=self._label(model)).inc()
+                await asyncio.sleep(delay)
+                continue
+            except LowartError:
+                self._circuits.record(model.model_id, failed=False)  # the caller's fault
+                self._billing.failed(attempt)
+                await self._billing.release(attempt)
+                raise
+            except BaseException:
+                self._circuits.abandon(model.model_id)
+                self._billing.cancelled(attempt)
+                await self._billing.release(attempt)
+                raise
+            self._circuits.record(model.model_id, failed=False)
+            return attempt, result
+        return None
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _provider(self, attempt: Attempt) -> Provider:
+        provider = self._providers.get(attempt.model.vendor)
+        if provider is None:
+            raise UpstreamError(
+                f"The vendor of '{attempt.model.model_id}' cannot serve chat requests."
+            )
+        return in_caller_format(provider, attempt.request.fmt)
+
+    def _label(self, model: ModelEntry) -> str:
+        return self._metrics.model_label(model.model_id)
+
+    def _observe_upstream(self, attempt: Attempt) -> None:
+        self._metrics.upstream_duration.labels(model=self._label(attempt.model)).observe(
+            time.perf_counter() - attempt.started
+        )
+
+    async def drain(self) -> None:
+        """Wait for billing still in progress (at shutdown)."""
+        await self._billing.drain()
