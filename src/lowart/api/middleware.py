@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
 from typing import Any
@@ -42,12 +43,16 @@ class EdgeMiddleware:
         self.app = app
         self._metrics = metrics
         self._max_body = max_body_bytes
+        # Request ids must be unique, not secret: a random process prefix and a counter are
+        # cheaper than a system call per request.
+        self._id_prefix = "req_" + secrets.token_hex(6)
+        self._ids = itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = "req_" + secrets.token_hex(12)
+        request_id = f"{self._id_prefix}{next(self._ids):012x}"
         scope[REQUEST_ID_KEY] = request_id
         scope[MAX_BODY_KEY] = self._max_body
         ids = [(b"x-request-id", request_id.encode())]

@@ -29,7 +29,7 @@ def vendor_key_context(model_id: str) -> str:
 
 @dataclass(frozen=True)
 class _Index:
-    keys: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # hash → (id, user, hash)
+    keys: dict[str, tuple[str, Principal]] = field(default_factory=dict)  # hash → (hash, who)
     users: dict[str, UserRow] = field(default_factory=dict)
     models: dict[str, ModelEntry] = field(default_factory=dict)
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -70,6 +70,18 @@ def _chains(snapshot: Snapshot, models: dict[str, ModelEntry]) -> dict[str, tupl
     return {primary: tuple(chain) for primary, chain in chains.items()}
 
 
+def _principal(user: UserRow, key_id: str) -> Principal:
+    return Principal(
+        user_id=user.user_id,
+        key_id=key_id,
+        is_admin=user.is_admin,
+        active=user.active,
+        rpm_limit=user.rpm_limit,
+        token_quota=user.token_quota,
+        models=frozenset(user.models) if user.models is not None else None,
+    )
+
+
 def build_index(snapshot: Snapshot, decrypt: Decrypt) -> _Index:
     """Pure: the lookup tables for one snapshot."""
     models = {}
@@ -77,11 +89,14 @@ def build_index(snapshot: Snapshot, decrypt: Decrypt) -> _Index:
         entry = _entry(row, decrypt)
         if entry is not None:
             models[row.model_id] = entry
+    users = {u.user_id: u for u in snapshot.users}
     return _Index(
         keys={
-            k.key_hash: (k.id, k.user_id, k.key_hash) for k in snapshot.keys if k.revoked_at is None
+            k.key_hash: (k.key_hash, _principal(users[k.user_id], k.id))
+            for k in snapshot.keys
+            if k.revoked_at is None and k.user_id in users
         },
-        users={u.user_id: u for u in snapshot.users},
+        users=users,
         models=models,
         chains=_chains(snapshot, models),
     )
@@ -101,21 +116,9 @@ class Directory:
         """The principal for a presented key, or None for unknown and revoked keys."""
         digest = hash_key(raw_key)
         found = self._index.keys.get(digest)
-        if found is None:
+        if found is None or not digests_match(found[0], digest):
             return None
-        key_id, user_id, stored = found
-        user = self._index.users.get(user_id)
-        if user is None or not digests_match(stored, digest):
-            return None
-        return Principal(
-            user_id=user.user_id,
-            key_id=key_id,
-            is_admin=user.is_admin,
-            active=user.active,
-            rpm_limit=user.rpm_limit,
-            token_quota=user.token_quota,
-            models=frozenset(user.models) if user.models is not None else None,
-        )
+        return found[1]
 
     def user(self, user_id: str) -> UserRow | None:
         return self._index.users.get(user_id)
