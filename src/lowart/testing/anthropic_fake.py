@@ -43,12 +43,12 @@ and parsed, ``counted`` each such count_tokens request, ``requests`` counts HTTP
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from lowart.formats.anthropic import anthropic_type_for_status, error_payload
 from lowart.testing.anthropic_stream import (
     Answer,
     Block,
@@ -59,6 +59,7 @@ from lowart.testing.anthropic_stream import (
     message_body,
     stream_events,
 )
+from lowart.testing.asgi import FakeUpstream, Headers, option_number, read_body, send_json
 from lowart.testing.openai_fake import Behaviour, FakeCall, parse_behaviour
 
 MODEL_SUFFIX = "-20240101"
@@ -66,19 +67,6 @@ CREATED_AT = "2025-01-01T00:00:00Z"
 MODEL_IDS = ("ok", "tools", "nousage", "echo_headers")
 TOOL_INPUT = '{"city": "Paris"}'
 
-_Headers = Sequence[tuple[bytes, bytes]]
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
 _ERROR_MESSAGES = {400: "fake bad request", 429: "fake rate limit exceeded", 529: "Overloaded"}
 
 
@@ -95,21 +83,13 @@ def parse_anthropic_behaviour(model: str) -> AnthropicBehaviour:
     """Read the ``:``-separated options of a model name; of a repeated option the last wins."""
     found = {name: argument for name, _, argument in (o.partition("-") for o in model.split(":"))}
     read, _, creation = found.get("cache", "").partition("-")
-    cache_read, cache_creation = _number(read), _number(creation)
+    cache_read, cache_creation = option_number(read), option_number(creation)
     cache = (0, 0)
     if cache_read is not None and cache_creation is not None:
         cache = (cache_read, cache_creation)
-    after = _number(found.get("midstream_error"))
+    after = option_number(found.get("midstream_error"))
     midstream = None if after is None else max(after, 0)
     return AnthropicBehaviour(parse_behaviour(model), cache, midstream)
-
-
-def _number(text: str | None) -> int | None:
-    """An int written in a model name, where a leading ``m`` stands for minus."""
-    digits = (text or "").removeprefix("m")
-    if not digits or not digits.isascii() or not digits.isdigit():
-        return None
-    return -int(digits) if (text or "").startswith("m") else int(digits)
 
 
 class _Block(msgspec.Struct):
@@ -182,24 +162,19 @@ def _answer(request: _Request, behaviour: AnthropicBehaviour, headers: dict[str,
     return Answer(blocks, stop, usage, report_usage=common.usage)
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeUpstream):
     """The fake Anthropic upstream as an ASGI app; its request log lives on the instance."""
 
+    request_id_header = b"request-id"
+
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[FakeCall] = []
         self.counted: list[FakeCall] = []
-        self.disconnects = 0
-        self.requests = 0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        self.requests += 1
-        send = _with_request_id(send, b"req_fake_%d" % self.requests)
-        headers = _request_headers(scope)
+    async def _http(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+    ) -> None:
         refusal = _refusal(headers)
         if refusal is not None:
             await _send_error(send, *refusal)
@@ -211,9 +186,9 @@ class FakeAnthropic:
             models = [_model(model_id) for model_id in MODEL_IDS]
             page = {"data": models, "has_more": False}
             page |= {"first_id": MODEL_IDS[0], "last_id": MODEL_IDS[-1]}
-            await _send_json(send, 200, msgspec.json.encode(page))
+            await send_json(send, 200, msgspec.json.encode(page))
         elif method == "GET" and path.startswith("/models/"):
-            await _send_json(send, 200, msgspec.json.encode(_model(path.removeprefix("/models/"))))
+            await send_json(send, 200, msgspec.json.encode(_model(path.removeprefix("/models/"))))
         else:
             await _send_error(send, 404, "not_found_error", f"no route {method} {path}")
 
@@ -222,7 +197,7 @@ class FakeAnthropic:
     ) -> None:
         """Parse and record a Messages or count_tokens request, then answer it."""
         try:
-            body = msgspec.json.decode(await _read_body(receive), type=dict[str, object])
+            body = msgspec.json.decode(await read_body(receive), type=dict[str, object])
             request = msgspec.convert(body, _Request)
         except msgspec.DecodeError as exc:  # also the ValidationError of convert
             await _send_error(send, 400, "invalid_request_error", str(exc))
@@ -232,9 +207,7 @@ class FakeAnthropic:
         )
         if not messages:
             self.counted.append(call)
-            await _send_json(
-                send, 200, msgspec.json.encode({"input_tokens": _input_words(request)})
-            )
+            await send_json(send, 200, msgspec.json.encode({"input_tokens": _input_words(request)}))
             return
         self.calls.append(call)
         if request.max_tokens is None:
@@ -255,32 +228,13 @@ class FakeAnthropic:
         answer = _answer(request, behaviour, headers)
         message_id, model = f"msg_fake{len(self.calls)}", request.model + MODEL_SUFFIX
         if not request.stream:
-            await _send_json(
+            await send_json(
                 send, 200, message_body(message_id, model, answer), cut=common.cut is not None
             )
             return
         plan = StreamPlan(common.cut, behaviour.midstream_error)
         events, complete = stream_events(message_id, model, answer, plan)
         await self._stream(receive, send, events, common.chunk_delay_ms / 1000, complete)
-
-    async def _stream(
-        self, receive: Receive, send: Send, events: list[bytes], delay: float, complete: bool
-    ) -> None:
-        """Send the events while watching for the client leaving; a cut stream never ends."""
-        headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        pump = asyncio.create_task(_pump(send, events, delay, complete))
-        gone = asyncio.create_task(_disconnected(receive))
-        try:
-            done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
-        finally:  # also when the server cancels this request on shutdown
-            for task in (pump, gone):
-                task.cancel()
-            await asyncio.gather(pump, gone, return_exceptions=True)
-        if pump in done:
-            pump.result()
-        else:
-            self.disconnects += 1
 
 
 def _refusal(headers: dict[str, str]) -> tuple[int, str, str] | None:
@@ -292,81 +246,20 @@ def _refusal(headers: dict[str, str]) -> tuple[int, str, str] | None:
     return None
 
 
-def _error(status: int) -> tuple[int, str, str, _Headers]:
+def _error(status: int) -> tuple[int, str, str, Headers]:
     """The error for an ``error-<status>`` model, with ``retry-after`` on a 429."""
-    type_ = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    # protocols.md 2.5 lists no 503, so unlike the gateway the fake calls it a plain api_error
+    type_ = "api_error" if status == 503 else anthropic_type_for_status(status)
     headers = [(b"retry-after", b"7")] if status == 429 else ()
     return status, type_, _ERROR_MESSAGES.get(status, f"fake error {status}"), headers
 
 
 async def _send_error(
-    send: Send, status: int, type_: str, message: str, extra: _Headers = ()
+    send: Send, status: int, type_: str, message: str, extra: Headers = ()
 ) -> None:
-    body = {"type": "error", "error": {"type": type_, "message": message}}
-    await _send_json(send, status, msgspec.json.encode(body), extra)
+    await send_json(send, status, msgspec.json.encode(error_payload(type_, message)), extra)
 
 
 def _model(model_id: str) -> dict[str, object]:
     display = f"Fake {model_id}"
     return {"type": "model", "id": model_id, "display_name": display, "created_at": CREATED_AT}
-
-
-def _request_headers(scope: Scope) -> dict[str, str]:
-    """The request headers by lowercased name, repeated ones joined with a comma."""
-    found: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        found[name] = f"{found[name]}, {value}" if name in found else value
-    return found
-
-
-async def _read_body(receive: Receive) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        message = await receive()
-        parts.append(message.get("body", b""))
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return b"".join(parts)
-
-
-async def _send_json(
-    send: Send, status: int, body: bytes, extra: _Headers = (), cut: bool = False
-) -> None:
-    """A JSON response; a cut one sends only half of the announced body."""
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": [*headers, *extra]})
-    half = body[: len(body) // 2]
-    await send({"type": "http.response.body", "body": half if cut else body, "more_body": cut})
-
-
-def _with_request_id(send: Send, request_id: bytes) -> Send:
-    """Wrap ``send`` so the response start carries a ``request-id`` header."""
-
-    async def send_with_id(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = [*message.get("headers", ()), (b"request-id", request_id)]
-            message = {**message, "headers": headers}
-        await send(message)
-
-    return send_with_id
-
-
-async def _pump(send: Send, events: list[bytes], delay: float, complete: bool) -> None:
-    for index, event in enumerate(events):
-        if index and delay:
-            await asyncio.sleep(delay)
-        await send({"type": "http.response.body", "body": event, "more_body": True})
-    if complete:
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    """Acknowledge start-up, then shut-down; the fake holds no resources."""
-    while (await receive())["type"] != "lifespan.shutdown":
-        await send({"type": "lifespan.startup.complete"})
-    await send({"type": "lifespan.shutdown.complete"})

@@ -34,22 +34,21 @@ On a ``FakeOpenAI``, ``calls`` records each chat request, ``requests`` counts HT
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
 import msgspec
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from lowart.formats.openai import error_body
 from lowart.formats.sse import DONE, encode_event
+from lowart.testing.asgi import FakeUpstream, Headers, option_number, read_body, send_json
 
 MODEL_SUFFIX = "-2024-01-01"
 CREATED = 1735689600
 MODEL_IDS = ("ok", "tools", "nousage", "echo_headers")
 
 _ToolCall = tuple[str, str, str]  # id, function name, arguments
-_Headers = Sequence[tuple[bytes, bytes]]
 _ERRORS: dict[int, tuple[str, str, str | None, str]] = {
     400: ("invalid_request_error", "invalid_value", "messages", "fake bad request"),
     401: ("invalid_request_error", "invalid_api_key", None, "fake invalid api key"),
@@ -86,30 +85,22 @@ def parse_behaviour(model: str) -> Behaviour:
     """Read the ``:``-separated options of a model name; of a repeated option the last wins."""
     options = [option.partition("-") for option in model.split(":")]
     found = {name: argument for name, _, argument in options}
-    error, cut = _number(found.get("error")), _number(found.get("cut"))
+    error, cut = option_number(found.get("error")), option_number(found.get("cut"))
     prompt, _, completion = found.get("usage", "").partition("-")
-    reported_prompt, reported_completion = _number(prompt), _number(completion)
+    reported_prompt, reported_completion = option_number(prompt), option_number(completion)
     reported = None
     if reported_prompt is not None and reported_completion is not None:
         reported = (reported_prompt, reported_completion)
     return Behaviour(
         error=error if error is not None and 400 <= error <= 599 else None,
-        slow_ms=max(_number(found.get("slow")) or 0, 0),
-        chunk_delay_ms=max(_number(found.get("chunkdelay")) or 0, 0),
+        slow_ms=max(option_number(found.get("slow")) or 0, 0),
+        chunk_delay_ms=max(option_number(found.get("chunkdelay")) or 0, 0),
         cut=None if cut is None else max(cut, 0),
         tools="tools" in found,
         usage="nousage" not in found,
         reported=reported,
         echo_headers="echo_headers" in found,
     )
-
-
-def _number(text: str | None) -> int | None:
-    """An int written in a model name, where a leading ``m`` stands for minus."""
-    digits = (text or "").removeprefix("m")
-    if not digits or not digits.isascii() or not digits.isdigit():
-        return None
-    return -int(digits) if (text or "").startswith("m") else int(digits)
 
 
 class _Part(msgspec.Struct):
@@ -251,82 +242,58 @@ def _deltas(answer: _Answer) -> list[dict[str, object]]:
     return [first] + [{"tool_calls": [fragment]} for fragment in fragments[1:]]
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeUpstream):
     """The fake upstream as an ASGI app; its request log lives on the instance."""
 
-    def __init__(self) -> None:
-        self.calls: list[FakeCall] = []
-        self.disconnects = 0
-        self.requests = 0
+    request_id_header = b"x-request-id"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        self.requests += 1
-        send = _with_request_id(send, b"req_fake_%d" % self.requests)
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[FakeCall] = []
+
+    async def _http(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+    ) -> None:
         path: str = scope["path"].removeprefix("/v1")
         if scope["method"] == "POST" and path == "/chat/completions":
-            await self._chat(scope, receive, send)
+            await self._chat(receive, send, headers)
         elif scope["method"] == "GET" and path == "/models":
             models = [_model(model_id) for model_id in MODEL_IDS]
-            await _send_json(send, 200, msgspec.json.encode({"object": "list", "data": models}))
+            await send_json(send, 200, msgspec.json.encode({"object": "list", "data": models}))
         elif scope["method"] == "GET" and path.startswith("/models/"):
-            await _send_json(send, 200, msgspec.json.encode(_model(path.removeprefix("/models/"))))
+            await send_json(send, 200, msgspec.json.encode(_model(path.removeprefix("/models/"))))
         else:
             body = error_body(f"no route {scope['method']} {path}", "invalid_request_error", None)
-            await _send_json(send, 404, body)
+            await send_json(send, 404, body)
 
-    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _chat(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         try:
-            body = msgspec.json.decode(await _read_body(receive), type=dict[str, object])
+            body = msgspec.json.decode(await read_body(receive), type=dict[str, object])
             request = msgspec.convert(body, _Request)
         except msgspec.DecodeError as exc:
-            await _send_json(send, 400, error_body(str(exc), "invalid_request_error", None))
+            await send_json(send, 400, error_body(str(exc), "invalid_request_error", None))
             return
-        headers = _request_headers(scope)
         stream = bool(request.stream)
         self.calls.append(FakeCall(model=request.model, stream=stream, headers=headers, body=body))
         behaviour = parse_behaviour(request.model)
         if behaviour.slow_ms:
             await asyncio.sleep(behaviour.slow_ms / 1000)
         if behaviour.error is not None:
-            await _send_json(send, behaviour.error, *_error(behaviour.error))
+            await send_json(send, behaviour.error, *_error(behaviour.error))
             return
         answer = _answer(request, behaviour, headers)
         completion_id, model = f"chatcmpl-fake{len(self.calls)}", request.model + MODEL_SUFFIX
         if not stream:
             body_bytes = _completion_body(completion_id, model, answer)
-            await _send_json(send, 200, body_bytes, cut=behaviour.cut is not None)
+            await send_json(send, 200, body_bytes, cut=behaviour.cut is not None)
             return
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         events = _stream_events(completion_id, model, answer, include_usage, behaviour.cut)
-        await self._stream(receive, send, events, behaviour)
-
-    async def _stream(
-        self, receive: Receive, send: Send, events: list[bytes], behaviour: Behaviour
-    ) -> None:
-        """Send the events while watching for the client leaving; a cut stream never ends."""
-        headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
         delay = behaviour.chunk_delay_ms / 1000
-        pump = asyncio.create_task(_pump(send, events, delay, behaviour.cut is None))
-        gone = asyncio.create_task(_disconnected(receive))
-        try:
-            done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
-        finally:  # also when the server cancels this request on shutdown
-            for task in (pump, gone):
-                task.cancel()
-            await asyncio.gather(pump, gone, return_exceptions=True)
-        if pump in done:
-            pump.result()
-        else:
-            self.disconnects += 1
+        await self._stream(receive, send, events, delay, behaviour.cut is None)
 
 
-def _error(status: int) -> tuple[bytes, _Headers]:
+def _error(status: int) -> tuple[bytes, Headers]:
     """The error body for a status, with ``Retry-After`` on a 429."""
     kind = "server_error" if status >= 500 else "fake_error"
     type_, code, param, message = _ERRORS.get(status, (kind, kind, None, f"fake error {status}"))
@@ -336,64 +303,3 @@ def _error(status: int) -> tuple[bytes, _Headers]:
 
 def _model(model_id: str) -> dict[str, object]:
     return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "lowart-fake"}
-
-
-def _request_headers(scope: Scope) -> dict[str, str]:
-    """The request headers by lowercased name, repeated ones joined with a comma."""
-    found: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        found[name] = f"{found[name]}, {value}" if name in found else value
-    return found
-
-
-async def _read_body(receive: Receive) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        message = await receive()
-        parts.append(message.get("body", b""))
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return b"".join(parts)
-
-
-async def _send_json(
-    send: Send, status: int, body: bytes, extra: _Headers = (), cut: bool = False
-) -> None:
-    """A JSON response; a cut one sends only half of the announced body."""
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": [*headers, *extra]})
-    half = body[: len(body) // 2]
-    await send({"type": "http.response.body", "body": half if cut else body, "more_body": cut})
-
-
-def _with_request_id(send: Send, request_id: bytes) -> Send:
-    """Wrap ``send`` so the response start carries an ``x-request-id`` header."""
-
-    async def send_with_id(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = [*message.get("headers", ()), (b"x-request-id", request_id)]
-            message = {**message, "headers": headers}
-        await send(message)
-
-    return send_with_id
-
-
-async def _pump(send: Send, events: list[bytes], delay: float, complete: bool) -> None:
-    for index, event in enumerate(events):
-        if index and delay:
-            await asyncio.sleep(delay)
-        await send({"type": "http.response.body", "body": event, "more_body": True})
-    if complete:
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    """Acknowledge start-up, then shut-down; the fake holds no resources."""
-    while (await receive())["type"] != "lifespan.shutdown":
-        await send({"type": "lifespan.startup.complete"})
-    await send({"type": "lifespan.shutdown.complete"})
