@@ -7,12 +7,14 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import asyncpg
 import httpx
+import openai
 import pytest
 
 from lowart.app import LowartApp, create_app
@@ -42,6 +44,7 @@ class Gateway:
     app: LowartApp
     server: ThreadedServer
     settings: Settings
+    sdk_clients: list[openai.OpenAI | anthropic.Anthropic] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -87,7 +90,21 @@ class Gateway:
         """Write the queued usage (the admin usage endpoints settle before reading)."""
         assert self.admin("GET", "/admin/usage").status_code == 200
 
+    def openai(self, key: str, retries: int = 0) -> openai.OpenAI:
+        """The official OpenAI SDK, pointed at this gateway (closed when the gateway stops)."""
+        client = openai.OpenAI(base_url=self.v1, api_key=key, max_retries=retries)
+        self.sdk_clients.append(client)
+        return client
+
+    def anthropic(self, key: str, retries: int = 0) -> anthropic.Anthropic:
+        """The official Anthropic SDK, pointed at this gateway (closed when it stops)."""
+        client = anthropic.Anthropic(base_url=self.url, api_key=key, max_retries=retries)
+        self.sdk_clients.append(client)
+        return client
+
     def stop(self) -> None:
+        for client in self.sdk_clients:
+            client.close()
         self.server.stop()
 
 

@@ -40,7 +40,7 @@ def register_fake_models(gateway: Gateway, base_url: str) -> None:
 
 
 def sdk(gateway: Gateway, key: str, retries: int = 0) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=retries)
+    return gateway.openai(key, retries)
 
 
 def metric(gateway: Gateway, name: str, **labels: str) -> float:

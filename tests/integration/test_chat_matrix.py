@@ -66,11 +66,11 @@ def gw(
 
 
 def _openai(gw: Gateway, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.v1, api_key=key, max_retries=0)
+    return gw.openai(key)
 
 
 def _anthropic(gw: Gateway, key: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0)
+    return gw.anthropic(key)
 
 
 def _openai_text(client: openai.OpenAI, model: str, stream: bool) -> tuple[str, int]:
