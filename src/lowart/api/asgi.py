@@ -87,11 +87,5 @@ async def send_bytes(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_json(
-    send: Send, status: int, value: object, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    await send_bytes(send, status, msgspec.json.encode(value), headers)
-
-
 def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]

@@ -10,7 +10,7 @@ from typing import Any
 
 from lowart.dispatch.attempt import Attempt
 from lowart.formats.openai import Usage, prompt_text
-from lowart.limits.memory import MemoryQuotaLedger
+from lowart.limits.base import QuotaLedger
 from lowart.usage.estimate import Tokenizer
 from lowart.usage.events import UsageEvent
 from lowart.usage.recorder import UsageRecorder
@@ -22,7 +22,7 @@ class Billing:
     """Turns attempts into usage rows and quota settlements."""
 
     def __init__(
-        self, *, quota: MemoryQuotaLedger, recorder: UsageRecorder, tokenizer: Tokenizer
+        self, *, quota: QuotaLedger, recorder: UsageRecorder, tokenizer: Tokenizer
     ) -> None:
         self._quota = quota
         self._recorder = recorder

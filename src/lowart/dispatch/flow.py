@@ -39,8 +39,7 @@ from lowart.errors import (
 from lowart.formats.anthropic import error_event as anthropic_error_event
 from lowart.formats.openai import completion_text_from_body, error_body
 from lowart.formats.sse import encode_event
-from lowart.limits.base import Reservation
-from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
+from lowart.limits.base import QuotaLedger, RateLimiter, Reservation
 from lowart.providers.base import ANTHROPIC, ChatRequest, ChatStream, Completion, Provider
 from lowart.providers.crossing import in_caller_format
 from lowart.telemetry.metrics import Metrics
@@ -92,8 +91,8 @@ class Dispatcher:
         self,
         *,
         directory: Directory,
-        rate_limiter: MemoryRateLimiter,
-        quota: MemoryQuotaLedger,
+        rate_limiter: RateLimiter,
+        quota: QuotaLedger,
         providers: Mapping[str, Provider],
         recorder: UsageRecorder,
         billing: Billing,

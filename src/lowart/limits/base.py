@@ -56,6 +56,10 @@ class QuotaLedger(Protocol):
         """Replace the reservation with the real usage."""
         ...
 
+    def record(self, user_id: str, actual: int) -> None:
+        """Usage with no reservation (a user without a quota)."""
+        ...
+
     def mark_flushed(self, deltas: Mapping[str, int]) -> None:
         """Settled usage that the database now holds, but the snapshot does not yet."""
         ...
