@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from lowart import __version__
+from tests.conftest import wait_for
 from tests.e2e.serve_process import STOPPED, ServeProcess, child_env, run_cli, sql
 
 KEY_RE = re.compile(r"^lw-[A-Za-z0-9_-]{43}$")
@@ -103,3 +107,35 @@ def test_cli_then_serve(tmp_path: Path) -> None:
         with server.client(bob_key) as client:
             assert client.get("/admin/users").status_code == 403
         assert server.terminate() in STOPPED, server.output()
+
+
+def test_mock_upstream_command_serves_the_fake(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "lowart"), "mock-upstream", "--port", str(port)],
+        cwd=tmp_path,
+        env=child_env(None),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+
+        def answered() -> bool:
+            try:
+                response = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/chat/completions",
+                    json={"model": "ok", "messages": [{"role": "user", "content": "ping"}]},
+                )
+            except httpx.ConnectError:
+                return False
+            assert response.json()["choices"][0]["message"]["content"] == "Hello from fake: ping"
+            return True
+
+        wait_for(answered, timeout=20)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        assert proc.stderr is not None
+        proc.stderr.close()

@@ -337,3 +337,41 @@ def test_anthropic_headers_pass_only_between_anthropic_ends(
     )
     assert "anthropic-beta" not in fake.calls[-1]["headers"]
     assert fake.calls[-1]["headers"]["anthropic-version"] == "2023-06-01"
+
+
+@pytest.mark.parametrize(("primary", "backup"), [("openai", "anthropic"), ("anthropic", "openai")])
+def test_fallback_crosses_vendors_and_bills_the_backup(
+    gw: Gateway,
+    fake_openai: tuple[FakeOpenAI, str],
+    fake_anthropic: tuple[FakeAnthropic, str],
+    primary: str,
+    backup: str,
+) -> None:
+    base = fake_openai[1] if primary == "openai" else fake_anthropic[1]
+    kind = "OpenAI" if primary == "openai" else "Anthropic"
+    gw.add_model(f"{primary}-down", kind, base_url=base, api_key="sk-v", upstream_model="error-503")
+    assert (
+        gw.admin(
+            "PUT", f"/admin/models/{primary}-down/fallbacks", json={"fallbacks": [f"{backup}-text"]}
+        ).status_code
+        == 200
+    )
+    user = f"fb-{primary}"
+    raw = _openai(gw, gw.create_user(user)).chat.completions.with_raw_response.create(
+        model=f"{primary}-down", messages=[{"role": "user", "content": QUESTION}]
+    )
+    completion = raw.parse()
+    assert raw.headers["x-lowart-model"] == f"{backup}-text"
+    assert completion.choices[0].message.content == f"Hello from fake: {QUESTION}"
+    assert completion.usage is not None
+    gw.flush()
+    assert gw.sql("SELECT token_used FROM users WHERE user_id=?", (user,)) == [
+        (completion.usage.total_tokens,)
+    ]
+    rows = gw.sql(
+        "SELECT served_model, status, prompt_tokens + completion_tokens "
+        "FROM usage_records WHERE request_id=? ORDER BY id",
+        (raw.headers["x-request-id"],),
+    )
+    assert rows[-1] == (f"{backup}-text", "ok", completion.usage.total_tokens)
+    assert {r[1] for r in rows[:-1]} == {"error"} and all(r[2] == 0 for r in rows[:-1])
