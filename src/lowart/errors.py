@@ -16,6 +16,7 @@
     │   ├── QuotaExceeded         429  insufficient_quota                      (no retry)
     │   └── UpstreamRateLimited   429  rate_limit_error / upstream_rate_limited
     ├── UpstreamError             502  upstream_error                          (no retry)
+    │   ├── UpstreamCredentialsRefused (the vendor refused the gateway's key: no retry)
     │   └── UpstreamStreamError   (an error event mid-stream, keeping the vendor's type)
     ├── Overloaded                503  upstream_unavailable                    (no retry)
     ├── UpstreamTimeout           504  upstream_timeout                        (no retry)
@@ -200,6 +201,10 @@ class UpstreamError(LowartError):
     anthropic_type = "api_error"
     metric = "upstream_error"
     should_retry = False
+
+
+class UpstreamCredentialsRefused(UpstreamError):
+    """The vendor refused the gateway's own key (401/403): not retried, but may fall back."""
 
 
 class UpstreamStreamError(UpstreamError):

@@ -133,6 +133,14 @@ CASES: dict[type[LowartError], Case] = {
         "api_error",
         502,
     ),
+    errors.UpstreamCredentialsRefused: Case(
+        lambda: errors.UpstreamCredentialsRefused("vendor refused our key"),
+        502,
+        "upstream_error",
+        "upstream_error",
+        "api_error",
+        502,
+    ),
     errors.UpstreamStreamError: Case(
         lambda: errors.UpstreamStreamError("stream broke", upstream_type="overloaded_error"),
         502,

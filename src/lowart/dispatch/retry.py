@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lowart.errors import LowartError, UpstreamRateLimited
+from lowart.errors import LowartError, UpstreamCredentialsRefused, UpstreamRateLimited
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +49,8 @@ class RetryPolicy:
 
     def delay(self, error: LowartError, retry: int, remaining_s: float) -> float | None:
         """Seconds to wait before retry number ``retry + 1`` of the same model; None: move on."""
-        if retry >= self.config.retries:
-            return None
+        if retry >= self.config.retries or isinstance(error, UpstreamCredentialsRefused):
+            return None  # the same key would be refused again
         if isinstance(error, UpstreamRateLimited):
             wait = retry_after_seconds(error.retry_after_header, dt.datetime.now(dt.UTC))
             if wait is not None and wait > self.config.retry_after_max_s:

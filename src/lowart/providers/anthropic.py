@@ -94,12 +94,17 @@ class AnthropicStream:
         self._parser = SSEParser()
         self._usage: dict[str, Any] | None = None
         self._stopped = False
+        self._final = False  # message_delta carried the final usage
         self._seen: list[bytes] = []
         self._seen_bytes = 0
 
     @property
     def usage(self) -> Usage | None:
-        return usage_from_anthropic(self._usage) if self._usage is not None else None
+        """Known only once ``message_delta`` has come: ``message_start`` holds a placeholder
+        output count, so a stream cut before it is estimated instead."""
+        if self._usage is None or not self._final:
+            return None
+        return usage_from_anthropic(self._usage)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._events()
@@ -141,6 +146,7 @@ class AnthropicStream:
             usage = (_decode(event.data) or {}).get("usage")
             if isinstance(usage, dict) and self._usage is not None:
                 self._usage.update({k: v for k, v in usage.items() if v is not None})
+                self._final = True
         elif name == "message_stop":
             self._stopped = True
         elif name == "error":

@@ -9,6 +9,7 @@ import structlog
 from lowart.errors import (
     LowartError,
     UpstreamClientError,
+    UpstreamCredentialsRefused,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamTimeout,
@@ -48,5 +49,7 @@ def error_for(model_id: str, failure: UpstreamFailure) -> LowartError:
     if status in (401, 403):
         # The gateway's own vendor credentials were refused: an operator problem, not the caller's.
         log.error("upstream_credentials_refused", model_id=model_id, status=status)
-        return UpstreamError(f"The upstream for '{model_id}' refused the gateway's credentials.")
+        return UpstreamCredentialsRefused(
+            f"The upstream for '{model_id}' refused the gateway's credentials."
+        )
     return UpstreamError(f"The upstream for '{model_id}' failed with status {status}.")
