@@ -7,7 +7,12 @@ import datetime as dt
 import pytest
 
 from lowart.dispatch.retry import RetryConfig, RetryPolicy, retry_after_seconds
-from lowart.errors import UpstreamError, UpstreamRateLimited, UpstreamTimeout
+from lowart.errors import (
+    UpstreamCredentialsRefused,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+)
 
 CONFIG = RetryConfig(retries=3, backoff_s=0.1, backoff_max_s=0.3, retry_after_max_s=5)
 
@@ -52,3 +57,8 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert retry_after_seconds("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0.0
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds(None, now) is None
+
+
+def test_refused_vendor_credentials_are_not_retried() -> None:
+    policy = RetryPolicy(CONFIG, jitter=lambda: 0.0)
+    assert policy.delay(UpstreamCredentialsRefused("401"), 0, remaining_s=100) is None
