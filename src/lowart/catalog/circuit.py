@@ -26,7 +26,12 @@ class Breaker:
 
     def __init__(self, config: CircuitConfig) -> None:
         self._config = config
-        self._calls: deque[tuple[float, bool]] = deque()  # (time, failed)
+        # The window in buckets of a tenth of it: [start, calls, failures]. Totals are kept
+        # incrementally, so a call costs O(1) however busy the model is.
+        self._buckets: deque[list[float]] = deque()
+        self._bucket_s = config.window_s / 10
+        self._calls = 0
+        self._failures = 0
         self.state = CLOSED
         self._opened_at = 0.0
         self._probing = False
@@ -51,18 +56,32 @@ class Breaker:
                 self._open(now)
             else:
                 self.state = CLOSED
-                self._calls.clear()
+                self._clear()
             return
-        self._calls.append((now, failed))
-        horizon = now - self._config.window_s
-        while self._calls and self._calls[0][0] <= horizon:
-            self._calls.popleft()
-        failures = sum(1 for _, f in self._calls if f)
+        self._count(now, failed)
         if (
-            len(self._calls) >= self._config.min_calls
-            and failures / len(self._calls) >= self._config.failure_ratio
+            self._calls >= self._config.min_calls
+            and self._failures / self._calls >= self._config.failure_ratio
         ):
             self._open(now)
+
+    def _count(self, now: float, failed: bool) -> None:
+        horizon = now - self._config.window_s
+        while self._buckets and self._buckets[0][0] <= horizon:
+            _, calls, failures = self._buckets.popleft()
+            self._calls -= int(calls)
+            self._failures -= int(failures)
+        if not self._buckets or now - self._buckets[-1][0] >= self._bucket_s:
+            self._buckets.append([now, 0, 0])
+        bucket = self._buckets[-1]
+        bucket[1] += 1
+        bucket[2] += failed
+        self._calls += 1
+        self._failures += failed
+
+    def _clear(self) -> None:
+        self._buckets.clear()
+        self._calls = self._failures = 0
 
     def abandon(self) -> None:
         """A let-through call ended without a verdict (the client left): free the probe."""
@@ -71,7 +90,7 @@ class Breaker:
     def _open(self, now: float) -> None:
         self.state = OPEN
         self._opened_at = now
-        self._calls.clear()
+        self._clear()
 
 
 class Circuits:
