@@ -16,6 +16,8 @@ from lowart.api.admin_users import UserAdmin
 from lowart.api.anthropic import TokenCounter, messages_endpoint
 from lowart.api.asgi import ASGIApp, Receive, Scope, Send
 from lowart.api.chat import chat_fields
+from lowart.api.files import FileRoutes
+from lowart.api.jobs import JobRoutes
 from lowart.api.middleware import ROUTE_KEY, AuthMiddleware, EdgeMiddleware
 from lowart.api.openai import Models
 from lowart.api.openapi import openapi_document
@@ -93,7 +95,8 @@ async def start_services(settings: Settings) -> tuple[Services, str | None]:
 
 def build_stack(services: Services) -> ASGIApp:
     """Routes behind the pure ASGI middleware."""
-    chat = ChatEndpoint(services.dispatcher, OPENAI, chat_fields)
+    chat = ChatEndpoint(services.dispatcher, services.jobs, OPENAI, chat_fields)
+    messages = messages_endpoint(services.dispatcher, services.jobs)
     models = Models(services.directory)
     refresh, settle = services.refresh, services.settle_usage
     routes: list[Route] = [
@@ -108,13 +111,15 @@ def build_stack(services: Services) -> ASGIApp:
         ).routes(),
         *models.routes(),
         *TokenCounter(services.directory, services.tokenizer).routes(),
+        *JobRoutes(services.jobs).routes(),
+        *FileRoutes(services.files, services.signer).routes(),
     ]
     router = Router(routes=routes, default=not_found)
     fast = FastPaths(
         router,
         {
             ("POST", "/v1/chat/completions"): ("/v1/chat/completions", chat),
-            ("POST", "/v1/messages"): ("/v1/messages", messages_endpoint(services.dispatcher)),
+            ("POST", "/v1/messages"): ("/v1/messages", messages),
         },
     )
     authed = AuthMiddleware(fast, services.directory)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import stat
 from dataclasses import dataclass, field
 
@@ -18,6 +19,9 @@ from lowart.dispatch.billing import Billing
 from lowart.dispatch.flow import Dispatcher
 from lowart.dispatch.retry import RetryConfig, RetryPolicy
 from lowart.errors import StartupError
+from lowart.jobs.chat import ChatJobs
+from lowart.jobs.runner import JobConfig, JobRunner
+from lowart.jobs.service import CHAT, JobService
 from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
 from lowart.providers.http import Transport, new_session
 from lowart.providers.registry import build_providers
@@ -27,7 +31,11 @@ from lowart.security.secretbox import (
     SecretDecryptError,
     generate_master_key,
 )
+from lowart.security.signing import UrlSigner
 from lowart.settings import Settings
+from lowart.storage.files import FileRepository
+from lowart.storage.filestore import FileStore
+from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
 from lowart.storage.snapshot import load_snapshot
@@ -107,6 +115,10 @@ class Services:
     dispatcher: Dispatcher
     lock: asyncio.Lock
     tokenizer: Tokenizer
+    files: FileStore
+    signer: UrlSigner
+    job_runner: JobRunner
+    jobs: JobService
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh(self) -> None:
@@ -137,9 +149,11 @@ class Services:
         loop = asyncio.get_running_loop()
         self.tasks.append(loop.create_task(self.recorder.run()))
         self.tasks.append(loop.create_task(self._refresh_loop()))
+        self.tasks.append(loop.create_task(self.job_runner.run()))
 
     async def close(self) -> None:
-        """Drain billing, flush usage, stop background work and release connections."""
+        """Hand running jobs back, drain billing, flush usage, release connections."""
+        await self.job_runner.stop()
         await self.dispatcher.drain()
         for task in self.tasks[1:]:
             task.cancel()
@@ -193,6 +207,19 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         retry=RetryPolicy(retry_config(settings)),
         default_reserve=settings.quota_default_reserve,
     )
+    job_repo = JobRepository(engine)
+    job_runner = JobRunner(
+        repo=job_repo,
+        executors={CHAT: ChatJobs(directory, dispatcher, usage)},
+        config=JobConfig(
+            lease_s=settings.job_lease_s,
+            heartbeat_s=settings.job_heartbeat_s,
+            poll_s=settings.job_poll_s,
+            concurrency=settings.job_concurrency,
+        ),
+        owner="gw-" + secrets.token_hex(6),
+        metrics=metrics,
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -210,4 +237,8 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         dispatcher=dispatcher,
         lock=lock,
         tokenizer=tokenizer,
+        files=FileStore(settings.files_root, FileRepository(engine)),
+        signer=UrlSigner(box.signing_key, settings.file_url_ttl_s),
+        job_runner=job_runner,
+        jobs=JobService(job_repo, job_runner),
     )

@@ -94,12 +94,23 @@ class Settings:
     circuit_min_calls: int = 5
     circuit_failure_ratio: float = 0.5
     circuit_cooldown_s: float = 30.0
+    files_dir: str = "./lowart-files"
+    file_url_ttl_s: float = 86400.0
+    job_lease_s: float = 30.0
+    job_heartbeat_s: float = 10.0
+    job_poll_s: float = 0.5
+    job_concurrency: int = 4
     workdir: Path = dataclasses.field(default_factory=Path.cwd)
 
     @property
     def is_sqlite(self) -> bool:
         """True for the embedded SQLite store."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def files_root(self) -> Path:
+        """Where stored files go (relative paths are under the working directory)."""
+        return self.workdir / self.files_dir
 
     @property
     def key_file(self) -> Path:
@@ -151,6 +162,12 @@ class Settings:
             circuit_min_calls=_int(env, "CIRCUIT_MIN_CALLS", 5),
             circuit_failure_ratio=_float(env, "CIRCUIT_FAILURE_RATIO", 0.5),
             circuit_cooldown_s=_float(env, "CIRCUIT_COOLDOWN_S", 30.0),
+            files_dir=env.get("FILES_DIR", "").strip() or "./lowart-files",
+            file_url_ttl_s=_float(env, "FILE_URL_TTL_S", 86400.0),
+            job_lease_s=_float(env, "JOB_LEASE_S", 30.0),
+            job_heartbeat_s=_float(env, "JOB_HEARTBEAT_S", 10.0),
+            job_poll_s=_float(env, "JOB_POLL_S", 0.5),
+            job_concurrency=_int(env, "JOB_CONCURRENCY", 4),
             workdir=Path(env.get("LOWART_WORKDIR", "").strip() or Path.cwd()),
         )
         settings.validate()
@@ -166,6 +183,8 @@ class Settings:
             raise StartupError("RETRIES must be 0 or more and MAX_ATTEMPTS at least 1")
         if not 0 < self.circuit_failure_ratio <= 1:
             raise StartupError("CIRCUIT_FAILURE_RATIO must be in (0, 1]")
+        if self.job_heartbeat_s >= self.job_lease_s:
+            raise StartupError("JOB_HEARTBEAT_S must be shorter than JOB_LEASE_S")
         if self.workers < 1:
             raise StartupError("WORKERS must be at least 1")
         if self.workers > 1 and self.redis_url is None:

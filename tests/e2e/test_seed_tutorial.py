@@ -114,7 +114,6 @@ def test_streaming_request(tutorial: tuple[Gateway, str]) -> None:
     assert len(events) > 3
 
 
-@pytest.mark.xfail(reason="issue 6 (durable async jobs) brings 'async': true", strict=True)
 def test_async_generation_job(tutorial: tuple[Gateway, str]) -> None:
     gateway, key = tutorial
     _wait_for_models(gateway, key)
@@ -124,10 +123,17 @@ def test_async_generation_job(tutorial: tuple[Gateway, str]) -> None:
     assert response.status_code == 202
     body = response.json()
     assert body["status"] == "async_started" and body["model"] == "gpt-4o"
-    job = httpx.get(
-        f"{gateway.url}/v1/jobs/{body['job_id']}", headers={"Authorization": f"Bearer {key}"}
-    )
-    assert job.status_code == 200
+    url = f"{gateway.url}/v1/jobs/{body['job_id']}"
+    headers = {"Authorization": f"Bearer {key}"}
+    first = httpx.get(url, headers=headers)
+    assert first.status_code == 200
+    assert first.json()["status"] in {"pending", "running", "completed"}
+    wait_for(lambda: httpx.get(url, headers=headers).json()["status"] == "completed")
+    job = httpx.get(url, headers=headers).json()
+    assert job["progress"] == 1
+    assert job["result"]["object"] == "chat.completion"
+    assert job["result"]["choices"][0]["message"]["content"].startswith("Hello from fake")
+    assert httpx.get(url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 404
 
 
 @pytest.mark.xfail(

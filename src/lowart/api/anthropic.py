@@ -17,15 +17,16 @@ from lowart.catalog.directory import Directory
 from lowart.dispatch.flow import Dispatcher
 from lowart.errors import InvalidRequest, ModelNotFound
 from lowart.formats.openai import prompt_text
+from lowart.jobs.service import JobService
 from lowart.providers.base import ANTHROPIC
 from lowart.usage.estimate import Tokenizer
 
 PASSED_HEADERS = (b"anthropic-version", b"anthropic-beta")
 
 
-def messages_endpoint(dispatcher: Dispatcher) -> ChatEndpoint:
+def messages_endpoint(dispatcher: Dispatcher, jobs: JobService) -> ChatEndpoint:
     """``POST /v1/messages``: the Messages API for any vendor behind the model."""
-    return ChatEndpoint(dispatcher, ANTHROPIC, messages_fields, PASSED_HEADERS)
+    return ChatEndpoint(dispatcher, jobs, ANTHROPIC, messages_fields, PASSED_HEADERS)
 
 
 class TokenCounter:

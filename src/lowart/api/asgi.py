@@ -89,3 +89,10 @@ async def send_bytes(
 
 def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+async def send_json(
+    send: Send, status: int, value: object, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Send a JSON response."""
+    await send_bytes(send, status, msgspec.json.encode(value), headers)

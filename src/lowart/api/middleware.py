@@ -23,6 +23,7 @@ ROUTE_KEY = "lowart.route"
 REQUEST_ID_KEY = "lowart.request_id"
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/metrics"})
 PROTECTED_PREFIXES = ("/v1/", "/admin/")
+SIGNED_PREFIX = "/v1/files/"  # without a key, the route checks the URL's signature instead
 _ADMIN_PREFIX = "/admin/"
 
 
@@ -112,13 +113,18 @@ class AuthMiddleware:
         self._directory = directory
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] not in PUBLIC_PATHS
-            and scope["path"].startswith(PROTECTED_PREFIXES)
-        ):
+        if self._protected(scope):
             scope[PRINCIPAL_KEY] = self.authenticate(scope)
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def _protected(scope: Scope) -> bool:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in PUBLIC_PATHS:
+            return False
+        if path.startswith(SIGNED_PREFIX) and presented_key(scope) is None:
+            return False  # the file route checks the URL's signature, or answers 404
+        return bool(path.startswith(PROTECTED_PREFIXES))
 
     def authenticate(self, scope: Scope) -> Principal:
         key = presented_key(scope)

@@ -13,12 +13,16 @@ from lowart.api.asgi import (
     parse_object,
     read_body,
     send_bytes,
+    send_json,
 )
 from lowart.api.chat import ChatFields
 from lowart.api.middleware import REQUEST_ID_KEY, principal_of
 from lowart.api.stream import relay_sse
+from lowart.dispatch.attempt import Admission
 from lowart.dispatch.flow import Dispatcher
+from lowart.entries import Principal
 from lowart.errors import InvalidRequest
+from lowart.jobs.service import CHAT, JobService
 from lowart.providers.base import ChatRequest
 
 Validate = Callable[[dict[str, Any]], ChatFields]
@@ -33,9 +37,15 @@ class ChatEndpoint:
     """A raw ASGI chat endpoint for one wire format (``/v1/chat/completions``, ``/v1/messages``)."""
 
     def __init__(
-        self, dispatcher: Dispatcher, fmt: str, validate: Validate, headers: tuple[bytes, ...] = ()
+        self,
+        dispatcher: Dispatcher,
+        jobs: JobService,
+        fmt: str,
+        validate: Validate,
+        headers: tuple[bytes, ...] = (),
     ) -> None:
         self._dispatcher = dispatcher
+        self._jobs = jobs
         self._fmt = fmt
         self._validate = validate
         self._headers = headers
@@ -45,13 +55,10 @@ class ChatEndpoint:
         raw = await read_body(scope, receive)
         body = parse_object(raw)
         fields = self._validate(body)
-        if fields.is_async:
-            raise InvalidRequest(
-                "Async jobs are not available on this gateway yet; "
-                "send the request without 'async'.",
-                param="async",
-            )
         admission = await self._dispatcher.admit(principal, fields.model, body, len(raw))
+        if fields.is_async:
+            await self._submit(send, principal, fields, body, admission)
+            return
         request = ChatRequest(
             body=body,
             stream=fields.stream,
@@ -59,6 +66,7 @@ class ChatEndpoint:
             request_id=scope[REQUEST_ID_KEY],
             fmt=self._fmt,
             headers=passed_headers(scope, self._headers),
+            user_id=principal.user_id,
         )
         if not fields.stream:
             served = await self._dispatcher.complete(admission, request)
@@ -66,3 +74,25 @@ class ChatEndpoint:
             return
         streaming = await self._dispatcher.stream(admission, request)
         await relay_sse(receive, send, encode_headers(streaming.headers), streaming.events)
+
+    async def _submit(
+        self,
+        send: Send,
+        principal: Principal,
+        fields: ChatFields,
+        body: dict[str, Any],
+        admission: Admission,
+    ) -> None:
+        """``"async": true``: admitted now (the RPM window counts it), run as a job later."""
+        await self._dispatcher.release(admission)
+        if fields.stream:
+            raise InvalidRequest(
+                "An async job cannot stream; send 'stream' false or no 'async'.", param="stream"
+            )
+        stored = {k: v for k, v in body.items() if k != "async"}
+        job = await self._jobs.submit(
+            principal, CHAT, fields.model, {"body": stored, "fmt": self._fmt}
+        )
+        await send_json(
+            send, 202, {"status": "async_started", "job_id": job.job_id, "model": fields.model}
+        )

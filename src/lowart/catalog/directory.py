@@ -120,6 +120,11 @@ class Directory:
             return None
         return found[1]
 
+    def principal_of_user(self, user_id: str, key_id: str | None) -> Principal | None:
+        """The principal a job runs as: its user as of now (a disabled user stays disabled)."""
+        user = self._index.users.get(user_id)
+        return _principal(user, key_id or "") if user is not None else None
+
     def user(self, user_id: str) -> UserRow | None:
         return self._index.users.get(user_id)
 

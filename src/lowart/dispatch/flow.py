@@ -115,16 +115,25 @@ class Dispatcher:
     # -- admission -------------------------------------------------------------------------
 
     async def admit(
-        self, principal: Principal, model_id: str, body: Mapping[str, Any], body_bytes: int
+        self,
+        principal: Principal,
+        model_id: str,
+        body: Mapping[str, Any],
+        body_bytes: int,
+        *,
+        count_rpm: bool = True,
     ) -> Admission:
-        """Check the model, the quota and the RPM window; raise when the request may not run."""
+        """Check the model, the quota and the RPM window; raise when the request may not run.
+
+        A job is counted against the RPM window when it is submitted, not again when it runs.
+        """
         chain = self._directory.chain(model_id) if principal.may_use(model_id) else []
         if not chain:
             raise ModelNotFound(model_id)
         max_tokens = requested_max_tokens(body)
         reservation = await self._reserve(principal, body_bytes, max_tokens)
         rpm = None
-        if principal.rpm_limit is not None:
+        if principal.rpm_limit is not None and count_rpm:
             rpm = await self._rpm.admit(principal.user_id, principal.rpm_limit)
             if not rpm.allowed:
                 if reservation is not None:
@@ -294,6 +303,11 @@ class Dispatcher:
         self._metrics.upstream_duration.labels(model=self._label(attempt.model)).observe(
             time.perf_counter() - attempt.started
         )
+
+    async def release(self, admission: Admission) -> None:
+        """Give back an admission's held tokens (a job submitted now, run later)."""
+        if admission.reservation is not None:
+            await self._quota.settle(admission.reservation, 0)
 
     async def drain(self) -> None:
         """Wait for billing still in progress (at shutdown)."""

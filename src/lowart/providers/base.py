@@ -26,6 +26,7 @@ class ChatRequest:
     request_id: str
     fmt: str = OPENAI
     headers: Mapping[str, str] = field(default_factory=dict)  # allowlisted client headers
+    user_id: str = ""  # the caller (vendors that store outputs, such as ComfyUI, file them here)
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,3 +85,36 @@ usage_records = sa.Table(
     sa.Column("ttft_ms", sa.Float, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False, index=True),  # Unix seconds, UTC
 )
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("job_id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False, index=True),
+    sa.Column("key_id", sa.Text, nullable=True),
+    sa.Column("kind", sa.Text, nullable=False),  # chat | images
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default=sa.text("'pending'"), index=True),
+    sa.Column("progress", sa.Float, nullable=False, server_default=sa.text("0")),
+    sa.Column("request", sa.Text, nullable=False),  # JSON: the caller's body and its format
+    sa.Column("result", sa.Text, nullable=True),  # JSON
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("upstream_ref", sa.Text, nullable=True),  # e.g. a ComfyUI prompt_id
+    sa.Column("lease_owner", sa.Text, nullable=True),
+    sa.Column("lease_until", sa.Float, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("file_id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False, index=True),
+    sa.Column("job_id", sa.Text, nullable=True),
+    sa.Column("path", sa.Text, nullable=False),  # relative to FILES_DIR
+    sa.Column("content_type", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

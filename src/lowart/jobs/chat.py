@@ -1,0 +1,64 @@
+"""The chat job: a chat request run later, billed once even across crashes.
+
+A chat job cut off mid-call by a crash is run again once. If the cut-off attempt had already been
+billed (its usage row was written), it is failed instead, so that it is never billed twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from lowart.catalog.directory import Directory
+from lowart.dispatch.flow import Dispatcher
+from lowart.errors import LowartError, PermissionDenied
+from lowart.jobs.runner import JobContext
+from lowart.providers.base import ChatRequest
+from lowart.storage.jobs import JobRow
+from lowart.storage.usage import UsageRepository
+
+MAX_RUNS = 2  # the first run, and one more after a crash
+
+
+class ChatJobs:
+    """Runs stored chat requests through the dispatcher."""
+
+    def __init__(
+        self, directory: Directory, dispatcher: Dispatcher, usage: UsageRepository
+    ) -> None:
+        self._directory = directory
+        self._dispatcher = dispatcher
+        self._usage = usage
+
+    async def __call__(self, job: JobRow, context: JobContext) -> dict[str, Any]:
+        stored = msgspec.json.decode(job.request)
+        if job.attempts > 1:
+            await self._check_rerun(job)
+        principal = self._directory.principal_of_user(job.user_id, job.key_id)
+        if principal is None or not principal.active:
+            raise PermissionDenied("The job's user is disabled.")
+        body: dict[str, Any] = stored["body"]
+        admission = await self._dispatcher.admit(
+            principal, job.model, body, len(msgspec.json.encode(body)), count_rpm=False
+        )
+        request = ChatRequest(
+            body=body,
+            stream=False,
+            wants_usage=False,
+            request_id=job.job_id,
+            fmt=stored["fmt"],
+            user_id=job.user_id,
+        )
+        served = await self._dispatcher.complete(admission, request)
+        result: dict[str, Any] = msgspec.json.decode(served.body)
+        return result
+
+    async def _check_rerun(self, job: JobRow) -> None:
+        if job.attempts > MAX_RUNS:
+            raise LowartError("The job was interrupted twice; it is not run again.")
+        if (await self._usage.count_by_status(job.job_id)).get("ok"):
+            raise LowartError(
+                "The job was interrupted after its answer was billed; "
+                "it is not run again, so that it is not billed twice."
+            )

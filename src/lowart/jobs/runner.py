@@ -1,0 +1,174 @@
+"""The job runner: claims jobs with a lease, heartbeats while they run, and resumes after a crash.
+
+A job's state lives in its row. The runner claims pending jobs, and running jobs whose lease
+expired (their process died), up to a concurrency limit; it renews the leases of the jobs it runs;
+on a clean shutdown it gives the leases back so the next start resumes them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from lowart.errors import LowartError
+from lowart.storage.jobs import JobRepository, JobRow
+from lowart.telemetry.metrics import Metrics
+
+log = structlog.get_logger()
+
+JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "require_confirmation")
+
+
+@dataclass(frozen=True, slots=True)
+class JobConfig:
+    """How jobs are claimed and kept."""
+
+    lease_s: float = 30.0
+    heartbeat_s: float = 10.0
+    poll_s: float = 0.5
+    concurrency: int = 4
+
+
+class JobContext:
+    """What an executor may do to its own job while it runs."""
+
+    def __init__(
+        self, job: JobRow, repo: JobRepository, owner: str, clock: Callable[[], float]
+    ) -> None:
+        self.job = job
+        self._repo = repo
+        self._owner = owner
+        self._clock = clock
+        self._progress = job.progress
+        self.cancelled_by_user = False
+
+    async def progress(self, value: float) -> None:
+        """Report progress in [0, 1]; it only ever rises."""
+        value = min(max(value, 0.0), 1.0)
+        if value > self._progress:
+            self._progress = value
+            await self._repo.update(self.job.job_id, self._owner, self._clock(), progress=value)
+
+    async def set_upstream_ref(self, ref: str) -> None:
+        """Remember the upstream's handle (a ComfyUI prompt id) before waiting on it."""
+        await self._repo.update(self.job.job_id, self._owner, self._clock(), upstream_ref=ref)
+
+
+Executor = Callable[[JobRow, JobContext], Awaitable[dict[str, Any]]]
+
+
+class JobRunner:
+    """Runs claimed jobs as tasks of this process."""
+
+    def __init__(
+        self,
+        *,
+        repo: JobRepository,
+        executors: Mapping[str, Executor],
+        config: JobConfig,
+        owner: str,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repo = repo
+        self._executors = executors
+        self._config = config
+        self._owner = owner
+        self._metrics = metrics
+        self._clock = clock
+        self._active: dict[str, tuple[asyncio.Task[None], JobContext]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """A job was submitted: look for work now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and heartbeat until ``stop``."""
+        next_beat = 0.0
+        while not self._stopping:
+            try:
+                await self._claim()
+                if self._clock() >= next_beat:
+                    next_beat = self._clock() + self._config.heartbeat_s
+                    await self._beat()
+            except Exception:  # the loop must outlive a database hiccup
+                log.exception("job_runner_cycle_failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._config.poll_s)
+
+    async def _claim(self) -> None:
+        free = self._config.concurrency - len(self._active)
+        if free <= 0:
+            return
+        for job in await self._repo.claim(self._owner, free, self._clock(), self._config.lease_s):
+            context = JobContext(job, self._repo, self._owner, self._clock)
+            task = asyncio.get_running_loop().create_task(self._execute(job, context))
+            self._active[job.job_id] = (task, context)
+            task.add_done_callback(functools.partial(self._forget, job.job_id))
+
+    def _forget(self, job_id: str, _task: asyncio.Task[None]) -> None:
+        self._active.pop(job_id, None)
+
+    async def _beat(self) -> None:
+        until = self._clock() + self._config.lease_s
+        await self._repo.heartbeat(self._owner, list(self._active), until)
+        for status, count in (await self._repo.count_by_status()).items():
+            self._metrics.jobs.labels(status=status if status in JOB_STATUSES else "other").set(
+                count
+            )
+
+    async def _execute(self, job: JobRow, context: JobContext) -> None:
+        executor = self._executors.get(job.kind)
+        try:
+            if executor is None:
+                raise LowartError(f"No executor for jobs of kind '{job.kind}'.")
+            result = await executor(job, context)
+        except asyncio.CancelledError:
+            if context.cancelled_by_user:
+                return  # the row already says cancelled
+            raise  # shutting down: the lease goes back and the next start resumes the job
+        except LowartError as exc:
+            await self._repo.finish(
+                job.job_id, self._owner, self._clock(), status="failed", error=exc.message
+            )
+        except Exception:
+            log.exception("job_failed", job_id=job.job_id, kind=job.kind)
+            await self._repo.finish(
+                job.job_id,
+                self._owner,
+                self._clock(),
+                status="failed",
+                error="The job failed with an internal error.",
+            )
+        else:
+            await self._repo.finish(
+                job.job_id, self._owner, self._clock(), status="completed", result=result
+            )
+
+    def cancel(self, job_id: str) -> None:
+        """The user cancelled: stop the local task, if this process runs the job."""
+        active = self._active.get(job_id)
+        if active is not None:
+            task, context = active
+            context.cancelled_by_user = True
+            task.cancel()
+
+    async def stop(self) -> None:
+        """Stop claiming; interrupt running jobs and hand their leases back for a resume."""
+        self._stopping = True
+        self._wake.set()
+        running = dict(self._active)
+        for task, _ in running.values():
+            task.cancel()
+        await asyncio.gather(*(task for task, _ in running.values()), return_exceptions=True)
+        await self._repo.release(self._owner, list(running), self._clock())

@@ -1,0 +1,62 @@
+"""Submitting, reading and cancelling jobs: what the API layer calls."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lowart.entries import Principal
+from lowart.errors import NotFound
+from lowart.jobs.runner import JobRunner
+from lowart.storage.jobs import JobRepository, JobRow
+
+CHAT, IMAGES = "chat", "images"
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(12)
+
+
+class JobService:
+    """The owner-scoped view of jobs: another user's job is a 404, never a 403."""
+
+    def __init__(
+        self, repo: JobRepository, runner: JobRunner, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._repo = repo
+        self._runner = runner
+        self._clock = clock
+
+    async def submit(
+        self, principal: Principal, kind: str, model: str, request: dict[str, Any]
+    ) -> JobRow:
+        """Store the job and wake the runner; the caller answers 202 with its id."""
+        job = await self._repo.create(
+            job_id=new_job_id(),
+            user_id=principal.user_id,
+            key_id=principal.key_id,
+            kind=kind,
+            model=model,
+            request=request,
+            now=self._clock(),
+        )
+        self._runner.wake()
+        return job
+
+    async def get(self, principal: Principal, job_id: str) -> JobRow:
+        job = await self._repo.get(job_id, principal.user_id)
+        if job is None:
+            raise NotFound(f"No job '{job_id}'.")
+        return job
+
+    async def list_jobs(self, principal: Principal, limit: int, after: str | None) -> list[JobRow]:
+        return await self._repo.list_jobs(principal.user_id, limit, after)
+
+    async def cancel(self, principal: Principal, job_id: str) -> JobRow:
+        job = await self._repo.cancel(job_id, principal.user_id, self._clock())
+        if job is None:
+            raise NotFound(f"No job '{job_id}'.")
+        self._runner.cancel(job_id)
+        return job
