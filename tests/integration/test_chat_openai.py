@@ -179,13 +179,32 @@ def test_stream_pre_stream_error_keeps_status(gw: Gateway) -> None:
         list(client.chat.completions.create(model="gpt-400", messages=MESSAGES, stream=True))
 
 
-def test_async_is_refused_until_jobs_exist(gw: Gateway) -> None:
-    client = sdk(gw, gw.create_user())
-    with pytest.raises(openai.BadRequestError) as err:
-        client.chat.completions.create(
-            model="gpt-ok", messages=MESSAGES, extra_body={"async": True}
+def test_async_chat_runs_as_a_billed_job(gw: Gateway) -> None:
+    key = gw.create_user("async-user", rpm_limit=5)
+    raw = sdk(gw, key).chat.completions.with_raw_response.create(
+        model="gpt-ok", messages=MESSAGES, extra_body={"async": True}
+    )
+    assert raw.status_code == 202
+    accepted = raw.http_response.json()
+    assert accepted["status"] == "async_started" and accepted["model"] == "gpt-ok"
+    assert raw.headers["x-ratelimit-remaining-requests"] == "4"  # counted when submitted
+    job_id = accepted["job_id"]
+    with gw.client(key) as client:
+        wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "completed")
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        listed = client.get("/v1/jobs").json()
+    assert job["result"]["choices"][0]["message"]["content"] == "Hello from fake: hello gateway"
+    assert [j["job_id"] for j in listed["data"]] == [job_id]
+    gw.flush()
+    rows = gw.sql(
+        "SELECT status, prompt_tokens + completion_tokens FROM usage_records WHERE request_id = ?",
+        (job_id,),
+    )
+    assert rows == [("ok", job["result"]["usage"]["total_tokens"])]
+    with pytest.raises(openai.BadRequestError):  # a job cannot stream
+        sdk(gw, key).chat.completions.create(
+            model="gpt-ok", messages=MESSAGES, stream=True, extra_body={"async": True}
         )
-    assert "async" in str(err.value).lower()
 
 
 def test_mid_stream_failure_ends_with_an_error_and_is_billed_partial(gw: Gateway) -> None:

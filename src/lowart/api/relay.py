@@ -94,5 +94,8 @@ class ChatEndpoint:
             principal, CHAT, fields.model, {"body": stored, "fmt": self._fmt}
         )
         await send_json(
-            send, 202, {"status": "async_started", "job_id": job.job_id, "model": fields.model}
+            send,
+            202,
+            {"status": "async_started", "job_id": job.job_id, "model": fields.model},
+            encode_headers(admission.rpm.headers()) if admission.rpm else None,
         )
