@@ -17,6 +17,7 @@ from lowart.api.anthropic import TokenCounter, messages_endpoint
 from lowart.api.asgi import ASGIApp, Receive, Scope, Send
 from lowart.api.chat import chat_fields
 from lowart.api.files import FileRoutes
+from lowart.api.images import ImageRoutes
 from lowart.api.jobs import JobRoutes
 from lowart.api.middleware import ROUTE_KEY, AuthMiddleware, EdgeMiddleware
 from lowart.api.openai import Models
@@ -113,6 +114,7 @@ def build_stack(services: Services) -> ASGIApp:
         *TokenCounter(services.directory, services.tokenizer).routes(),
         *JobRoutes(services.jobs).routes(),
         *FileRoutes(services.files, services.signer).routes(),
+        *ImageRoutes(services.dispatcher, services.jobs).routes(),
     ]
     router = Router(routes=routes, default=not_found)
     fast = FastPaths(

@@ -18,6 +18,7 @@
     ├── UpstreamError             502  upstream_error                          (no retry)
     │   ├── UpstreamCredentialsRefused (the vendor refused the gateway's key: no retry)
     │   └── UpstreamStreamError   (an error event mid-stream, keeping the vendor's type)
+    ├── UpstreamLost              502  upstream_error / upstream_lost          (no retry)
     ├── Overloaded                503  upstream_unavailable                    (no retry)
     ├── UpstreamTimeout           504  upstream_timeout                        (no retry)
     ├── ServiceUnavailable        503  service_unavailable (the gateway's own store or limiter)
@@ -217,6 +218,17 @@ class UpstreamStreamError(UpstreamError):
     @property
     def anthropic_error_type(self) -> str:
         return self.upstream_type
+
+
+class UpstreamLost(LowartError):
+    """The upstream no longer knows work the gateway handed it (ComfyUI restarted): no retry."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_lost"
+    anthropic_type = "api_error"
+    metric = "upstream_lost"
+    should_retry = False
 
 
 class Overloaded(LowartError):

@@ -21,9 +21,11 @@ from lowart.dispatch.retry import RetryConfig, RetryPolicy
 from lowart.errors import StartupError
 from lowart.jobs.chat import ChatJobs
 from lowart.jobs.runner import JobConfig, JobRunner
-from lowart.jobs.service import CHAT, JobService
+from lowart.jobs.service import CHAT, IMAGES, JobService
 from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
+from lowart.providers.comfyui import ComfyUIClient
 from lowart.providers.http import Transport, new_session
+from lowart.providers.images import ComfyUIProvider
 from lowart.providers.registry import build_providers
 from lowart.security.secretbox import (
     CHECK_PLAINTEXT,
@@ -194,12 +196,19 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
     recorder = UsageRecorder(usage, metrics, settings.usage_flush_ms, lock, quota.mark_flushed)
     session = new_session()
     rate_limiter = MemoryRateLimiter(settings.rpm_window_s)
+    files = FileStore(settings.files_root, FileRepository(engine))
+    signer = UrlSigner(box.signing_key, settings.file_url_ttl_s, settings.public_base_url)
     tokenizer = Tokenizer()
     dispatcher = Dispatcher(
         directory=directory,
         rate_limiter=rate_limiter,
         quota=quota,
-        providers=build_providers(Transport(session)),
+        providers=build_providers(
+            Transport(session),
+            ComfyUIProvider(
+                ComfyUIClient(session, "lowart-" + secrets.token_hex(6)), files, signer
+            ),
+        ),
         recorder=recorder,
         billing=Billing(quota=quota, recorder=recorder, tokenizer=tokenizer),
         metrics=metrics,
@@ -210,7 +219,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
     job_repo = JobRepository(engine)
     job_runner = JobRunner(
         repo=job_repo,
-        executors={CHAT: ChatJobs(directory, dispatcher, usage)},
+        executors=dict.fromkeys((CHAT, IMAGES), ChatJobs(directory, dispatcher, usage)),
         config=JobConfig(
             lease_s=settings.job_lease_s,
             heartbeat_s=settings.job_heartbeat_s,
@@ -237,8 +246,8 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         dispatcher=dispatcher,
         lock=lock,
         tokenizer=tokenizer,
-        files=FileStore(settings.files_root, FileRepository(engine)),
-        signer=UrlSigner(box.signing_key, settings.file_url_ttl_s),
+        files=files,
+        signer=signer,
         job_runner=job_runner,
         jobs=JobService(job_repo, job_runner),
     )

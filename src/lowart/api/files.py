@@ -18,12 +18,6 @@ from lowart.storage.files import FileRow
 from lowart.storage.filestore import FileStore
 
 
-def file_url(signer: UrlSigner, file_id: str, public_base_url: str | None, now: float) -> str:
-    """The URL handed out for a file: relative, or absolute under ``PUBLIC_BASE_URL``."""
-    exp, sig = signer.sign(file_id, now)
-    return f"{(public_base_url or '').rstrip('/')}/v1/files/{file_id}?exp={exp}&sig={sig}"
-
-
 class FileRoutes:
     """Serves stored files to their owner, or to whoever holds a valid signed URL."""
 

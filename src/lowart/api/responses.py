@@ -14,9 +14,24 @@ from lowart.entries import Principal
 
 
 class JSON(Response):
+    """A JSON response; ``raw=True`` sends bytes that are already JSON."""
+
     media_type = "application/json"
 
+    def __init__(
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        *,
+        raw: bool = False,
+    ) -> None:
+        self._raw = raw
+        super().__init__(content, status_code=status_code, headers=headers)
+
     def render(self, content: Any) -> bytes:
+        if self._raw:
+            return bytes(content)
         return msgspec.json.encode(content)
 
 

@@ -27,6 +27,7 @@ from lowart.dispatch.billing import Billing
 from lowart.dispatch.retry import RetryPolicy
 from lowart.entries import ModelEntry, Principal
 from lowart.errors import (
+    InvalidRequest,
     LowartError,
     ModelNotFound,
     Overloaded,
@@ -122,6 +123,7 @@ class Dispatcher:
         body_bytes: int,
         *,
         count_rpm: bool = True,
+        vendor: str | None = None,
     ) -> Admission:
         """Check the model, the quota and the RPM window; raise when the request may not run.
 
@@ -130,6 +132,12 @@ class Dispatcher:
         chain = self._directory.chain(model_id) if principal.may_use(model_id) else []
         if not chain:
             raise ModelNotFound(model_id)
+        if vendor is not None:  # images: only models of that vendor can serve, fallbacks too
+            chain = [m for m in chain if m.vendor == vendor]
+            if not chain or chain[0].model_id != model_id:
+                raise InvalidRequest(
+                    f"The model '{model_id}' does not generate images.", param="model"
+                )
         max_tokens = requested_max_tokens(body)
         reservation = await self._reserve(principal, body_bytes, max_tokens)
         rpm = None

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from lowart.formats.sse import DONE, encode_event
+
 MAX_TOKENS = 2**31
 
 
@@ -254,3 +256,47 @@ def _text_of(value: object, key: str = "text") -> str:
     """``value[key]`` when value is a dict holding a string there, else an empty string."""
     text = value.get(key) if isinstance(value, dict) else None
     return text if isinstance(text, str) else ""
+
+
+def last_user_text(body: dict[str, object]) -> str:
+    """The text of the conversation's last user message (a prompt for image models, an echo)."""
+    messages = body.get("messages")
+    for message in reversed(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return prompt_text({"messages": [message]}).strip()
+    return ""
+
+
+def completion_chunks(completion: dict[str, object], include_usage: bool) -> list[bytes]:
+    """A whole ``chat.completion`` told as a stream: role, content, finish, usage, ``[DONE]``."""
+    choices = completion.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else {}
+    message = choice.get("message") if isinstance(choice, dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    finish = choice.get("finish_reason") if isinstance(choice, dict) else "stop"
+    head = {k: completion.get(k) for k in ("id", "created", "model")}
+
+    def chunk(delta: dict[str, object], reason: object = None) -> bytes:
+        body: dict[str, object] = {
+            **head,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}],
+        }
+        if include_usage:
+            body["usage"] = None
+        return encode_event(msgspec.json.encode(body))
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    if isinstance(content, str) and content:
+        out.append(chunk({"content": content}))
+    out.append(chunk({}, finish or "stop"))
+    if include_usage:
+        usage_chunk = {
+            **head,
+            "object": "chat.completion.chunk",
+            "choices": [],
+            "usage": completion.get("usage"),
+        }
+        out.append(encode_event(msgspec.json.encode(usage_chunk)))
+    out.append(DONE)
+    return out

@@ -1,4 +1,4 @@
-"""The chat job: a chat request run later, billed once even across crashes.
+"""Chat and image jobs: a request run later, billed once even across crashes.
 
 A chat job cut off mid-call by a crash is run again once. If the cut-off attempt had already been
 billed (its usage row was written), it is failed instead, so that it is never billed twice.
@@ -14,11 +14,12 @@ from lowart.catalog.directory import Directory
 from lowart.dispatch.flow import Dispatcher
 from lowart.errors import LowartError, PermissionDenied
 from lowart.jobs.runner import JobContext
-from lowart.providers.base import ChatRequest
+from lowart.providers.base import IMAGES, ChatRequest
 from lowart.storage.jobs import JobRow
 from lowart.storage.usage import UsageRepository
 
 MAX_RUNS = 2  # the first run, and one more after a crash
+COMFYUI = "comfyui"
 
 
 class ChatJobs:
@@ -39,16 +40,23 @@ class ChatJobs:
         if principal is None or not principal.active:
             raise PermissionDenied("The job's user is disabled.")
         body: dict[str, Any] = stored["body"]
+        fmt = stored["fmt"]
         admission = await self._dispatcher.admit(
-            principal, job.model, body, len(msgspec.json.encode(body)), count_rpm=False
+            principal,
+            job.model,
+            body,
+            len(msgspec.json.encode(body)),
+            count_rpm=False,
+            vendor=COMFYUI if fmt == IMAGES else None,
         )
         request = ChatRequest(
             body=body,
             stream=False,
             wants_usage=False,
             request_id=job.job_id,
-            fmt=stored["fmt"],
+            fmt=fmt,
             user_id=job.user_id,
+            job=context,
         )
         served = await self._dispatcher.complete(admission, request)
         result: dict[str, Any] = msgspec.json.decode(served.body)

@@ -47,6 +47,7 @@ class JobContext:
         self._owner = owner
         self._clock = clock
         self._progress = job.progress
+        self.upstream_ref = job.upstream_ref
         self.cancelled_by_user = False
 
     async def progress(self, value: float) -> None:
@@ -58,6 +59,7 @@ class JobContext:
 
     async def set_upstream_ref(self, ref: str) -> None:
         """Remember the upstream's handle (a ComfyUI prompt id) before waiting on it."""
+        self.upstream_ref = ref
         await self._repo.update(self.job.job_id, self._owner, self._clock(), upstream_ref=ref)
 
 

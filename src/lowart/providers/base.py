@@ -11,6 +11,22 @@ from lowart.formats.openai import Usage
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
+IMAGES = "images"  # an OpenAI Images request (ComfyUI models only)
+
+
+class JobHooks(Protocol):
+    """What a request run as a job lets its vendor do: report progress, remember its upstream
+    handle so that a restart resumes instead of resubmitting, and learn of a user's cancel."""
+
+    @property
+    def upstream_ref(self) -> str | None: ...
+
+    @property
+    def cancelled_by_user(self) -> bool: ...
+
+    async def progress(self, value: float) -> None: ...
+
+    async def set_upstream_ref(self, ref: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +43,7 @@ class ChatRequest:
     fmt: str = OPENAI
     headers: Mapping[str, str] = field(default_factory=dict)  # allowlisted client headers
     user_id: str = ""  # the caller (vendors that store outputs, such as ComfyUI, file them here)
+    job: JobHooks | None = None  # set when the request runs as a job
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,7 +172,7 @@ class _AnthropicOverOpenAI:
 
 def in_caller_format(provider: Provider, caller: str) -> Provider:
     """``provider`` as seen by a caller speaking ``caller`` (OPENAI or ANTHROPIC)."""
-    if provider.native == caller:
+    if provider.native == caller or caller not in (OPENAI, ANTHROPIC):
         return provider
     if caller == OPENAI:
         return _OpenAIOverAnthropic(provider)

@@ -22,19 +22,11 @@ from typing import Any
 import msgspec
 
 from lowart.entries import ModelEntry
-from lowart.formats.openai import Usage, prompt_text
+from lowart.formats.openai import Usage, last_user_text, prompt_text
 from lowart.formats.sse import DONE, encode_event
 from lowart.providers.base import OPENAI, ChatRequest, Completion
 
 DEFAULT_TEXT = "This is a mock response from Lowart."
-
-
-def _last_user_text(body: dict[str, Any]) -> str:
-    messages = body.get("messages")
-    for message in reversed(messages if isinstance(messages, list) else []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return prompt_text({"messages": [message]}).strip()
-    return ""
 
 
 def _last_is_tool_result(body: dict[str, Any]) -> bool:
@@ -63,7 +55,7 @@ class MockAnswer:
         )
         if isinstance(params.get("text"), str):
             self.text = str(params["text"])
-        elif params.get("echo", True) is not False and (echo := _last_user_text(body)):
+        elif params.get("echo", True) is not False and (echo := last_user_text(body)):
             self.text = echo
         else:
             self.text = DEFAULT_TEXT
