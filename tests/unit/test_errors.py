@@ -141,6 +141,14 @@ CASES: dict[type[LowartError], Case] = {
         "api_error",
         502,
     ),
+    errors.UpstreamLost: Case(
+        lambda: errors.UpstreamLost("comfyui lost it"),
+        502,
+        "upstream_error",
+        "upstream_lost",
+        "api_error",
+        502,
+    ),
     errors.UpstreamStreamError: Case(
         lambda: errors.UpstreamStreamError("stream broke", upstream_type="overloaded_error"),
         502,
