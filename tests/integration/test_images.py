@@ -183,3 +183,24 @@ def test_a_prompt_comfyui_lost_fails_its_job_after_a_restart(
         job = client.get(f"/v1/jobs/{job_id}").json()
     assert "lost the prompt" in job["error"]
     assert len(comfy.fake.submitted) == 1  # resumed, never submitted again
+
+
+def test_a_restart_resumes_watching_the_same_prompt(
+    make_gateway: Callable[..., Gateway], gw: Gateway, comfy: ThreadedComfyUI
+) -> None:
+    comfy.fake.step_delay = 0.2
+    key = gw.create_user("resumer")
+    job_id = _generate(gw, key, prompt="resume me", **{"async": True}).json()["job_id"]
+    with gw.client(key) as client:
+        wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["progress"] > 0, timeout=10)
+    gw.stop()
+    again = make_gateway(job_poll_s=0.05)
+    with again.client(key) as client:
+        wait_for(
+            lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "completed", timeout=15
+        )
+        job = client.get(f"/v1/jobs/{job_id}").json()
+    assert len(comfy.fake.submitted) == 1  # watched again, not submitted again
+    assert httpx.get(again.url + job["result"]["data"][0]["url"]).content.startswith(PNG)
+    again.flush()
+    assert again.sql("SELECT token_used FROM users WHERE user_id='resumer'") == [(100,)]
