@@ -25,6 +25,7 @@ from lowart.api.openapi import openapi_document
 from lowart.api.ops import Ops
 from lowart.api.relay import ChatEndpoint
 from lowart.api.routing import not_found
+from lowart.api.tools import ConfirmRoutes, ToolAdmin
 from lowart.api.usage import UsageReports
 from lowart.providers.base import OPENAI
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
@@ -96,8 +97,14 @@ async def start_services(settings: Settings) -> tuple[Services, str | None]:
 
 def build_stack(services: Services) -> ASGIApp:
     """Routes behind the pure ASGI middleware."""
-    chat = ChatEndpoint(services.dispatcher, services.jobs, OPENAI, chat_fields)
-    messages = messages_endpoint(services.dispatcher, services.jobs)
+    chat = ChatEndpoint(
+        services.dispatcher,
+        jobs=services.jobs,
+        tools=services.tools,
+        fmt=OPENAI,
+        validate=chat_fields,
+    )
+    messages = messages_endpoint(services.dispatcher, services.jobs, services.tools)
     models = Models(services.directory)
     refresh, settle = services.refresh, services.settle_usage
     routes: list[Route] = [
@@ -115,6 +122,8 @@ def build_stack(services: Services) -> ASGIApp:
         *JobRoutes(services.jobs).routes(),
         *FileRoutes(services.files, services.signer).routes(),
         *ImageRoutes(services.dispatcher, services.jobs).routes(),
+        *ToolAdmin(services.tool_repo, services.mcp, services.box).routes(),
+        *ConfirmRoutes(services.confirmations).routes(),
     ]
     router = Router(routes=routes, default=not_found)
     fast = FastPaths(
@@ -145,6 +154,7 @@ class LowartApp:
                 announce_admin_key(admin_key, sys.stdout)
             self.services = services
             self._stack = build_stack(services)
+            await services.start_tool_servers()
             services.start_background()
         except BaseException:
             await services.close()

@@ -41,9 +41,14 @@ from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
 from lowart.storage.snapshot import load_snapshot
+from lowart.storage.tools import ServerRow, ToolRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
+from lowart.tools.loop import ToolLoop
+from lowart.tools.mcp import MCPManager
+from lowart.tools.servers import server_config
+from lowart.tools.sessions import Confirmations
 from lowart.usage.estimate import Tokenizer
 from lowart.usage.recorder import UsageRecorder
 
@@ -121,6 +126,10 @@ class Services:
     signer: UrlSigner
     job_runner: JobRunner
     jobs: JobService
+    tool_repo: ToolRepository
+    mcp: MCPManager
+    tools: ToolLoop
+    confirmations: Confirmations
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh(self) -> None:
@@ -153,9 +162,22 @@ class Services:
         self.tasks.append(loop.create_task(self._refresh_loop()))
         self.tasks.append(loop.create_task(self.job_runner.run()))
 
+    async def start_tool_servers(self) -> None:
+        """Start every registered MCP server, together. One that fails is logged, shows
+        ``failed`` and keeps being retried; it never stops the gateway."""
+
+        async def start(row: ServerRow) -> None:
+            try:
+                await self.mcp.start(server_config(row, self.box), keep_retrying=True)
+            except Exception:  # one broken tool server must not stop the gateway
+                log.warning("mcp_server_start_failed", server=row.name)
+
+        await asyncio.gather(*(start(row) for row in await self.tool_repo.servers()))
+
     async def close(self) -> None:
         """Hand running jobs back, drain billing, flush usage, release connections."""
         await self.job_runner.stop()
+        await self.mcp.close()
         await self.dispatcher.drain()
         for task in self.tasks[1:]:
             task.cancel()
@@ -217,9 +239,20 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         default_reserve=settings.quota_default_reserve,
     )
     job_repo = JobRepository(engine)
+    tool_repo = ToolRepository(engine)
+    mcp = MCPManager(call_timeout_s=settings.mcp_call_timeout_s)
+    tools = ToolLoop(
+        dispatcher=dispatcher,
+        manager=mcp,
+        repo=tool_repo,
+        max_rounds=settings.max_tool_rounds,
+        session_ttl_s=settings.tool_session_ttl_s,
+    )
+    confirmations = Confirmations(loop=tools, repo=tool_repo, jobs=job_repo)
     job_runner = JobRunner(
         repo=job_repo,
-        executors=dict.fromkeys((CHAT, IMAGES), ChatJobs(directory, dispatcher, usage)),
+        executors=dict.fromkeys((CHAT, IMAGES), ChatJobs(directory, dispatcher, usage, tools)),
+        on_beat=confirmations.expire,
         config=JobConfig(
             lease_s=settings.job_lease_s,
             heartbeat_s=settings.job_heartbeat_s,
@@ -250,4 +283,8 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         signer=signer,
         job_runner=job_runner,
         jobs=JobService(job_repo, job_runner),
+        tool_repo=tool_repo,
+        mcp=mcp,
+        tools=tools,
+        confirmations=confirmations,
     )

@@ -100,6 +100,9 @@ class Settings:
     job_heartbeat_s: float = 10.0
     job_poll_s: float = 0.5
     job_concurrency: int = 4
+    max_tool_rounds: int = 8
+    tool_session_ttl_s: float = 900.0
+    mcp_call_timeout_s: float = 30.0
     workdir: Path = dataclasses.field(default_factory=Path.cwd)
 
     @property
@@ -168,6 +171,9 @@ class Settings:
             job_heartbeat_s=_float(env, "JOB_HEARTBEAT_S", 10.0),
             job_poll_s=_float(env, "JOB_POLL_S", 0.5),
             job_concurrency=_int(env, "JOB_CONCURRENCY", 4),
+            max_tool_rounds=_int(env, "MAX_TOOL_ROUNDS", 8),
+            tool_session_ttl_s=_float(env, "TOOL_SESSION_TTL_S", 900.0),
+            mcp_call_timeout_s=_float(env, "MCP_CALL_TIMEOUT_S", 30.0),
             workdir=Path(env.get("LOWART_WORKDIR", "").strip() or Path.cwd()),
         )
         settings.validate()

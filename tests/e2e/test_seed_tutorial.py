@@ -136,9 +136,6 @@ def test_async_generation_job(tutorial: tuple[Gateway, str]) -> None:
     assert httpx.get(url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 404
 
 
-@pytest.mark.xfail(
-    reason="issue 7 (tool calls and human confirmation) brings /v1/tools/confirm", strict=True
-)
 def test_confirm_curl_without_content_type(tutorial: tuple[Gateway, str]) -> None:
     gateway, key = tutorial
     response = _post(gateway, "/v1/tools/confirm", key, CONFIRM_BODY)  # no Content-Type

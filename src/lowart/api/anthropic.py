@@ -19,14 +19,22 @@ from lowart.errors import InvalidRequest, ModelNotFound
 from lowart.formats.openai import prompt_text
 from lowart.jobs.service import JobService
 from lowart.providers.base import ANTHROPIC
+from lowart.tools.loop import ToolLoop
 from lowart.usage.estimate import Tokenizer
 
 PASSED_HEADERS = (b"anthropic-version", b"anthropic-beta")
 
 
-def messages_endpoint(dispatcher: Dispatcher, jobs: JobService) -> ChatEndpoint:
+def messages_endpoint(dispatcher: Dispatcher, jobs: JobService, tools: ToolLoop) -> ChatEndpoint:
     """``POST /v1/messages``: the Messages API for any vendor behind the model."""
-    return ChatEndpoint(dispatcher, jobs, ANTHROPIC, messages_fields, PASSED_HEADERS)
+    return ChatEndpoint(
+        dispatcher,
+        jobs=jobs,
+        tools=tools,
+        fmt=ANTHROPIC,
+        validate=messages_fields,
+        headers=PASSED_HEADERS,
+    )
 
 
 class TokenCounter:

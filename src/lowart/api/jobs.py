@@ -40,6 +40,8 @@ def job_json(job: JobRow) -> dict[str, Any]:
         "result": msgspec.json.decode(job.result) if job.result else None,
         "error": job.error,
     }
+    if job.status == "require_confirmation":
+        body["session_id"] = job.session_id
     return body
 
 

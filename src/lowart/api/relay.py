@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from lowart.api.asgi import (
@@ -22,8 +22,11 @@ from lowart.dispatch.attempt import Admission
 from lowart.dispatch.flow import Dispatcher
 from lowart.entries import Principal
 from lowart.errors import InvalidRequest
+from lowart.formats.anthropic_events import message_events
+from lowart.formats.openai import completion_chunks
 from lowart.jobs.service import CHAT, JobService
-from lowart.providers.base import ChatRequest
+from lowart.providers.base import ANTHROPIC, ChatRequest
+from lowart.tools.loop import ToolLoop
 
 Validate = Callable[[dict[str, Any]], ChatFields]
 
@@ -33,19 +36,30 @@ def passed_headers(scope: Scope, names: tuple[bytes, ...]) -> dict[str, str]:
     return {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in names}
 
 
+PAUSE_FIELDS = ("status", "session_id", "expires_at", "tool_calls")
+
+
+async def _replay(events: list[bytes]) -> AsyncIterator[bytes]:
+    for event in events:
+        yield event
+
+
 class ChatEndpoint:
     """A raw ASGI chat endpoint for one wire format (``/v1/chat/completions``, ``/v1/messages``)."""
 
     def __init__(
         self,
         dispatcher: Dispatcher,
+        *,
         jobs: JobService,
+        tools: ToolLoop,
         fmt: str,
         validate: Validate,
         headers: tuple[bytes, ...] = (),
     ) -> None:
         self._dispatcher = dispatcher
         self._jobs = jobs
+        self._tools = tools
         self._fmt = fmt
         self._validate = validate
         self._headers = headers
@@ -68,12 +82,36 @@ class ChatEndpoint:
             headers=passed_headers(scope, self._headers),
             user_id=principal.user_id,
         )
+        if self._tools.wants_tools(body):
+            await self._with_tools(receive, send, principal, admission, request)
+            return
         if not fields.stream:
             served = await self._dispatcher.complete(admission, request)
             await send_bytes(send, 200, served.body, encode_headers(served.headers))
             return
         streaming = await self._dispatcher.stream(admission, request)
         await relay_sse(receive, send, encode_headers(streaming.headers), streaming.events)
+
+    async def _with_tools(
+        self,
+        receive: Receive,
+        send: Send,
+        principal: Principal,
+        admission: Admission,
+        request: ChatRequest,
+    ) -> None:
+        """Gateway-run tools: rounds run whole; a stream then tells the outcome as events."""
+        outcome = await self._tools.run(principal, admission, request)
+        headers = encode_headers(admission.rpm.headers()) if admission.rpm else []
+        if not request.stream:
+            await send_json(send, 200, outcome.body, headers)
+            return
+        extra = {k: outcome.body[k] for k in PAUSE_FIELDS if k in outcome.body}
+        if self._fmt == ANTHROPIC:
+            events = message_events(outcome.body, extra)
+        else:
+            events = completion_chunks(outcome.body, request.wants_usage, extra)
+        await relay_sse(receive, send, headers, _replay(events))
 
     async def _submit(
         self,

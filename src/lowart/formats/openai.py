@@ -267,8 +267,11 @@ def last_user_text(body: dict[str, object]) -> str:
     return ""
 
 
-def completion_chunks(completion: dict[str, object], include_usage: bool) -> list[bytes]:
-    """A whole ``chat.completion`` told as a stream: role, content, finish, usage, ``[DONE]``."""
+def completion_chunks(
+    completion: dict[str, object], include_usage: bool, extra: dict[str, object] | None = None
+) -> list[bytes]:
+    """A whole ``chat.completion`` told as a stream: role, content, tool calls, finish, usage,
+    ``[DONE]``. ``extra`` fields go on the finish chunk (a tool pause's session, say)."""
     choices = completion.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else {}
     message = choice.get("message") if isinstance(choice, dict) else None
@@ -289,6 +292,11 @@ def completion_chunks(completion: dict[str, object], include_usage: bool) -> lis
     out = [chunk({"role": "assistant", "content": ""})]
     if isinstance(content, str) and content:
         out.append(chunk({"content": content}))
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    for index, call in enumerate(calls if isinstance(calls, list) else []):
+        out.append(chunk({"tool_calls": [{"index": index, **call}]}))
+    if extra:
+        head = {**head, **extra}
     out.append(chunk({}, finish or "stop"))
     if include_usage:
         usage_chunk = {

@@ -13,10 +13,11 @@ import msgspec
 from lowart.catalog.directory import Directory
 from lowart.dispatch.flow import Dispatcher
 from lowart.errors import LowartError, PermissionDenied
-from lowart.jobs.runner import JobContext
+from lowart.jobs.runner import AwaitingConfirmation, JobContext
 from lowart.providers.base import IMAGES, ChatRequest
 from lowart.storage.jobs import JobRow
 from lowart.storage.usage import UsageRepository
+from lowart.tools.loop import ToolLoop
 
 MAX_RUNS = 2  # the first run, and one more after a crash
 COMFYUI = "comfyui"
@@ -26,11 +27,16 @@ class ChatJobs:
     """Runs stored chat requests through the dispatcher."""
 
     def __init__(
-        self, directory: Directory, dispatcher: Dispatcher, usage: UsageRepository
+        self,
+        directory: Directory,
+        dispatcher: Dispatcher,
+        usage: UsageRepository,
+        tools: ToolLoop,
     ) -> None:
         self._directory = directory
         self._dispatcher = dispatcher
         self._usage = usage
+        self._tools = tools
 
     async def __call__(self, job: JobRow, context: JobContext) -> dict[str, Any]:
         stored = msgspec.json.decode(job.request)
@@ -58,6 +64,11 @@ class ChatJobs:
             user_id=job.user_id,
             job=context,
         )
+        if self._tools.wants_tools(body):
+            outcome = await self._tools.run(principal, admission, request, job_id=job.job_id)
+            if outcome.session_id is not None:
+                raise AwaitingConfirmation(outcome.session_id)
+            return outcome.body
         served = await self._dispatcher.complete(admission, request)
         result: dict[str, Any] = msgspec.json.decode(served.body)
         return result

@@ -66,6 +66,14 @@ class JobContext:
 Executor = Callable[[JobRow, JobContext], Awaitable[dict[str, Any]]]
 
 
+class AwaitingConfirmation(Exception):
+    """The job paused on a tool confirmation; ``POST /v1/tools/confirm`` resumes it."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(session_id)
+        self.session_id = session_id
+
+
 class JobRunner:
     """Runs claimed jobs as tasks of this process."""
 
@@ -77,6 +85,7 @@ class JobRunner:
         config: JobConfig,
         owner: str,
         metrics: Metrics,
+        on_beat: Callable[[], Awaitable[object]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repo = repo
@@ -85,6 +94,7 @@ class JobRunner:
         self._owner = owner
         self._metrics = metrics
         self._clock = clock
+        self._on_beat = on_beat
         self._active: dict[str, tuple[asyncio.Task[None], JobContext]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -124,6 +134,8 @@ class JobRunner:
     async def _beat(self) -> None:
         until = self._clock() + self._config.lease_s
         await self._repo.heartbeat(self._owner, list(self._active), until)
+        if self._on_beat is not None:
+            await self._on_beat()
         for status, count in (await self._repo.count_by_status()).items():
             self._metrics.jobs.labels(status=status if status in JOB_STATUSES else "other").set(
                 count
@@ -135,6 +147,8 @@ class JobRunner:
             if executor is None:
                 raise LowartError(f"No executor for jobs of kind '{job.kind}'.")
             result = await executor(job, context)
+        except AwaitingConfirmation as paused:
+            await self._repo.pause(job.job_id, self._owner, self._clock(), paused.session_id)
         except asyncio.CancelledError:
             if context.cancelled_by_user:
                 return  # the row already says cancelled

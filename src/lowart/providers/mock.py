@@ -7,8 +7,8 @@
 - ``words_per_chunk``: stream granularity (default 1);
 - ``usage``: ``{"prompt_tokens": n, "completion_tokens": m}`` to report; by default the prompt's and
   the answer's word counts;
-- ``tool_call``: ``{"name": …, "arguments": {…}}`` makes the answer that tool call, unless the last
-  message is already a tool result.
+- ``tool_call``: ``{"name": …, "arguments": {…}}`` makes the answer that tool call; once the last
+  message is a tool result, the answer is ``"Tool said: <that result>"``.
 """
 
 from __future__ import annotations
@@ -29,14 +29,16 @@ from lowart.providers.base import OPENAI, ChatRequest, Completion
 DEFAULT_TEXT = "This is a mock response from Lowart."
 
 
-def _last_is_tool_result(body: dict[str, Any]) -> bool:
+def _tool_result(body: dict[str, Any]) -> str | None:
+    """The content of the last message when it is a tool result, else None."""
     messages = body.get("messages")
-    return (
-        bool(messages)
-        and isinstance(messages, list)
-        and isinstance(messages[-1], dict)
-        and messages[-1].get("role") == "tool"
-    )
+    if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict):
+        return None
+    last = messages[-1]
+    if last.get("role") != "tool":
+        return None
+    content = last.get("content")
+    return content if isinstance(content, str) else prompt_text({"messages": [last]})
 
 
 def _int(value: object, default: int) -> int:
@@ -51,9 +53,12 @@ class MockAnswer:
     def __init__(self, params: dict[str, Any], body: dict[str, Any]) -> None:
         tool = params.get("tool_call")
         self.tool: dict[str, Any] | None = (
-            tool if isinstance(tool, dict) and not _last_is_tool_result(body) else None
+            tool if isinstance(tool, dict) and _tool_result(body) is None else None
         )
-        if isinstance(params.get("text"), str):
+        result = _tool_result(body) if isinstance(tool, dict) else None
+        if result is not None:
+            self.text = f"Tool said: {result}"
+        elif isinstance(params.get("text"), str):
             self.text = str(params["text"])
         elif params.get("echo", True) is not False and (echo := last_user_text(body)):
             self.text = echo

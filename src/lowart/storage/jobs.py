@@ -30,6 +30,7 @@ class JobRow:
     result: str | None  # JSON text
     error: str | None
     upstream_ref: str | None
+    session_id: str | None
     lease_owner: str | None
     lease_until: float | None
     attempts: int
@@ -224,6 +225,72 @@ class JobRepository:
             )
         return done.rowcount > 0
 
+    async def pause(self, job_id: str, owner: str, now: float, session_id: str) -> bool:
+        """A running job waits for a tool confirmation: no lease, no runner."""
+        async with self._engine.begin() as conn:
+            done = await conn.execute(
+                jobs.update()
+                .where(
+                    jobs.c.job_id == job_id, jobs.c.lease_owner == owner, jobs.c.status == "running"
+                )
+                .values(
+                    status="require_confirmation",
+                    session_id=session_id,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+            )
+        return done.rowcount > 0
+
+    async def settle_paused(
+        self,
+        job_id: str,
+        now: float,
+        *,
+        status: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        session_id: str | None = None,
+    ) -> bool:
+        """A confirmation decided a waiting job: finished, or waiting on a new session."""
+        values: dict[str, Any] = {
+            "status": status,
+            "error": error,
+            "session_id": session_id,
+            "updated_at": now,
+        }
+        if status == "completed":
+            values["progress"] = 1.0
+        if result is not None:
+            values["result"] = dumps(result)
+        async with self._engine.begin() as conn:
+            done = await conn.execute(
+                jobs.update()
+                .where(jobs.c.job_id == job_id, jobs.c.status == "require_confirmation")
+                .values(**values)
+            )
+        return done.rowcount > 0
+
+    async def fail_unconfirmed(self, session_ids: Sequence[str], now: float) -> int:
+        """Jobs whose confirmation session expired end ``failed``."""
+        if not session_ids:
+            return 0
+        async with self._engine.begin() as conn:
+            done = await conn.execute(
+                jobs.update()
+                .where(
+                    jobs.c.status == "require_confirmation",
+                    jobs.c.session_id.in_(list(session_ids)),
+                )
+                .values(
+                    status="failed",
+                    updated_at=now,
+                    error="The tool confirmation expired before anyone confirmed it.",
+                )
+            )
+        return int(done.rowcount)
+
     async def cancel(self, job_id: str, user_id: str, now: float) -> JobRow | None:
         """Cancel a pending or running job of this user; the row as it is afterwards."""
         async with self._engine.begin() as conn:
@@ -232,7 +299,7 @@ class JobRepository:
                 .where(
                     jobs.c.job_id == job_id,
                     jobs.c.user_id == user_id,
-                    jobs.c.status.in_(("pending", "running")),
+                    jobs.c.status.in_(("pending", "running", "require_confirmation")),
                 )
                 .values(
                     status="cancelled",

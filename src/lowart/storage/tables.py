@@ -100,6 +100,7 @@ jobs = sa.Table(
     sa.Column("result", sa.Text, nullable=True),  # JSON
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("upstream_ref", sa.Text, nullable=True),  # e.g. a ComfyUI prompt_id
+    sa.Column("session_id", sa.Text, nullable=True),  # a tool confirmation it waits for
     sa.Column("lease_owner", sa.Text, nullable=True),
     sa.Column("lease_until", sa.Float, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
@@ -116,5 +117,60 @@ files = sa.Table(
     sa.Column("path", sa.Text, nullable=False),  # relative to FILES_DIR
     sa.Column("content_type", sa.Text, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+mcp_servers = sa.Table(
+    "mcp_servers",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("transport", sa.Text, nullable=False),  # stdio | http
+    sa.Column("command", sa.Text, nullable=True),
+    sa.Column("args", sa.Text, nullable=True),  # JSON list
+    sa.Column("env", sa.Text, nullable=True),  # encrypted JSON object
+    sa.Column("url", sa.Text, nullable=True),
+    sa.Column("headers", sa.Text, nullable=True),  # encrypted JSON object
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+tool_policies = sa.Table(
+    "tool_policies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tool_name", sa.Text, nullable=False),
+    sa.Column("server", sa.Text, nullable=True),
+    sa.Column("user_id", sa.Text, nullable=True),
+    sa.Column("policy", sa.Text, nullable=False),  # auto | confirm | block
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+tool_sessions = sa.Table(
+    "tool_sessions",
+    metadata,
+    sa.Column("session_id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False, index=True),
+    sa.Column("job_id", sa.Text, nullable=True),
+    sa.Column("state", sa.Text, nullable=False),  # JSON: the conversation and what it needs
+    sa.Column("pending", sa.Text, nullable=False),  # JSON: the calls awaiting a decision
+    sa.Column("status", sa.Text, nullable=False),  # pending | confirming | done | expired
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+tool_audit = sa.Table(
+    "tool_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.Text, nullable=False),
+    sa.Column("session_id", sa.Text, nullable=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("server", sa.Text, nullable=False),
+    sa.Column("tool", sa.Text, nullable=False),
+    sa.Column("arguments_sha256", sa.Text, nullable=False),
+    sa.Column("policy", sa.Text, nullable=False),
+    sa.Column("approver", sa.Text, nullable=True),
+    sa.Column("outcome", sa.Text, nullable=False),  # ok | error | blocked | rejected
+    sa.Column("result_bytes", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )

@@ -1,0 +1,34 @@
+"""Registered MCP servers as the manager runs them: stored rows with their secrets opened."""
+
+from __future__ import annotations
+
+import msgspec
+
+from lowart.security.secretbox import SecretBox
+from lowart.storage.tools import ServerRow
+from lowart.tools.mcp import ServerConfig
+
+
+def secret_context(name: str, field: str) -> str:
+    return f"mcp_servers.{field}:{name}"
+
+
+def server_config(row: ServerRow, box: SecretBox) -> ServerConfig:
+    """A stored server with its secrets decrypted (they go to the process, nowhere else)."""
+
+    def secrets_of(field: str, stored: str | None) -> dict[str, str]:
+        return (
+            msgspec.json.decode(box.decrypt(stored, secret_context(row.name, field)))
+            if stored
+            else {}
+        )
+
+    return ServerConfig(
+        name=row.name,
+        transport=row.transport,  # type: ignore[arg-type]
+        command=row.command,
+        args=tuple(msgspec.json.decode(row.args)) if row.args else (),
+        env=secrets_of("env", row.env),
+        url=row.url,
+        headers=secrets_of("headers", row.headers),
+    )
