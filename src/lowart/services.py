@@ -46,7 +46,7 @@ from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
 from lowart.tools.loop import ToolLoop
-from lowart.tools.mcp import MCPManager
+from lowart.tools.mcp import MCPManager, ToolCallError
 from lowart.tools.servers import server_config
 from lowart.tools.sessions import Confirmations
 from lowart.usage.estimate import Tokenizer
@@ -169,8 +169,8 @@ class Services:
         async def start(row: ServerRow) -> None:
             try:
                 await self.mcp.start(server_config(row, self.box), keep_retrying=True)
-            except Exception:  # one broken tool server must not stop the gateway
-                log.warning("mcp_server_start_failed", server=row.name)
+            except ToolCallError as exc:  # one broken tool server must not stop the gateway
+                log.warning("mcp_server_start_failed", server=row.name, error=str(exc))
 
         await asyncio.gather(*(start(row) for row in await self.tool_repo.servers()))
 
