@@ -42,6 +42,17 @@ def job_row(row: RowMapping) -> JobRow:
     return JobRow(**{c.name: row[c.name] for c in jobs.columns})
 
 
+def _outcome(
+    status: str, result: dict[str, Any] | None, error: str | None, now: float
+) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": status, "error": error, "updated_at": now}
+    if status == "completed":
+        values["progress"] = 1.0
+    if result is not None:
+        values["result"] = dumps(result)
+    return values
+
+
 class JobRepository:
     """Reads and writes ``jobs``. Every state change is one conditional UPDATE."""
 
@@ -204,17 +215,17 @@ class JobRepository:
         error: str | None = None,
     ) -> bool:
         """The one terminal transition of a running job held by ``owner``."""
-        values: dict[str, Any] = {
-            "status": status,
-            "error": error,
-            "lease_owner": None,
-            "lease_until": None,
-            "updated_at": now,
-        }
-        if status == "completed":
-            values["progress"] = 1.0
-        if result is not None:
-            values["result"] = dumps(result)
+        values = _outcome(status, result, error, now)
+        return await self._held(job_id, owner, values)
+
+    async def pause(self, job_id: str, owner: str, now: float, session_id: str) -> bool:
+        """A running job waits for a tool confirmation: no lease, no runner."""
+        values = _outcome("require_confirmation", None, None, now) | {"session_id": session_id}
+        return await self._held(job_id, owner, values)
+
+    async def _held(self, job_id: str, owner: str, values: dict[str, Any]) -> bool:
+        """Change a running job, if ``owner`` still holds its lease; the lease ends."""
+        values |= {"lease_owner": None, "lease_until": None}
         async with self._engine.begin() as conn:
             done = await conn.execute(
                 jobs.update()
@@ -222,24 +233,6 @@ class JobRepository:
                     jobs.c.job_id == job_id, jobs.c.lease_owner == owner, jobs.c.status == "running"
                 )
                 .values(**values)
-            )
-        return done.rowcount > 0
-
-    async def pause(self, job_id: str, owner: str, now: float, session_id: str) -> bool:
-        """A running job waits for a tool confirmation: no lease, no runner."""
-        async with self._engine.begin() as conn:
-            done = await conn.execute(
-                jobs.update()
-                .where(
-                    jobs.c.job_id == job_id, jobs.c.lease_owner == owner, jobs.c.status == "running"
-                )
-                .values(
-                    status="require_confirmation",
-                    session_id=session_id,
-                    lease_owner=None,
-                    lease_until=None,
-                    updated_at=now,
-                )
             )
         return done.rowcount > 0
 
@@ -254,16 +247,7 @@ class JobRepository:
         session_id: str | None = None,
     ) -> bool:
         """A confirmation decided a waiting job: finished, or waiting on a new session."""
-        values: dict[str, Any] = {
-            "status": status,
-            "error": error,
-            "session_id": session_id,
-            "updated_at": now,
-        }
-        if status == "completed":
-            values["progress"] = 1.0
-        if result is not None:
-            values["result"] = dumps(result)
+        values = _outcome(status, result, error, now) | {"session_id": session_id}
         async with self._engine.begin() as conn:
             done = await conn.execute(
                 jobs.update()

@@ -159,7 +159,7 @@ class ToolLoop:
                     principal, request_id, call, server, tool, policy=AUTO, approver=None
                 )
             elif policy == BLOCK:
-                await self._audit(
+                await self.audit(
                     principal,
                     request_id,
                     call,
@@ -193,7 +193,7 @@ class ToolLoop:
             outcome = "ok"
         except (ToolCallError, ValueError) as exc:
             text, outcome = f"Tool error: {exc}", "error"
-        await self._audit(
+        await self.audit(
             principal,
             request_id,
             call,
@@ -207,7 +207,7 @@ class ToolLoop:
         )
         return text
 
-    async def _audit(
+    async def audit(
         self,
         principal: Principal,
         request_id: str,
@@ -221,6 +221,7 @@ class ToolLoop:
         text: str,
         session_id: str | None = None,
     ) -> None:
+        """Record a decided call: who, which tool, the arguments' hash, the outcome."""
         await self._repo.audit(
             [
                 {

@@ -116,6 +116,18 @@ class Confirmations:
                 )
             else:
                 results[call.id] = REJECTED
+                await self._loop.audit(
+                    principal,
+                    request_id,
+                    call,
+                    server=item["server"],
+                    tool=item["name"],
+                    policy=CONFIRM,
+                    approver=principal.user_id,
+                    outcome="rejected",
+                    text=REJECTED,
+                    session_id=session.session_id,
+                )
         return results
 
     async def _settle_job(self, job_id: str, outcome: Outcome) -> None:
