@@ -282,7 +282,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         files=files,
         signer=signer,
         job_runner=job_runner,
-        jobs=JobService(job_repo, job_runner),
+        jobs=JobService(job_repo, job_runner, tool_repo),
         tool_repo=tool_repo,
         mcp=mcp,
         tools=tools,

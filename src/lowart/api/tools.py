@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -84,11 +85,19 @@ class ToolAdmin:
         try:
             await self._manager.start(server_config(row, self._box))
         except ToolCallError as exc:
+            await self._restore(body.name)
             raise InvalidRequest(
                 f"The MCP server '{body.name}' did not start: {exc}", param="command"
             ) from exc
         await self._repo.put_server(row)
         return JSON(self._json(row), status_code=201)
+
+    async def _restore(self, name: str) -> None:
+        """A refused re-registration leaves the server that was registered before running."""
+        for stored in await self._repo.servers():
+            if stored.name == name:
+                with contextlib.suppress(ToolCallError):
+                    await self._manager.start(server_config(stored, self._box), keep_retrying=True)
 
     def _row(self, body: ServerBody) -> ServerRow:
         def seal(field: str, values: dict[str, str] | UnsetType) -> str | None:

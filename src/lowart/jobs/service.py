@@ -11,6 +11,7 @@ from lowart.entries import Principal
 from lowart.errors import NotFound
 from lowart.jobs.runner import JobRunner
 from lowart.storage.jobs import JobRepository, JobRow
+from lowart.storage.tools import ToolRepository
 
 CHAT, IMAGES = "chat", "images"
 
@@ -23,10 +24,15 @@ class JobService:
     """The owner-scoped view of jobs: another user's job is a 404, never a 403."""
 
     def __init__(
-        self, repo: JobRepository, runner: JobRunner, clock: Callable[[], float] = time.time
+        self,
+        repo: JobRepository,
+        runner: JobRunner,
+        sessions: ToolRepository,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._repo = repo
         self._runner = runner
+        self._sessions = sessions
         self._clock = clock
 
     async def submit(
@@ -59,4 +65,6 @@ class JobService:
         if job is None:
             raise NotFound(f"No job '{job_id}'.")
         self._runner.cancel(job_id)
+        if job.session_id is not None:  # its pending tool calls must not run any more
+            await self._sessions.end_session(job.session_id, "cancelled", self._clock())
         return job

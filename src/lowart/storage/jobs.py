@@ -251,7 +251,10 @@ class JobRepository:
         async with self._engine.begin() as conn:
             done = await conn.execute(
                 jobs.update()
-                .where(jobs.c.job_id == job_id, jobs.c.status == "require_confirmation")
+                # "running" too: a confirm may land before the runner has recorded the pause.
+                .where(
+                    jobs.c.job_id == job_id, jobs.c.status.in_(("require_confirmation", "running"))
+                )
                 .values(**values)
             )
         return done.rowcount > 0

@@ -161,6 +161,17 @@ class ToolRepository:
                 .values(status=status, updated_at=now)
             )
 
+    async def end_session(self, session_id: str, status: str, now: float) -> None:
+        """End a session that is still pending (its job was cancelled, say)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                tool_sessions.update()
+                .where(
+                    tool_sessions.c.session_id == session_id, tool_sessions.c.status == "pending"
+                )
+                .values(status=status, updated_at=now)
+            )
+
     async def expire_sessions(self, now: float) -> list[str]:
         """Mark pending sessions past their expiry; the ids of those that just expired."""
         async with self._engine.begin() as conn:

@@ -10,6 +10,7 @@ function tools end the loop and go back to the client as usual.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -263,7 +264,7 @@ class ToolLoop:
     ) -> Outcome:
         now = self._clock()
         session_id = "sess_" + secrets.token_hex(16)
-        expires_at = int(now + self._ttl)
+        expires_at = now + self._ttl
         offered = {exposed: (server, tool) for exposed, server, tool in state["offered"]}
         waiting = [
             {
@@ -294,7 +295,7 @@ class ToolLoop:
         body.update(
             status="require_confirmation",
             session_id=session_id,
-            expires_at=expires_at,
+            expires_at=math.ceil(expires_at),
             tool_calls=[{k: w[k] for k in ("id", "name", "arguments", "server")} for w in waiting],
         )
         return Outcome(body, session_id)

@@ -7,6 +7,7 @@ belongs to a job resumes that job: its answer becomes the job's result.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import msgspec
 
 from lowart.entries import Principal
-from lowart.errors import Conflict, Expired, InvalidRequest, NotFound
+from lowart.errors import Conflict, Expired, InvalidRequest, LowartError, NotFound
 from lowart.storage.jobs import JobRepository
 from lowart.storage.tools import SessionRow, ToolRepository
 from lowart.tools.calls import Call
@@ -45,7 +46,7 @@ class Confirmations:
             {
                 "session_id": s.session_id,
                 "status": "require_confirmation",
-                "expires_at": int(s.expires_at),
+                "expires_at": math.ceil(s.expires_at),
                 "job_id": s.job_id,
                 "tool_calls": [
                     {k: c[k] for k in ("id", "name", "arguments", "server")}
@@ -71,8 +72,15 @@ class Confirmations:
         try:
             results = await self._decide(principal, request_id, session, waiting, set(approved))
             outcome = await self._loop.resume(principal, request_id, session, results)
-        except BaseException:
+        except BaseException as exc:
             await self._repo.set_session_status(session_id, "failed", self._clock())
+            if session.job_id is not None:  # the job must not wait on a session that is gone
+                message = (
+                    exc.message if isinstance(exc, LowartError) else "The confirmation failed."
+                )
+                await self._jobs.settle_paused(
+                    session.job_id, self._clock(), status="failed", error=message
+                )
             raise
         await self._repo.set_session_status(session_id, "done", self._clock())
         if session.job_id is not None:
