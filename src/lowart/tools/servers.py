@@ -25,7 +25,7 @@ def server_config(row: ServerRow, box: SecretBox) -> ServerConfig:
 
     return ServerConfig(
         name=row.name,
-        transport=row.transport,  # type: ignore[arg-type]
+        transport="http" if row.transport == "http" else "stdio",
         command=row.command,
         args=tuple(msgspec.json.decode(row.args)) if row.args else (),
         env=secrets_of("env", row.env),

@@ -27,7 +27,7 @@ class Tokenizer:
         with self._lock:
             if self._encoding is None:
                 # Imported lazily: the vocabulary costs memory that most processes never need.
-                import bpe_openai  # noqa: PLC0415
+                import bpe_openai  # noqa: PLC0415 - lazy: its vocabulary costs memory
 
                 self._encoding = bpe_openai.get_encoding(_ENCODING)
         return len(self._encoding.encode(text))
