@@ -21,6 +21,7 @@ log = structlog.get_logger()
 PRINCIPAL_KEY = "lowart.principal"
 ROUTE_KEY = "lowart.route"
 REQUEST_ID_KEY = "lowart.request_id"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/metrics"})
 PROTECTED_PREFIXES = ("/v1/", "/admin/")
 SIGNED_PREFIX = "/v1/files/"  # without a key, the route checks the URL's signature instead
@@ -79,8 +80,9 @@ class EdgeMiddleware:
                 scope, send_with_id, state, LowartError("The gateway hit an internal error.")
             )
         finally:
-            self._metrics.http_duration.labels(
-                method=scope["method"], route=route_template(scope), status=str(state["status"])
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"  # bounded labels
+            self._metrics.child(
+                self._metrics.http_duration, method, route_template(scope), str(state["status"])
             ).observe(time.perf_counter() - started)
 
     async def _render(

@@ -202,7 +202,7 @@ class Dispatcher:
 
         attempt, (stream, events, first) = await self._first_success(admission, request, call)
         attempt.ttft = time.perf_counter() - attempt.started
-        self._metrics.ttft.labels(model=self._label(attempt.model)).observe(attempt.ttft)
+        self._metrics.child(self._metrics.ttft, self._label(attempt.model)).observe(attempt.ttft)
         relay = self._relay(attempt, stream, events, first)
         return Streaming(admission.headers(attempt.model), relay)
 
@@ -308,7 +308,7 @@ class Dispatcher:
         return self._metrics.model_label(model.model_id)
 
     def _observe_upstream(self, attempt: Attempt) -> None:
-        self._metrics.upstream_duration.labels(model=self._label(attempt.model)).observe(
+        self._metrics.child(self._metrics.upstream_duration, self._label(attempt.model)).observe(
             time.perf_counter() - attempt.started
         )
 

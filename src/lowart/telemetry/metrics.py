@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -37,6 +38,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self._known_models: frozenset[str] = frozenset()
         self.tokens = Counter("gateway_tokens", "Tokens billed.", ["model", "type"], registry=r)
@@ -76,6 +78,15 @@ class Metrics:
         self.jobs = Gauge("gateway_jobs", "Jobs by status.", ["status"], registry=r)
         for reason in RATE_LIMIT_REASONS:
             self.rate_limited.labels(reason=reason)
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, cached: label sets are bounded, and the hot path pays
+        for the lookup on every request otherwise."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def set_models(self, model_ids: Iterable[str]) -> None:
         """The configured model ids, the only values a model label may take."""

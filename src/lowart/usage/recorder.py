@@ -48,13 +48,12 @@ class UsageRecorder:
         """Count the event in the metrics now; queue its row."""
         model = self._metrics.model_label(event.requested_model)
         served = self._metrics.model_label(event.served_model)
-        self._metrics.requests.labels(model=model, status=event.status).inc()
+        metrics = self._metrics
+        metrics.child(metrics.requests, model, event.status).inc()
         if event.prompt_tokens:
-            self._metrics.tokens.labels(model=served, type="prompt").inc(event.prompt_tokens)
+            metrics.child(metrics.tokens, served, "prompt").inc(event.prompt_tokens)
         if event.completion_tokens:
-            self._metrics.tokens.labels(model=served, type="completion").inc(
-                event.completion_tokens
-            )
+            metrics.child(metrics.tokens, served, "completion").inc(event.completion_tokens)
         self._queue.append(event)
 
     def key_used(self, key_id: str) -> None:
