@@ -4,6 +4,7 @@ every service, runs start-up work, and assembles the middleware and routes aroun
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TextIO
 
@@ -95,6 +96,14 @@ async def start_services(settings: Settings) -> tuple[Services, str | None]:
     return services, admin_key
 
 
+def probes(services: Services) -> dict[str, Callable[[], Awaitable[None]]]:
+    """What ``/ready`` checks: the database, and Redis when configured."""
+    checks: dict[str, Callable[[], Awaitable[None]]] = {"database": services.ping_database}
+    if services.redis is not None:
+        checks["redis"] = services.ping_redis
+    return checks
+
+
 def build_stack(services: Services) -> ASGIApp:
     """Routes behind the pure ASGI middleware."""
     chat = ChatEndpoint(
@@ -106,14 +115,14 @@ def build_stack(services: Services) -> ASGIApp:
     )
     messages = messages_endpoint(services.dispatcher, services.jobs, services.tools)
     models = Models(services.directory)
-    refresh, settle = services.refresh, services.settle_usage
+    refresh, settle = services.invalidate, services.settle_usage
     routes: list[Route] = [
         *UserAdmin(services.users, refresh, settle).routes(),
         *ModelAdmin(services.models, services.box, refresh).routes(),
         *UsageReports(services.usage, services.users, settle).routes(),
         *Ops(
             services.metrics,
-            {"database": services.ping_database},
+            probes(services),
             services.settings.metrics_token,
             openapi_document(),
         ).routes(),

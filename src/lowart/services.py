@@ -9,8 +9,10 @@ import stat
 from dataclasses import dataclass, field
 
 import aiohttp
+import redis.asyncio as aioredis
 import sqlalchemy as sa
 import structlog
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lowart.catalog.circuit import CircuitConfig, Circuits
@@ -22,7 +24,9 @@ from lowart.errors import StartupError
 from lowart.jobs.chat import ChatJobs
 from lowart.jobs.runner import JobConfig, JobRunner
 from lowart.jobs.service import CHAT, IMAGES, JobService
+from lowart.limits.base import RateLimiter
 from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
+from lowart.limits.redis import RedisRateLimiter
 from lowart.providers.comfyui import ComfyUIClient
 from lowart.providers.http import Transport, new_session
 from lowart.providers.images import ComfyUIProvider
@@ -53,6 +57,8 @@ from lowart.usage.estimate import Tokenizer
 from lowart.usage.recorder import UsageRecorder
 
 log = structlog.get_logger()
+
+INVALIDATE_CHANNEL = "lowart:invalidate"
 
 MASTER_CHECK_KEY = "master_key_check"
 _CHECK_CONTEXT = "gateway_meta:master_key_check"
@@ -115,7 +121,7 @@ class Services:
     usage: UsageRepository
     meta: MetaRepository
     directory: Directory
-    rate_limiter: MemoryRateLimiter
+    rate_limiter: RateLimiter
     quota: MemoryQuotaLedger
     recorder: UsageRecorder
     session: aiohttp.ClientSession
@@ -130,6 +136,7 @@ class Services:
     mcp: MCPManager
     tools: ToolLoop
     confirmations: Confirmations
+    redis: aioredis.Redis | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh(self) -> None:
@@ -139,6 +146,33 @@ class Services:
             self.directory.apply(snapshot)
             self.quota.snapshot_loaded()
         self.metrics.set_models(self.directory.model_ids())
+
+    async def invalidate(self) -> None:
+        """An admin write: reload here at once, and tell every other instance to reload."""
+        await self.refresh()
+        if self.redis is not None:
+            try:
+                await self.redis.publish(INVALIDATE_CHANNEL, "refresh")
+            except (RedisError, OSError, TimeoutError):  # the others refresh on their timer
+                log.warning("invalidation_publish_failed")
+
+    async def _listen_for_invalidations(self) -> None:
+        """Reload whenever another instance changed users, keys or models."""
+        assert self.redis is not None
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(INVALIDATE_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            await self.refresh()
+            except (RedisError, OSError, TimeoutError):
+                log.warning("invalidation_listener_reconnecting")
+                await asyncio.sleep(self.settings.cache_refresh_s)
+
+    async def ping_redis(self) -> None:
+        assert self.redis is not None
+        await self.redis.ping()
 
     async def settle_usage(self) -> None:
         """Write every queued usage row now."""
@@ -161,6 +195,8 @@ class Services:
         self.tasks.append(loop.create_task(self.recorder.run()))
         self.tasks.append(loop.create_task(self._refresh_loop()))
         self.tasks.append(loop.create_task(self.job_runner.run()))
+        if self.redis is not None:
+            self.tasks.append(loop.create_task(self._listen_for_invalidations()))
 
     async def start_tool_servers(self) -> None:
         """Start every registered MCP server, together. One that fails is logged, shows
@@ -184,7 +220,22 @@ class Services:
         await self.recorder.stop()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.session.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.engine.dispose()
+
+
+def build_rate_limiter(settings: Settings) -> tuple[aioredis.Redis | None, RateLimiter]:
+    """In-process without ``REDIS_URL``; shared through Redis with it."""
+    local = MemoryRateLimiter(settings.rpm_window_s)
+    if settings.redis_url is None:
+        return None, local
+    timeout = settings.redis_timeout_ms / 1000
+    client = aioredis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    fallback = local if settings.redis_failure_mode == "degraded" else None
+    return client, RedisRateLimiter(client, settings.rpm_window_s, fallback=fallback)
 
 
 def retry_config(settings: Settings) -> RetryConfig:
@@ -217,7 +268,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
     usage = UsageRepository(engine)
     recorder = UsageRecorder(usage, metrics, settings.usage_flush_ms, lock, quota.mark_flushed)
     session = new_session()
-    rate_limiter = MemoryRateLimiter(settings.rpm_window_s)
+    redis_client, rate_limiter = build_rate_limiter(settings)
     files = FileStore(settings.files_root, FileRepository(engine))
     signer = UrlSigner(box.signing_key, settings.file_url_ttl_s, settings.public_base_url)
     tokenizer = Tokenizer()
@@ -287,4 +338,5 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         mcp=mcp,
         tools=tools,
         confirmations=confirmations,
+        redis=redis_client,
     )

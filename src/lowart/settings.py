@@ -103,6 +103,8 @@ class Settings:
     max_tool_rounds: int = 8
     tool_session_ttl_s: float = 900.0
     mcp_call_timeout_s: float = 30.0
+    redis_timeout_ms: int = 100
+    redis_failure_mode: str = "closed"
     workdir: Path = dataclasses.field(default_factory=Path.cwd)
 
     @property
@@ -174,6 +176,8 @@ class Settings:
             max_tool_rounds=_int(env, "MAX_TOOL_ROUNDS", 8),
             tool_session_ttl_s=_float(env, "TOOL_SESSION_TTL_S", 900.0),
             mcp_call_timeout_s=_float(env, "MCP_CALL_TIMEOUT_S", 30.0),
+            redis_timeout_ms=_int(env, "REDIS_TIMEOUT_MS", 100),
+            redis_failure_mode=(env.get("REDIS_FAILURE_MODE", "").strip() or "closed").lower(),
             workdir=Path(env.get("LOWART_WORKDIR", "").strip() or Path.cwd()),
         )
         settings.validate()
@@ -195,5 +199,7 @@ class Settings:
             raise StartupError("WORKERS must be at least 1")
         if self.workers > 1 and self.redis_url is None:
             raise StartupError("WORKERS > 1 needs REDIS_URL: limits and quotas must be shared")
+        if self.redis_failure_mode not in {"closed", "degraded"}:
+            raise StartupError("REDIS_FAILURE_MODE must be closed or degraded")
         if self.log_format not in {"console", "json"}:
             raise StartupError("LOG_FORMAT must be console or json")

@@ -1,0 +1,78 @@
+"""RPM windows shared through Redis: one atomic Lua script on the server's own clock.
+
+Every process and instance that shares a Redis counts against the same window, so a user's
+limit holds across them. The script reads ``TIME`` on the Redis server, so the processes' clocks
+do not matter. When Redis cannot answer in time, the limiter fails closed (503) by default, or,
+with ``degraded`` mode, falls back to an in-process window: never to no limit at all.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from lowart.errors import ServiceUnavailable
+from lowart.limits.base import RateLimiter, RpmDecision
+
+log = structlog.get_logger()
+
+# KEYS[1]: the user's window (a sorted set of admission times, in ms). ARGV: limit, window (ms),
+# a unique member. Returns {admitted, count, ms until the oldest entry leaves the window}.
+SLIDING_WINDOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local admitted = 0
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  count = count + 1
+  admitted = 1
+end
+local reset = 0
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+return {admitted, count, reset}
+"""
+
+
+class RedisRateLimiter:
+    """A sliding window per user, kept in Redis and checked atomically."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        window_s: float,
+        *,
+        prefix: str = "lowart:rpm:",
+        fallback: RateLimiter | None = None,
+    ) -> None:
+        self._client = client
+        self._window_ms = int(window_s * 1000)
+        self._prefix = prefix
+        self._fallback = fallback  # degraded mode: a per-process window when Redis fails
+        self._script = client.register_script(SLIDING_WINDOW)
+
+    async def admit(self, user_id: str, limit: int) -> RpmDecision:
+        member = secrets.token_hex(8)
+        try:
+            admitted, count, reset_ms = await self._script(
+                keys=[self._prefix + user_id], args=[limit, self._window_ms, member]
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self._fallback is not None:
+                log.warning("rate_limiter_degraded", error=type(exc).__name__)
+                return await self._fallback.admit(user_id, limit)
+            raise ServiceUnavailable("The rate limiter is unavailable; try again soon.") from exc
+        return RpmDecision(
+            allowed=bool(admitted),
+            limit=limit,
+            remaining=max(0, limit - int(count)),
+            reset_s=max(0, int(reset_ms)) / 1000,
+        )
