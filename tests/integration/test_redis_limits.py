@@ -28,9 +28,7 @@ async def client() -> AsyncIterator[aioredis.Redis]:
         await redis.aclose()
 
 
-def _limiter(
-    client: aioredis.Redis, fallback: MemoryRateLimiter | None = None
-) -> RedisRateLimiter:
+def _limiter(client: aioredis.Redis, fallback: MemoryRateLimiter | None = None) -> RedisRateLimiter:
     prefix = f"lowart:test:{secrets.token_hex(6)}:"
     return RedisRateLimiter(client, 60, prefix=prefix, fallback=fallback)
 
