@@ -118,8 +118,10 @@ class _Server(uvicorn.Server):
 def serve(settings: Settings) -> int:
     """Run the gateway until SIGTERM or SIGINT; returns the exit code."""
     if settings.workers > 1:
-        raise StartupError("WORKERS > 1 is not available yet: run several instances on one "
-                           "PostgreSQL and Redis instead (see docs/deployment.md)")
+        raise StartupError(
+            "WORKERS > 1 is not available yet: run several instances on one "
+            "PostgreSQL and Redis instead (see docs/deployment.md)"
+        )
     asyncio.run(preflight(settings))
     sock = bind(settings)
     config = uvicorn.Config(
