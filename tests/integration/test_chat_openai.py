@@ -334,3 +334,25 @@ def test_unknown_model_label_is_bounded(gw: Gateway) -> None:
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="made-up-" + "x" * 50, messages=MESSAGES)
     assert "made-up-" not in gw.admin("GET", "/metrics").text
+
+
+def test_admin_usage_filters_and_groupings(gw: Gateway) -> None:
+    client = sdk(gw, gw.create_user("grouped"))
+    for model in ("gpt-ok", "gpt-ok", "gpt-fixed"):
+        client.chat.completions.create(model=model, messages=MESSAGES)
+    by_model = gw.admin(
+        "GET", "/admin/usage", params={"user_id": "grouped", "group_by": "model"}
+    ).json()["data"]
+    assert {row["model"]: row["requests"] for row in by_model} == {"gpt-ok": 2, "gpt-fixed": 1}
+    fixed = next(row for row in by_model if row["model"] == "gpt-fixed")
+    assert fixed["total_tokens"] == 20  # the fake's usage-10-10
+    by_day = gw.admin(
+        "GET", "/admin/usage", params={"user_id": "grouped", "group_by": "day"}
+    ).json()["data"]
+    assert sum(row["requests"] for row in by_day) == 3
+    future = gw.admin(
+        "GET", "/admin/usage", params={"user_id": "grouped", "since": "2999-01-01T00:00:00Z"}
+    )
+    assert future.json()["data"][0]["requests"] == 0
+    assert gw.admin("GET", "/admin/usage", params={"group_by": "week"}).status_code == 400
+    assert gw.admin("GET", "/admin/usage", params={"since": "yesterday"}).status_code == 400

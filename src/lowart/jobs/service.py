@@ -66,5 +66,7 @@ class JobService:
             raise NotFound(f"No job '{job_id}'.")
         self._runner.cancel(job_id)
         if job.session_id is not None:  # its pending tool calls must not run any more
-            await self._sessions.end_session(job.session_id, "cancelled", self._clock())
+            await self._sessions.set_session_status(
+                job.session_id, "cancelled", self._clock(), only_from="pending"
+            )
         return job

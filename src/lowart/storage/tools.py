@@ -153,23 +153,16 @@ class ToolRepository:
             )
         return done.rowcount > 0
 
-    async def set_session_status(self, session_id: str, status: str, now: float) -> None:
+    async def set_session_status(
+        self, session_id: str, status: str, now: float, *, only_from: str | None = None
+    ) -> None:
+        """Move a session to ``status``; with ``only_from``, only from that status."""
+        conditions = [tool_sessions.c.session_id == session_id]
+        if only_from is not None:
+            conditions.append(tool_sessions.c.status == only_from)
         async with self._engine.begin() as conn:
             await conn.execute(
-                tool_sessions.update()
-                .where(tool_sessions.c.session_id == session_id)
-                .values(status=status, updated_at=now)
-            )
-
-    async def end_session(self, session_id: str, status: str, now: float) -> None:
-        """End a session that is still pending (its job was cancelled, say)."""
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                tool_sessions.update()
-                .where(
-                    tool_sessions.c.session_id == session_id, tool_sessions.c.status == "pending"
-                )
-                .values(status=status, updated_at=now)
+                tool_sessions.update().where(*conditions).values(status=status, updated_at=now)
             )
 
     async def expire_sessions(self, now: float) -> list[str]:
