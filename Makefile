@@ -1,9 +1,13 @@
 # Lowart: the two commands are `make run` and `make test`.
 PYTHON ?= python3
+NPM ?= npm
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
+WEB := web
+CONSOLE := src/lowart/ui/dist
+CHROMIUM := /usr/bin/chromium
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: install run test lint bench clean
@@ -16,22 +20,47 @@ $(BIN)/lowart: $(UV) uv.lock pyproject.toml
 	$(UV) sync --locked --quiet
 	@touch $@
 
-install: $(BIN)/lowart
+# The web console (docs/ui.md): npm packages pinned by package-lock.json, built into the package.
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(CONSOLE)/index.html: $(WEB)/node_modules/.package-lock.json $(WEB)/index.html \
+		$(WEB)/vite.config.js $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null)
+	cd $(WEB) && $(NPM) run --silent build -- --logLevel warn
+	@touch $@
+
+# The console's browser tests drive Debian's Chromium; `run` never needs it.
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+install: $(BIN)/lowart $(CONSOLE)/index.html
 
 run: install
 	$(BIN)/lowart serve
 
-test: install
+test: install $(CHROMIUM)
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# Security gates (reliability.md S16): hash pins and .pth allowlist, bandit, semgrep (offline,
+# rules in .ci/semgrep, each rule tested against its examples first).
+SEMGREP := SEMGREP_ENABLE_VERSION_CHECK=0 SEMGREP_SEND_METRICS=off $(BIN)/semgrep scan \
+	--metrics=off --disable-version-check --quiet
+
 lint: install
+	$(BIN)/python .ci/check_supply_chain.py
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/bandit -c pyproject.toml --quiet -r src
+	$(SEMGREP) --test .ci/semgrep
+	$(SEMGREP) --error --no-git-ignore --config .ci/semgrep/shared-rules.yml \
+		--config .ci/semgrep/lowart-rules.yml src
 
 bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(TOOLS) $(VENV) .mypy_cache .ruff_cache
+	rm -rf $(TOOLS) $(VENV) .mypy_cache .ruff_cache $(WEB)/node_modules $(CONSOLE)

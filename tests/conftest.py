@@ -23,6 +23,8 @@ from lowart.telemetry.logging import configure_logging
 from lowart.testing.openai_fake import FakeOpenAI
 from lowart.testing.server import ThreadedServer, run_in_thread
 
+pytest_plugins = ["tests.fixtures_private"]  # private Redis/PostgreSQL for fault tests
+
 ADMIN_KEY = "lw-admin-test-key-0123456789abcdef"
 MASTER_KEY = "test-master-key-0123456789abcdefghijklmnop"
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"

@@ -17,6 +17,7 @@ from lowart.api.admin_users import UserAdmin
 from lowart.api.anthropic import TokenCounter, messages_endpoint
 from lowart.api.asgi import ASGIApp, Receive, Scope, Send
 from lowart.api.chat import chat_fields
+from lowart.api.console import Console
 from lowart.api.files import FileRoutes
 from lowart.api.images import ImageRoutes
 from lowart.api.jobs import JobRoutes
@@ -25,10 +26,13 @@ from lowart.api.openai import Models
 from lowart.api.openapi import openapi_document
 from lowart.api.ops import Ops
 from lowart.api.relay import ChatEndpoint
-from lowart.api.routing import not_found
+from lowart.api.routing import not_found, served_before
+from lowart.api.shedding import InFlightLimit
+from lowart.api.stream import WriteTimeout
 from lowart.api.tools import ConfirmRoutes, ToolAdmin
 from lowart.api.usage import UsageReports
 from lowart.providers.base import OPENAI
+from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
 from lowart.settings import Settings
 from lowart.storage.engine import create_engine
@@ -80,15 +84,26 @@ def announce_admin_key(key: str, stream: TextIO) -> None:
     stream.flush()
 
 
-async def start_services(settings: Settings) -> tuple[Services, str | None]:
-    """Open the database, migrate, check the master key, bootstrap, and load the caches."""
+async def _prepare(services: Services, generated: bool) -> str | None:
+    await check_master_key(services.meta, services.box, generated)
+    return await bootstrap(services)
+
+
+async def start_services(
+    settings: Settings, *, prepared: bool = False
+) -> tuple[Services, str | None]:
+    """Open the database, migrate, check the master key, bootstrap, and load the caches.
+
+    ``prepared``: the serving parent has done the start-up work already, so only open and load
+    (several workers must not redo it at once).
+    """
     master_key, generated = resolve_master_key(settings)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     try:
-        await migrate(engine)
+        if not prepared:
+            await migrate(engine)
         services = build_services(settings, engine, master_key)
-        await check_master_key(services.meta, services.box, generated)
-        admin_key = await bootstrap(services)
+        admin_key = None if prepared else await _prepare(services, generated)
         await services.refresh()
     except BaseException:
         await engine.dispose()
@@ -106,19 +121,22 @@ def probes(services: Services) -> dict[str, Callable[[], Awaitable[None]]]:
 
 def build_stack(services: Services) -> ASGIApp:
     """Routes behind the pure ASGI middleware."""
+    write_timeout = WriteTimeout(services.watchdog, services.settings.stream_write_timeout_s)
     chat = ChatEndpoint(
         services.dispatcher,
         jobs=services.jobs,
         tools=services.tools,
         fmt=OPENAI,
         validate=chat_fields,
+        write_timeout=write_timeout,
     )
-    messages = messages_endpoint(services.dispatcher, services.jobs, services.tools)
+    messages = messages_endpoint(services.dispatcher, services.jobs, services.tools, write_timeout)
     models = Models(services.directory)
     refresh, settle = services.invalidate, services.settle_usage
+    destinations = DestinationPolicy(services.settings.upstream_allow_private)
     routes: list[Route] = [
         *UserAdmin(services.users, refresh, settle).routes(),
-        *ModelAdmin(services.models, services.box, refresh).routes(),
+        *ModelAdmin(services.models, services.box, refresh, destinations).routes(),
         *UsageReports(services.usage, services.users, settle).routes(),
         *Ops(
             services.metrics,
@@ -131,33 +149,43 @@ def build_stack(services: Services) -> ASGIApp:
         *JobRoutes(services.jobs).routes(),
         *FileRoutes(services.files, services.signer).routes(),
         *ImageRoutes(services.dispatcher, services.jobs).routes(),
-        *ToolAdmin(services.tool_repo, services.mcp, services.box).routes(),
+        *ToolAdmin(
+            services.tool_repo,
+            services.mcp,
+            services.box,
+            services.tool_servers_changed,
+            destinations=destinations,
+        ).routes(),
         *ConfirmRoutes(services.confirmations).routes(),
+        *Console().routes(),
     ]
-    router = Router(routes=routes, default=not_found)
-    fast = FastPaths(
-        router,
-        {
-            ("POST", "/v1/chat/completions"): ("/v1/chat/completions", chat),
-            ("POST", "/v1/messages"): ("/v1/messages", messages),
-        },
-    )
-    authed = AuthMiddleware(fast, services.directory)
+    fast_paths: dict[tuple[str, str], tuple[str, ASGIApp]] = {
+        ("POST", "/v1/chat/completions"): ("/v1/chat/completions", chat),
+        ("POST", "/v1/messages"): ("/v1/messages", messages),
+    }
+    routes += [served_before(path, method) for method, path in fast_paths]
+    # No trailing-slash redirects: Starlette builds them from the client's Host header.
+    router = Router(routes=routes, default=not_found, redirect_slashes=False)
+    fast = FastPaths(router, fast_paths)
+    limit = services.settings.max_in_flight
+    bounded = InFlightLimit(fast, limit, services.metrics) if limit > 0 else fast
+    authed = AuthMiddleware(bounded, services.directory)
     return EdgeMiddleware(authed, services.metrics, services.settings.max_body_bytes)
 
 
 class LowartApp:
     """The ASGI application. Nothing is built until the lifespan starts."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, prepared: bool = False) -> None:
         self.settings = settings
+        self.prepared = prepared
         self.services: Services | None = None
         self._stack: ASGIApp | None = None
 
     @asynccontextmanager
     async def running(self) -> Any:
         """Start everything; on exit drain, flush and close."""
-        services, admin_key = await start_services(self.settings)
+        services, admin_key = await start_services(self.settings, prepared=self.prepared)
         try:
             if admin_key is not None:
                 announce_admin_key(admin_key, sys.stdout)
@@ -200,6 +228,6 @@ class LowartApp:
             await send({"type": "lifespan.shutdown.complete"})
 
 
-def create_app(settings: Settings) -> LowartApp:
-    """The gateway's ASGI app for ``settings``."""
-    return LowartApp(settings)
+def create_app(settings: Settings, *, prepared: bool = False) -> LowartApp:
+    """The gateway's ASGI app for ``settings`` (``prepared``: see ``start_services``)."""
+    return LowartApp(settings, prepared=prepared)

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import uvicorn
 
-from lowart import __version__
+from lowart import __version__, key_rotation
 from lowart.api.accounts import issue_key, upsert_user
 from lowart.api.admin_models import canonical_vendor, check_base_url
 from lowart.app import announce_admin_key, start_services
 from lowart.catalog.directory import vendor_key_context
 from lowart.errors import LowartError, StartupError
+from lowart.security.ssrf import DestinationPolicy
 from lowart.serve import serve
 from lowart.services import Services
 from lowart.settings import Settings
@@ -43,7 +46,7 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
 
 
 async def _migrate(settings: Settings) -> None:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     try:
         await migrate(engine)
     finally:
@@ -103,7 +106,9 @@ async def _models(settings: Settings, args: argparse.Namespace) -> None:
         vendor = canonical_vendor(args.vendor)
         fields: dict[str, Any] = {
             "vendor_type": vendor,
-            "base_url": check_base_url(vendor, args.base_url or ""),
+            "base_url": await check_base_url(
+                vendor, args.base_url or "", DestinationPolicy(settings.upstream_allow_private)
+            ),
             "upstream_model": args.upstream_model,
             "params": msgspec.json.decode(args.params) if args.params else None,
             "timeout_s": args.timeout,
@@ -115,6 +120,17 @@ async def _models(settings: Settings, args: argparse.Namespace) -> None:
         if await services.models.create(args.model_id, fields) is None:
             raise StartupError(f"model {args.model_id!r} already exists")
         _out({"model_id": args.model_id, "vendor_type": vendor})
+
+
+async def _rotate_master_key(settings: Settings, args: argparse.Namespace) -> None:
+    rotation = key_rotation.plan(settings, args.new_key_file, os.environ)
+    counts = await key_rotation.rotate(settings, rotation)
+    key_file = str(rotation.key_file) if rotation.key_file else None
+    _out({"rotated": counts, "key_file": key_file})
+    if key_file is None:
+        sys.stderr.write("Restart every instance with MASTER_KEY set to the new key.\n")
+    else:
+        sys.stderr.write(f"The new key is in {key_file}; restart the gateway.\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,6 +165,16 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--params", help="JSON object")
     add.add_argument("--timeout", type=float, default=600.0)
     models.add_parser("list", help="list models")
+    rotate = sub.add_parser(
+        "rotate-master-key",
+        help="re-encrypt every stored secret under a new master key (stop the gateway first)",
+        description=(
+            "The new key is read from --new-key-file or NEW_MASTER_KEY (never an argument). "
+            "With the generated lowart.key and no new key given, a new one is generated and "
+            "lowart.key is replaced."
+        ),
+    )
+    rotate.add_argument("--new-key-file", type=Path, help="a file holding the new master key")
     mock = sub.add_parser("mock-upstream", help="run the fake OpenAI upstream (for tests)")
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, default=9100)
@@ -168,7 +194,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
         else:
-            handler = {"users": _users, "keys": _keys, "models": _models}[args.command]
+            handler = {
+                "users": _users,
+                "keys": _keys,
+                "models": _models,
+                "rotate-master-key": _rotate_master_key,
+            }[args.command]
             asyncio.run(handler(settings, args))
     except (StartupError, LowartError) as exc:
         sys.stderr.write(f"lowart: error: {exc}\n")

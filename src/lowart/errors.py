@@ -22,6 +22,7 @@
     ├── Overloaded                503  upstream_unavailable                    (no retry)
     ├── UpstreamTimeout           504  upstream_timeout                        (no retry)
     ├── ServiceUnavailable        503  service_unavailable (the gateway's own store or limiter)
+    │   └── Shed                  503  overloaded (MAX_IN_FLIGHT reached; retry after 1 s)
     └── UpstreamClientError       4xx  an upstream's own client-caused error, relayed as it came
 
 Errors are raised, never returned, and rendered in one place (``api/errors.py``) in the caller's
@@ -129,6 +130,14 @@ class MethodNotAllowed(LowartError):
     code = "method_not_allowed"
     anthropic_type = "invalid_request_error"
     metric = "method_not_allowed"
+
+    def __init__(self, message: str, *, allow: str = "") -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        """RFC 9110: a 405 lists the methods the resource has."""
+        return super().headers() | ({"allow": self.allow} if self.allow else {})
 
 
 class Conflict(LowartError):
@@ -255,6 +264,17 @@ class ServiceUnavailable(LowartError):
     code = "service_unavailable"
     anthropic_type = "overloaded_error"
     metric = "unavailable"
+
+
+class Shed(ServiceUnavailable):
+    """``MAX_IN_FLIGHT`` requests are already running: refused at once, before any work."""
+
+    code = "overloaded"
+    metric = "shed"
+    should_retry = True
+
+    def headers(self) -> dict[str, str]:
+        return super().headers() | {"retry-after": "1"}
 
 
 class UpstreamClientError(LowartError):

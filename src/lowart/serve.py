@@ -1,24 +1,31 @@
-"""Serving: start-up work in this (parent) process, the listening socket, then uvicorn."""
+"""Serving: start-up work in this (parent) process, the listening socket, then uvicorn, in this
+process or (``WORKERS`` above 1) in worker processes that accept on the inherited socket."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import signal
 import socket
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import structlog
 import uvicorn
 
+from lowart.api.read_timeouts import read_timeout_protocol
 from lowart.app import announce_admin_key, create_app, start_services
 from lowart.errors import StartupError
 from lowart.settings import Settings
+from lowart.supervisor import ParentLink, Supervisor
+from lowart.telemetry.logging import configure_logging
+from lowart.telemetry.metrics import MULTIPROCESS_ENV, forget_process, reset_multiprocess_dir
 
 log = structlog.get_logger()
 
@@ -77,6 +84,7 @@ def describe(sock: socket.socket, settings: Settings) -> str:
 
 
 GC_YOUNG_THRESHOLD = 20_000  # a request allocates hundreds of objects: collect less often
+STOP_MARGIN_S = 10.0  # past SHUTDOWN_GRACE_S, for a worker to flush usage and close
 
 
 def tune_gc() -> None:
@@ -88,26 +96,35 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, announcing itself once started and exiting normally after SIGTERM or SIGINT."""
+def _announce(address: str) -> None:
+    sys.stdout.write(f"Lowart listening on {address}\n")
+    sys.stdout.flush()
 
-    def __init__(self, config: uvicorn.Config, announce: str) -> None:
+
+class _Server(uvicorn.Server):
+    """uvicorn, calling ``on_started`` once started and exiting normally after a signal."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_started: Callable[[], None],
+        signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+    ) -> None:
         super().__init__(config)
-        self._announce = announce
+        self._on_started = on_started
+        self._signals = signals
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
             tune_gc()
-            sys.stdout.write(f"Lowart listening on {self._announce}\n")
-            sys.stdout.flush()
+            self._on_started()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         # uvicorn re-raises a captured signal after its graceful shutdown, which kills the
         # process before the socket file is removed; a signal here only asks for that shutdown.
-        handled = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in self._signals}
         try:
             yield
         finally:
@@ -115,36 +132,72 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve(settings: Settings) -> int:
-    """Run the gateway until SIGTERM or SIGINT; returns the exit code."""
-    if settings.workers > 1:
-        raise StartupError(
-            "WORKERS > 1 is not available yet: run several instances on one "
-            "PostgreSQL and Redis instead (see docs/deployment.md)"
-        )
-    asyncio.run(preflight(settings))
-    sock = bind(settings)
-    config = uvicorn.Config(
-        create_app(settings),
+def _config(settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(settings, prepared=True),
         loop="uvloop",
-        http="httptools",
+        http=read_timeout_protocol(settings.header_timeout_s, settings.body_timeout_s),
         ws="none",
         lifespan="on",
         log_config=None,
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # the gateway never uses client addresses: skip that middleware
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
         timeout_keep_alive=30,
     )
-    server = _Server(config, describe(sock, settings))
+
+
+def run_worker(settings: Settings, sock: socket.socket, parent: Connection) -> None:
+    """One worker process (spawned by the parent): the app, on the parent's socket."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the parent, which stops us
+    configure_logging(settings.log_level, settings.log_format)
+    link = ParentLink(parent)
+    link.watch()
+    server = _Server(_config(settings), link.serving, signals=(signal.SIGTERM,))
     try:
         server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _serve_here(settings: Settings, sock: socket.socket) -> int:
+    server = _Server(_config(settings), functools.partial(_announce, describe(sock, settings)))
+    server.run(sockets=[sock])
+    return 0 if server.started else 3
+
+
+def _serve_workers(settings: Settings, sock: socket.socket) -> int:
+    metrics_dir = settings.metrics_dir
+    assert metrics_dir is not None
+    try:
+        reset_multiprocess_dir(metrics_dir)
+    except OSError as exc:
+        raise StartupError(f"cannot prepare the metrics directory {metrics_dir}: {exc}") from exc
+    # prometheus_client reads this when a worker imports it: workers are spawned, so they do
+    # import it afresh, after this line.
+    os.environ[MULTIPROCESS_ENV] = str(metrics_dir)
+    supervisor = Supervisor(
+        run_worker,
+        (settings, sock),
+        settings.workers,
+        stop_timeout_s=settings.shutdown_grace_s + STOP_MARGIN_S,
+        on_exit=functools.partial(forget_process, metrics_dir),
+    )
+    return supervisor.run(on_ready=functools.partial(_announce, describe(sock, settings)))
+
+
+def serve(settings: Settings) -> int:
+    """Run the gateway until SIGTERM or SIGINT; returns the exit code."""
+    asyncio.run(preflight(settings))
+    sock = bind(settings)
+    try:
+        code = (_serve_workers if settings.workers > 1 else _serve_here)(settings, sock)
     finally:
         sock.close()
         if settings.listen_mode == "UDS":
             with contextlib.suppress(FileNotFoundError):
                 Path(settings.uds_path).unlink()
-    if not server.started:
+    if code != 0:
         sys.stderr.write("lowart: error: the gateway failed to start (see the log above)\n")
-        return 3
-    return 0
+    return code

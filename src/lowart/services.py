@@ -24,13 +24,15 @@ from lowart.errors import StartupError
 from lowart.jobs.chat import ChatJobs
 from lowart.jobs.runner import JobConfig, JobRunner
 from lowart.jobs.service import CHAT, IMAGES, JobService
-from lowart.limits.base import RateLimiter
+from lowart.limits.base import QuotaLedger, RateLimiter
 from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
-from lowart.limits.redis import RedisRateLimiter
+from lowart.limits.redis import RedisRateLimiter, connect
+from lowart.limits.redis_quota import RedisQuotaLedger
 from lowart.providers.comfyui import ComfyUIClient
 from lowart.providers.http import Transport, new_session
 from lowart.providers.images import ComfyUIProvider
 from lowart.providers.registry import build_providers
+from lowart.providers.watchdog import Watchdog
 from lowart.security.secretbox import (
     CHECK_PLAINTEXT,
     SecretBox,
@@ -38,6 +40,7 @@ from lowart.security.secretbox import (
     generate_master_key,
 )
 from lowart.security.signing import UrlSigner
+from lowart.security.ssrf import DestinationPolicy
 from lowart.settings import Settings
 from lowart.storage.files import FileRepository
 from lowart.storage.filestore import FileStore
@@ -54,14 +57,17 @@ from lowart.tools.mcp import MCPManager, ToolCallError
 from lowart.tools.servers import server_config
 from lowart.tools.sessions import Confirmations
 from lowart.usage.estimate import Tokenizer
+from lowart.usage.outbox import Outbox
 from lowart.usage.recorder import UsageRecorder
 
 log = structlog.get_logger()
 
 INVALIDATE_CHANNEL = "lowart:invalidate"
+REFRESH = "refresh"  # users, keys or models changed
+TOOLS_CHANGED = "tools"  # MCP servers registered or deleted
 
 MASTER_CHECK_KEY = "master_key_check"
-_CHECK_CONTEXT = "gateway_meta:master_key_check"
+MASTER_CHECK_CONTEXT = "gateway_meta:master_key_check"
 
 
 def resolve_master_key(settings: Settings) -> tuple[str, bool]:
@@ -87,10 +93,11 @@ async def check_master_key(meta: MetaRepository, box: SecretBox, generated: bool
     """Refuse to start when the database's secrets were sealed under another master key."""
     stored = await meta.get(MASTER_CHECK_KEY)
     if stored is None:
-        await meta.put_if_absent(MASTER_CHECK_KEY, box.encrypt(CHECK_PLAINTEXT, _CHECK_CONTEXT))
+        sealed = box.encrypt(CHECK_PLAINTEXT, MASTER_CHECK_CONTEXT)
+        await meta.put_if_absent(MASTER_CHECK_KEY, sealed)
         return
     try:
-        ok = box.decrypt(stored, _CHECK_CONTEXT) == CHECK_PLAINTEXT
+        ok = box.decrypt(stored, MASTER_CHECK_CONTEXT) == CHECK_PLAINTEXT
     except SecretDecryptError:
         ok = False
     if not ok:
@@ -122,7 +129,7 @@ class Services:
     meta: MetaRepository
     directory: Directory
     rate_limiter: RateLimiter
-    quota: MemoryQuotaLedger
+    quota: QuotaLedger
     recorder: UsageRecorder
     session: aiohttp.ClientSession
     dispatcher: Dispatcher
@@ -136,25 +143,29 @@ class Services:
     mcp: MCPManager
     tools: ToolLoop
     confirmations: Confirmations
+    watchdog: Watchdog = field(default_factory=Watchdog)
     redis: aioredis.Redis | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh(self) -> None:
         """Reload the directory from the database (serialised with usage flushes)."""
         async with self.lock:
-            snapshot = await load_snapshot(self.engine)
+            snapshot = await self.quota.reload(lambda: load_snapshot(self.engine))
             self.directory.apply(snapshot)
-            self.quota.snapshot_loaded()
         self.metrics.set_models(self.directory.model_ids())
 
     async def invalidate(self) -> None:
         """An admin write: reload here at once, and tell every other instance to reload."""
         await self.refresh()
-        if self.redis is not None:
-            try:
-                await self.redis.publish(INVALIDATE_CHANNEL, "refresh")
-            except (RedisError, OSError, TimeoutError):  # the others refresh on their timer
-                log.warning("invalidation_publish_failed")
+        await self._publish(REFRESH)
+
+    async def _publish(self, message: str) -> None:
+        if self.redis is None:
+            return
+        try:
+            await self.redis.publish(INVALIDATE_CHANNEL, message)
+        except (RedisError, OSError, TimeoutError):  # the others refresh on their timer
+            log.warning("invalidation_publish_failed", message=message)
 
     async def _listen_for_invalidations(self) -> None:
         """Reload whenever another instance changed users, keys or models."""
@@ -164,7 +175,11 @@ class Services:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(INVALIDATE_CHANNEL)
                     async for message in pubsub.listen():
-                        if message.get("type") == "message":
+                        if message.get("type") != "message":
+                            continue
+                        if message.get("data") == TOOLS_CHANGED.encode():  # may take seconds
+                            self.tasks.append(asyncio.create_task(self.start_tool_servers()))
+                        else:
                             await self.refresh()
             except (RedisError, OSError, TimeoutError):
                 log.warning("invalidation_listener_reconnecting")
@@ -195,12 +210,14 @@ class Services:
         self.tasks.append(loop.create_task(self.recorder.run()))
         self.tasks.append(loop.create_task(self._refresh_loop()))
         self.tasks.append(loop.create_task(self.job_runner.run()))
+        self.tasks.append(loop.create_task(self.watchdog.run()))
         if self.redis is not None:
             self.tasks.append(loop.create_task(self._listen_for_invalidations()))
 
     async def start_tool_servers(self) -> None:
-        """Start every registered MCP server, together. One that fails is logged, shows
-        ``failed`` and keeps being retried; it never stops the gateway."""
+        """Run exactly the registered MCP servers, starting them together: at start-up, and
+        when another instance registered, changed or deleted one. One that fails is logged,
+        shows ``failed`` and keeps being retried; it never stops the gateway."""
 
         async def start(row: ServerRow) -> None:
             try:
@@ -208,7 +225,16 @@ class Services:
             except ToolCallError as exc:  # one broken tool server must not stop the gateway
                 log.warning("mcp_server_start_failed", server=row.name, error=str(exc))
 
-        await asyncio.gather(*(start(row) for row in await self.tool_repo.servers()))
+        rows = await self.tool_repo.servers()
+        running = self.mcp.running()
+        for name in running.keys() - {row.name for row in rows}:
+            await self.mcp.stop(name)
+        changed = [r for r in rows if running.get(r.name) != server_config(r, self.box)]
+        await asyncio.gather(*(start(row) for row in changed))
+
+    async def tool_servers_changed(self) -> None:
+        """An admin registered or deleted a tool server here: the other instances follow."""
+        await self._publish(TOOLS_CHANGED)
 
     async def close(self) -> None:
         """Hand running jobs back, drain billing, flush usage, release connections."""
@@ -225,17 +251,32 @@ class Services:
         await self.engine.dispose()
 
 
-def build_rate_limiter(settings: Settings) -> tuple[aioredis.Redis | None, RateLimiter]:
+@dataclass(frozen=True)
+class Limits:
+    """The RPM limiter and the quota ledger: in-process, or shared through Redis."""
+
+    redis: aioredis.Redis | None
+    rate_limiter: RateLimiter
+    quota: QuotaLedger
+
+
+def build_limits(settings: Settings) -> Limits:
     """In-process without ``REDIS_URL``; shared through Redis with it."""
-    local = MemoryRateLimiter(settings.rpm_window_s)
+    local_rpm = MemoryRateLimiter(settings.rpm_window_s)
+    local_quota = MemoryQuotaLedger()
     if settings.redis_url is None:
-        return None, local
-    timeout = settings.redis_timeout_ms / 1000
-    client = aioredis.from_url(
-        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        return Limits(None, local_rpm, local_quota)
+    client = connect(settings.redis_url, settings.redis_timeout_ms / 1000)
+    degraded = settings.redis_failure_mode == "degraded"
+    quota = RedisQuotaLedger(
+        client,
+        local_quota,
+        lease_s=settings.quota_lease_s,
+        pending_ttl_s=settings.quota_pending_ttl_s,
+        degraded=degraded,
     )
-    fallback = local if settings.redis_failure_mode == "degraded" else None
-    return client, RedisRateLimiter(client, settings.rpm_window_s, fallback=fallback)
+    rpm = RedisRateLimiter(client, settings.rpm_window_s, fallback=local_rpm if degraded else None)
+    return Limits(client, rpm, quota)
 
 
 def retry_config(settings: Settings) -> RetryConfig:
@@ -261,23 +302,31 @@ def circuit_config(settings: Settings) -> CircuitConfig:
 def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> Services:
     """Wire the services together (no I/O here)."""
     box = SecretBox(master_key)
-    metrics = Metrics()
+    metrics = Metrics(multiprocess_dir=settings.metrics_dir)
     directory = Directory(box.decrypt)
-    quota = MemoryQuotaLedger()
+    limits = build_limits(settings)
+    quota = limits.quota
     lock = asyncio.Lock()
     usage = UsageRepository(engine)
-    recorder = UsageRecorder(usage, metrics, settings.usage_flush_ms, lock, quota.mark_flushed)
-    session = new_session()
-    redis_client, rate_limiter = build_rate_limiter(settings)
+    recorder = UsageRecorder(
+        usage,
+        metrics,
+        flush_ms=settings.usage_flush_ms,
+        lock=lock,
+        on_flushed=quota.flushed,
+        outbox=Outbox(settings.outbox_dir),
+    )
+    session = new_session(DestinationPolicy(settings.upstream_allow_private))
+    watchdog = Watchdog()
     files = FileStore(settings.files_root, FileRepository(engine))
     signer = UrlSigner(box.signing_key, settings.file_url_ttl_s, settings.public_base_url)
     tokenizer = Tokenizer()
     dispatcher = Dispatcher(
         directory=directory,
-        rate_limiter=rate_limiter,
+        rate_limiter=limits.rate_limiter,
         quota=quota,
         providers=build_providers(
-            Transport(session),
+            Transport(session, watchdog),
             ComfyUIProvider(
                 ComfyUIClient(session, "lowart-" + secrets.token_hex(6)), files, signer
             ),
@@ -291,7 +340,10 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
     )
     job_repo = JobRepository(engine)
     tool_repo = ToolRepository(engine)
-    mcp = MCPManager(call_timeout_s=settings.mcp_call_timeout_s)
+    mcp = MCPManager(
+        call_timeout_s=settings.mcp_call_timeout_s,
+        destinations=DestinationPolicy(settings.upstream_allow_private),
+    )
     tools = ToolLoop(
         dispatcher=dispatcher,
         manager=mcp,
@@ -304,6 +356,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         repo=job_repo,
         executors=dict.fromkeys((CHAT, IMAGES), ChatJobs(directory, dispatcher, usage, tools)),
         on_beat=confirmations.expire,
+        settle_usage=recorder.flush,
         config=JobConfig(
             lease_s=settings.job_lease_s,
             heartbeat_s=settings.job_heartbeat_s,
@@ -323,7 +376,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         usage=usage,
         meta=MetaRepository(engine),
         directory=directory,
-        rate_limiter=rate_limiter,
+        rate_limiter=limits.rate_limiter,
         quota=quota,
         recorder=recorder,
         session=session,
@@ -338,5 +391,6 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         mcp=mcp,
         tools=tools,
         confirmations=confirmations,
-        redis=redis_client,
+        watchdog=watchdog,
+        redis=limits.redis,
     )

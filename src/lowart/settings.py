@@ -11,7 +11,7 @@ from pathlib import Path
 from lowart.errors import StartupError
 
 _MIN_ADMIN_KEY = 20
-_MIN_MASTER_KEY = 32
+MIN_MASTER_KEY = 32
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -55,6 +55,17 @@ def _octal(env: Mapping[str, str], name: str, default: int) -> int:
         raise StartupError(f"{name} must be an octal mode such as 0660, got {raw!r}") from exc
 
 
+def _secret(env: Mapping[str, str], name: str, minimum: int) -> str | None:
+    """A secret that is unset (None), or set and long enough: a set but empty or blank one is
+    refused, never taken as unset (an unexpanded ``$VAR`` must not quietly generate a key)."""
+    if name not in env:
+        return None
+    value = env[name].strip()
+    if len(value) < minimum:
+        raise StartupError(f"{name} must be at least {minimum} characters long")
+    return value
+
+
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name, "").strip()
     return raw or None
@@ -70,6 +81,7 @@ class Settings:
     uds_path: str = "./lowart.sock"
     uds_mode: int = 0o660
     database_url: str = "sqlite:///lowart.db"
+    sqlite_busy_timeout_ms: int = 5000
     redis_url: str | None = None
     master_key: str | None = None
     admin_key: str | None = None
@@ -79,11 +91,15 @@ class Settings:
     log_level: str = "info"
     log_format: str = "console"
     max_body_bytes: int = 32 * 1024 * 1024
+    max_in_flight: int = 0  # 0: no cap
+    stream_write_timeout_s: float = 60.0
     shutdown_grace_s: float = 30.0
     usage_flush_ms: int = 100
     cache_refresh_s: float = 2.0
     rpm_window_s: float = 60.0
     quota_default_reserve: int = 1000
+    quota_lease_s: float = 900.0
+    quota_pending_ttl_s: float = 600.0
     retries: int = 1
     retry_backoff_ms: int = 200
     retry_backoff_max_ms: int = 2000
@@ -105,6 +121,9 @@ class Settings:
     mcp_call_timeout_s: float = 30.0
     redis_timeout_ms: int = 100
     redis_failure_mode: str = "closed"
+    upstream_allow_private: bool = True  # loopback and private upstreams (SSRF policy)
+    header_timeout_s: float = 10.0  # a request's headers must arrive within this
+    body_timeout_s: float = 30.0  # a body, within this plus 1 s per KiB received
     workdir: Path = dataclasses.field(default_factory=Path.cwd)
 
     @property
@@ -118,6 +137,16 @@ class Settings:
         return self.workdir / self.files_dir
 
     @property
+    def outbox_dir(self) -> Path:
+        """Where usage the database refused waits to be written."""
+        return self.workdir / "lowart-outbox"
+
+    @property
+    def metrics_dir(self) -> Path | None:
+        """Where the workers' metric files go, with ``WORKERS`` above 1 (None otherwise)."""
+        return self.workdir / "lowart-metrics" if self.workers > 1 else None
+
+    @property
     def key_file(self) -> Path:
         """Where a generated master key lives (SQLite only)."""
         return self.workdir / "lowart.key"
@@ -129,12 +158,8 @@ class Settings:
         mode = env.get("LISTEN_MODE", "TCP").strip().upper() or "TCP"
         if mode not in {"TCP", "UDS"}:
             raise StartupError(f"LISTEN_MODE must be TCP or UDS, got {mode!r}")
-        admin_key = _optional(env, "ADMIN_KEY")
-        if admin_key is not None and len(admin_key) < _MIN_ADMIN_KEY:
-            raise StartupError(f"ADMIN_KEY must be at least {_MIN_ADMIN_KEY} characters long")
-        master_key = _optional(env, "MASTER_KEY")
-        if master_key is not None and len(master_key) < _MIN_MASTER_KEY:
-            raise StartupError(f"MASTER_KEY must be at least {_MIN_MASTER_KEY} characters long")
+        admin_key = _secret(env, "ADMIN_KEY", _MIN_ADMIN_KEY)
+        master_key = _secret(env, "MASTER_KEY", MIN_MASTER_KEY)
         database_url = env.get("DATABASE_URL", "").strip() or "sqlite:///lowart.db"
         settings = cls(
             host=env.get("HOST", "").strip() or "127.0.0.1",
@@ -143,6 +168,7 @@ class Settings:
             uds_path=env.get("UDS_PATH", "").strip() or "./lowart.sock",
             uds_mode=_octal(env, "UDS_MODE", 0o660),
             database_url=database_url,
+            sqlite_busy_timeout_ms=_int(env, "SQLITE_BUSY_TIMEOUT_MS", 5000),
             redis_url=_optional(env, "REDIS_URL"),
             master_key=master_key,
             admin_key=admin_key,
@@ -152,11 +178,15 @@ class Settings:
             log_level=(env.get("LOG_LEVEL", "").strip() or "info").lower(),
             log_format=(env.get("LOG_FORMAT", "").strip() or "console").lower(),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 32 * 1024 * 1024),
+            max_in_flight=_int(env, "MAX_IN_FLIGHT", 0),
+            stream_write_timeout_s=_float(env, "STREAM_WRITE_TIMEOUT_S", 60.0),
             shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", 30.0),
             usage_flush_ms=_int(env, "USAGE_FLUSH_MS", 100),
             cache_refresh_s=_float(env, "CACHE_REFRESH_S", 2.0),
             rpm_window_s=_float(env, "RPM_WINDOW_S", 60.0),
             quota_default_reserve=_int(env, "QUOTA_DEFAULT_RESERVE", 1000),
+            quota_lease_s=_float(env, "QUOTA_LEASE_S", 900.0),
+            quota_pending_ttl_s=_float(env, "QUOTA_PENDING_TTL_S", 600.0),
             retries=_int(env, "RETRIES", 1),
             retry_backoff_ms=_int(env, "RETRY_BACKOFF_MS", 200),
             retry_backoff_max_ms=_int(env, "RETRY_BACKOFF_MAX_MS", 2000),
@@ -178,6 +208,9 @@ class Settings:
             mcp_call_timeout_s=_float(env, "MCP_CALL_TIMEOUT_S", 30.0),
             redis_timeout_ms=_int(env, "REDIS_TIMEOUT_MS", 100),
             redis_failure_mode=(env.get("REDIS_FAILURE_MODE", "").strip() or "closed").lower(),
+            upstream_allow_private=_bool(env, "UPSTREAM_ALLOW_PRIVATE", True),
+            header_timeout_s=_float(env, "HEADER_TIMEOUT_S", 10.0),
+            body_timeout_s=_float(env, "BODY_TIMEOUT_S", 30.0),
             workdir=Path(env.get("LOWART_WORKDIR", "").strip() or Path.cwd()),
         )
         settings.validate()
@@ -185,10 +218,7 @@ class Settings:
 
     def validate(self) -> None:
         """Refuse combinations that cannot work."""
-        if not (self.is_sqlite or self.database_url.startswith(("postgresql", "postgres"))):
-            raise StartupError("DATABASE_URL must be sqlite:///… or postgresql://…")
-        if not self.is_sqlite and self.master_key is None:
-            raise StartupError("MASTER_KEY must be set when DATABASE_URL is PostgreSQL")
+        self._validate_database()
         if self.retries < 0 or self.max_attempts < 1:
             raise StartupError("RETRIES must be 0 or more and MAX_ATTEMPTS at least 1")
         if not 0 < self.circuit_failure_ratio <= 1:
@@ -203,3 +233,13 @@ class Settings:
             raise StartupError("REDIS_FAILURE_MODE must be closed or degraded")
         if self.log_format not in {"console", "json"}:
             raise StartupError("LOG_FORMAT must be console or json")
+        if self.header_timeout_s <= 0 or self.body_timeout_s <= 0:
+            raise StartupError("HEADER_TIMEOUT_S and BODY_TIMEOUT_S must be positive")
+
+    def _validate_database(self) -> None:
+        if not (self.is_sqlite or self.database_url.startswith(("postgresql", "postgres"))):
+            raise StartupError("DATABASE_URL must be sqlite:///… or postgresql://…")
+        if not self.is_sqlite and self.master_key is None:
+            raise StartupError("MASTER_KEY must be set when DATABASE_URL is PostgreSQL")
+        if self.sqlite_busy_timeout_ms < 0:
+            raise StartupError("SQLITE_BUSY_TIMEOUT_MS must be 0 or more")

@@ -37,6 +37,7 @@ _SETTINGS = (
     "UDS_PATH",
     "UDS_MODE",
     "DATABASE_URL",
+    "SQLITE_BUSY_TIMEOUT_MS",
     "REDIS_URL",
     "MASTER_KEY",
     "ADMIN_KEY",
@@ -52,6 +53,10 @@ _SETTINGS = (
     "RPM_WINDOW_S",
     "QUOTA_DEFAULT_RESERVE",
     "LOWART_WORKDIR",
+    "NEW_MASTER_KEY",
+    "UPSTREAM_ALLOW_PRIVATE",
+    "HEADER_TIMEOUT_S",
+    "BODY_TIMEOUT_S",
 )
 
 
@@ -136,7 +141,12 @@ class ServeProcess:
     Raises ``AssertionError`` (with the child's output) if it exits before it listens.
     """
 
-    def __init__(self, cwd: Path, env: Mapping[str, str | None] | None = None) -> None:
+    def __init__(
+        self,
+        cwd: Path,
+        env: Mapping[str, str | None] | None = None,
+        start_timeout: float = START_TIMEOUT,
+    ) -> None:
         self.cwd = cwd
         self.env = child_env(env)
         self.url: str | None = None
@@ -156,18 +166,18 @@ class ServeProcess:
         self._out.start()
         self._err.start()
         try:
-            self._await_listening()
+            self._await_listening(start_timeout)
         except BaseException:
             self.kill()
             raise
 
-    def _await_listening(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+    def _await_listening(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(
-                    f"lowart serve did not listen within {START_TIMEOUT} s\n{self.output()}"
+                    f"lowart serve did not listen within {timeout} s\n{self.output()}"
                 )
             try:
                 line = self._lines.get(timeout=remaining)

@@ -139,10 +139,3 @@ def test_mock_upstream_command_serves_the_fake(tmp_path: Path) -> None:
         proc.wait(timeout=20)
         assert proc.stderr is not None
         proc.stderr.close()
-
-
-def test_workers_above_one_are_refused_with_a_clear_message(tmp_path: Path) -> None:
-    result = run_cli(["serve"], tmp_path, {"WORKERS": "2", "REDIS_URL": "redis://127.0.0.1:6379"})
-    _assert_refused(result, "WORKERS")
-    alone = run_cli(["serve"], tmp_path, {"WORKERS": "2", "REDIS_URL": None})
-    _assert_refused(alone, "REDIS_URL")

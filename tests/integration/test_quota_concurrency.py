@@ -62,14 +62,32 @@ def test_reservations_that_fit_never_overspend(gw: Gateway) -> None:
     assert token_used == recorded == REQUESTS * ACTUAL <= quota
 
 
-def test_reservations_that_do_not_fit_overspend_by_one_request_at_most(gw: Gateway) -> None:
-    quota = 3 * RESERVATION + RESERVATION // 2  # the fourth reservation is capped
+def test_a_capped_reservation_lowers_max_tokens_so_nothing_overspends(
+    gw: Gateway, fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    prompt_estimate = RESERVATION - 10
+    quota = 3 * RESERVATION + prompt_estimate + 5  # the fourth reservation is capped
     key = gw.create_user("tight", token_quota=quota)
+    earlier = len(fake_openai[0].calls)
     responses = asyncio.run(_burst(gw, key))
     statuses = [r.status_code for r in responses]
     refused = [r for r in responses if r.status_code == 429]
-    assert statuses.count(200) >= 3 and refused
+    assert statuses.count(200) == 4 and refused
     assert all(r.json()["error"]["code"] == "insufficient_quota" for r in refused)
+    sent = sorted(call["body"]["max_tokens"] for call in fake_openai[0].calls[earlier:])
+    lowered = 5  # what the capped reservation covers beyond the prompt's estimate
+    assert sent == [lowered, 10, 10, 10]
     token_used, recorded = _billed(gw, "tight")
-    assert token_used == recorded == statuses.count(200) * ACTUAL
-    assert token_used <= quota + ACTUAL
+    assert token_used == recorded == 3 * ACTUAL + 10 + lowered <= quota
+
+
+def test_a_capped_reservation_too_small_for_the_prompt_is_refused(gw: Gateway) -> None:
+    quota = RESERVATION + 3  # after one request, 3 tokens remain: less than the prompt
+    key = gw.create_user("crumbs", token_quota=quota)
+    with gw.client(key) as client:
+        first = client.post("/v1/chat/completions", content=BODY)
+        gw.flush()
+        second = client.post("/v1/chat/completions", content=BODY)
+    assert first.status_code == 200
+    assert second.status_code == 429
+    assert second.json()["error"]["code"] == "insufficient_quota"

@@ -14,6 +14,15 @@ from lowart.errors import ServiceUnavailable
 from lowart.limits.memory import MemoryRateLimiter
 from lowart.limits.redis import RedisRateLimiter
 from tests.conftest import MASTER_KEY, Gateway, wait_for
+from tests.integration.test_tools import (
+    chat,
+    confirm,
+    new_user,
+    server_status,
+    sessions,
+    setup_tools,
+    text_of,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 pytestmark = pytest.mark.redis
@@ -114,3 +123,21 @@ def test_a_key_revoked_on_one_instance_is_refused_on_the_other(
     wait_for(lambda: not works_on_b(), timeout=1)
     ready = httpx.get(b.url + "/ready").json()
     assert ready["checks"] == {"database": "ok", "redis": "ok"}
+
+
+@pytest.mark.pg
+def test_a_tool_call_paused_on_one_instance_is_approved_on_the_other(
+    make_gateway: Callable[..., Gateway], pg_url: str
+) -> None:
+    a, b = _pair(make_gateway, pg_url)
+    setup_tools(a)
+    wait_for(lambda: server_status(b, "weather") == "running", timeout=15)
+    _, key = new_user(a)
+    paused = chat(a, key, "deleter").json()
+    assert paused["status"] == "require_confirmation"
+    assert [s["session_id"] for s in sessions(b, key)] == [paused["session_id"]]
+    done = confirm(b, key, paused["session_id"], [paused["tool_calls"][0]["id"]])
+    assert done.status_code == 200, done.text
+    assert text_of(done.json()) == "Tool said: Deleted /srv/important.txt (pretend)"
+    assert sessions(a, key) == []  # settled for every instance
+    assert confirm(a, key, paused["session_id"], []).status_code == 409

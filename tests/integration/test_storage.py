@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lowart.errors import ServiceUnavailable
 from lowart.security.keys import display_prefix, generate_key, hash_key
 from lowart.storage.engine import async_url, create_engine
 from lowart.storage.meta import MetaRepository
@@ -118,6 +120,27 @@ async def test_sqlite_uses_wal(tmp_path: Path) -> None:
     finally:
         await eng.dispose()
     assert (tmp_path / "wal.db").exists()
+
+
+async def test_sqlite_locked_past_the_busy_timeout_is_unavailable(tmp_path: Path) -> None:
+    eng = create_engine(f"sqlite:///{tmp_path}/locked.db", busy_timeout_ms=150)
+    try:
+        await migrate(eng)
+        assert await _scalar(eng, "PRAGMA busy_timeout") == 150
+        users = UserRepository(eng)
+        holder = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        try:
+            with pytest.raises(ServiceUnavailable):
+                await users.upsert("u", {"name": "U"})
+            assert await users.get("u") is None  # WAL: reads go on; the write left nothing
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        await users.upsert("u", {"name": "U"})  # the same engine writes again once released
+        assert (await users.get("u")) is not None
+    finally:
+        await eng.dispose()
 
 
 # --- users and keys ------------------------------------------------------------------------
@@ -577,3 +600,18 @@ async def test_sa_core_sees_the_same_schema(engine: AsyncEngine) -> None:
     assert {"users", "api_keys", "models", "model_fallbacks", "gateway_meta", "usage_records"} <= (
         names
     )
+
+
+async def test_a_spooled_batch_is_written_once_even_when_two_processes_race(
+    engine: AsyncEngine, users: UserRepository, usage: UsageRepository
+) -> None:
+    await users.upsert("spool", {"token_quota": 1000})
+    records = [_record("spool", "gpt", DAY1, request_id="s1")]
+    results = await asyncio.gather(
+        *(usage.write_batch(records, {"spool": 30}, {}, once="batch-1") for _ in range(4))
+    )
+    assert sorted(results) == [False, False, False, True]
+    assert await usage.write_batch(records, {"spool": 30}, {}, once="batch-1") is False
+    row = await users.get("spool")
+    assert row is not None and row.token_used == 30
+    assert await usage.count_by_status("s1") == {"ok": 1}

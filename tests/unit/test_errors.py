@@ -181,6 +181,14 @@ CASES: dict[type[LowartError], Case] = {
         "overloaded_error",
         529,
     ),
+    errors.Shed: Case(
+        lambda: errors.Shed("at capacity"),
+        503,
+        "service_unavailable",
+        "overloaded",
+        "overloaded_error",
+        529,
+    ),
     errors.UpstreamClientError: Case(
         lambda: errors.UpstreamClientError(
             422, "bad schema", error_type="invalid_request_error", code="bad_schema"

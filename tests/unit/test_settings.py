@@ -35,12 +35,11 @@ def test_defaults() -> None:
     assert settings.shutdown_grace_s == 30.0
     assert settings.rpm_window_s == 60.0
     assert settings.quota_default_reserve == 1000
+    assert settings.sqlite_busy_timeout_ms == 5000
 
 
 def test_blank_values_mean_defaults() -> None:
-    settings = Settings.from_env(
-        {"HOST": " ", "PORT": "", "LISTEN_MODE": "", "DATABASE_URL": "  ", "ADMIN_KEY": " "}
-    )
+    settings = Settings.from_env({"HOST": " ", "PORT": "", "LISTEN_MODE": "", "DATABASE_URL": "  "})
     assert settings.host == "127.0.0.1"
     assert settings.port == 8080
     assert settings.listen_mode == "TCP"
@@ -60,6 +59,7 @@ def test_values_are_read() -> None:
             "REDIS_URL": "redis://127.0.0.1:6379/0",
             "LOG_FORMAT": "JSON",
             "LOWART_WORKDIR": "/tmp/lowart-x",
+            "SQLITE_BUSY_TIMEOUT_MS": "250",
         }
     )
     assert settings.host == "0.0.0.0"
@@ -70,6 +70,7 @@ def test_values_are_read() -> None:
     assert settings.workers == 4
     assert settings.log_format == "json"
     assert settings.key_file == Path("/tmp/lowart-x/lowart.key")
+    assert settings.sqlite_busy_timeout_ms == 250
 
 
 @pytest.mark.parametrize("raw", ["uds", "UDS", "Uds", " uds "])
@@ -107,6 +108,10 @@ def test_workers_with_redis() -> None:
     [
         ({"ADMIN_KEY": "a" * 19}, "ADMIN_KEY"),
         ({"MASTER_KEY": "m" * 31}, "MASTER_KEY"),
+        ({"ADMIN_KEY": ""}, "ADMIN_KEY"),  # set but empty: refused, not taken as unset (S15)
+        ({"ADMIN_KEY": "   "}, "ADMIN_KEY"),
+        ({"MASTER_KEY": ""}, "MASTER_KEY"),
+        ({"MASTER_KEY": " \t "}, "MASTER_KEY"),
         ({"PORT": "eighty"}, "PORT"),
         ({"PORT": "80.5"}, "PORT"),
         ({"WORKERS": "two"}, "WORKERS"),
@@ -123,6 +128,8 @@ def test_workers_with_redis() -> None:
         ({"LISTEN_MODE": "unix"}, "LISTEN_MODE"),
         ({"LISTEN_MODE": "http"}, "LISTEN_MODE"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"SQLITE_BUSY_TIMEOUT_MS": "5s"}, "SQLITE_BUSY_TIMEOUT_MS"),
+        ({"SQLITE_BUSY_TIMEOUT_MS": "-1"}, "SQLITE_BUSY_TIMEOUT_MS"),
     ],
 )
 def test_invalid_settings_refuse_to_start(env: dict[str, str], variable: str) -> None:

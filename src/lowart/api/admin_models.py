@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.routing import Route
@@ -15,7 +14,9 @@ from lowart.api.routing import route
 from lowart.catalog.directory import vendor_key_context
 from lowart.entries import VENDORS
 from lowart.errors import Conflict, InvalidRequest, NotFound
+from lowart.security.connect_guard import vet_url
 from lowart.security.secretbox import SecretBox, SecretDecryptError
+from lowart.security.ssrf import DestinationPolicy
 from lowart.storage.models import ModelRepository
 from lowart.storage.rows import ModelRow, iso
 
@@ -40,28 +41,34 @@ def canonical_vendor(value: str) -> str:
     return vendor
 
 
-def check_base_url(vendor: str, base_url: str) -> str:
-    """An absolute http(s) URL, required for every vendor but Mock."""
+async def check_base_url(vendor: str, base_url: str, destinations: DestinationPolicy) -> str:
+    """An absolute http(s) URL the SSRF policy allows, required for every vendor but Mock."""
     base_url = base_url.strip()
     if not base_url:
         if vendor == "Mock":
             return ""
         raise InvalidRequest(f"base_url is required for vendor {vendor}.", param="base_url")
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest("base_url must be an absolute http(s) URL.", param="base_url")
-    if parts.username or parts.password:
-        raise InvalidRequest("base_url must not carry credentials.", param="base_url")
+    try:
+        await vet_url(destinations, base_url)
+    except ValueError as exc:
+        raise InvalidRequest(f"base_url {exc}.", param="base_url") from exc
     return base_url.rstrip("/")
 
 
 class ModelAdmin:
     """Models, whose vendor keys are encrypted on the way in and never shown again."""
 
-    def __init__(self, models: ModelRepository, box: SecretBox, refresh: Refresh) -> None:
+    def __init__(
+        self,
+        models: ModelRepository,
+        box: SecretBox,
+        refresh: Refresh,
+        destinations: DestinationPolicy,
+    ) -> None:
         self._models = models
         self._box = box
         self._refresh = refresh
+        self._destinations = destinations
 
     def _json(self, row: ModelRow) -> dict[str, Any]:
         last4 = None
@@ -84,11 +91,13 @@ class ModelAdmin:
             "updated_at": iso(row.updated_at),
         }
 
-    def _prepare(self, model_id: str, fields: dict[str, Any], vendor: str) -> dict[str, Any]:
+    async def _prepare(self, model_id: str, fields: dict[str, Any], vendor: str) -> dict[str, Any]:
         if "vendor_type" in fields:
             fields["vendor_type"] = vendor
         if "base_url" in fields:
-            fields["base_url"] = check_base_url(vendor, fields["base_url"])
+            fields["base_url"] = await check_base_url(
+                vendor, fields["base_url"], self._destinations
+            )
         if fields.get("api_key") is not None:
             fields["api_key"] = self._box.encrypt(fields["api_key"], vendor_key_context(model_id))
         return fields
@@ -99,7 +108,7 @@ class ModelAdmin:
         model_id = fields.pop("model_id")
         vendor = canonical_vendor(body.vendor_type)
         fields.setdefault("base_url", "")
-        row = await self._models.create(model_id, self._prepare(model_id, fields, vendor))
+        row = await self._models.create(model_id, await self._prepare(model_id, fields, vendor))
         if row is None:
             raise Conflict(f"Model '{model_id}' already exists; use PUT or PATCH to change it.")
         await self._refresh()
@@ -135,7 +144,7 @@ class ModelAdmin:
         vendor = canonical_vendor(fields.get("vendor_type", current.vendor_type))
         if "vendor_type" in fields and "base_url" not in fields:
             fields["base_url"] = current.base_url
-        row = await self._models.update(model_id, self._prepare(model_id, fields, vendor))
+        row = await self._models.update(model_id, await self._prepare(model_id, fields, vendor))
         if row is None:
             raise NotFound(f"No model '{model_id}'.")
         await self._refresh()

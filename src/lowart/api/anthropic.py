@@ -13,6 +13,7 @@ from lowart.api.chat import messages_fields
 from lowart.api.relay import ChatEndpoint
 from lowart.api.responses import JSON, body_of, caller
 from lowart.api.routing import route
+from lowart.api.stream import WriteTimeout
 from lowart.catalog.directory import Directory
 from lowart.dispatch.flow import Dispatcher
 from lowart.errors import InvalidRequest, ModelNotFound
@@ -25,7 +26,9 @@ from lowart.usage.estimate import Tokenizer
 PASSED_HEADERS = (b"anthropic-version", b"anthropic-beta")
 
 
-def messages_endpoint(dispatcher: Dispatcher, jobs: JobService, tools: ToolLoop) -> ChatEndpoint:
+def messages_endpoint(
+    dispatcher: Dispatcher, jobs: JobService, tools: ToolLoop, write_timeout: WriteTimeout
+) -> ChatEndpoint:
     """``POST /v1/messages``: the Messages API for any vendor behind the model."""
     return ChatEndpoint(
         dispatcher,
@@ -33,6 +36,7 @@ def messages_endpoint(dispatcher: Dispatcher, jobs: JobService, tools: ToolLoop)
         tools=tools,
         fmt=ANTHROPIC,
         validate=messages_fields,
+        write_timeout=write_timeout,
         headers=PASSED_HEADERS,
     )
 

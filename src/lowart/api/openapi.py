@@ -1,4 +1,5 @@
-"""The served OpenAPI document: admin bodies from their msgspec types, the rest described."""
+"""The served OpenAPI document: admin bodies from their msgspec types, the rest from
+``openapi_schemas``. Every operation lists the statuses it answers, in its family's error shape."""
 
 from __future__ import annotations
 
@@ -8,138 +9,94 @@ import msgspec
 
 from lowart import __version__
 from lowart.api.bodies import Fallbacks, KeyCreate, ModelCreate, ModelUpdate, UserPatch, UserQuota
+from lowart.api.openapi_schemas import (
+    ANY_OBJECT,
+    BASE_URL_PATTERN,
+    COMPONENTS,
+    QUERY_SCHEMAS,
+    VENDOR_PATTERN,
+    admin_overrides,
+)
 from lowart.api.tools import ConfirmBody, PolicyBody, ServerBody
 
-_ERROR = {
+Operation = dict[str, Any]
+_CHAT_ERRORS = (400, 401, 403, 404, 413, 429, 502, 503, 504)
+_SSE_EVENT = {  # one Server-Sent Event of a streamed answer
     "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["message", "type", "param", "code"],
-            "properties": {
-                "message": {"type": "string"},
-                "type": {"type": "string"},
-                "param": {"type": ["string", "null"]},
-                "code": {"type": ["string", "null"]},
-            },
-        }
-    },
-}
-_ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
-_CHAT_REQUEST: dict[str, Any] = {
-    "type": "object",
-    "required": ["model", "messages"],
-    "additionalProperties": True,
-    "properties": {
-        "model": {"type": "string", "minLength": 1},
-        "messages": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["role"],
-                "properties": {"role": {"type": "string"}},
-                "additionalProperties": True,
-            },
-        },
-        "stream": {"type": "boolean"},
-        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
-        "max_tokens": {"type": "integer", "minimum": 1},
-        "max_completion_tokens": {"type": "integer", "minimum": 1},
-        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-        "tools": {"type": "array", "items": _ANY_OBJECT},
-    },
+    "required": ["data"],
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
 }
 
 
-_MESSAGES_REQUEST: dict[str, Any] = {
-    "type": "object",
-    "required": ["model", "messages"],
-    "additionalProperties": True,
-    "properties": {
-        "model": {"type": "string", "minLength": 1},
-        "max_tokens": {"type": "integer", "minimum": 0},
-        "messages": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["role"],
-                "additionalProperties": True,
-                "properties": {"role": {"enum": ["user", "assistant"]}},
-            },
-        },
-        "system": {"type": ["string", "array"]},
-        "stream": {"type": "boolean"},
-        "tools": {"type": "array", "items": _ANY_OBJECT},
-    },
-}
-_IMAGES_REQUEST: dict[str, Any] = {
-    "type": "object",
-    "required": ["model", "prompt"],
-    "additionalProperties": True,
-    "properties": {
-        "model": {"type": "string", "minLength": 1},
-        "prompt": {"type": "string", "minLength": 1},
-        "n": {"type": "integer", "minimum": 1, "maximum": 10},
-        "size": {"type": "string", "pattern": "^[0-9]+x[0-9]+$"},
-        "response_format": {"enum": ["url", "b64_json"]},
-        "seed": {"type": "integer", "minimum": 0},
-        "async": {"type": "boolean"},
-    },
-}
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {
-        str(s): {
-            "description": "Error",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
-        for s in statuses
-    }
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _errors(statuses: tuple[int, ...], shape: str = "Error") -> dict[str, Any]:
+    return {str(s): _json(_ref(shape), "Error") for s in statuses}
 
 
 def _op(
     summary: str,
     *,
     body: str | None = None,
-    ok: int = 200,
+    body_required: bool = True,
+    ok: dict[int, str | None] | None = None,
     public: bool = False,
     errors: tuple[int, ...] = (400, 401, 403, 404),
-) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "responses": {
-            str(ok): {
-                "description": "OK",
-                "content": {"application/json": {"schema": _ANY_OBJECT}},
-            },
-            **_errors(*errors),
-        },
+    shape: str = "Error",
+    stream: bool = False,
+) -> Operation:
+    """One operation; ``ok`` maps success statuses to a response schema name (None: any object)."""
+    responses = {
+        str(status): _json(_ref(name) if name else ANY_OBJECT)
+        for status, name in (ok or {200: None}).items()
     }
+    if stream:
+        responses["200"]["content"]["text/event-stream"] = {"schema": _SSE_EVENT}
+    op: Operation = {"summary": summary, "responses": {**responses, **_errors(errors, shape)}}
     if body is not None:
         op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+            "required": body_required,
+            "content": {"application/json": {"schema": _ref(body)}},
         }
     if public:
         op["security"] = []
     return op
 
 
-def _path_param(name: str) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
+def _path_param(name: str, pattern: str | None = None) -> list[dict[str, Any]]:
+    schema: dict[str, Any] = {"type": "string"}
+    if pattern is not None:
+        schema["pattern"] = pattern
+    return [{"name": name, "in": "path", "required": True, "schema": schema}]
 
 
-def _paths() -> dict[str, Any]:
+def _query(*names: str, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": n,
+            "in": "query",
+            "required": n in required,
+            "schema": QUERY_SCHEMAS.get(n, {"type": "string"}),
+        }
+        for n in names
+    ]
+
+
+def _user_paths() -> dict[str, Any]:
     return {
         "/v1/chat/completions": {
             "post": _op(
-                "Chat completion (OpenAI format)",
+                "Chat completion (OpenAI format); 202 with async",
                 body="ChatRequest",
-                errors=(400, 401, 403, 404, 413, 429, 502, 503, 504),
+                ok={200: None, 202: "AsyncStarted"},
+                errors=_CHAT_ERRORS,
+                stream=True,
             )
         },
         "/v1/models": {"get": _op("Models the caller may use")},
@@ -147,54 +104,72 @@ def _paths() -> dict[str, Any]:
         "/v1/usage": {"get": _op("The caller's quota and usage")},
         "/v1/messages": {
             "post": _op(
-                "Anthropic Messages, any vendor",
+                "Anthropic Messages, any vendor; 202 with async",
                 body="MessagesRequest",
+                ok={200: None, 202: "AsyncStarted"},
                 errors=(400, 401, 403, 404, 413, 429, 502, 504, 529),
+                shape="AnthropicError",
+                stream=True,
             )
         },
         "/v1/messages/count_tokens": {
-            "post": _op("An estimate of a request's input tokens", body="MessagesRequest")
+            "post": _op(
+                "An estimate of a request's input tokens",
+                body="CountTokensRequest",
+                errors=(400, 401, 403, 404, 413),
+                shape="AnthropicError",
+            )
         },
         "/v1/images/generations": {
             "post": _op(
                 "Images on a ComfyUI model (202 with async)",
                 body="ImagesRequest",
-                errors=(400, 401, 403, 404, 429, 502, 504),
+                ok={200: None, 202: "AsyncStarted"},
+                errors=(400, 401, 403, 404, 413, 429, 502, 504),
             )
         },
         "/v1/jobs": {
-            "get": _op("The caller's jobs, newest first"),
-            "parameters": [
-                {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-                for n in ("limit", "after")
-            ],
+            "get": _op("The caller's jobs, newest first", ok={200: "JobList"}),
+            "parameters": _query("limit", "after"),
         },
-        "/v1/jobs/{job_id}": {"parameters": _path_param("job_id"), "get": _op("One job")},
+        "/v1/jobs/{job_id}": {
+            "parameters": _path_param("job_id"),
+            "get": _op("One job", ok={200: "Job"}),
+        },
         "/v1/jobs/{job_id}/cancel": {
             "parameters": _path_param("job_id"),
-            "post": _op("Cancel a pending or running job"),
+            "post": _op("Cancel a pending or running job", ok={200: "Job"}),
         },
         "/v1/files/{file_id}": {
-            "parameters": _path_param("file_id"),
+            "parameters": [*_path_param("file_id"), *_query("exp", "sig")],
             "get": {
                 "summary": "A stored file: the owner's key, or a signed URL (?exp=&sig=)",
-                "responses": {"200": {"description": "The file"}, **_errors(404)},
+                "security": [{"bearer": []}, {"apiKey": []}, {}],  # or a signed URL
+                "responses": {
+                    "200": {"description": "The file", "content": {"*/*": {}}},
+                    **_errors((401, 403, 404)),
+                },
             },
         },
         "/v1/tools/confirm": {
             "post": _op(
                 "Approve or reject paused tool calls",
                 body="ConfirmBody",
-                errors=(400, 401, 404, 409, 410),
+                errors=(400, 401, 403, 404, 409, 410),
             )
         },
         "/v1/tools/sessions": {"get": _op("The caller's pending confirmations")},
+    }
+
+
+def _admin_paths() -> dict[str, Any]:
+    return {
         "/admin/mcp/servers": {
-            "post": _op("Register an MCP server", body="ServerBody", ok=201),
+            "post": _op("Register an MCP server", body="ServerBody", ok={201: None}),
             "get": _op("Registered MCP servers (secrets never shown)"),
         },
         "/admin/mcp/register": {
-            "post": _op("Alias of POST /admin/mcp/servers", body="ServerBody", ok=201)
+            "post": _op("Alias of POST /admin/mcp/servers", body="ServerBody", ok={201: None})
         },
         "/admin/mcp/servers/{name}": {
             "parameters": _path_param("name"),
@@ -205,27 +180,35 @@ def _paths() -> dict[str, Any]:
             "get": _op("A server's tools"),
         },
         "/admin/tools/policies": {
-            "post": _op("Set a tool policy", body="PolicyBody", ok=201),
+            "post": _op("Set a tool policy", body="PolicyBody", ok={201: None}),
             "get": _op("Tool policies"),
-            "delete": _op("Remove a tool policy"),
-            "parameters": [
-                {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-                for n in ("tool_name", "server", "user_id")
-            ],
+            "delete": {
+                **_op("Remove a tool policy"),
+                "parameters": _query("tool_name", "server", "user_id", required=("tool_name",)),
+            },
         },
         "/admin/users/quota": {
-            "post": _op("Create a user (201, with a key) or update its limits", body="UserQuota")
+            "post": _op(
+                "Create a user (201, with its key) or update its limits (200)",
+                body="UserQuota",
+                ok={200: "User", 201: "UserCreated"},
+            )
         },
-        "/admin/users": {"get": _op("List users")},
+        "/admin/users": {"get": _op("List users", ok={200: "UserList"})},
         "/admin/users/{user_id}": {
             "parameters": _path_param("user_id"),
-            "get": _op("One user"),
-            "patch": _op("Update a user", body="UserPatch"),
-            "delete": _op("Disable a user and revoke its keys"),
+            "get": _op("One user", ok={200: "User"}),
+            "patch": _op("Update a user", body="UserPatch", ok={200: "User"}),
+            "delete": _op("Disable a user and revoke its keys", ok={200: "User"}),
         },
         "/admin/users/{user_id}/keys": {
             "parameters": _path_param("user_id"),
-            "post": _op("Create a key (shown once)", body="KeyCreate", ok=201),
+            "post": _op(
+                "Create a key (shown once)",
+                body="KeyCreate",
+                body_required=False,
+                ok={201: "KeyCreated"},
+            ),
             "get": _op("List a user's keys"),
         },
         "/admin/keys/{key_id}": {
@@ -233,14 +216,19 @@ def _paths() -> dict[str, Any]:
             "delete": _op("Revoke a key"),
         },
         "/admin/models": {
-            "post": _op("Register a model", body="ModelCreate", ok=201),
-            "get": _op("List models"),
+            "post": _op(
+                "Register a model",
+                body="ModelCreate",
+                ok={201: "Model"},
+                errors=(400, 401, 403, 409),
+            ),
+            "get": _op("List models", ok={200: "ModelList"}),
         },
         "/admin/models/{model_id}": {
             "parameters": _path_param("model_id"),
-            "get": _op("One model"),
-            "put": _op("Replace a model", body="ModelUpdate"),
-            "patch": _op("Update a model", body="ModelUpdate"),
+            "get": _op("One model", ok={200: "Model"}),
+            "put": _op("Replace a model", body="ModelReplace", ok={200: "Model"}),
+            "patch": _op("Update a model", body="ModelUpdate", ok={200: "Model"}),
             "delete": _op("Delete a model"),
         },
         "/admin/models/{model_id}/fallbacks": {
@@ -250,31 +238,50 @@ def _paths() -> dict[str, Any]:
         },
         "/admin/usage": {
             "get": _op("Usage across users"),
-            "parameters": [
-                {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-                for n in ("user_id", "model", "since", "until", "group_by")
-            ],
+            "parameters": _query("user_id", "model", "since", "until", "group_by"),
         },
+    }
+
+
+def _ops_paths() -> dict[str, Any]:
+    return {
         "/health": {"get": _op("Liveness", public=True, errors=())},
         "/ready": {"get": _op("Readiness (database, Redis)", public=True, errors=(503,))},
         "/metrics": {
             "get": {
-                "summary": "Prometheus metrics",
+                "summary": "Prometheus metrics (a bearer METRICS_TOKEN when one is set)",
                 "security": [],
                 "responses": {
                     "200": {
                         "description": "OK",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    **_errors((401,)),
                 },
             }
         },
         "/openapi.json": {"get": _op("This document", public=True, errors=())},
+        "/ui": {"get": _page("The web console (docs/ui.md); it calls only this API")},
+        "/ui/{path}": {
+            "parameters": _path_param("path"),
+            "get": _page("The console's files; any other path is one of its views", missing=True),
+        },
     }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document the gateway serves at ``/openapi.json``."""
+def _page(summary: str, *, missing: bool = False) -> Operation:
+    """A public static page of the console: HTML, or 503 text until ``make install`` built it."""
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"*/*": {}}},
+        "503": {"description": "The console is not built", "content": text},
+    }
+    if missing:
+        responses["404"] = {"description": "A missing file of the console", "content": text}
+    return {"summary": summary, "security": [], "responses": responses}
+
+
+def _admin_schemas() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
         [
             UserQuota,
@@ -289,13 +296,21 @@ def openapi_document() -> dict[str, Any]:
         ],
         ref_template="#/components/schemas/{name}",
     )
-    schemas = {
-        **components,
-        "Error": _ERROR,
-        "ChatRequest": _CHAT_REQUEST,
-        "MessagesRequest": _MESSAGES_REQUEST,
-        "ImagesRequest": _IMAGES_REQUEST,
-    }
+    for name, extra in admin_overrides().items():
+        schema = components[name]
+        schema["properties"].update(extra.pop("properties", {}))
+        schema.update(extra)
+    update = components["ModelUpdate"]
+    # model_id is only accepted when it repeats the path's: not part of the documented body.
+    del update["properties"]["model_id"]
+    update["properties"]["vendor_type"] = {"type": "string", "pattern": VENDOR_PATTERN}
+    update["properties"]["base_url"] = {"type": "string", "pattern": BASE_URL_PATTERN}
+    components["ModelReplace"] = {**update, "required": ["vendor_type"]}
+    return dict(components)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document the gateway serves at ``/openapi.json``."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -303,9 +318,9 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "An LLM API gateway speaking the OpenAI and Anthropic APIs.",
         },
-        "paths": _paths(),
+        "paths": {**_user_paths(), **_admin_paths(), **_ops_paths()},
         "components": {
-            "schemas": schemas,
+            "schemas": {**_admin_schemas(), **COMPONENTS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},

@@ -17,7 +17,7 @@ from lowart.api.asgi import (
 )
 from lowart.api.chat import ChatFields
 from lowart.api.middleware import REQUEST_ID_KEY, principal_of
-from lowart.api.stream import relay_sse
+from lowart.api.stream import WriteTimeout, relay_sse
 from lowart.dispatch.attempt import Admission
 from lowart.dispatch.flow import Dispatcher
 from lowart.entries import Principal
@@ -55,9 +55,11 @@ class ChatEndpoint:
         tools: ToolLoop,
         fmt: str,
         validate: Validate,
+        write_timeout: WriteTimeout,
         headers: tuple[bytes, ...] = (),
     ) -> None:
         self._dispatcher = dispatcher
+        self._write_timeout = write_timeout
         self._jobs = jobs
         self._tools = tools
         self._fmt = fmt
@@ -90,7 +92,9 @@ class ChatEndpoint:
             await send_bytes(send, 200, served.body, encode_headers(served.headers))
             return
         streaming = await self._dispatcher.stream(admission, request)
-        await relay_sse(receive, send, encode_headers(streaming.headers), streaming.events)
+        await relay_sse(
+            receive, send, encode_headers(streaming.headers), streaming.events, self._write_timeout
+        )
 
     async def _with_tools(
         self,
@@ -111,7 +115,7 @@ class ChatEndpoint:
             events = message_events(outcome.body, extra)
         else:
             events = completion_chunks(outcome.body, request.wants_usage, extra)
-        await relay_sse(receive, send, headers, _replay(events))
+        await relay_sse(receive, send, headers, _replay(events), self._write_timeout)
 
     async def _submit(
         self,

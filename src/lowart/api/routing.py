@@ -6,12 +6,11 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
 
 from lowart.api.asgi import Receive, Scope, Send
 from lowart.errors import MethodNotAllowed, NotFound
 
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -23,10 +22,38 @@ def route(path: str, **handlers: Handler) -> Route:
     async def endpoint(request: Request) -> Response:
         handler = by_method.get(request.method)
         if handler is None:
-            raise MethodNotAllowed(f"{request.method} is not allowed here; use {allowed}.")
+            raise MethodNotAllowed(
+                f"{request.method} is not allowed here; use {allowed}.", allow=allowed
+            )
         return await handler(request)
 
-    return Route(path, endpoint, methods=ALL_METHODS)
+    return _every_method(path, endpoint)
+
+
+def served_before(path: str, method: str) -> Route:
+    """The router's side of a path that a fast path serves for ``method`` before routing: any
+    other method gets 405 (not 404), in the error shape, with ``Allow``."""
+
+    async def endpoint(request: Request) -> Response:
+        raise MethodNotAllowed(f"{request.method} is not allowed here; use {method}.", allow=method)
+
+    return _every_method(path, endpoint)
+
+
+class _AnyMethod:
+    """An ASGI app around a handler: Starlette filters methods only for plain functions."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._app = request_response(handler)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+def _every_method(path: str, handler: Handler) -> Route:
+    """No method filter on the Route: every method reaches ``handler``, so even TRACE or an
+    unknown method gets the 405 in the caller's error shape, with ``Allow``."""
+    return Route(path, _AnyMethod(handler), methods=None)
 
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -17,7 +17,9 @@ from lowart.api.middleware import REQUEST_ID_KEY
 from lowart.api.responses import JSON, body_of, caller
 from lowart.api.routing import route
 from lowart.errors import InvalidRequest, NotFound
+from lowart.security.connect_guard import vet_url
 from lowart.security.secretbox import SecretBox
+from lowart.security.ssrf import DestinationPolicy
 from lowart.storage.tools import PolicyRow, ServerRow, ToolRepository
 from lowart.tools.mcp import MCPManager, ToolCallError
 from lowart.tools.policy import POLICIES
@@ -68,11 +70,16 @@ class ToolAdmin:
         repo: ToolRepository,
         manager: MCPManager,
         box: SecretBox,
+        servers_changed: Callable[[], Awaitable[None]],
+        *,
+        destinations: DestinationPolicy,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repo = repo
         self._manager = manager
         self._box = box
+        self._servers_changed = servers_changed  # tells the other instances
+        self._destinations = destinations
         self._clock = clock
 
     async def register(self, request: Request) -> JSON:
@@ -81,6 +88,11 @@ class ToolAdmin:
             raise InvalidRequest("A stdio server needs a 'command'.", param="command")
         if body.transport == "http" and not isinstance(body.url, str):
             raise InvalidRequest("An http server needs a 'url'.", param="url")
+        if isinstance(body.url, str):
+            try:
+                await vet_url(self._destinations, body.url)
+            except ValueError as exc:
+                raise InvalidRequest(f"url {exc}.", param="url") from exc
         row = self._row(body)
         try:
             await self._manager.start(server_config(row, self._box))
@@ -90,6 +102,7 @@ class ToolAdmin:
                 f"The MCP server '{body.name}' did not start: {exc}", param="command"
             ) from exc
         await self._repo.put_server(row)
+        await self._servers_changed()
         return JSON(self._json(row), status_code=201)
 
     async def _restore(self, name: str) -> None:
@@ -151,6 +164,7 @@ class ToolAdmin:
         if not await self._repo.delete_server(name):
             raise NotFound(f"No MCP server '{name}'.")
         await self._manager.stop(name)
+        await self._servers_changed()
         return JSON({"name": name, "deleted": True})
 
     async def put_policy(self, request: Request) -> JSON:

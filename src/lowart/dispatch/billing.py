@@ -8,12 +8,16 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import structlog
+
 from lowart.dispatch.attempt import Attempt
 from lowart.formats.openai import Usage, prompt_text
 from lowart.limits.base import QuotaLedger
-from lowart.usage.estimate import Tokenizer
+from lowart.usage.estimate import Tokenizer, admission_estimate
 from lowart.usage.events import UsageEvent
 from lowart.usage.recorder import UsageRecorder
+
+log = structlog.get_logger()
 
 NO_USAGE = Usage(0, 0)
 
@@ -79,10 +83,18 @@ class Billing:
                 completion_tokens=self._tokenizer.count(completion()),
             )
 
-        return await asyncio.to_thread(count)
+        try:
+            return await asyncio.to_thread(count)
+        except Exception:  # billing must not be lost to the estimator: bill the byte bound
+            log.exception("usage_estimate_failed", request_id=attempt.request.request_id)
+            return Usage(
+                admission_estimate(len(prompt_text(body).encode())),
+                admission_estimate(len(completion().encode())),
+            )
 
     def _record(self, attempt: Attempt, usage: Usage, *, estimated: bool, status: str) -> None:
         principal = attempt.admission.principal
+        reservation = attempt.admission.reservation
         self._recorder.record(
             UsageEvent(
                 request_id=attempt.request.request_id,
@@ -97,5 +109,6 @@ class Billing:
                 latency_ms=(time.perf_counter() - attempt.started) * 1000,
                 ttft_ms=attempt.ttft * 1000 if attempt.ttft is not None else None,
                 created_at=time.time(),
+                reservation_id=reservation.id if reservation is not None else "",
             )
         )

@@ -33,6 +33,7 @@ from lowart.errors import (
     Overloaded,
     QuotaExceeded,
     RateLimited,
+    ServiceUnavailable,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamTimeout,
@@ -119,7 +120,7 @@ class Dispatcher:
         self,
         principal: Principal,
         model_id: str,
-        body: Mapping[str, Any],
+        body: dict[str, Any],
         body_bytes: int,
         *,
         count_rpm: bool = True,
@@ -128,7 +129,10 @@ class Dispatcher:
         """Check the model, the quota and the RPM window; raise when the request may not run.
 
         A job is counted against the RPM window when it is submitted, not again when it runs.
+        While usage cannot reach the database, nothing is admitted: no request goes unbilled.
         """
+        if not self._recorder.healthy:
+            raise ServiceUnavailable("Usage cannot be recorded right now; try again soon.")
         chain = self._directory.chain(model_id) if principal.may_use(model_id) else []
         if not chain:
             raise ModelNotFound(model_id)
@@ -140,6 +144,8 @@ class Dispatcher:
                 )
         max_tokens = requested_max_tokens(body)
         reservation = await self._reserve(principal, body_bytes, max_tokens)
+        if reservation is not None and reservation.capped and max_tokens is not None:
+            max_tokens = await self._fit(reservation, body, body_bytes)
         rpm = None
         if principal.rpm_limit is not None and count_rpm:
             rpm = await self._rpm.admit(principal.user_id, principal.rpm_limit)
@@ -169,6 +175,19 @@ class Dispatcher:
             self._metrics.rate_limited.labels(reason="quota").inc()
             raise QuotaExceeded("You exceeded your token quota.")
         return reservation
+
+    async def _fit(self, reservation: Reservation, body: dict[str, Any], body_bytes: int) -> int:
+        """A capped reservation for a request with ``max_tokens``: lower ``max_tokens`` to what
+        the reservation covers, so that the request cannot overspend the quota."""
+        room = reservation.amount - admission_estimate(body_bytes)
+        if room < 1:
+            await self._quota.settle(reservation, 0)
+            self._metrics.rate_limited.labels(reason="quota").inc()
+            raise QuotaExceeded("You exceeded your token quota.")
+        for name in ("max_completion_tokens", "max_tokens"):
+            if name in body:
+                body[name] = room
+        return room
 
     # -- whole answers and streams ---------------------------------------------------------
 
@@ -251,6 +270,8 @@ class Dispatcher:
             await self._quota.settle(admission.reservation, 0)
         if run.last is None:
             raise Overloaded("Every model in the chain is unavailable (circuit open).")
+        if isinstance(run.last, UpstreamRateLimited):
+            self._metrics.rate_limited.labels(reason="upstream").inc()
         raise run.last
 
     async def _try_model(

@@ -37,7 +37,8 @@ def message_events(
 
     ``extra`` fields go into ``message_start``'s message (a tool pause's session, say).
     """
-    usage = message.get("usage") or {}
+    usage = message.get("usage")
+    usage = usage if isinstance(usage, Mapping) else {}  # a vendor's odd answer is no 500
     head = {k: v for k, v in message.items() if k not in ("content", "stop_reason", "usage")}
     start = {
         **head,
@@ -47,7 +48,8 @@ def message_events(
         "usage": {**usage, "output_tokens": 0},
     }
     out = [encode_event("message_start", {"message": start})]
-    blocks = [b for b in message.get("content") or () if isinstance(b, Mapping)]
+    content = message.get("content")
+    blocks = [b for b in content if isinstance(b, Mapping)] if isinstance(content, list) else []
     for index, block in enumerate(b for b in blocks if b.get("type") in ("text", "tool_use")):
         out.extend(_block_events(index, block))
     delta = {"stop_reason": message.get("stop_reason"), "stop_sequence": None}

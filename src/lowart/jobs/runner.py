@@ -86,9 +86,11 @@ class JobRunner:
         owner: str,
         metrics: Metrics,
         on_beat: Callable[[], Awaitable[object]] | None = None,
+        settle_usage: Callable[[], Awaitable[object]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repo = repo
+        self._settle_usage = settle_usage  # written before a result, so a crash cannot lose it
         self._executors = executors
         self._config = config
         self._owner = owner
@@ -136,10 +138,11 @@ class JobRunner:
         await self._repo.heartbeat(self._owner, list(self._active), until)
         if self._on_beat is not None:
             await self._on_beat()
+        counts = dict.fromkeys((*JOB_STATUSES, "other"), 0)  # a status with no rows shows 0
         for status, count in (await self._repo.count_by_status()).items():
-            self._metrics.jobs.labels(status=status if status in JOB_STATUSES else "other").set(
-                count
-            )
+            counts[status if status in JOB_STATUSES else "other"] += count
+        for status, count in counts.items():
+            self._metrics.jobs.labels(status=status).set(count)
 
     async def _execute(self, job: JobRow, context: JobContext) -> None:
         executor = self._executors.get(job.kind)
@@ -167,6 +170,8 @@ class JobRunner:
                 error="The job failed with an internal error.",
             )
         else:
+            if self._settle_usage is not None:  # billed before completed: a rerun sees the bill
+                await self._settle_usage()
             await self._repo.finish(
                 job.job_id, self._owner, self._clock(), status="completed", result=result
             )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ class Reservation:
     amount: int
     capped: bool = False  # less than wanted: the quota's last tokens
     settled: bool = False
+    id: str = ""  # the shared ledger's handle; empty for an in-process reservation
 
 
 class RateLimiter(Protocol):
@@ -44,7 +47,12 @@ class RateLimiter(Protocol):
 
 
 class QuotaLedger(Protocol):
-    """Token reservations in flight, and settled usage not yet in the database snapshot."""
+    """Token reservations in flight, and settled usage not yet in the database snapshot.
+
+    ``settled`` is the user's ``token_used`` in this process's snapshot of the database; the
+    ledger adds what the snapshot cannot hold yet: usage settled but not flushed, and usage
+    flushed after the snapshot was read.
+    """
 
     async def reserve(
         self, user_id: str, quota: int, settled: int, want: int
@@ -60,14 +68,10 @@ class QuotaLedger(Protocol):
         """Usage with no reservation (a user without a quota)."""
         ...
 
-    def mark_flushed(self, deltas: Mapping[str, int]) -> None:
-        """Settled usage that the database now holds, but the snapshot does not yet."""
+    async def flushed(self, deltas: Mapping[str, int], tags: Mapping[str, Sequence[str]]) -> None:
+        """Usage the database now holds: ``deltas`` per user, ``tags`` of the settlements."""
         ...
 
-    def snapshot_loaded(self) -> None:
-        """A new snapshot includes everything flushed so far."""
-        ...
-
-    def unsettled(self, user_id: str) -> int:
-        """Tokens settled in memory but not yet in the snapshot."""
+    async def reload(self, load: Callable[[], Awaitable[T]]) -> T:
+        """Run ``load`` (a new database snapshot) and account for what it includes."""
         ...

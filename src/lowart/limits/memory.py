@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from lowart.limits.base import Reservation, RpmDecision
+from lowart.limits.base import Reservation, RpmDecision, T
 from lowart.limits.window import admit, quota_grant
 
 
@@ -20,6 +21,10 @@ class MemoryRateLimiter:
 
     async def admit(self, user_id: str, limit: int) -> RpmDecision:
         return admit(self._logs[user_id], limit, self._window, self._clock())
+
+    def note(self, user_id: str) -> None:
+        """Count a request admitted elsewhere (by the shared window), whatever the limit."""
+        admit(self._logs[user_id], sys.maxsize, self._window, self._clock())
 
 
 class MemoryQuotaLedger:
@@ -62,6 +67,15 @@ class MemoryQuotaLedger:
     def record(self, user_id: str, actual: int) -> None:
         """Usage with no reservation (a user without a quota)."""
         self._pending[user_id] += max(0, actual)
+
+    async def flushed(self, deltas: Mapping[str, int], tags: Mapping[str, Sequence[str]]) -> None:
+        self.mark_flushed(deltas)
+
+    async def reload(self, load: Callable[[], Awaitable[T]]) -> T:
+        """Callers serialise this with ``flushed`` (one lock), so nothing slips between."""
+        loaded = await load()
+        self.snapshot_loaded()
+        return loaded
 
     def mark_flushed(self, deltas: Mapping[str, int]) -> None:
         for user_id, delta in deltas.items():

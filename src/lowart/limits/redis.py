@@ -15,7 +15,8 @@ import structlog
 from redis.exceptions import RedisError
 
 from lowart.errors import ServiceUnavailable
-from lowart.limits.base import RateLimiter, RpmDecision
+from lowart.limits.base import RpmDecision
+from lowart.limits.memory import MemoryRateLimiter
 
 log = structlog.get_logger()
 
@@ -42,6 +43,19 @@ return {admitted, count, reset}
 """
 
 
+def connect(url: str, timeout_s: float, max_connections: int = 64) -> aioredis.Redis:
+    """A client whose pool waits (up to ``timeout_s``) for a free connection when all are busy,
+    rather than failing at once: a burst of requests queues for Redis instead of erroring."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout_s,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )
+    return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+
+
 class RedisRateLimiter:
     """A sliding window per user, kept in Redis and checked atomically."""
 
@@ -51,12 +65,14 @@ class RedisRateLimiter:
         window_s: float,
         *,
         prefix: str = "lowart:rpm:",
-        fallback: RateLimiter | None = None,
+        fallback: MemoryRateLimiter | None = None,
     ) -> None:
         self._client = client
         self._window_ms = int(window_s * 1000)
         self._prefix = prefix
-        self._fallback = fallback  # degraded mode: a per-process window when Redis fails
+        # Degraded mode: a per-process window when Redis fails. It also counts what Redis
+        # admitted here, so a failover mid-window does not start this process from zero.
+        self._fallback = fallback
         self._script = client.register_script(SLIDING_WINDOW)
 
     async def admit(self, user_id: str, limit: int) -> RpmDecision:
@@ -70,6 +86,8 @@ class RedisRateLimiter:
                 log.warning("rate_limiter_degraded", error=type(exc).__name__)
                 return await self._fallback.admit(user_id, limit)
             raise ServiceUnavailable("The rate limiter is unavailable; try again soon.") from exc
+        if admitted and self._fallback is not None:
+            self._fallback.note(user_id)
         return RpmDecision(
             allowed=bool(admitted),
             limit=limit,

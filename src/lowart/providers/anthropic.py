@@ -1,8 +1,9 @@
 """The Anthropic vendor: the Messages API, relayed as it comes, with the usage events tapped.
 
 Requests arrive here already in Anthropic's shape (``providers/crossing.py`` translates those of
-OpenAI-format callers). The gateway owns ``model`` and drops ``async``; ``anthropic-version`` and
-``anthropic-beta`` are passed on from Anthropic-format callers.
+OpenAI-format callers). The gateway owns ``model`` and sends only the fields Anthropic
+documents (``formats/request_fields.py``: ``async`` and any control-plane field are dropped);
+``anthropic-version`` and ``anthropic-beta`` are passed on from Anthropic-format callers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from lowart.entries import ModelEntry
 from lowart.errors import UpstreamError, UpstreamStreamError
 from lowart.formats.anthropic import usage_from_anthropic
 from lowart.formats.openai import Usage
+from lowart.formats.request_fields import ANTHROPIC_MESSAGES_FIELDS
 from lowart.formats.sse import SSEEvent, SSEParser, encode_event
 from lowart.providers.base import ANTHROPIC, ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
@@ -26,7 +28,7 @@ _KEEP_FOR_ESTIMATE = 8 * 1024 * 1024
 
 
 def upstream_body(model: ModelEntry, request: ChatRequest) -> bytes:
-    body = {k: v for k, v in request.body.items() if k != "async"}
+    body = {k: v for k, v in request.body.items() if k in ANTHROPIC_MESSAGES_FIELDS}
     body["model"] = model.upstream_model
     if request.stream:
         body["stream"] = True

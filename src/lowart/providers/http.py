@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
@@ -10,6 +11,9 @@ import aiohttp
 
 from lowart.entries import Timeouts
 from lowart.errors import UpstreamError, UpstreamTimeout
+from lowart.providers.watchdog import Watchdog
+from lowart.security.connect_guard import GuardedConnector
+from lowart.security.ssrf import DestinationPolicy
 
 _READ_SIZE = 64 * 1024
 
@@ -29,31 +33,39 @@ class UpstreamResponse:
     """An upstream HTTP response whose body is read whole or chunk by chunk."""
 
     def __init__(
-        self, response: aiohttp.ClientResponse, model_id: str, idle_s: float, deadline: float
+        self,
+        response: aiohttp.ClientResponse,
+        model_id: str,
+        idle_s: float,
+        deadline: float,
+        watchdog: Watchdog,
     ) -> None:
         self._response = response
         self._model_id = model_id
         self._idle = idle_s
         self._deadline = deadline  # loop time by which the whole attempt must end
+        self._watchdog = watchdog
         self.status = response.status
         self.headers = response.headers
 
     async def read(self) -> bytes:
-        with map_upstream_errors(self._model_id):
-            async with asyncio.timeout_at(self._deadline):
-                return await self._response.read()
+        with map_upstream_errors(self._model_id), self._watchdog.guard(self._deadline):
+            return await self._response.read()
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """Body chunks as they arrive; the idle timeout applies between chunks."""
+        """Body chunks as they arrive; the idle timeout applies while waiting for each (not
+        while the consumer handles one)."""
         content = self._response.content
         loop = asyncio.get_running_loop()
-        while True:
-            with map_upstream_errors(self._model_id):
-                async with asyncio.timeout_at(min(loop.time() + self._idle, self._deadline)):
-                    chunk = await content.readany()
-            if not chunk:
-                return
-            yield chunk
+        idle, deadline = self._idle, self._deadline
+        with map_upstream_errors(self._model_id), self._watchdog.guard(deadline) as watch:
+            while True:
+                watch.deadline = min(loop.time() + idle, deadline)
+                chunk = await content.readany()
+                watch.deadline = math.inf
+                if not chunk:
+                    return
+                yield chunk
 
     def close(self) -> None:
         """Drop the connection (used when the client went away mid-stream)."""
@@ -67,29 +79,40 @@ class UpstreamResponse:
 class Transport:
     """Posts JSON to vendors over one shared, pooled session."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, watchdog: Watchdog) -> None:
         self._session = session
+        self._watchdog = watchdog
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}  # by connect timeout
 
     async def post(
         self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts, model_id: str
     ) -> UpstreamResponse:
         """Send the request and wait for the response head (within the first-byte timeout)."""
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=None)
-        deadline = asyncio.get_running_loop().time() + timeouts.total
-        with map_upstream_errors(model_id):
-            async with asyncio.timeout_at(
-                min(deadline, asyncio.get_running_loop().time() + timeouts.first_byte)
-            ):
-                response = await self._session.post(
-                    url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-                )
-        return UpstreamResponse(response, model_id, timeouts.idle, deadline)
+        timeout = self._timeouts.get(timeouts.connect)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect)
+            self._timeouts[timeouts.connect] = timeout
+        now = asyncio.get_running_loop().time()
+        deadline = now + timeouts.total
+        first_byte = min(deadline, now + timeouts.first_byte)
+        with map_upstream_errors(model_id), self._watchdog.guard(first_byte):
+            response = await self._session.post(
+                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
+        return UpstreamResponse(response, model_id, timeouts.idle, deadline, self._watchdog)
 
 
-def new_session(pool_size: int = 512) -> aiohttp.ClientSession:
-    """The process's upstream session: a large keep-alive pool, no cookies, no env proxies."""
-    connector = aiohttp.TCPConnector(
-        limit=pool_size, limit_per_host=pool_size, ttl_dns_cache=60, enable_cleanup_closed=True
+def new_session(
+    destinations: DestinationPolicy | None = None, pool_size: int = 512
+) -> aiohttp.ClientSession:
+    """The process's upstream session: a large keep-alive pool, no cookies, no env proxies, and
+    connections only to the destinations the SSRF policy allows (checked at connect time)."""
+    connector = GuardedConnector(
+        destinations or DestinationPolicy(),
+        limit=pool_size,
+        limit_per_host=pool_size,
+        ttl_dns_cache=60,
+        enable_cleanup_closed=True,
     )
     return aiohttp.ClientSession(
         connector=connector,

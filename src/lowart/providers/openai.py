@@ -1,8 +1,10 @@
 """The OpenAI vendor (any OpenAI-compatible base URL): a same-format relay.
 
-Only what the gateway owns changes on the way up: ``model`` becomes the upstream model, ``async``
-is dropped and ``stream_options.include_usage`` is injected. Answers are relayed as they came;
-only the usage-bearing chunk is parsed, and it is dropped when the client did not ask for it.
+Only what the gateway owns changes on the way up: ``model`` becomes the upstream model,
+``stream_options.include_usage`` is injected, and only the fields OpenAI documents go up
+(``formats/request_fields.py``: ``async`` and any control-plane field are dropped). Answers are
+relayed as they came; only the usage-bearing chunk is parsed, and it is dropped when the client
+did not ask for it.
 """
 
 from __future__ import annotations
@@ -20,18 +22,18 @@ from lowart.formats.openai import (
     completion_usage,
     usage_from_chunk,
 )
+from lowart.formats.request_fields import OPENAI_CHAT_FIELDS
 from lowart.formats.sse import DONE, SSEParser, encode_event
 from lowart.providers.base import OPENAI, ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
 from lowart.providers.statuses import UpstreamFailure, error_for
 
-GATEWAY_FIELDS = frozenset({"async"})
 _KEEP_FOR_ESTIMATE = 8 * 1024 * 1024
 
 
 def upstream_body(model: ModelEntry, request: ChatRequest) -> bytes:
     """The request body sent upstream."""
-    body = {k: v for k, v in request.body.items() if k not in GATEWAY_FIELDS}
+    body = {k: v for k, v in request.body.items() if k in OPENAI_CHAT_FIELDS}
     body["model"] = model.upstream_model
     if request.stream:
         options = body.get("stream_options")

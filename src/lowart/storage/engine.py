@@ -1,4 +1,8 @@
-"""Database engines: SQLite (WAL, busy timeout, BEGIN IMMEDIATE writes) and PostgreSQL."""
+"""Database engines: SQLite (WAL, busy timeout, BEGIN IMMEDIATE writes) and PostgreSQL.
+
+A SQLite database that stays locked past the busy timeout (another process holds the write lock)
+fails closed: the engine raises ``ServiceUnavailable`` (503), in one place for every repository.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from lowart.errors import ServiceUnavailable
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
+_SQLITE_BUSY = 5  # SQLITE_BUSY: another connection holds the lock past the busy timeout
+_SQLITE_LOCKED = 6  # SQLITE_LOCKED: a conflicting lock within the same process
 READ_ONLY = {"lowart_read_only": True}
 
 
@@ -24,12 +32,22 @@ def async_url(database_url: str) -> str:
     return database_url
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+def _is_busy(error: BaseException | None) -> bool:
+    """True for SQLite's "database is locked" (and "table is locked") errors."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in {_SQLITE_BUSY, _SQLITE_LOCKED}  # extended codes keep the primary
+    return "database is locked" in str(error) or "database table is locked" in str(error)
+
+
+def create_engine(
+    database_url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> AsyncEngine:
     """An async engine with the project's SQLite discipline applied."""
     url = async_url(database_url)
     if not url.startswith("sqlite"):
         return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -37,7 +55,7 @@ def create_engine(database_url: str) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -50,6 +68,15 @@ def create_engine(database_url: str) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        # Still locked after the busy timeout: fail closed with a 503 the caller may retry, and
+        # never as an internal error. Nothing was written: the transaction is rolled back.
+        if _is_busy(context.original_exception):
+            raise ServiceUnavailable(
+                "The database is busy; the change was not saved. Try again soon."
+            ) from context.sqlalchemy_exception
 
     return engine
 

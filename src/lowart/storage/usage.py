@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lowart.storage.engine import reading
-from lowart.storage.tables import api_keys, usage_records, users
+from lowart.storage.tables import api_keys, gateway_meta, usage_records, users
 
 GROUPINGS = ("day", "model", "user")
 
@@ -56,9 +56,22 @@ class UsageRepository:
         records: Sequence[Mapping[str, Any]],
         token_deltas: Mapping[str, int],
         keys_used: Mapping[str, dt.datetime],
-    ) -> None:
-        """One transaction: insert the rows, add each user's tokens, touch the keys."""
+        once: str | None = None,
+    ) -> bool:
+        """One transaction: insert the rows, add each user's tokens, touch the keys.
+
+        With ``once`` (a spooled batch's id), the id is recorded in the same transaction, and a
+        batch whose id is already recorded is skipped. Returns whether the batch was written.
+        """
         async with self._engine.begin() as conn:
+            if once is not None:
+                try:  # a savepoint: another process writing the same batch makes this one fail
+                    async with conn.begin_nested():
+                        await conn.execute(
+                            gateway_meta.insert().values(key="outbox:" + once, value="written")
+                        )
+                except sa.exc.IntegrityError:
+                    return False  # already written (or being written) by another process
             if records:
                 await conn.execute(usage_records.insert(), list(records))
             for user_id, delta in token_deltas.items():
@@ -72,6 +85,7 @@ class UsageRepository:
                 await conn.execute(
                     api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=when)
                 )
+        return True
 
     async def aggregate(self, flt: UsageFilter, group_by: str | None) -> list[dict[str, Any]]:
         """Prompt, completion and total tokens, requests and errors, optionally grouped."""

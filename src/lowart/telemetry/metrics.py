@@ -1,12 +1,19 @@
-"""The gateway's Prometheus series, on one registry object (no globals)."""
+"""The gateway's Prometheus series, on one registry object (no globals).
+
+With several workers, prometheus_client's multiprocess mode keeps each worker's values in files
+under one directory (``PROMETHEUS_MULTIPROC_DIR``, set by the parent before the workers import
+prometheus_client), and a scrape merges them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 OTHER = "other"
@@ -31,13 +38,34 @@ _LATENCY_BUCKETS = (
     600,
 )
 RATE_LIMIT_REASONS = ("rpm", "quota", "upstream", "overload")
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus_client's multiprocess helpers are untyped: their signatures, stated once.
+_merge_files: Callable[[CollectorRegistry, str], object] = MultiProcessCollector
+_mark_dead: Callable[[int, str], None] = mark_process_dead
+
+
+def reset_multiprocess_dir(path: Path) -> None:
+    """Create the workers' metric directory, or empty it: files left by an earlier run would
+    be counted again, and slow every scrape."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for entry in path.iterdir():
+        if not entry.is_dir() or entry.is_symlink():
+            entry.unlink()
+
+
+def forget_process(path: Path, pid: int) -> None:
+    """A worker has exited: its live gauges stop counting (its counters stay in the totals)."""
+    _mark_dead(pid, str(path))
 
 
 class Metrics:
     """Every series api.md lists. Model labels take only configured ids, else ``other``."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, multiprocess_dir: Path | None = None
+    ) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self._multiprocess_dir = multiprocess_dir
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self._known_models: frozenset[str] = frozenset()
@@ -75,7 +103,13 @@ class Metrics:
         self.retries = Counter(
             "gateway_retries", "Retries of the same model.", ["model"], registry=r
         )
-        self.jobs = Gauge("gateway_jobs", "Jobs by status.", ["status"], registry=r)
+        self.jobs = Gauge(
+            "gateway_jobs",
+            "Jobs by status.",
+            ["status"],
+            registry=r,
+            multiprocess_mode="livemostrecent",  # every worker counts the same table
+        )
         for reason in RATE_LIMIT_REASONS:
             self.rate_limited.labels(reason=reason)
 
@@ -97,5 +131,9 @@ class Metrics:
         return model_id if model_id in self._known_models else OTHER
 
     def render(self) -> bytes:
-        """The Prometheus text exposition."""
-        return generate_latest(self.registry)
+        """The Prometheus text exposition (of every worker's files, with several workers)."""
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        _merge_files(merged, str(self._multiprocess_dir))
+        return generate_latest(merged)

@@ -7,6 +7,7 @@ nor in a ``repr``. The child's stderr is logged one event per line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import os
@@ -25,6 +26,9 @@ from mcp.client._transport import TransportStreams as Streams
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
+
+from lowart.security.connect_guard import guarded_transport
+from lowart.security.ssrf import DestinationPolicy
 
 log = structlog.get_logger()
 
@@ -76,6 +80,7 @@ class _Options:
     list_refresh_s: float
     restart_backoff_s: float
     start_timeout_s: float
+    destinations: DestinationPolicy
 
 
 class MCPManager:
@@ -94,8 +99,15 @@ class MCPManager:
         list_refresh_s: float = 60,
         restart_backoff_s: float = 1.0,
         start_timeout_s: float = 30,
+        destinations: DestinationPolicy | None = None,
     ) -> None:
-        self._options = _Options(call_timeout_s, list_refresh_s, restart_backoff_s, start_timeout_s)
+        self._options = _Options(
+            call_timeout_s,
+            list_refresh_s,
+            restart_backoff_s,
+            start_timeout_s,
+            destinations or DestinationPolicy(),
+        )
         self._servers: dict[str, _Server] = {}
 
     async def start(self, config: ServerConfig, *, keep_retrying: bool = False) -> None:
@@ -124,6 +136,10 @@ class MCPManager:
         """Stop every server."""
         servers, self._servers = list(self._servers.values()), {}
         await asyncio.gather(*(server.stop() for server in servers))
+
+    def running(self) -> dict[str, ServerConfig]:
+        """Each server this manager runs (or keeps retrying), with its configuration."""
+        return {name: server.config for name, server in self._servers.items()}
 
     def status(self, name: str) -> ServerStatus | None:
         """``running``, ``starting`` (a start or restart under way), ``failed``; None if unknown."""
@@ -267,7 +283,11 @@ class _Server:
         timeout = self._options.start_timeout_s
         # Bounds connecting and listing, then lifted: a fail_after would exit before the SDK's
         # task groups do.
-        connect = _stdio_transport if self.config.transport == "stdio" else _http_transport
+        connect = (
+            _stdio_transport
+            if self.config.transport == "stdio"
+            else functools.partial(_http_transport, destinations=self._options.destinations)
+        )
         with anyio.CancelScope(deadline=anyio.current_time() + timeout) as startup:
             async with Client(connect(self.config, closed), mode="auto", cache=None) as client:
                 self.tools = await _list_tools(client)
@@ -336,10 +356,15 @@ async def _stdio_transport(config: ServerConfig, closed: anyio.Event) -> AsyncIt
 
 
 @asynccontextmanager
-async def _http_transport(config: ServerConfig, closed: anyio.Event) -> AsyncIterator[Streams]:
+async def _http_transport(
+    config: ServerConfig, closed: anyio.Event, *, destinations: DestinationPolicy
+) -> AsyncIterator[Streams]:
     timeout = httpx2.Timeout(30.0, read=300.0)  # the server may hold a response stream open
+    transport = guarded_transport(destinations)  # SSRF policy at connect; never redirected
     async with (
-        httpx2.AsyncClient(headers=dict(config.headers), timeout=timeout) as http,
+        httpx2.AsyncClient(
+            headers=dict(config.headers), timeout=timeout, transport=transport, trust_env=False
+        ) as http,
         streamable_http_client(config.url or "", http_client=http) as (read, write),
     ):
         yield _WatchedReadStream(read, closed), write

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 _ENCODING = "o200k_base"
+_PIECE = 200_000  # characters per encode call: the encoder refuses inputs near a million
 
 
 def admission_estimate(prompt_bytes: int) -> int:
@@ -30,4 +31,24 @@ class Tokenizer:
                 import bpe_openai  # noqa: PLC0415 - lazy: its vocabulary costs memory
 
                 self._encoding = bpe_openai.get_encoding(_ENCODING)
-        return len(self._encoding.encode(text))
+        total = 0
+        for piece in _pieces(text):
+            try:
+                total += len(self._encoding.encode(piece))
+            except ValueError:  # still refused: the admission bound, never nothing
+                total += admission_estimate(len(piece.encode("utf-8", "replace")))
+        return total
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` in pieces of at most ``_PIECE`` characters, cut at spaces where there are some
+    (a cut inside a word can add a token at the seam, never lose one)."""
+    pieces = []
+    start = 0
+    while len(text) - start > _PIECE:
+        end = text.rfind(" ", start + _PIECE // 2, start + _PIECE)
+        end = end if end > start else start + _PIECE
+        pieces.append(text[start:end])
+        start = end
+    pieces.append(text[start:])
+    return pieces

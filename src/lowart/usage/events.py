@@ -24,6 +24,7 @@ class UsageEvent:
     latency_ms: float | None
     ttft_ms: float | None
     created_at: float
+    reservation_id: str = ""  # the shared quota ledger's settlement this row completes
 
     @property
     def total_tokens(self) -> int:

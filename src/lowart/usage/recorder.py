@@ -1,4 +1,8 @@
-"""The usage recorder: metrics at once, database rows in batches off the response path."""
+"""The usage recorder: metrics at once, database rows in batches off the response path.
+
+A batch the database refuses is spooled to the local outbox and written when the database is
+back; until then the recorder reports itself unhealthy, and admission refuses new requests.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,20 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import structlog
 
 from lowart.storage.usage import UsageRepository
 from lowart.telemetry.metrics import Metrics
 from lowart.usage.events import UsageEvent
+from lowart.usage.outbox import Outbox
 
 log = structlog.get_logger()
 
-OnFlushed = Callable[[Mapping[str, int]], None]
+# Called after a batch is in the database: tokens per user, quota settlement ids per user.
+OnFlushed = Callable[[Mapping[str, int], Mapping[str, Sequence[str]]], Awaitable[None]]
 
 
 class UsageRecorder:
@@ -26,11 +33,14 @@ class UsageRecorder:
         self,
         repo: UsageRepository,
         metrics: Metrics,
+        *,
         flush_ms: int,
         lock: asyncio.Lock,
         on_flushed: OnFlushed,
+        outbox: Outbox,
     ) -> None:
         self._repo = repo
+        self._outbox = outbox
         self._metrics = metrics
         self._interval = max(flush_ms, 1) / 1000
         self._lock = lock
@@ -39,6 +49,7 @@ class UsageRecorder:
         self._keys_used: dict[str, dt.datetime] = {}
         self._stopping = asyncio.Event()
         self._failures = 0
+        self.healthy = True  # the last write reached the database
 
     @property
     def queued(self) -> int:
@@ -60,23 +71,58 @@ class UsageRecorder:
         self._keys_used[key_id] = dt.datetime.now(dt.UTC)
 
     async def flush(self) -> int:
-        """Write everything queued in one transaction. Returns the rows written."""
+        """Write the spooled batches, then everything queued, in one transaction each.
+
+        Returns the rows written from the queue. A refused batch is spooled, then re-raised.
+        """
         async with self._lock:
+            await self._drain_outbox()
             batch, self._queue = self._queue, []
             keys, self._keys_used = self._keys_used, {}
             if not batch and not keys:
                 return 0
-            deltas: defaultdict[str, int] = defaultdict(int)
-            for event in batch:
-                deltas[event.user_id] += event.total_tokens
+            rows = [e.row() for e in batch]
+            deltas, tags = _totals(batch)
             try:
-                await self._repo.write_batch([e.row() for e in batch], deltas, keys)
+                await self._repo.write_batch(rows, deltas, keys)
+            except Exception:
+                self.healthy = False
+                self._keys_used = keys | self._keys_used
+                await self._spool(batch, rows, tags)
+                raise
             except BaseException:
                 self._queue[:0] = batch  # put back, in order, for the next attempt
-                self._keys_used = keys | self._keys_used
                 raise
-            self._on_flushed(deltas)
+            self.healthy = True
+            await self._on_flushed(deltas, tags)
         return len(batch)
+
+    async def _spool(
+        self, batch: list[UsageEvent], rows: list[dict[str, Any]], tags: dict[str, list[str]]
+    ) -> None:
+        if not rows:
+            return
+        try:
+            await asyncio.to_thread(self._outbox.spool, rows, tags)
+        except OSError:  # no disk either: keep the rows in memory for the next attempt
+            log.exception("usage_spool_failed", rows=len(rows))
+            self._queue[:0] = batch
+
+    async def _drain_outbox(self) -> None:
+        """Write each spooled batch once; stop at the first the database refuses."""
+        for spooled in await asyncio.to_thread(self._outbox.batches):
+            deltas: defaultdict[str, int] = defaultdict(int)
+            for row in spooled.rows:
+                deltas[row["user_id"]] += row["prompt_tokens"] + row["completion_tokens"]
+            try:
+                written = await self._repo.write_batch(spooled.rows, deltas, {}, spooled.batch_id)
+            except Exception:
+                self.healthy = False
+                raise
+            await asyncio.to_thread(self._outbox.remove, spooled.batch_id)
+            if written:
+                await self._on_flushed(deltas, spooled.tags)
+            log.info("usage_outbox_drained", rows=len(spooled.rows), written=written)
 
     async def run(self) -> None:
         """Flush every interval until ``stop``; a failing database keeps the rows queued."""
@@ -94,6 +140,21 @@ class UsageRecorder:
                     )
 
     async def stop(self) -> None:
-        """Stop the loop and write what is left."""
+        """Stop the loop and write what is left (to the outbox, if the database refuses it)."""
         self._stopping.set()
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:  # spooled: written at the next start
+            log.exception("usage_flush_at_stop_failed", outbox=True)
+
+
+def _totals(batch: list[UsageEvent]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Tokens per user, and the quota settlements (with tokens) per user."""
+    deltas: defaultdict[str, int] = defaultdict(int)
+    tags: defaultdict[str, list[str]] = defaultdict(list)
+    for event in batch:
+        tokens = event.total_tokens
+        deltas[event.user_id] += tokens
+        if tokens and event.reservation_id:
+            tags[event.user_id].append(event.reservation_id)
+    return deltas, tags

@@ -1,0 +1,327 @@
+"""JSON Schemas of the served OpenAPI document: the bodies the gateway validates, as it validates
+them (so a schema-valid request is accepted and a schema-invalid one refused), and the answers.
+
+The OpenAI and Anthropic request bodies pass through to the vendor, so only the fields the
+gateway reads are constrained; everything else is open (``additionalProperties``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lowart.api.chat import MAX_N, MAX_TOKENS_CAP
+from lowart.api.jobs import MAX_PAGE
+from lowart.entries import VENDORS
+from lowart.formats.comfyui import MAX_IMAGES, SEED_MAX
+from lowart.storage.usage import GROUPINGS
+from lowart.tools.policy import POLICIES
+
+Schema = dict[str, Any]
+
+ANY_OBJECT: Schema = {"type": "object", "additionalProperties": True}
+ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"  # job, file and key ids: opaque, never a path
+NOT_BLANK = r"\S"
+SIDE = "(6[4-9]|[7-9][0-9]|[1-9][0-9]{2}|[1-7][0-9]{3}|80[0-9]{2}|81[0-8][0-9]|819[0-2])"
+
+
+def _caseless(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+VENDOR_PATTERN = r"^\s*(" + "|".join(_caseless(v) for v in VENDORS) + r")\s*$"
+MOCK_PATTERN = r"^\s*" + _caseless("mock") + r"\s*$"
+# What check_base_url takes: an absolute http(s) URL with a host and no credentials.
+BASE_URL_PATTERN = (
+    r"^\s*" + _caseless("http") + r"[sS]?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?(/\S*)?\s*$"
+)
+
+
+def _nullable(schema: Schema) -> Schema:
+    """The gateway treats ``null`` as absent for this field."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _count(low: int, high: int) -> Schema:
+    return _nullable({"type": "integer", "minimum": low, "maximum": high})
+
+
+def _number(low: float, high: float) -> Schema:
+    return _nullable({"type": "number", "minimum": low, "maximum": high})
+
+
+_BOOL: Schema = _nullable({"type": "boolean"})
+# Tool entries pass through to the vendor (or name an MCP server): the gateway checks the array.
+_TOOLS: Schema = _nullable({"type": "array"})
+_ASYNC_NO_STREAM: Schema = {  # a job cannot stream
+    "if": {"required": ["async"], "properties": {"async": {"const": True}}},
+    "then": {"properties": {"stream": {"enum": [False, None]}}},
+}
+
+OPENAI_ERROR: Schema = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+ANTHROPIC_ERROR: Schema = {
+    "type": "object",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
+
+CHAT_REQUEST: Schema = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string", "pattern": NOT_BLANK},
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role"],
+                "properties": {"role": {"type": "string"}},
+                "additionalProperties": True,
+            },
+        },
+        "stream": _BOOL,
+        "stream_options": _nullable(
+            {"type": "object", "properties": {"include_usage": _BOOL}, "additionalProperties": True}
+        ),
+        "max_tokens": _count(1, MAX_TOKENS_CAP),
+        "max_completion_tokens": _count(1, MAX_TOKENS_CAP),
+        "n": _count(1, MAX_N),
+        "temperature": _number(0, 2),
+        "top_p": _number(0, 1),
+        "tools": _TOOLS,
+        "async": _BOOL,
+    },
+    "allOf": [
+        {  # stream_options only with "stream": true
+            "if": {"required": ["stream_options"], "properties": {"stream_options": ANY_OBJECT}},
+            "then": {"required": ["stream"], "properties": {"stream": {"const": True}}},
+        },
+        _ASYNC_NO_STREAM,
+    ],
+    "examples": [
+        {"model": "mock", "messages": [{"role": "user", "content": "Hello!"}]},
+        {"model": "mock", "async": True, "messages": [{"role": "user", "content": "Hello!"}]},
+    ],
+}
+MESSAGES_REQUEST: Schema = {
+    "type": "object",
+    "required": ["model", "messages", "max_tokens"],
+    "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string", "pattern": NOT_BLANK},
+        "max_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS_CAP},
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role"],
+                "additionalProperties": True,
+                "properties": {"role": {"enum": ["user", "assistant"]}},
+            },
+        },
+        "system": _nullable({"type": ["string", "array"]}),
+        "temperature": _number(0, 1),
+        "top_p": _number(0, 1),
+        "stream": _BOOL,
+        "tools": _TOOLS,
+        "async": _BOOL,
+    },
+    "allOf": [_ASYNC_NO_STREAM],
+    "examples": [
+        {"model": "mock", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello!"}]}
+    ],
+}
+COUNT_TOKENS_REQUEST: Schema = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "messages": {"type": "array"},
+    },
+    "examples": [{"model": "mock", "messages": [{"role": "user", "content": "Hello!"}]}],
+}
+IMAGES_REQUEST: Schema = {
+    "type": "object",
+    "required": ["model", "prompt"],
+    "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "prompt": {"type": "string", "pattern": NOT_BLANK},
+        "negative_prompt": _nullable({"type": "string"}),
+        "n": _count(1, MAX_IMAGES),
+        "size": _nullable({"type": "string", "pattern": f"^\\s*{SIDE}\\s*[xX]\\s*{SIDE}\\s*$"}),
+        "response_format": {"enum": ["url", "b64_json"]},
+        "seed": _count(0, SEED_MAX),
+        "async": {"type": "boolean"},
+    },
+}
+
+ASYNC_STARTED: Schema = {
+    "type": "object",
+    "required": ["status", "job_id", "model"],
+    "properties": {
+        "status": {"const": "async_started"},
+        "job_id": {"type": "string", "pattern": ID_PATTERN},
+        "model": {"type": "string"},
+    },
+}
+JOB: Schema = {
+    "type": "object",
+    "required": ["job_id", "status", "progress", "model", "created_at", "updated_at"],
+    "properties": {
+        "job_id": {"type": "string", "pattern": ID_PATTERN},
+        "status": {
+            "enum": [
+                "pending",
+                "running",
+                "completed",
+                "failed",
+                "cancelled",
+                "require_confirmation",
+            ]
+        },
+        "progress": {"type": "number", "minimum": 0, "maximum": 1},
+        "model": {"type": "string"},
+        "created_at": {"type": "string"},
+        "updated_at": {"type": "string"},
+        "result": {"type": ["object", "null"]},
+        "error": {"type": ["string", "null"]},
+        "session_id": {"type": "string"},
+    },
+}
+JOB_LIST: Schema = {
+    "type": "object",
+    "required": ["data", "has_more", "first_id", "last_id"],
+    "properties": {
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+        "has_more": {"type": "boolean"},
+        "first_id": {"type": ["string", "null"]},
+        "last_id": {"type": ["string", "null"]},
+    },
+}
+USER: Schema = {
+    "type": "object",
+    "required": ["user_id", "is_admin", "status", "rpm_limit", "token_quota", "token_used"],
+    "properties": {
+        "user_id": {"type": "string"},
+        "name": {"type": ["string", "null"]},
+        "is_admin": {"type": "boolean"},
+        "status": {"enum": ["active", "disabled"]},
+        "rpm_limit": {"type": ["integer", "null"], "minimum": 0},
+        "token_quota": {"type": ["integer", "null"], "minimum": 0},
+        "token_used": {"type": "integer", "minimum": 0},
+        "models": {"type": ["array", "null"], "items": {"type": "string"}},
+    },
+}
+USER_CREATED: Schema = {
+    "allOf": [
+        {"$ref": "#/components/schemas/User"},
+        {"type": "object", "required": ["api_key"], "properties": {"api_key": {"type": "string"}}},
+    ]
+}
+KEY_CREATED: Schema = {
+    "type": "object",
+    "required": ["id", "key", "prefix"],
+    "properties": {
+        "id": {"type": "string", "pattern": ID_PATTERN},
+        "key": {"type": "string"},
+        "prefix": {"type": "string"},
+        "name": {"type": ["string", "null"]},
+    },
+}
+MODEL: Schema = {
+    "type": "object",
+    "required": ["model_id", "vendor_type", "api_key_set", "api_key_last4"],
+    "properties": {
+        "model_id": {"type": "string"},
+        "vendor_type": {"type": "string"},
+        "base_url": {"type": "string"},
+        "api_key_set": {"type": "boolean"},
+        "api_key_last4": {"type": ["string", "null"], "maxLength": 4},
+    },
+    "not": {"required": ["api_key"]},  # never returned, even to admins
+}
+
+
+def _list_of(ref: str) -> Schema:
+    items = {"$ref": f"#/components/schemas/{ref}"}
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"data": {"type": "array", "items": items}},
+    }
+
+
+def admin_overrides() -> dict[str, Schema]:
+    """Constraints the handlers check beyond the msgspec types, merged into their schemas."""
+    vendor = {"type": "string", "pattern": VENDOR_PATTERN}
+    # base_url: an absolute http(s) URL, or (Mock only) blank or absent.
+    base_url_rule = {
+        "if": {"properties": {"vendor_type": {"pattern": MOCK_PATTERN}}},
+        "then": {
+            "properties": {
+                "base_url": {"anyOf": [{"pattern": r"^\s*$"}, {"pattern": BASE_URL_PATTERN}]}
+            }
+        },
+        "else": {
+            "required": ["base_url"],
+            "properties": {"base_url": {"pattern": BASE_URL_PATTERN}},
+        },
+    }
+    return {
+        "ModelCreate": {"properties": {"vendor_type": vendor}, **base_url_rule},
+        "PolicyBody": {"properties": {"policy": {"enum": list(POLICIES)}}},
+    }
+
+
+QUERY_SCHEMAS: dict[str, Schema] = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+    "after": {"type": "string"},
+    "group_by": {"enum": list(GROUPINGS)},
+    "tool_name": {"type": "string", "minLength": 1},
+    "since": {"type": "string", "description": "ISO 8601 (UTC without a zone) or Unix seconds"},
+    "until": {"type": "string", "description": "ISO 8601 (UTC without a zone) or Unix seconds"},
+}
+
+COMPONENTS: dict[str, Schema] = {
+    "Error": OPENAI_ERROR,
+    "AnthropicError": ANTHROPIC_ERROR,
+    "ChatRequest": CHAT_REQUEST,
+    "MessagesRequest": MESSAGES_REQUEST,
+    "CountTokensRequest": COUNT_TOKENS_REQUEST,
+    "ImagesRequest": IMAGES_REQUEST,
+    "AsyncStarted": ASYNC_STARTED,
+    "Job": JOB,
+    "JobList": JOB_LIST,
+    "User": USER,
+    "UserCreated": USER_CREATED,
+    "UserList": _list_of("User"),
+    "KeyCreated": KEY_CREATED,
+    "Model": MODEL,
+    "ModelList": _list_of("Model"),
+}

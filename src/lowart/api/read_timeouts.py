@@ -1,0 +1,111 @@
+"""Request read timeouts under the ASGI app: slowloris and slow POST (reliability.md L5).
+
+uvicorn's httptools protocol has no header timeout: a connection that sends its request line
+and headers a byte at a time (or nothing at all) is held forever. This subclass adds one timer
+per request read:
+
+- from the connection's start, or a request's first byte, its headers must be complete within
+  ``HEADER_TIMEOUT_S``;
+- after the headers, the body must be complete within ``BODY_TIMEOUT_S`` plus one second per
+  ``BODY_MIN_RATE`` bytes received (so a large body on a slow but honest link gets its time, and
+  a body dripped a byte at a time does not).
+
+On expiry the connection gets ``408 Request Timeout`` (when no response has started) and is
+closed. Idle keep-alive connections stay uvicorn's ``timeout_keep_alive`` business. The cost
+on the hot path is two timer handles per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = structlog.get_logger()
+
+BODY_MIN_RATE = 1024  # bytes per second a body must keep up, beyond BODY_TIMEOUT_S
+_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 20\r\n"
+    b"connection: close\r\n\r\n"
+    b"Request Timeout.\r\n\r\n"
+)
+
+
+class _ReadTimeoutProtocol(HttpToolsProtocol):
+    """httptools' protocol with a header timeout and a body timeout (class attributes)."""
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+
+    _read_timer: asyncio.TimerHandle | None = None
+    _in_body = False  # the headers are read, the body is not yet whole
+    _body_start = 0.0
+    _body_bytes = 0
+
+    def _arm(self, delay: float) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+        self._read_timer = self.loop.call_later(delay, self._expired)
+
+    def _disarm(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.header_timeout_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._read_timer is None:  # a later request on a kept-alive connection
+            self._arm(self.header_timeout_s)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._in_body, self._body_start, self._body_bytes = True, self.loop.time(), 0
+        self._arm(self.body_timeout_s)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self._in_body = False
+        super().on_message_complete()
+
+    def _expired(self) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        if self._in_body:
+            allowed = self.body_timeout_s + self._body_bytes / BODY_MIN_RATE
+            left = self._body_start + allowed - self.loop.time()
+            if left > 0:  # the body kept up with the minimum rate: wait for the rest
+                self._arm(left)
+                return
+        # While reading headers, any cycle is the previous request's, whose response is done.
+        started = self._in_body and self.cycle.response_started
+        log.warning("request_read_timeout", client=self.client, in_body=self._in_body)
+        if not started:
+            self.transport.write(_TIMEOUT_RESPONSE)
+        self.transport.close()
+
+
+def read_timeout_protocol(
+    header_timeout_s: float, body_timeout_s: float
+) -> type[HttpToolsProtocol]:
+    """The protocol class for ``uvicorn.Config(http=...)``, with these timeouts."""
+    return type(
+        "ReadTimeoutProtocol",
+        (_ReadTimeoutProtocol,),
+        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s},
+    )

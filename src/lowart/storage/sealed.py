@@ -1,0 +1,72 @@
+"""Every stored secret, read and rewritten in one transaction (master-key rotation).
+
+The columns sealed under the master key: ``models.api_key``, ``mcp_servers.env`` and
+``mcp_servers.headers``, and the ``gateway_meta`` values named by the caller (the master-key
+check). The caller decides what each value becomes; if it raises, nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from lowart.storage.tables import gateway_meta, mcp_servers, models
+
+# (table, its key column, the sealed column)
+SEALED_COLUMNS: tuple[tuple[sa.Table, str, str], ...] = (
+    (models, "model_id", "api_key"),
+    (mcp_servers, "name", "env"),
+    (mcp_servers, "name", "headers"),
+    (gateway_meta, "key", "value"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """One stored secret: where it lives and its stored form."""
+
+    table: str
+    key: str
+    column: str
+    value: str
+
+
+Reseal = Callable[[Sealed], str]
+
+
+async def _reseal_column(
+    conn: AsyncConnection,
+    where: tuple[sa.Table, str, str],
+    reseal: Reseal,
+    meta_keys: Collection[str],
+) -> int:
+    table, key_column, column = where
+    key_col, value_col = table.c[key_column], table.c[column]
+    query = sa.select(key_col, value_col).where(value_col.is_not(None), value_col != "")
+    if table is gateway_meta:
+        query = query.where(key_col.in_(list(meta_keys)))
+    rows = (await conn.execute(query.with_for_update())).all()
+    for key, value in rows:
+        new = reseal(Sealed(table.name, str(key), column, str(value)))
+        await conn.execute(table.update().where(key_col == key).values({column: new}))
+    return len(rows)
+
+
+async def reseal_all(
+    engine: AsyncEngine, reseal: Reseal, meta_keys: Collection[str]
+) -> dict[str, int]:
+    """Pass every stored secret through ``reseal`` and store the result, in one transaction.
+
+    Returns how many values each table had. Rows are locked while it runs (PostgreSQL ``FOR
+    UPDATE``; SQLite holds its write lock from the start).
+    """
+    counts: dict[str, int] = {}
+    async with engine.begin() as conn:
+        for where in SEALED_COLUMNS:
+            done = await _reseal_column(conn, where, reseal, meta_keys)
+            name = where[0].name
+            counts[name] = counts.get(name, 0) + done
+    return counts

@@ -1,0 +1,220 @@
+"""The web console end to end: Debian's Chromium, driven by playwright-core from Node
+(``web/e2e/console.mjs``), against the real gateway on a real socket, the example MCP server and
+the fake ComfyUI.
+
+The browser script plays the people and reports what their screens showed; this test checks that
+report and the gateway's own state. It also writes the screenshots that ``docs/ui.md`` links.
+``make test`` installs what it needs first: Chromium from Debian's packages, the npm packages and
+the built console (``make install``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lowart.testing.comfyui_fake import FakeComfyUI, ThreadedComfyUI
+from tests.conftest import ADMIN_KEY, Gateway
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "web" / "e2e" / "console.mjs"
+SCREENSHOTS = ROOT / "docs" / "ui"
+DOC = ROOT / "docs" / "ui.md"
+CHROMIUM = Path("/usr/bin/chromium")
+EXAMPLE = ROOT / "examples" / "mcp_weather.py"
+HOSTILE = 'Alice <b>bold</b> <img src=x onerror="document.title=1">'
+PROMPT = "Hello from the console, one word at a time"
+PARIS = "Tool said: It is 18C and sunny in Paris."
+VIEWS = (
+    "signin",
+    "admin-users",
+    "admin-models",
+    "admin-tools",
+    "admin-usage",
+    "usage",
+    "playground",
+    "inbox",
+    "jobs",
+)
+WORKFLOW: dict[str, Any] = {
+    "1": {
+        "class_type": "EmptyImage",
+        "inputs": {"width": "{{width}}", "height": "{{height}}", "batch_size": "{{batch_size}}"},
+    },
+    "2": {
+        "class_type": "KSampler",
+        "inputs": {"seed": "{{seed}}", "steps": 10, "cfg": 7.0, "model": ["1", 0]},
+    },
+    "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "{{prompt}}", "clip": ["1", 0]}},
+    "4": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "ui"}},
+}
+TIMEOUT_S = 110
+
+
+@pytest.fixture
+def comfy() -> Iterator[ThreadedComfyUI]:
+    served = FakeComfyUI.in_thread(fake=FakeComfyUI(step_delay=0.3))
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+def _prerequisites() -> str:
+    """Node and the browser: missing ones fail the test with the command that installs them."""
+    node = shutil.which("node")
+    assert node, "Node.js is required for the console's browser tests"
+    assert CHROMIUM.exists(), (
+        "Chromium is missing: `make test` installs it (apt-get install chromium)"
+    )
+    assert (ROOT / "web" / "node_modules" / "playwright-core").is_dir(), "run `make install`"
+    assert (ROOT / "src" / "lowart" / "ui" / "dist" / "index.html").is_file(), "run `make install`"
+    return node
+
+
+def _run_browser(node: str, config: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "console-e2e.json"
+    path.write_text(json.dumps(config))
+    done = subprocess.run(
+        [node, str(SCRIPT), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        cwd=ROOT / "web",
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0, f"browser script failed:\n{done.stderr}\n{done.stdout[-4000:]}"
+    report: dict[str, Any] = json.loads(lines[-1])
+    (tmp_path / "console-report.json").write_text(json.dumps(report, indent=2))  # for a look
+    return report
+
+
+def test_the_console_end_to_end(
+    make_gateway: Callable[..., Gateway], comfy: ThreadedComfyUI, tmp_path: Path
+) -> None:
+    node = _prerequisites()
+    gw = make_gateway(job_poll_s=0.05)
+    # What the console's own forms do not cover: a Mock model that calls a tool, an image model,
+    # and a user with no quota left.
+    gw.add_model(
+        "weather-bot",
+        "Mock",
+        params={"tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+    )
+    gw.add_model(
+        "sd",
+        "ComfyUI",
+        base_url=comfy.base_url,
+        params={"workflow": WORKFLOW, "defaults": {"size": "64x64"}},
+    )
+    carol = gw.create_user("carol", token_quota=0)
+
+    report = _run_browser(
+        node,
+        {
+            "url": gw.url,
+            "chromium": str(CHROMIUM),
+            "screenshots": str(SCREENSHOTS),
+            "failures": str(tmp_path),
+            "admin_key": ADMIN_KEY,
+            "carol_key": carol,
+            "hostile_name": HOSTILE,
+            "chat_prompt": PROMPT,
+            "vendor_key": "sk-console-test-9876",
+            "mcp_command": sys.executable,
+            "mcp_args": [str(EXAMPLE)],
+        },
+        tmp_path,
+    )
+    seen = report["observations"]
+
+    # Sign-in: a wrong key is a message; the key's role decides the views.
+    assert "401" in seen["wrong_key_message"]
+    assert seen["admin_role"] == "admin" and seen["user_role"] == "user"
+    assert seen["nav_links"] == ["My usage", "Playground", "My jobs", "Confirmations"]
+
+    # The admin created alice; the key shown once is the key copied, and it works.
+    assert seen["copied_key"] == seen["shown_key"] and seen["copied_key"].startswith("lw-")
+    with gw.client(seen["copied_key"]) as client:
+        assert client.get("/v1/usage").json()["user_id"] == "alice"
+    alice = gw.admin("GET", "/admin/users/alice").json()
+    assert (alice["rpm_limit"], alice["token_quota"], alice["name"]) == (60, 100000, HOSTILE)
+    assert seen["hostile_name_text"] == HOSTILE and seen["hostile_elements"] == 0  # text only
+
+    # The Mock model, its write-only vendor key and its fallback.
+    model = gw.admin("GET", "/admin/models/mock-stream").json()
+    assert (model["vendor_type"], model["params"]) == ("Mock", {"chunk_delay_ms": 40})
+    assert model["api_key_last4"] == "9876" and "sk-console" not in seen["model_key_cell"]
+    assert gw.admin("GET", "/admin/models/mock-stream/fallbacks").json()["fallbacks"] == ["mock"]
+    assert seen["fallbacks_cell"] == "mock"
+    assert seen["server_status"] == "running"
+
+    # The key lives in sessionStorage alone, and never in a URL.
+    storage = seen["storage"]
+    assert storage["session_key"] == seen["copied_key"]
+    assert (storage["local_items"], storage["cookie"]) == (0, "")
+    assert "lw-" not in storage["url"] and seen["key_in_urls"] == []
+
+    # The playground streamed: the answer grew in pieces, with the serving model and its tokens.
+    assert seen["chat_answer"] == PROMPT
+    assert len(seen["chat_partials"]) >= 3 and seen["chat_partials"][0] != PROMPT
+    assert seen["chat_served"] == "mock-stream" and seen["chat_chunks"] > 3
+    assert seen["chat_tokens"] > 0
+
+    # The usage chart, left open in another tab, rose.
+    assert seen["usage_before"] == 0 and seen["usage_after"] >= seen["chat_tokens"]
+
+    # The paused tool call: shown to its owner only, approved there, answered.
+    assert "get_weather on weather" in seen["pause_notice"] and seen["pending_badge"] == "1"
+    assert (seen["inbox_server"], seen["inbox_tool"]) == ("weather", "get_weather")
+    assert json.loads(seen["inbox_arguments"]) == {"city": "Paris"}
+    assert seen["inbox_arguments"] == json.dumps({"city": "Paris"}, indent=2)  # pretty-printed
+    assert seen["inbox_answer"] == PARIS
+    session_id = seen["inbox_session_text"].split()[0]
+    assert session_id.startswith("sess_")
+    for text in (seen["bob_inbox_before"], seen["bob_inbox_after"]):
+        assert "get_weather" not in text and session_id not in text and "Paris" not in text
+    assert seen["bob_badge_before"] == 0
+    [(approver, outcome)] = gw.sql(
+        "SELECT approver, outcome FROM tool_audit WHERE session_id = ?", (session_id,)
+    )
+    assert (approver, outcome) == ("alice", "ok")
+
+    # Jobs: live progress, the chat answer, and the image shown inline.
+    assert seen["job_statuses"].count("completed") == 2
+    assert seen["job_answer"] == "An answer for later"
+    assert seen["image_width"] == 8  # the fake ComfyUI's PNG, loaded through its signed URL
+    assert any(0 < value < 100 for value in seen["progress_seen"]), seen["progress_seen"]
+    assert 100 in seen["progress_seen"]
+
+    # Errors are messages, not blank pages.
+    assert "429" in seen["quota_message"] and "quota" in seen["quota_message"]
+    assert "403" in seen["disabled_message"] and "disabled" in seen["disabled_message"]
+
+    # Usage across users, filtered by user.
+    assert seen["admin_usage_all"] >= seen["admin_usage_alice"] > 0
+    assert {"mock-stream", "weather-bot", "mock"} <= set(seen["admin_usage_models"])
+
+    # Care: no CSP violation, no script error, only the public API and the console's files.
+    assert seen["csp_violations"] == [] and seen["page_errors"] == []
+    assert all(p.startswith(("/ui", "/v1/", "/admin/")) for p in seen["requested_paths"]), seen[
+        "requested_paths"
+    ]
+    assert max(seen["overflow"][f"{view}-390.png"] for view in VIEWS) <= 390, seen["overflow"]
+
+    # The screenshots of the main views at both widths, linked from docs/ui.md.
+    doc = DOC.read_text()
+    expected = {f"{view}-{width}.png" for view in VIEWS for width in (1280, 390)}
+    assert set(report["screenshots"]) == expected
+    for name in expected:
+        assert (SCREENSHOTS / name).stat().st_size > 1000, name
+        assert f"ui/{name}" in doc, name
+    assert report["total_ms"] < 60_000, report["steps"]
