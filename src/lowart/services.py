@@ -28,11 +28,11 @@ from lowart.limits.base import QuotaLedger, RateLimiter
 from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
 from lowart.limits.redis import RedisRateLimiter, connect
 from lowart.limits.redis_quota import RedisQuotaLedger
+from lowart.limits.resp import RespClient
 from lowart.providers.comfyui import ComfyUIClient
 from lowart.providers.http import Transport, new_session
 from lowart.providers.images import ComfyUIProvider
 from lowart.providers.registry import build_providers
-from lowart.providers.watchdog import Watchdog
 from lowart.security.secretbox import (
     CHECK_PLAINTEXT,
     SecretBox,
@@ -59,6 +59,7 @@ from lowart.tools.sessions import Confirmations
 from lowart.usage.estimate import Tokenizer
 from lowart.usage.outbox import Outbox
 from lowart.usage.recorder import UsageRecorder
+from lowart.watchdog import Watchdog
 
 log = structlog.get_logger()
 
@@ -145,6 +146,7 @@ class Services:
     confirmations: Confirmations
     watchdog: Watchdog = field(default_factory=Watchdog)
     redis: aioredis.Redis | None = None
+    scripts: RespClient | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh(self) -> None:
@@ -248,6 +250,8 @@ class Services:
         await self.session.close()
         if self.redis is not None:
             await self.redis.aclose()
+        if self.scripts is not None:
+            await self.scripts.close()
         await self.engine.dispose()
 
 
@@ -255,28 +259,31 @@ class Services:
 class Limits:
     """The RPM limiter and the quota ledger: in-process, or shared through Redis."""
 
-    redis: aioredis.Redis | None
+    redis: aioredis.Redis | None  # pub/sub, /ready
+    scripts: RespClient | None  # the hot path's scripts
     rate_limiter: RateLimiter
     quota: QuotaLedger
 
 
-def build_limits(settings: Settings) -> Limits:
+def build_limits(settings: Settings, watchdog: Watchdog) -> Limits:
     """In-process without ``REDIS_URL``; shared through Redis with it."""
     local_rpm = MemoryRateLimiter(settings.rpm_window_s)
     local_quota = MemoryQuotaLedger()
     if settings.redis_url is None:
-        return Limits(None, local_rpm, local_quota)
-    client = connect(settings.redis_url, settings.redis_timeout_ms / 1000)
+        return Limits(None, None, local_rpm, local_quota)
+    timeout_s = settings.redis_timeout_ms / 1000
+    client = connect(settings.redis_url, timeout_s)
+    scripts = RespClient(settings.redis_url, timeout_s, watchdog)
     degraded = settings.redis_failure_mode == "degraded"
     quota = RedisQuotaLedger(
-        client,
+        scripts,
         local_quota,
         lease_s=settings.quota_lease_s,
         pending_ttl_s=settings.quota_pending_ttl_s,
         degraded=degraded,
     )
-    rpm = RedisRateLimiter(client, settings.rpm_window_s, fallback=local_rpm if degraded else None)
-    return Limits(client, rpm, quota)
+    rpm = RedisRateLimiter(scripts, settings.rpm_window_s, fallback=local_rpm if degraded else None)
+    return Limits(client, scripts, rpm, quota)
 
 
 def retry_config(settings: Settings) -> RetryConfig:
@@ -304,7 +311,8 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
     box = SecretBox(master_key)
     metrics = Metrics(multiprocess_dir=settings.metrics_dir)
     directory = Directory(box.decrypt)
-    limits = build_limits(settings)
+    watchdog = Watchdog()
+    limits = build_limits(settings, watchdog)
     quota = limits.quota
     lock = asyncio.Lock()
     usage = UsageRepository(engine)
@@ -317,7 +325,6 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         outbox=Outbox(settings.outbox_dir),
     )
     session = new_session(DestinationPolicy(settings.upstream_allow_private))
-    watchdog = Watchdog()
     files = FileStore(settings.files_root, FileRepository(engine))
     signer = UrlSigner(box.signing_key, settings.file_url_ttl_s, settings.public_base_url)
     tokenizer = Tokenizer()
@@ -393,4 +400,5 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         confirmations=confirmations,
         watchdog=watchdog,
         redis=limits.redis,
+        scripts=limits.scripts,
     )

@@ -154,6 +154,7 @@ def test_a_paused_redis_is_a_failure_never_an_admission(
     private_redis.pause(PAUSE_MS)
     paused_at = time.monotonic()
     slow = [chat(client) for _ in range(LIMIT + 2)]
+
     assert time.monotonic() - paused_at < PAUSE_MS / 1000  # all of them met the paused Redis
     statuses = [o.status for o in slow]
     if mode == "closed":

@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from lowart.errors import ServiceUnavailable
 from lowart.limits.memory import MemoryRateLimiter
 from lowart.limits.redis import RedisRateLimiter
+from lowart.limits.resp import RespClient
 from tests.conftest import MASTER_KEY, Gateway, wait_for
+from tests.integration.test_redis_quota import resp
 from tests.integration.test_tools import (
     chat,
     confirm,
@@ -29,20 +30,17 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[aioredis.Redis]:
-    redis = aioredis.from_url(REDIS_URL)
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
+async def client() -> AsyncIterator[RespClient]:
+    async with resp() as client:
+        yield client
 
 
-def _limiter(client: aioredis.Redis, fallback: MemoryRateLimiter | None = None) -> RedisRateLimiter:
+def _limiter(client: RespClient, fallback: MemoryRateLimiter | None = None) -> RedisRateLimiter:
     prefix = f"lowart:test:{secrets.token_hex(6)}:"
     return RedisRateLimiter(client, 60, prefix=prefix, fallback=fallback)
 
 
-async def test_the_window_admits_exactly_the_limit(client: aioredis.Redis) -> None:
+async def test_the_window_admits_exactly_the_limit(client: RespClient) -> None:
     limiter = _limiter(client)
     decisions = [await limiter.admit("u", 5) for _ in range(8)]
     assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3
@@ -51,24 +49,19 @@ async def test_the_window_admits_exactly_the_limit(client: aioredis.Redis) -> No
     assert (await limiter.admit("someone-else", 5)).allowed  # per user
 
 
-async def test_concurrent_admissions_are_atomic(client: aioredis.Redis) -> None:
+async def test_concurrent_admissions_are_atomic(client: RespClient) -> None:
     limiter = _limiter(client)
     decisions = await asyncio.gather(*(limiter.admit("u", 10) for _ in range(50)))
     assert sum(d.allowed for d in decisions) == 10
 
 
 async def test_redis_down_fails_closed_or_degrades_to_a_local_window() -> None:
-    dead = aioredis.from_url(
-        "redis://127.0.0.1:9/0", socket_connect_timeout=0.2, socket_timeout=0.2
-    )
-    try:
+    async with resp("redis://127.0.0.1:9/0", timeout_s=0.2) as dead:
         with pytest.raises(ServiceUnavailable):
             await _limiter(dead).admit("u", 5)
         degraded = _limiter(dead, fallback=MemoryRateLimiter(60))
         decisions = [await degraded.admit("u", 2) for _ in range(3)]
         assert [d.allowed for d in decisions] == [True, True, False]  # never unlimited
-    finally:
-        await dead.aclose()
 
 
 def _pair(make_gateway: Callable[..., Gateway], pg_url: str) -> tuple[Gateway, Gateway]:

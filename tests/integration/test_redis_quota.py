@@ -6,35 +6,47 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lowart.errors import ServiceUnavailable
 from lowart.limits.base import Reservation
 from lowart.limits.memory import MemoryQuotaLedger
-from lowart.limits.redis import connect
 from lowart.limits.redis_quota import RedisQuotaLedger
+from lowart.limits.resp import RespClient
+from lowart.watchdog import Watchdog
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[aioredis.Redis]:
-    redis = connect(REDIS_URL, timeout_s=1.0)
+@asynccontextmanager
+async def resp(url: str = REDIS_URL, timeout_s: float = 1.0) -> AsyncIterator[RespClient]:
+    """The hot path's Redis client, with the watchdog that enforces its timeout."""
+    dog = Watchdog(tick_s=0.01)
+    sweeper = asyncio.create_task(dog.run())
+    client = RespClient(url, timeout_s, dog)
     try:
-        yield redis
+        yield client
     finally:
-        await redis.aclose()
+        await client.close()
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[RespClient]:
+    async with resp() as client:
+        yield client
 
 
 def _ledgers(
-    client: aioredis.Redis,
+    client: RespClient,
     count: int = 1,
     *,
     lease_s: float = 60,
@@ -60,7 +72,7 @@ async def _noop() -> None:
     return None
 
 
-async def test_reservations_share_one_remainder(client: aioredis.Redis) -> None:
+async def test_reservations_share_one_remainder(client: RespClient) -> None:
     a, b = _ledgers(client, 2)
     first = await a.reserve("u", quota=100, settled=0, want=60)
     assert first is not None and first.amount == 60 and not first.capped
@@ -73,7 +85,7 @@ async def test_reservations_share_one_remainder(client: aioredis.Redis) -> None:
     assert await b.reserve("someone-else", quota=100, settled=0, want=100) is not None
 
 
-async def test_one_capped_reservation_in_flight_across_processes(client: aioredis.Redis) -> None:
+async def test_one_capped_reservation_in_flight_across_processes(client: RespClient) -> None:
     a, b = _ledgers(client, 2)
     capped = await a.reserve("u", quota=100, settled=0, want=500)
     assert capped is not None and capped.capped and capped.amount == 100
@@ -83,7 +95,7 @@ async def test_one_capped_reservation_in_flight_across_processes(client: aioredi
     assert await a.reserve("u", quota=1000, settled=0, want=2000) is None  # one capped at a time
 
 
-async def test_concurrent_reservations_never_exceed_the_quota(client: aioredis.Redis) -> None:
+async def test_concurrent_reservations_never_exceed_the_quota(client: RespClient) -> None:
     ledgers = _ledgers(client, 4)
     grants = await asyncio.gather(
         *(ledgers[i % 4].reserve("u", quota=1000, settled=0, want=30) for i in range(200))
@@ -94,7 +106,7 @@ async def test_concurrent_reservations_never_exceed_the_quota(client: aioredis.R
 
 
 async def test_usage_flushed_by_another_process_counts_until_the_snapshot_shows_it(
-    client: aioredis.Redis,
+    client: RespClient,
 ) -> None:
     a, b = _ledgers(client, 2)
     await a.reload(_noop)
@@ -115,7 +127,7 @@ async def test_usage_flushed_by_another_process_counts_until_the_snapshot_shows_
 
 
 async def test_a_dead_process_reservation_is_returned_when_its_lease_ends(
-    client: aioredis.Redis,
+    client: RespClient,
 ) -> None:
     dead, alive = _ledgers(client, 2, lease_s=0.3)
     assert await dead.reserve("u", quota=100, settled=0, want=100) is not None  # never settled
@@ -127,7 +139,7 @@ async def test_a_dead_process_reservation_is_returned_when_its_lease_ends(
     assert grant.amount == 100
 
 
-async def test_unwritten_usage_of_a_dead_process_expires(client: aioredis.Redis) -> None:
+async def test_unwritten_usage_of_a_dead_process_expires(client: RespClient) -> None:
     dead, alive = _ledgers(client, 2, pending_ttl_s=0.3)
     held = await dead.reserve("u", quota=100, settled=0, want=100)
     assert held is not None
@@ -147,10 +159,7 @@ async def test_unwritten_usage_of_a_dead_process_expires(client: aioredis.Redis)
 
 
 async def test_redis_down_fails_closed_or_reserves_in_process() -> None:
-    dead = aioredis.from_url(
-        "redis://127.0.0.1:9/0", socket_connect_timeout=0.2, socket_timeout=0.2
-    )
-    try:
+    async with resp("redis://127.0.0.1:9/0", timeout_s=0.2) as dead:
         (closed,) = _ledgers(dead)
         with pytest.raises(ServiceUnavailable):
             await closed.reserve("u", quota=100, settled=0, want=10)
@@ -162,8 +171,6 @@ async def test_redis_down_fails_closed_or_reserves_in_process() -> None:
         await degraded.settle(local, 50)  # settles in-process; the failure is not raised
         await degraded.flushed({"u": 50}, {"u": []})
         await degraded.reload(_noop)
-    finally:
-        await dead.aclose()
 
 
 # --- the property: one shared ledger behaves like the in-process one ----------------------
@@ -195,16 +202,13 @@ def test_shared_ledger_grants_exactly_what_remains(quota: int, ops: list[Any]) -
 
 
 async def _play(quota: int, ops: list[tuple[str, int, int, int]]) -> None:
-    client = connect(REDIS_URL, timeout_s=1.0)
-    try:
+    async with resp() as client:
         ledgers = _ledgers(client, 2)
         snapshot = [0, 0]  # each process's token_used as of its last snapshot
         m = _Db()
         for op in ops:
             await _step(op, quota, ledgers, snapshot, m)
             assert m.total <= quota
-    finally:
-        await client.aclose()
 
 
 async def _step(
@@ -243,3 +247,11 @@ async def _step(
             snapshot[proc] = m.db_used
 
         await ledger.reload(load)
+
+
+async def test_scripts_are_loaded_again_when_the_server_forgot_them(client: RespClient) -> None:
+    (ledger,) = _ledgers(client)
+    assert await ledger.reserve("u", quota=100, settled=0, want=10) is not None
+    await client.call("SCRIPT", "FLUSH")  # a restarted or failed-over Redis has no scripts
+    again = await ledger.reserve("u", quota=100, settled=0, want=10)
+    assert again is not None and again.amount == 10

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from lowart.providers.watchdog import Watchdog
+from lowart.watchdog import Watchdog
 
 
 async def test_an_overdue_block_raises_timeout_and_the_task_lives_on() -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from lowart.api.asgi import SSE_HEADERS, Receive, Send
-from lowart.providers.watchdog import Watchdog
+from lowart.watchdog import Watchdog
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ from redis.exceptions import RedisError
 from lowart.errors import ServiceUnavailable
 from lowart.limits.base import RpmDecision
 from lowart.limits.memory import MemoryRateLimiter
+from lowart.limits.resp import RespClient, Script
 
 log = structlog.get_logger()
 
 # KEYS[1]: the user's window (a sorted set of admission times, in ms). ARGV: limit, window (ms),
 # a unique member. Returns {admitted, count, ms until the oldest entry leaves the window}.
-SLIDING_WINDOW = """
+SLIDING_WINDOW = Script("""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit = tonumber(ARGV[1])
@@ -40,7 +41,7 @@ local reset = 0
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if oldest[2] then reset = tonumber(oldest[2]) + window - now end
 return {admitted, count, reset}
-"""
+""")
 
 
 def connect(url: str, timeout_s: float, max_connections: int = 64) -> aioredis.Redis:
@@ -61,7 +62,7 @@ class RedisRateLimiter:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RespClient,
         window_s: float,
         *,
         prefix: str = "lowart:rpm:",
@@ -73,13 +74,12 @@ class RedisRateLimiter:
         # Degraded mode: a per-process window when Redis fails. It also counts what Redis
         # admitted here, so a failover mid-window does not start this process from zero.
         self._fallback = fallback
-        self._script = client.register_script(SLIDING_WINDOW)
 
     async def admit(self, user_id: str, limit: int) -> RpmDecision:
         member = secrets.token_hex(8)
         try:
-            admitted, count, reset_ms = await self._script(
-                keys=[self._prefix + user_id], args=[limit, self._window_ms, member]
+            admitted, count, reset_ms = await self._client.run(
+                SLIDING_WINDOW, [self._prefix + user_id], [limit, self._window_ms, member]
             )
         except (RedisError, OSError, TimeoutError) as exc:
             if self._fallback is not None:

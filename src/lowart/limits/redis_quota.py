@@ -19,13 +19,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
 from lowart.errors import ServiceUnavailable
 from lowart.limits.base import Reservation, T
 from lowart.limits.memory import MemoryQuotaLedger
+from lowart.limits.resp import RespClient, Script
 
 log = structlog.get_logger()
 
@@ -58,7 +58,7 @@ end
 
 # KEYS: user hash, user expiry set, flushed totals. ARGV: user, quota, snapshot's token_used,
 # flushed total seen at the snapshot, tokens wanted, reservation id, lease (ms), keep (ms).
-RESERVE = (
+RESERVE = Script(
     _NOW_AND_EXPIRE
     + """
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do release(member) end
@@ -86,7 +86,7 @@ return amount
 )
 
 # KEYS: user hash, user expiry set. ARGV: reservation id, actual tokens, pending ttl (ms), keep.
-SETTLE = (
+SETTLE = Script(
     _NOW_AND_EXPIRE
     + """
 release('r' .. ARGV[1])
@@ -104,7 +104,7 @@ return 1
 
 # KEYS: flushed totals, then each user's hash and expiry set. ARGV: per user: id, tokens
 # written, the number of settlement ids, the ids. The ids' pending entries are dropped.
-FLUSHED = """
+FLUSHED = Script("""
 local i = 1
 local k = 2
 while i <= #ARGV do
@@ -124,7 +124,7 @@ while i <= #ARGV do
   k = k + 2
 end
 return 1
-"""
+""")
 
 
 class RedisQuotaLedger:
@@ -136,7 +136,7 @@ class RedisQuotaLedger:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RespClient,
         local: MemoryQuotaLedger,
         *,
         lease_s: float,
@@ -153,9 +153,6 @@ class RedisQuotaLedger:
         self._prefix = prefix
         self._flushed_key = prefix + "flushed"
         self._seen: dict[str, int] = {}  # flushed totals noted before the last snapshot
-        self._reserve = client.register_script(RESERVE)
-        self._settle = client.register_script(SETTLE)
-        self._flushed = client.register_script(FLUSHED)
 
     def _keys(self, user_id: str) -> list[str]:
         return [f"{self._prefix}u:{user_id}", f"{self._prefix}u:{user_id}:expiry"]
@@ -177,7 +174,7 @@ class RedisQuotaLedger:
         ]
         try:
             amount = int(
-                await self._reserve(keys=[*self._keys(user_id), self._flushed_key], args=args)
+                await self._client.run(RESERVE, [*self._keys(user_id), self._flushed_key], args)
             )
         except REDIS_ERRORS as exc:
             if not self._degraded:
@@ -199,9 +196,10 @@ class RedisQuotaLedger:
         reservation.settled = True
         self._local.record(reservation.user_id, actual)
         try:
-            await self._settle(
-                keys=self._keys(reservation.user_id),
-                args=[reservation.id, max(0, actual), self._pending_ms, self._keep_ms],
+            await self._client.run(
+                SETTLE,
+                self._keys(reservation.user_id),
+                [reservation.id, max(0, actual), self._pending_ms, self._keep_ms],
             )
         except REDIS_ERRORS as exc:  # the lease returns the tokens; the flush counts the usage
             log.warning("quota_settle_failed", error=type(exc).__name__)
@@ -220,18 +218,20 @@ class RedisQuotaLedger:
         if not args:
             return
         try:
-            await self._flushed(keys=keys, args=args)
+            await self._client.run(FLUSHED, keys, args)
         except REDIS_ERRORS as exc:  # counted twice until the pending entries expire: safe side
             log.warning("quota_flush_note_failed", error=type(exc).__name__)
 
     async def reload(self, load: Callable[[], Awaitable[T]]) -> T:
         try:
-            totals = await self._client.hgetall(self._flushed_key)
+            flat = await self._client.call("HGETALL", self._flushed_key)
         except REDIS_ERRORS:  # the older note counts some usage twice: the safe side
-            totals = None
+            flat = None
         loaded = await self._local.reload(load)
-        if totals is not None:
-            self._seen = {_text(user): int(total) for user, total in totals.items()}
+        if flat is not None:
+            self._seen = {
+                _text(user): int(total) for user, total in zip(flat[::2], flat[1::2], strict=True)
+            }
         return loaded
 
 

@@ -11,9 +11,9 @@ import aiohttp
 
 from lowart.entries import Timeouts
 from lowart.errors import UpstreamError, UpstreamTimeout
-from lowart.providers.watchdog import Watchdog
 from lowart.security.connect_guard import GuardedConnector
 from lowart.security.ssrf import DestinationPolicy
+from lowart.watchdog import Watchdog
 
 _READ_SIZE = 64 * 1024
 

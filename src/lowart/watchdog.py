@@ -1,4 +1,5 @@
-"""Upstream deadlines enforced by one periodic sweep instead of a timer per call.
+"""Deadlines (upstream calls, stream writes, Redis replies) enforced by one periodic sweep
+instead of a timer per call.
 
 ``asyncio.timeout`` arms and disarms an event-loop timer each time: about 7 µs under uvloop, paid
 for the first byte, for the body, and for every chunk of a stream. Here an upstream call
