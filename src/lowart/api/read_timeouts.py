@@ -11,8 +11,11 @@ per request read:
   a body dripped a byte at a time does not).
 
 On expiry the connection gets ``408 Request Timeout`` (when no response has started) and is
-closed. Idle keep-alive connections stay uvicorn's ``timeout_keep_alive`` business. The cost
-on the hot path is two timer handles per request.
+closed. Idle keep-alive connections stay uvicorn's ``timeout_keep_alive`` business.
+
+The deadlines are not event-loop timers (about 7 µs each to arm and cancel under uvloop, two
+per request): a connection writes its deadline and joins a set, and one task sweeps the set
+every ``SWEEP_S``. A deadline may fire up to that much late, against timeouts of seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +28,29 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 log = structlog.get_logger()
 
 BODY_MIN_RATE = 1024  # bytes per second a body must keep up, beyond BODY_TIMEOUT_S
+SWEEP_S = 0.25
+
+
+class _Sweeper:
+    """The connections reading a request, and the one task that expires their deadlines."""
+
+    def __init__(self) -> None:
+        self.reading: set[_ReadTimeoutProtocol] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, protocol: _ReadTimeoutProtocol) -> None:
+        self.reading.add(protocol)
+        if self._task is None or self._task.done():
+            self._task = protocol.loop.create_task(self._run(protocol.loop))
+
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            now = loop.time()
+            for protocol in [p for p in self.reading if p.read_deadline <= now]:
+                protocol.expired()
+
+
 _TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\n"
     b"content-type: text/plain; charset=utf-8\r\n"
@@ -40,20 +66,18 @@ class _ReadTimeoutProtocol(HttpToolsProtocol):
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
 
-    _read_timer: asyncio.TimerHandle | None = None
+    sweeper: _Sweeper  # one per protocol class: per server
+    read_deadline = 0.0
     _in_body = False  # the headers are read, the body is not yet whole
     _body_start = 0.0
     _body_bytes = 0
 
     def _arm(self, delay: float) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-        self._read_timer = self.loop.call_later(delay, self._expired)
+        self.read_deadline = self.loop.time() + delay
+        self.sweeper.watch(self)
 
     def _disarm(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+        self.sweeper.reading.discard(self)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -65,7 +89,7 @@ class _ReadTimeoutProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._read_timer is None:  # a later request on a kept-alive connection
+        if self not in self.sweeper.reading:  # a later request on a kept-alive connection
             self._arm(self.header_timeout_s)
 
     def on_headers_complete(self) -> None:
@@ -82,8 +106,8 @@ class _ReadTimeoutProtocol(HttpToolsProtocol):
         self._in_body = False
         super().on_message_complete()
 
-    def _expired(self) -> None:
-        self._read_timer = None
+    def expired(self) -> None:
+        self._disarm()
         if self.transport.is_closing():
             return
         if self._in_body:
@@ -107,5 +131,9 @@ def read_timeout_protocol(
     return type(
         "ReadTimeoutProtocol",
         (_ReadTimeoutProtocol,),
-        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s},
+        {
+            "header_timeout_s": header_timeout_s,
+            "body_timeout_s": body_timeout_s,
+            "sweeper": _Sweeper(),
+        },
     )
