@@ -324,7 +324,9 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         on_flushed=quota.flushed,
         outbox=Outbox(settings.outbox_dir),
     )
-    session = new_session(DestinationPolicy(settings.upstream_allow_private))
+    session = new_session(
+        DestinationPolicy(settings.upstream_allow_private), settings.upstream_pool_size
+    )
     files = FileStore(settings.files_root, FileRepository(engine))
     signer = UrlSigner(box.signing_key, settings.file_url_ttl_s, settings.public_base_url)
     tokenizer = Tokenizer()

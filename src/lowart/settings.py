@@ -93,6 +93,7 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     max_in_flight: int = 0  # 0: no cap
     stream_write_timeout_s: float = 60.0
+    upstream_pool_size: int = 1024
     shutdown_grace_s: float = 30.0
     usage_flush_ms: int = 100
     cache_refresh_s: float = 2.0
@@ -180,6 +181,7 @@ class Settings:
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 32 * 1024 * 1024),
             max_in_flight=_int(env, "MAX_IN_FLIGHT", 0),
             stream_write_timeout_s=_float(env, "STREAM_WRITE_TIMEOUT_S", 60.0),
+            upstream_pool_size=_int(env, "UPSTREAM_POOL_SIZE", 1024),
             shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", 30.0),
             usage_flush_ms=_int(env, "USAGE_FLUSH_MS", 100),
             cache_refresh_s=_float(env, "CACHE_REFRESH_S", 2.0),

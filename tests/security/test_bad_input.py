@@ -558,3 +558,25 @@ def test_b12_odd_tool_calls_pass_through_unchanged_or_400(
     answer = post(gw, key, MESSAGES, json.dumps(anthropic).encode())
     if answer.status_code != 200:
         anthropic_error(answer, 400, 413)
+
+
+@pytest.mark.parametrize("path", [CHAT, "/v1/messages"])
+def test_b3_a_tool_schema_deeper_than_the_cap_is_refused(gw: Gateway, key: str, path: str) -> None:
+    def schema(depth: int) -> dict[str, Any]:
+        node: dict[str, Any] = {"type": "string"}
+        for _ in range(depth):
+            node = {"type": "object", "properties": {"x": node}}
+        return node
+
+    def body(depth: int) -> bytes:
+        if path == CHAT:
+            tool = {"type": "function", "function": {"name": "f", "parameters": schema(depth)}}
+            return json.dumps({"model": "mock", "messages": HELLO, "tools": [tool]}).encode()
+        tool = {"name": "f", "input_schema": schema(depth)}
+        payload = {"model": "mock", "max_tokens": 5, "messages": HELLO, "tools": [tool]}
+        return json.dumps(payload).encode()
+
+    deep = post(gw, key, path, body(40))  # 40 schema levels: more than 64 JSON levels
+    assert deep.status_code == 400
+    assert "nested deeper than 64" in deep.text
+    assert post(gw, key, path, body(10)).status_code < 400  # an ordinary schema passes

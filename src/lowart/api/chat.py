@@ -10,6 +10,7 @@ from lowart.errors import InvalidRequest
 
 MAX_TOKENS_CAP = 10_000_000
 MAX_N = 128
+MAX_SCHEMA_DEPTH = 64  # nesting of tool schemas and response formats (reliability.md B3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,24 @@ def _list(body: dict[str, Any], name: str) -> None:
         raise InvalidRequest(f"'{name}' must be an array.", param=name)
 
 
+def _shallow(body: dict[str, Any], name: str) -> None:
+    """Refuse a schema nested deeper than ``MAX_SCHEMA_DEPTH``: vendors and validators recurse."""
+    stack = [(body.get(name), 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_SCHEMA_DEPTH:
+            raise InvalidRequest(
+                f"'{name}' is nested deeper than {MAX_SCHEMA_DEPTH} levels.", param=name
+            )
+        stack.extend((child, depth + 1) for child in children)
+
+
 def messages_fields(body: dict[str, Any]) -> ChatFields:
     """Validate an Anthropic Messages request's gateway-relevant fields."""
     model = _model(body)
@@ -93,6 +112,7 @@ def messages_fields(body: dict[str, Any]) -> ChatFields:
     _number(body, "temperature", 0, 1)
     _number(body, "top_p", 0, 1)
     _list(body, "tools")
+    _shallow(body, "tools")
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         raise InvalidRequest(
@@ -123,6 +143,8 @@ def chat_fields(body: dict[str, Any]) -> ChatFields:
             )
         wants_usage = _bool(options, "include_usage")
     _list(body, "tools")
+    _shallow(body, "tools")
+    _shallow(body, "response_format")
     return ChatFields(
         model=model, stream=stream, wants_usage=wants_usage, is_async=_bool(body, "async")
     )

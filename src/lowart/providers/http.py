@@ -103,7 +103,7 @@ class Transport:
 
 
 def new_session(
-    destinations: DestinationPolicy | None = None, pool_size: int = 512
+    destinations: DestinationPolicy | None = None, pool_size: int = 1024
 ) -> aiohttp.ClientSession:
     """The process's upstream session: a large keep-alive pool, no cookies, no env proxies, and
     connections only to the destinations the SSRF policy allows (checked at connect time)."""
