@@ -7,6 +7,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -161,15 +162,22 @@ async def _pg(query: str) -> None:
         await conn.close()
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database on the machine's server, dropped afterwards."""
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new PostgreSQL database on the machine's server (its URL), dropped afterwards."""
     name = "lowart_t_" + secrets.token_hex(6)
     asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
         asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test."""
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,6 @@ the other instance in time travelled through Redis (pub/sub, shared windows, sha
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import _pg, wait_for
+from tests.conftest import fresh_database, wait_for
 from tests.e2e.serve_process import ServeProcess
 
 pytestmark = [pytest.mark.pg, pytest.mark.redis]
@@ -41,12 +40,8 @@ def _env(pg_url: str) -> dict[str, str | None]:
 @pytest.fixture(scope="module")
 def shared_pg() -> Iterator[str]:
     """One database for the module's pair (each test uses users and models of its own)."""
-    name = "lowart_pair_" + secrets.token_hex(6)
-    asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
