@@ -50,6 +50,7 @@ class UsageRecorder:
         self._stopping = asyncio.Event()
         self._failures = 0
         self.healthy = True  # the last write reached the database
+        self._outbox_pending = True  # files may wait from an earlier run: look once
 
     @property
     def queued(self) -> int:
@@ -104,12 +105,15 @@ class UsageRecorder:
             return
         try:
             await asyncio.to_thread(self._outbox.spool, rows, tags)
+            self._outbox_pending = True
         except OSError:  # no disk either: keep the rows in memory for the next attempt
             log.exception("usage_spool_failed", rows=len(rows))
             self._queue[:0] = batch
 
     async def _drain_outbox(self) -> None:
         """Write each spooled batch once; stop at the first the database refuses."""
+        if not self._outbox_pending:  # no directory scan on every flush
+            return
         for spooled in await asyncio.to_thread(self._outbox.batches):
             deltas: defaultdict[str, int] = defaultdict(int)
             for row in spooled.rows:
@@ -123,6 +127,7 @@ class UsageRecorder:
             if written:
                 await self._on_flushed(deltas, spooled.tags)
             log.info("usage_outbox_drained", rows=len(spooled.rows), written=written)
+        self._outbox_pending = False
 
     async def run(self) -> None:
         """Flush every interval until ``stop``; a failing database keeps the rows queued."""
