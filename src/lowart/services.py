@@ -144,7 +144,7 @@ class Services:
     mcp: MCPManager
     tools: ToolLoop
     confirmations: Confirmations
-    watchdog: Watchdog = field(default_factory=Watchdog)
+    watchdog: Watchdog
     redis: aioredis.Redis | None = None
     scripts: RespClient | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)

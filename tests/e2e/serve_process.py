@@ -115,6 +115,17 @@ def sql(db: Path, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
         conn.close()
 
 
+def db_dump(db: Path) -> tuple[bytes, str]:
+    """The SQLite file with its WAL and journal, as bytes, and the SQL dump of its content."""
+    raw = b"".join(p.read_bytes() for p in sorted(db.parent.glob(db.name + "*")))
+    conn = sqlite3.connect(db)
+    try:
+        dump = "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+    return raw, dump
+
+
 class _Reader(threading.Thread):
     """Drains one pipe of the child, so that it never blocks on a full pipe."""
 

@@ -60,16 +60,6 @@ def assert_openai_error(
     return dict(error)
 
 
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    """A directory with a short path: a Unix socket path must stay under ~100 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="lw", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.fixture(scope="module", params=["TCP", "UDS"])
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

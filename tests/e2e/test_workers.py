@@ -10,12 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
 import signal
 import socket
 import stat
-import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -51,16 +48,6 @@ def _env(pg_url: str, **overrides: str | None) -> Env:
         "REDIS_TIMEOUT_MS": "2000",  # a loaded 2-core runner: workers are tested, not timeouts
         **overrides,
     }
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    """A directory with a short path: a Unix socket path must stay under ~100 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="lw", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _pg(pg_url: str, query: str, *args: Any) -> list[asyncpg.Record]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from lowart.testing.asgi import FakeUpstream, read_body, send_json
 from lowart.testing.openai_fake import FakeOpenAI
 from lowart.testing.server import run_in_thread
-from tests.e2e.serve_process import ServeProcess
+from tests.e2e.serve_process import ServeProcess, db_dump
 from tests.security.tenants import EXAMPLE_MCP
 
 PIECE = 8
@@ -90,12 +89,7 @@ def _hits(secret: str, haystack: str) -> list[str]:
 
 
 def _database(db: Path) -> str:
-    raw = b"".join(p.read_bytes() for p in sorted(db.parent.glob(db.name + "*")))
-    conn = sqlite3.connect(db)
-    try:
-        dump = "\n".join(conn.iterdump())
-    finally:
-        conn.close()
+    raw, dump = db_dump(db)
     return raw.decode("latin-1") + "\n" + dump
 
 

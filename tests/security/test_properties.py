@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from lowart.testing.comfyui_fake import FakeComfyUI, ThreadedComfyUI
 from tests.conftest import ADMIN_KEY, Gateway
-from tests.e2e.serve_process import run_cli
+from tests.e2e.serve_process import db_dump, run_cli
 from tests.integration.test_routes import _served
 from tests.security import rawhttp
 from tests.security.tenants import Tenant, populate, prepare_models
@@ -27,17 +26,6 @@ VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 PUBLIC = {"/health", "/ready", "/openapi.json", "/metrics", "/ui", "/ui/{path}"}
 # A key, or instead a signed URL; without either, 404 (api.md, Files).
 KEY_OR_SIGNATURE = {"/v1/files/{file_id}"}
-
-
-def db_dump(db: Path) -> tuple[bytes, str]:
-    """The SQLite file with its WAL and journal, as bytes, and the SQL dump of its content."""
-    raw = b"".join(p.read_bytes() for p in sorted(db.parent.glob(db.name + "*")))
-    conn = sqlite3.connect(db)
-    try:
-        dump = "\n".join(conn.iterdump())
-    finally:
-        conn.close()
-    return raw, dump
 
 
 def windows(secret: str, size: int = 8) -> set[str]:

@@ -230,10 +230,6 @@ class RedisQuotaLedger:
         loaded = await self._local.reload(load)
         if flat is not None:
             self._seen = {
-                _text(user): int(total) for user, total in zip(flat[::2], flat[1::2], strict=True)
+                user.decode(): int(total) for user, total in zip(flat[::2], flat[1::2], strict=True)
             }
         return loaded
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
