@@ -51,14 +51,14 @@ class FastPaths:
         self.app = app
         self._routes = routes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain function handing back the route's awaitable: one coroutine less per request.
         if scope["type"] == "http":
             hit = self._routes.get((scope["method"], scope["path"]))
             if hit is not None:
                 scope[ROUTE_KEY] = hit[0]
-                await hit[1](scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+                return hit[1](scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 async def bootstrap(services: Services) -> str | None:

@@ -192,7 +192,9 @@ class Services:
         await self.redis.ping()
 
     async def settle_usage(self) -> None:
-        """Write every queued usage row now."""
+        """Write every usage row now: the streams billed in the background first (an estimate
+        may still be counting), then the queue."""
+        await self.dispatcher.drain()
         await self.recorder.flush()
 
     async def ping_database(self) -> None:

@@ -21,15 +21,31 @@ BODY = json.dumps(
 RESERVATION = -(-len(BODY) // 3) + 10  # api.md: prompt bytes / 3, plus max_tokens
 
 
-async def _burst(gateway: Gateway, key: str) -> list[httpx.Response]:
+async def _burst(
+    gateway: Gateway, key: str, body: bytes = BODY, held: tuple[FakeOpenAI, int] | None = None
+) -> list[httpx.Response]:
+    """``REQUESTS`` at once. With ``held`` (the fake, and how many requests are refused), the
+    fake answers none until that many refusals are back: every admission then happens while the
+    admitted requests are still in flight, and none has settled yet."""
     headers = {"authorization": f"Bearer {key}"}
     limits = httpx.Limits(max_connections=REQUESTS)
     async with httpx.AsyncClient(
         base_url=gateway.url, headers=headers, limits=limits, timeout=30
     ) as client:
-        return await asyncio.gather(
-            *(client.post("/v1/chat/completions", content=BODY) for _ in range(REQUESTS))
-        )
+        posts = [
+            asyncio.ensure_future(client.post("/v1/chat/completions", content=body))
+            for _ in range(REQUESTS)
+        ]
+        if held is not None:
+            fake, refusals = held
+            try:
+                for finished, post in enumerate(asyncio.as_completed(posts), 1):
+                    await post
+                    if finished == refusals:
+                        break
+            finally:
+                fake.released.set()
+        return await asyncio.gather(*posts)
 
 
 def _billed(gateway: Gateway, user_id: str) -> tuple[int, int]:
@@ -68,11 +84,14 @@ def test_a_capped_reservation_lowers_max_tokens_so_nothing_overspends(
     prompt_estimate = RESERVATION - 10
     quota = 3 * RESERVATION + prompt_estimate + 5  # the fourth reservation is capped
     key = gw.create_user("tight", token_quota=quota)
-    earlier = len(fake_openai[0].calls)
-    responses = asyncio.run(_burst(gw, key))
+    gw.add_model("gpt-waits", "OpenAI", base_url=fake_openai[1], upstream_model="usage-10-10:held")
+    fake, earlier = fake_openai[0], len(fake_openai[0].calls)
+    fake.released.clear()
+    body = BODY.replace(b"gpt-fixed", b"gpt-waits")
+    responses = asyncio.run(_burst(gw, key, body, held=(fake, REQUESTS - 4)))
     statuses = [r.status_code for r in responses]
     refused = [r for r in responses if r.status_code == 429]
-    assert statuses.count(200) == 4 and refused
+    assert statuses.count(200) == 4 and len(refused) == REQUESTS - 4
     assert all(r.json()["error"]["code"] == "insufficient_quota" for r in refused)
     sent = sorted(call["body"]["max_tokens"] for call in fake_openai[0].calls[earlier:])
     lowered = 5  # what the capped reservation covers beyond the prompt's estimate

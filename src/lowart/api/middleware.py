@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from typing import Any
+from collections.abc import Awaitable
 
 import structlog
 
@@ -61,38 +61,33 @@ class EdgeMiddleware:
         if is_anthropic_path(scope["path"]):
             ids.append((b"request-id", request_id.encode()))  # what the Anthropic SDKs read
         started = time.perf_counter()
-        state: dict[str, Any] = {"status": 500, "started": False}
+        status = 0  # no response started yet
 
-        async def send_with_id(message: Message) -> None:
+        def send_with_id(message: Message) -> Awaitable[None]:
+            # A plain function handing back send's awaitable: no coroutine of its own per send.
+            nonlocal status
             if message["type"] == "http.response.start":
-                state["status"] = message["status"]
-                state["started"] = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), *ids]
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
-        except LowartError as err:
-            await self._render(scope, send_with_id, state, err)
-        except Exception:
-            log.exception("unhandled_error", request_id=request_id, path=scope.get("path"))
-            await self._render(
-                scope, send_with_id, state, LowartError("The gateway hit an internal error.")
-            )
+        except Exception as exc:
+            if not isinstance(exc, LowartError):
+                log.exception("unhandled_error", request_id=request_id, path=scope.get("path"))
+                exc = LowartError("The gateway hit an internal error.")
+            if not status:  # once started, too late for a status: streams end with an event
+                status, headers, body = render(exc, scope.get("path", ""))
+                await send(
+                    {"type": "http.response.start", "status": status, "headers": [*headers, *ids]}
+                )
+                await send({"type": "http.response.body", "body": body})
         finally:
             method = scope["method"] if scope["method"] in METHODS else "OTHER"  # bounded labels
             self._metrics.child(
-                self._metrics.http_duration, method, route_template(scope), str(state["status"])
+                self._metrics.http_duration, method, route_template(scope), str(status or 500)
             ).observe(time.perf_counter() - started)
-
-    async def _render(
-        self, scope: Scope, send: Send, state: dict[str, Any], err: LowartError
-    ) -> None:
-        if state["started"]:
-            return  # too late for a status; streams end with their own error events
-        status, headers, body = render(err, scope.get("path", ""))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -114,10 +109,12 @@ class AuthMiddleware:
         self.app = app
         self._directory = directory
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain function handing back the app's awaitable: one coroutine less per request
+        # (a refusal raises here, inside the caller's ``await``).
         if self._protected(scope):
             scope[PRINCIPAL_KEY] = self.authenticate(scope)
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)
 
     @staticmethod
     def _protected(scope: Scope) -> bool:

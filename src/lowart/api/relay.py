@@ -33,6 +33,8 @@ Validate = Callable[[dict[str, Any]], ChatFields]
 
 def passed_headers(scope: Scope, names: tuple[bytes, ...]) -> dict[str, str]:
     """The allowlisted client headers a same-format vendor may see (never credentials)."""
+    if not names:
+        return {}
     return {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in names}
 
 

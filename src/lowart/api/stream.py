@@ -20,9 +20,23 @@ class WriteTimeout:
     seconds: float
 
 
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+class _Departure:
+    """Watches for the client's disconnect while the relaying task pumps, and cancels that task
+    if the client leaves mid-stream (one helper task per stream, no ``asyncio.wait``)."""
+
+    __slots__ = ("left", "pumping", "task")
+
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self.task = task
+        self.pumping = True
+        self.left = False
+
+    async def watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if self.pumping:  # the relaying task is suspended in the pump: the cancel lands there
+            self.left = True
+            self.task.cancel()
 
 
 async def _pump(send: Send, events: AsyncIterator[bytes], limit: WriteTimeout) -> None:
@@ -43,17 +57,24 @@ async def relay_sse(
     limit: WriteTimeout,
 ) -> None:
     """Send SSE as it comes. A client that disconnects, or stops reading for longer than the
-    write timeout, cancels the upstream read at once."""
+    write timeout, ends the upstream read at once (the events' ``finally`` bills what was sent)."""
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
-    pump = asyncio.ensure_future(_pump(send, events, limit))
-    watcher = asyncio.ensure_future(_until_disconnect(receive))
+    task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("relay_sse needs a running task")
+    departure = _Departure(task)
+    watcher = asyncio.get_running_loop().create_task(departure.watch(receive))
     try:
-        await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        await _pump(send, events, limit)
+    except asyncio.CancelledError:
+        # Ours only if the client left and nobody else also cancelled this task (shutdown).
+        if not departure.left or task.uncancel() > 0:
+            raise
+    except TimeoutError:
+        pass  # the write timeout: the client stopped reading, the stream is cut
     finally:
+        departure.pumping = False
         watcher.cancel()
-        if not pump.done():
-            pump.cancel()
-        await asyncio.gather(pump, watcher, return_exceptions=True)
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -194,8 +194,8 @@ class Dispatcher:
     async def complete(self, admission: Admission, request: ChatRequest) -> Served:
         """The first whole answer the chain gives."""
 
-        async def call(attempt: Attempt) -> Completion:
-            return await self._provider(attempt).complete(attempt.model, request)
+        def call(attempt: Attempt) -> Awaitable[Completion]:
+            return self._provider(attempt).complete(attempt.model, request)
 
         attempt, completion = await self._first_success(admission, request, call)
         self._observe_upstream(attempt)

@@ -36,7 +36,7 @@ from lowart.formats.comfyui import (
     validate_ref,
     ws_event,
 )
-from lowart.providers.http import map_upstream_errors
+from lowart.providers.http import UpstreamErrors
 
 log = structlog.get_logger()
 
@@ -205,7 +205,7 @@ class ComfyUIClient:
         """A request to the model's own server: no redirects, transport errors mapped."""
         data = None if body is None else msgspec.json.encode(body)
         headers = _headers(model) | ({} if data is None else {"Content-Type": "application/json"})
-        with map_upstream_errors(model.model_id):
+        with UpstreamErrors(model.model_id):
             async with (
                 asyncio.timeout(limit_s),
                 self._session.request(

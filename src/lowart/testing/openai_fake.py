@@ -17,6 +17,8 @@ as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` c
   ``rate_limit_exceeded`` and ``Retry-After: 7``, 5xx are ``server_error``.
 - ``slow-<ms>``: wait before answering (before a stream's first byte); ``chunkdelay-<ms>``:
   wait between stream chunks. Both take milliseconds.
+- ``held``: wait until ``released`` (a ``threading.Event``, set at first) is set: a test clears
+  it to keep requests in flight upstream, then sets it from its own thread.
 - ``cut-<n>``: a stream sends its first chunk and n more, then drops the connection with no
   finish, usage or ``[DONE]``; a plain answer sends its headers and half its body, then drops it.
 - ``tools``: content null, ``finish_reason: "tool_calls"`` and two parallel calls: ``call_fake_1``
@@ -34,6 +36,7 @@ On a ``FakeOpenAI``, ``calls`` records each chat request, ``requests`` counts HT
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -79,6 +82,7 @@ class Behaviour:
     usage: bool = True
     reported: tuple[int, int] | None = None
     echo_headers: bool = False
+    held: bool = False
 
 
 def parse_behaviour(model: str) -> Behaviour:
@@ -94,6 +98,7 @@ def parse_behaviour(model: str) -> Behaviour:
     return Behaviour(
         error=error if error is not None and 400 <= error <= 599 else None,
         slow_ms=max(option_number(found.get("slow")) or 0, 0),
+        held="held" in found,
         chunk_delay_ms=max(option_number(found.get("chunkdelay")) or 0, 0),
         cut=None if cut is None else max(cut, 0),
         tools="tools" in found,
@@ -250,6 +255,8 @@ class FakeOpenAI(FakeUpstream):
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[FakeCall] = []
+        self.released = threading.Event()  # what ``held`` requests wait for
+        self.released.set()
 
     async def _http(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
@@ -276,6 +283,8 @@ class FakeOpenAI(FakeUpstream):
         stream = bool(request.stream)
         self.calls.append(FakeCall(model=request.model, stream=stream, headers=headers, body=body))
         behaviour = parse_behaviour(request.model)
+        if behaviour.held:
+            await asyncio.to_thread(self.released.wait)
         if behaviour.slow_ms:
             await asyncio.sleep(behaviour.slow_ms / 1000)
         if behaviour.error is not None:
