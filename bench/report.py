@@ -248,6 +248,7 @@ class Results:
     loads: list[LoadRow]
     evidence: Evidence
     logged: list[tuple[str, int, list[str]]]  # gateway, error lines, the first distinct ones
+    notes: str = ""  # hand-written reading of the targets (bench/targets-notes.md)
 
 
 def render(r: Results) -> str:
@@ -288,6 +289,7 @@ def render(r: Results) -> str:
             "",
             *goal_lines(r.goals),
             "",
+            *([r.notes.strip(), ""] if r.notes.strip() else []),
             "## Load rows (shared/spec/reliability.md)",
             "",
             *(load_row_lines(r.loads) if r.loads else ["Skipped (`BENCH_LOAD_ROWS=0`)."]),

@@ -85,9 +85,13 @@ class EdgeMiddleware:
                 await send({"type": "http.response.body", "body": body})
         finally:
             method = scope["method"] if scope["method"] in METHODS else "OTHER"  # bounded labels
-            self._metrics.child(
-                self._metrics.http_duration, method, route_template(scope), str(status or 500)
-            ).observe(time.perf_counter() - started)
+            self._metrics.time(
+                self._metrics.http_duration,
+                time.perf_counter() - started,
+                method,
+                route_template(scope),
+                str(status or 500),
+            )
 
 
 def presented_key(scope: Scope) -> str | None:

@@ -221,7 +221,7 @@ class Dispatcher:
 
         attempt, (stream, events, first) = await self._first_success(admission, request, call)
         attempt.ttft = time.perf_counter() - attempt.started
-        self._metrics.child(self._metrics.ttft, self._label(attempt.model)).observe(attempt.ttft)
+        self._metrics.time(self._metrics.ttft, attempt.ttft, self._label(attempt.model))
         relay = self._relay(attempt, stream, events, first)
         return Streaming(admission.headers(attempt.model), relay)
 
@@ -329,9 +329,8 @@ class Dispatcher:
         return self._metrics.model_label(model.model_id)
 
     def _observe_upstream(self, attempt: Attempt) -> None:
-        self._metrics.child(self._metrics.upstream_duration, self._label(attempt.model)).observe(
-            time.perf_counter() - attempt.started
-        )
+        elapsed = time.perf_counter() - attempt.started
+        self._metrics.time(self._metrics.upstream_duration, elapsed, self._label(attempt.model))
 
     async def release(self, admission: Admission) -> None:
         """Give back an admission's held tokens (a job submitted now, run later)."""

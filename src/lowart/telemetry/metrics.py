@@ -1,5 +1,9 @@
 """The gateway's Prometheus series, on one registry object (no globals).
 
+The hot path counts into plain dictionaries (``add``, ``time``), folded into the Prometheus
+objects when they are scraped: prometheus_client takes a lock and walks its buckets on every
+update, which cost a request several microseconds. All updates happen on the event loop.
+
 With several workers, prometheus_client's multiprocess mode keeps each worker's values in files
 under one directory (``PROMETHEUS_MULTIPROC_DIR``, set by the parent before the workers import
 prometheus_client), and a scrape merges them.
@@ -7,6 +11,7 @@ prometheus_client), and a scrape merges them.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -67,6 +72,11 @@ class Metrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self._multiprocess_dir = multiprocess_dir
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # Pending updates, by metric and label values. A worker's files are read by every other
+        # worker's scrape, so with several workers updates go straight to prometheus_client.
+        self._deferred = multiprocess_dir is None
+        self._counts: dict[tuple[Counter, tuple[str, ...]], float] = {}
+        self._timings: dict[tuple[Histogram, tuple[str, ...]], list[float]] = {}
         r = self.registry
         self._known_models: frozenset[str] = frozenset()
         self.tokens = Counter("gateway_tokens", "Tokens billed.", ["model", "type"], registry=r)
@@ -122,6 +132,42 @@ class Metrics:
             found = self._children[key] = metric.labels(*values)
         return found
 
+    def add(self, counter: Counter, *labels: str, amount: float = 1) -> None:
+        """``counter.labels(*labels).inc(amount)``, folded in at the next scrape."""
+        if not self._deferred:
+            self.child(counter, *labels).inc(amount)
+            return
+        key = (counter, labels)
+        self._counts[key] = self._counts.get(key, 0) + amount
+
+    def time(self, histogram: Histogram, seconds: float, *labels: str) -> None:
+        """``histogram.labels(*labels).observe(seconds)``, folded in at the next scrape (every
+        histogram here has the latency buckets)."""
+        if not self._deferred:
+            self.child(histogram, *labels).observe(seconds)
+            return
+        key = (histogram, labels)
+        tally = self._timings.get(key)
+        if tally is None:  # a count per bucket (+Inf last), then the sum
+            tally = self._timings[key] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+        tally[bisect_left(_LATENCY_BUCKETS, seconds)] += 1  # buckets are "less or equal"
+        tally[-1] += seconds
+
+    def fold(self) -> None:
+        """Apply the pending updates to the Prometheus objects."""
+        counts, self._counts = self._counts, {}
+        timings, self._timings = self._timings, {}
+        for (counter, labels), amount in counts.items():
+            self.child(counter, *labels).inc(amount)
+        for (histogram, labels), tally in timings.items():
+            child = self.child(histogram, *labels)
+            # prometheus_client keeps a value per bucket (not cumulative) and the sum: adding to
+            # them is what ``observe`` does, once per observation.
+            for bucket, count in zip(child._buckets, tally[:-1], strict=True):
+                if count:
+                    bucket.inc(count)
+            child._sum.inc(tally[-1])
+
     def set_models(self, model_ids: Iterable[str]) -> None:
         """The configured model ids, the only values a model label may take."""
         self._known_models = frozenset(model_ids)
@@ -132,6 +178,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition (of every worker's files, with several workers)."""
+        self.fold()
         if self._multiprocess_dir is None:
             return generate_latest(self.registry)
         merged = CollectorRegistry()
