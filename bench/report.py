@@ -240,6 +240,7 @@ class Results:
     load_at_start: str
     command: str
     seconds: int
+    rounds: int
     rows: list[Row]
     ttfts: list[Ttft]
     memory: Memory
@@ -262,6 +263,10 @@ def render(r: Results) -> str:
             *machine.describe(r.started, r.load_at_start),
             f"- Command: `{r.command}`; each wrk row is a {WARMUP_S} s warm-up, then "
             f"`wrk -t1 -cN -d{r.seconds}s --timeout 10s --latency -s bench/post.lua URL`",
+            "",
+            f"Each cell (mode, connections) measures the systems back to back; the pass-through "
+            f"and Lowart run {r.rounds} times each in alternation, and the run with the median "
+            "requests/s is shown.",
             "",
             "One process each (LiteLLM: one per mode, as it serves one upstream per process); "
             "wrk, the upstream and the system measured share this machine's cores with other "

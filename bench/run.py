@@ -18,6 +18,8 @@ written to ``bench/out/report.md`` with its chart ``bench/out/performance.png`` 
 Settings, from the environment:
 
 - ``BENCH_SECONDS`` (default 8): seconds per wrk measurement, after a 2 s warm-up;
+  ``BENCH_ROUNDS`` (default 3): runs of the pass-through and Lowart per cell, in alternation
+  (the median is kept);
 - ``BENCH_PEERS=0``: leave out LiteLLM and Portkey; ``BENCH_SCALING=0``: leave out the workers
   comparison; ``BENCH_LOAD_ROWS=0``: leave out the load rows (their own settings are in
   :mod:`load_rows`); ``BENCH_TTFT_SAMPLES`` (default 400);
@@ -62,10 +64,13 @@ from targets import verify as verify_target
 from wrk import CONNECTIONS, Row, measure
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "3")))
+REPEATED = ("passthrough", "lowart")  # measured ROUNDS times each, in alternation
 DOCS = REPO / "docs"
 NOTES = REPO / "bench" / "targets-notes.md"  # why the missed targets are missed (by hand)
 SETTINGS = (
     "BENCH_SECONDS",
+    "BENCH_ROUNDS",
     "BENCH_PEERS",
     "BENCH_SCALING",
     "BENCH_LOAD_ROWS",
@@ -88,39 +93,55 @@ def command() -> str:
     return f"{set_} {entry}".strip()
 
 
+def _median(runs: list[tuple[Row, int]]) -> Row:
+    """The run with the median requests/s (its latencies stay its own)."""
+    ranked = sorted(runs, key=lambda pair: pair[0].run.rps if pair[0].run else 0.0)
+    return ranked[len(ranked) // 2][0]
+
+
 def measure_rows(
     systems: list[Target | Unavailable], lowart_pid: int
 ) -> tuple[list[Row], dict[str, int], int]:
-    """Every wrk row; Lowart's RSS peak per mode at 64 connections; requests sent to Lowart."""
-    rows: list[Row] = []
+    """Every wrk row; Lowart's RSS peak per mode at 64 connections; requests sent to Lowart.
+
+    Each cell (mode, connections) runs the systems back to back, so that the machine's drift
+    (other work shares it) falls alike on all of them. The pass-through and Lowart, whose ratio
+    the main targets are, run ``ROUNDS`` times in alternation; each keeps its median run."""
+    found: dict[tuple[str, str, int], list[tuple[Row, int]]] = {}
     peaks: dict[str, int] = {}
-    sent = 0
-    for system in systems:
-        for mode in MODES:
-            for conns in CONNECTIONS:
-                if isinstance(system, Unavailable):
-                    rows.append(Row(system.name, mode, conns, None, system.reason[:300]))
-                    continue
-                if mode in system.broken:
-                    rows.append(Row(system.name, mode, conns, None, system.broken[mode][:300]))
-                    continue
-                sampler = memory.Sampler(lowart_pid)
-                watch = system.name == "lowart" and conns == 64
-                try:
-                    row, done = measure(
-                        system, mode, conns, SECONDS, sampler.running() if watch else None
-                    )
-                except (subprocess.SubprocessError, ValueError) as exc:
-                    reason = f"wrk failed: {str(exc)[:200]}"
-                    log(f"{system.name} {mode} c={conns}: {reason}")
-                    rows.append(Row(system.name, mode, conns, None, reason))
-                    continue
-                rows.append(row)
-                if system.name == "lowart":
-                    sent += done
-                if watch:
-                    peaks[mode] = sampler.peak
-    return rows, peaks, sent
+    for mode in MODES:
+        for conns in CONNECTIONS:
+            for round_ in range(ROUNDS):
+                for system in systems:
+                    if round_ and system.name not in REPEATED:
+                        continue
+                    key = (system.name, mode, conns)
+                    found.setdefault(key, []).append(_one(system, mode, conns, lowart_pid, peaks))
+    rows = [_median(runs) for runs in found.values()]
+    sent = sum(done for (name, _, _), runs in found.items() if name == "lowart" for _, done in runs)
+    names = [system.name for system in systems]
+    return sorted(rows, key=lambda r: names.index(r.target)), peaks, sent
+
+
+def _one(
+    system: Target | Unavailable, mode: str, conns: int, lowart_pid: int, peaks: dict[str, int]
+) -> tuple[Row, int]:
+    """One wrk measurement (and the requests it sent), or the row saying why there is none."""
+    if isinstance(system, Unavailable):
+        return Row(system.name, mode, conns, None, system.reason[:300]), 0
+    if mode in system.broken:
+        return Row(system.name, mode, conns, None, system.broken[mode][:300]), 0
+    sampler = memory.Sampler(lowart_pid)
+    watch = system.name == "lowart" and conns == 64
+    try:
+        row, done = measure(system, mode, conns, SECONDS, sampler.running() if watch else None)
+    except (subprocess.SubprocessError, ValueError) as exc:
+        reason = f"wrk failed: {str(exc)[:200]}"
+        log(f"{system.name} {mode} c={conns}: {reason}")
+        return Row(system.name, mode, conns, None, reason), 0
+    if watch:
+        peaks[mode] = max(peaks.get(mode, 0), sampler.peak)
+    return row, done
 
 
 def write(text: str, png_from: Path, folder: Path, name: str) -> None:
@@ -182,6 +203,7 @@ def main() -> int:
         load_at_start=load_at_start,
         command=command(),
         seconds=SECONDS,
+        rounds=ROUNDS,
         rows=rows,
         ttfts=ttfts,
         memory=mem,

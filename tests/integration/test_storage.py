@@ -408,6 +408,34 @@ async def test_write_batch_inserts_rows_settles_tokens_and_touches_keys(
     assert u.token_used == 25
 
 
+async def test_a_large_batch_keeps_every_row_and_column(
+    engine: AsyncEngine, usage: UsageRepository
+) -> None:
+    """More rows than SQLite binds in one multi-row statement: each lands whole, in order."""
+    records = [
+        _record(
+            f"user{i % 7}",
+            f"model{i % 3}",
+            DAY1 + i,
+            request_id=f"req{i}",
+            key_id=f"key{i}" if i % 2 else None,
+            prompt_tokens=i,
+            completion_tokens=2 * i,
+            estimated=i % 2,
+            status="ok" if i % 5 else "error",
+            latency_ms=i / 4,
+            ttft_ms=i / 8 if i % 3 else None,
+        )
+        for i in range(6_001)
+    ]
+    await usage.write_batch(records, {}, {})
+    columns = ", ".join(records[0])
+    async with engine.connect() as conn:
+        result = await conn.exec_driver_sql(f"SELECT {columns} FROM usage_records ORDER BY id")
+        stored = [dict(row._mapping) for row in result]
+    assert stored == records
+
+
 async def test_concurrent_settlements_are_atomic(
     users: UserRepository, usage: UsageRepository
 ) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import operator
-from collections.abc import Callable, Mapping, Sequence
+import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lowart.storage.engine import reading
 from lowart.storage.tables import api_keys, gateway_meta, usage_records, users
@@ -18,11 +20,44 @@ GROUPINGS = ("day", "model", "user")
 _COLUMNS = [c.name for c in usage_records.c if c.name != "id"]
 
 
-def _insert(dialect: sa.Dialect) -> tuple[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]]:
-    """The row insert as the driver's SQL, and what picks a row's parameters in its order: a
-    batch is then bound by the driver alone (SQLAlchemy's per-row processing tripled its cost)."""
-    compiled = usage_records.insert().inline().compile(dialect=dialect, column_keys=_COLUMNS)
-    return compiled.string, operator.itemgetter(*(compiled.positiontup or ()))
+_SQLITE_MAX_PARAMETERS = 32766  # SQLite's default limit since 3.32; older builds say less
+
+
+class _RowInsert:
+    """Inserts usage rows as the driver's own SQL, with each row's parameters picked by one
+    ``itemgetter``: SQLAlchemy's per-row processing tripled the cost of a batch.
+
+    On SQLite a batch goes as few multi-row ``INSERT ... VALUES (...), (...)`` statements. The
+    driver runs in a thread and releases the GIL for each statement's step; an ``executemany``
+    steps once per row, and under load each step waited for the busy event loop to hand the GIL
+    back, so a flush took seconds while holding the database's write lock. PostgreSQL's driver
+    runs on the event loop and pipelines ``executemany``.
+    """
+
+    def __init__(self, dialect: sa.Dialect) -> None:
+        compiled = usage_records.insert().inline().compile(dialect=dialect, column_keys=_COLUMNS)
+        self._sql = compiled.string
+        self._values = operator.itemgetter(*(compiled.positiontup or ()))
+        self._per_statement = 0  # rows per multi-row statement; 0: executemany
+        if dialect.name == "sqlite":
+            head, _, group = self._sql.partition(" VALUES ")
+            self._head, self._group = head + " VALUES ", group
+            self._per_statement = _sqlite_parameter_limit() // len(_COLUMNS)
+
+    async def __call__(self, conn: AsyncConnection, records: Sequence[Mapping[str, Any]]) -> None:
+        if not self._per_statement:
+            await conn.exec_driver_sql(self._sql, [self._values(r) for r in records])
+            return
+        for start in range(0, len(records), self._per_statement):
+            chunk = records[start : start + self._per_statement]
+            sql = self._head + ", ".join([self._group] * len(chunk))
+            await conn.exec_driver_sql(sql, tuple(v for r in chunk for v in self._values(r)))
+
+
+def _sqlite_parameter_limit() -> int:
+    """The most parameters one statement may bind with this process's SQLite."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as probe:
+        return min(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), _SQLITE_MAX_PARAMETERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +94,7 @@ class UsageRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = _insert(engine.dialect)
+        self._insert = _RowInsert(engine.dialect)
 
     async def write_batch(
         self,
@@ -83,8 +118,7 @@ class UsageRepository:
                 except sa.exc.IntegrityError:
                     return False  # already written (or being written) by another process
             if records:
-                sql, values = self._insert
-                await conn.exec_driver_sql(sql, [values(r) for r in records])
+                await self._insert(conn, records)
             for user_id, delta in token_deltas.items():
                 if delta:
                     await conn.execute(
