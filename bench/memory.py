@@ -158,4 +158,5 @@ def hold_streams(gw: Gateway, slow: SlowClient, count: int = HOLD_STREAMS) -> He
         f"{held.seconds_to_open:.1f} s (upstream serving {held.upstream_open}); RSS "
         f"{mib(held.before_kib)} before, peak {mib(held.peak_kib)}, {mib(held.after_kib)} after"
     )
+    gw.settle()  # the cut streams are billed by estimate: let that end before the next run
     return held

@@ -147,6 +147,9 @@ def scaling_lines(scaled: tuple[Scaled, Scaled] | None, rows: Sequence[Row]) -> 
     if scaled is None:
         return ["Skipped (`BENCH_SCALING=0`)."]
     lines = [
+        "Both run at once, idle in turn: non-streaming at 64 connections, measured in "
+        "alternating rounds, the median run of each shown.",
+        "",
         "| gateway | req/s | p50 ms | p99 ms | errors | RSS after |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]

@@ -185,7 +185,7 @@ def main() -> int:
         except (OSError, RuntimeError) as exc:
             held_reason = f"{type(exc).__name__}: {exc}"
         mem = Memory(idle, peaks, held, held_reason)
-        scaled = scaling.measure(SECONDS, upstream) if _on("BENCH_SCALING") else None
+        scaled = scaling.measure(SECONDS, upstream, ROUNDS) if _on("BENCH_SCALING") else None
         ttft_sent = sum(t.sent for t in ttfts if t.target == "lowart")
         evidence = report.collect(gw, sent + len(MODES) + ttft_sent)
         loads = load_rows.run_all(stack, gw, slow, slow_port) if _on("BENCH_LOAD_ROWS") else []

@@ -1,6 +1,6 @@
 """Scaling: ``WORKERS=2`` with Redis against one worker with Redis, non-streaming at 64
-connections. Each runs as a fresh gateway; wrk, nginx and the workers share the machine's cores,
-so the ratio is what this machine gives, not what two free cores would."""
+connections, measured in alternating rounds. wrk, nginx and the workers share the machine's
+cores, so the ratio is what this machine gives, not what two free cores would."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from gateway import start_gateway
 from memory import rss_kib
-from procs import WORK, cause, log
+from procs import log
 from targets import Target, Upstream, lowart_target, verify
 from wrk import Run, run
 
@@ -29,29 +29,36 @@ class Scaled:
     reason: str = ""
 
 
-def _one(workers: int, seconds: int, upstream: Upstream) -> Scaled:
+def _start(stack: contextlib.ExitStack, workers: int, upstream: Upstream) -> Target:
     name = f"lowart-w{workers}"
     env = {"WORKERS": str(workers), "REDIS_URL": REDIS_URL}
-    try:
-        with contextlib.ExitStack() as stack:
-            # A user of its own: Redis keeps the RPM windows and the quota by user.
-            user = f"bench-w{workers}-{secrets.token_hex(4)}"
-            gw = start_gateway(stack, name, env, user_id=user)
-            target: Target = lowart_target(gw, upstream, name)
-            verify(target)
-            run(target, "json", CONNECTIONS, 2)
-            result = run(target, "json", CONNECTIONS, seconds)
-            rss = rss_kib(gw.pid)
-    except (RuntimeError, OSError) as exc:
-        reason = (
-            str(exc) if "failed to start" in str(exc) else f"{exc}; {cause(WORK / f'{name}.log')}"
-        )
-        log(f"{name}: not available: {reason}")
-        return Scaled(workers, None, reason=reason)
-    log(f"{name}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms (REDIS_URL={REDIS_URL})")
-    return Scaled(workers, result, rss)
+    # A user of its own: Redis keeps the RPM windows and the quota by user.
+    user = f"bench-w{workers}-{secrets.token_hex(4)}"
+    gw = start_gateway(stack, name, env, user_id=user)
+    target = lowart_target(gw, upstream, name)
+    verify(target)
+    run(target, "json", CONNECTIONS, 2)
+    return target
 
 
-def measure(seconds: int, upstream: Upstream) -> tuple[Scaled, Scaled]:
-    """One worker, then two."""
-    return _one(1, seconds, upstream), _one(2, seconds, upstream)
+def measure(seconds: int, upstream: Upstream, rounds: int) -> tuple[Scaled, Scaled]:
+    """One worker and two, both started, then measured ``rounds`` times in alternation (the
+    machine's drift falls alike on both); each keeps its median run."""
+    runs: dict[int, list[Run]] = {1: [], 2: []}
+    rss: dict[int, int] = {}
+    with contextlib.ExitStack() as stack:
+        try:
+            targets = {workers: _start(stack, workers, upstream) for workers in runs}
+        except (RuntimeError, OSError) as exc:
+            reason = str(exc)
+            log(f"scaling: not available: {reason}")
+            return Scaled(1, None, reason=reason), Scaled(2, None, reason=reason)
+        for _ in range(rounds):
+            for workers, target in targets.items():
+                result = run(target, "json", CONNECTIONS, seconds)
+                log(f"{target.name}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms")
+                runs[workers].append(result)
+        for workers, target in targets.items():
+            rss[workers] = rss_kib(target.pids["json"])
+    median = {w: sorted(found, key=lambda r: r.rps)[len(found) // 2] for w, found in runs.items()}
+    return Scaled(1, median[1], rss[1]), Scaled(2, median[2], rss[2])

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import operator
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -20,44 +19,38 @@ GROUPINGS = ("day", "model", "user")
 _COLUMNS = [c.name for c in usage_records.c if c.name != "id"]
 
 
-_SQLITE_MAX_PARAMETERS = 32766  # SQLite's default limit since 3.32; older builds say less
-
-
 class _RowInsert:
     """Inserts usage rows as the driver's own SQL, with each row's parameters picked by one
     ``itemgetter``: SQLAlchemy's per-row processing tripled the cost of a batch.
 
-    On SQLite a batch goes as few multi-row ``INSERT ... VALUES (...), (...)`` statements. The
-    driver runs in a thread and releases the GIL for each statement's step; an ``executemany``
-    steps once per row, and under load each step waited for the busy event loop to hand the GIL
-    back, so a flush took seconds while holding the database's write lock. PostgreSQL's driver
-    runs on the event loop and pipelines ``executemany``.
+    On SQLite the whole batch is one statement with one parameter, the rows as a JSON array read
+    by ``json_each``. The driver runs in a thread and releases the GIL for each statement's step;
+    an ``executemany`` steps once per row, and under load each step waited for the busy event
+    loop to hand the GIL back, so a flush took seconds while holding the write lock. (Multi-row
+    ``VALUES`` lists did as well, but each batch size was a new statement for the driver's
+    statement cache to keep.) PostgreSQL's driver runs on the event loop and pipelines
+    ``executemany``.
     """
 
     def __init__(self, dialect: sa.Dialect) -> None:
         compiled = usage_records.insert().inline().compile(dialect=dialect, column_keys=_COLUMNS)
+        order = tuple(compiled.positiontup or ())
         self._sql = compiled.string
-        self._values = operator.itemgetter(*(compiled.positiontup or ()))
-        self._per_statement = 0  # rows per multi-row statement; 0: executemany
+        self._values = operator.itemgetter(*order)
+        self._from_json: sa.Insert | None = None
         if dialect.name == "sqlite":
-            head, _, group = self._sql.partition(" VALUES ")
-            self._head, self._group = head + " VALUES ", group
-            self._per_statement = _sqlite_parameter_limit() // len(_COLUMNS)
+            rows = sa.func.json_each(sa.bindparam("rows", type_=sa.Text)).table_valued("value")
+            picks = [
+                sa.func.json_extract(rows.c.value, sa.literal(f"$[{i}]")) for i in range(len(order))
+            ]
+            self._from_json = usage_records.insert().from_select(list(order), sa.select(*picks))
 
     async def __call__(self, conn: AsyncConnection, records: Sequence[Mapping[str, Any]]) -> None:
-        if not self._per_statement:
-            await conn.exec_driver_sql(self._sql, [self._values(r) for r in records])
-            return
-        for start in range(0, len(records), self._per_statement):
-            chunk = records[start : start + self._per_statement]
-            sql = self._head + ", ".join([self._group] * len(chunk))
-            await conn.exec_driver_sql(sql, tuple(v for r in chunk for v in self._values(r)))
-
-
-def _sqlite_parameter_limit() -> int:
-    """The most parameters one statement may bind with this process's SQLite."""
-    with contextlib.closing(sqlite3.connect(":memory:")) as probe:
-        return min(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), _SQLITE_MAX_PARAMETERS)
+        rows = [self._values(r) for r in records]
+        if self._from_json is not None:
+            await conn.execute(self._from_json, {"rows": msgspec.json.encode(rows).decode()})
+        else:
+            await conn.exec_driver_sql(self._sql, rows)
 
 
 @dataclass(frozen=True, slots=True)
