@@ -7,16 +7,18 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from dataclasses import dataclass
 
 from gateway import start_gateway
 from memory import rss_kib
 from procs import log
-from targets import Target, Upstream, lowart_target, verify
+from targets import Target, Upstream, check, lowart_target, verify
 from wrk import Run, run
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CONNECTIONS = 64
+AGREE = 8  # consecutive good checks that show every worker serves the new models
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,21 @@ def _start(stack: contextlib.ExitStack, workers: int, upstream: Upstream) -> Tar
     user = f"bench-w{workers}-{secrets.token_hex(4)}"
     gw = start_gateway(stack, name, env, user_id=user)
     target = lowart_target(gw, upstream, name)
+    _until_every_worker_knows(target)
     verify(target)
     run(target, "json", CONNECTIONS, 2)
     return target
+
+
+def _until_every_worker_knows(target: Target, timeout_s: float = 10.0) -> None:
+    """The models were created through one worker; the others learn of them over Redis within
+    about a second. Wait until ``AGREE`` checks in a row pass (the workers take turns), or give
+    up at ``timeout_s`` and let ``verify`` report what failed."""
+    deadline, passed = time.monotonic() + timeout_s, 0
+    while passed < AGREE and time.monotonic() < deadline:
+        passed = passed + 1 if not check(target) else 0
+        if not passed:
+            time.sleep(0.1)
 
 
 def measure(seconds: int, upstream: Upstream, rounds: int) -> tuple[Scaled, Scaled]:
