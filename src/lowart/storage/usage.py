@@ -21,7 +21,7 @@ _COLUMNS = [c.name for c in usage_records.c if c.name != "id"]
 
 class _RowInsert:
     """Inserts usage rows as the driver's own SQL, with each row's parameters picked by one
-    ``itemgetter``: SQLAlchemy's per-row processing tripled the cost of a batch.
+    ``itemgetter``: SQLAlchemy's per-row processing was a third of a batch's cost.
 
     On SQLite the whole batch is one statement with one parameter, the rows as a JSON array read
     by ``json_each``. The driver runs in a thread and releases the GIL for each statement's step;
