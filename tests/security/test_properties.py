@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from lowart.testing.comfyui_fake import FakeComfyUI, ThreadedComfyUI
+from lowart.testing.comfyui_fake import ThreadedComfyUI
 from tests.conftest import ADMIN_KEY, Gateway
 from tests.e2e.serve_process import db_dump, run_cli
 from tests.integration.test_routes import _served
@@ -59,15 +59,6 @@ def test_s2_keys_are_stored_only_as_hashes(gw: Gateway, tmp_path: Path) -> None:
 
 
 # --- S5 -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def comfy() -> Iterator[ThreadedComfyUI]:
-    served = FakeComfyUI.in_thread(fake=FakeComfyUI(step_delay=0.0))
-    try:
-        yield served
-    finally:
-        served.stop()
 
 
 @pytest.fixture

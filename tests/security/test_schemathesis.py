@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import pytest
 import schemathesis
 from schemathesis.engine import events, from_schema
 
-from lowart.testing.comfyui_fake import FakeComfyUI, ThreadedComfyUI
+from lowart.testing.comfyui_fake import ThreadedComfyUI
 from tests.conftest import ADMIN_KEY, Gateway
 from tests.security.tenants import Tenant, populate, prepare_models
 
@@ -141,15 +141,6 @@ def load(gw: Gateway, tmp: Path, identities: dict[str, str], peers: list[str] | 
     )
     schema = schemathesis.openapi.from_url(gw.url + "/openapi.json", config=config)
     return schema.exclude(path_regex=NOT_FUZZED, method="POST")
-
-
-@pytest.fixture
-def comfy() -> Iterator[ThreadedComfyUI]:
-    served = FakeComfyUI.in_thread(fake=FakeComfyUI(step_delay=0.0))
-    try:
-        yield served
-    finally:
-        served.stop()
 
 
 @pytest.fixture
