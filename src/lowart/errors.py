@@ -31,6 +31,7 @@ format: OpenAI's ``{"error": {...}}`` or Anthropic's ``{"type": "error", "error"
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 
@@ -168,14 +169,14 @@ class RateLimited(LowartError):
         message: str,
         *,
         retry_after: float | None = None,
-        extra_headers: dict[str, str] | None = None,
+        extra_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-        self.extra_headers = extra_headers or {}
+        self.extra_headers = extra_headers
 
     def headers(self) -> dict[str, str]:
-        headers = super().headers() | self.extra_headers
+        headers = super().headers() | {k.decode(): v.decode() for k, v in self.extra_headers}
         if self.retry_after is not None:
             headers["retry-after"] = str(max(1, int(-(-self.retry_after // 1))))
         return headers

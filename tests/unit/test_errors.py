@@ -308,7 +308,7 @@ def test_rate_limited_without_retry_after() -> None:
 
 def test_rate_limited_extra_headers() -> None:
     err = errors.RateLimited(
-        "slow", retry_after=3, extra_headers={"x-ratelimit-reset-requests": "3s"}
+        "slow", retry_after=3, extra_headers=[(b"x-ratelimit-reset-requests", b"3s")]
     )
     _, headers, _ = _rendered(err, OPENAI_PATH)
     assert headers["x-ratelimit-reset-requests"] == "3s"

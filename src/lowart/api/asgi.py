@@ -87,10 +87,6 @@ async def send_bytes(
     await send({"type": "http.response.body", "body": body})
 
 
-def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-
-
 async def send_json(
     send: Send, status: int, value: object, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:

@@ -13,7 +13,7 @@ MAX_N = 128
 MAX_SCHEMA_DEPTH = 64  # nesting of tool schemas and response formats (reliability.md B3)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per request: frozen ones cost more to build
 class ChatFields:
     """What the gateway itself reads from a chat body."""
 

@@ -68,7 +68,7 @@ class ImageRoutes:
             user_id=principal.user_id,
         )
         served = await self._dispatcher.complete(admission, chat)
-        return JSON(served.body, headers=served.headers, raw=True)
+        return JSON(served.body, raw=True, raw_headers=served.headers)
 
     def routes(self) -> list[Route]:
         return [route("/v1/images/generations", POST=self.generate)]

@@ -9,7 +9,6 @@ from lowart.api.asgi import (
     Receive,
     Scope,
     Send,
-    encode_headers,
     parse_object,
     read_body,
     send_bytes,
@@ -91,12 +90,10 @@ class ChatEndpoint:
             return
         if not fields.stream:
             served = await self._dispatcher.complete(admission, request)
-            await send_bytes(send, 200, served.body, encode_headers(served.headers))
+            await send_bytes(send, 200, served.body, served.headers)
             return
         streaming = await self._dispatcher.stream(admission, request)
-        await relay_sse(
-            receive, send, encode_headers(streaming.headers), streaming.events, self._write_timeout
-        )
+        await relay_sse(receive, send, streaming.headers, streaming.events, self._write_timeout)
 
     async def _with_tools(
         self,
@@ -108,7 +105,7 @@ class ChatEndpoint:
     ) -> None:
         """Gateway-run tools: rounds run whole; a stream then tells the outcome as events."""
         outcome = await self._tools.run(principal, admission, request)
-        headers = encode_headers(admission.rpm.headers()) if admission.rpm else []
+        headers = admission.rpm.headers() if admission.rpm else []
         if not request.stream:
             await send_json(send, 200, outcome.body, headers)
             return
@@ -141,5 +138,5 @@ class ChatEndpoint:
             send,
             202,
             {"status": "async_started", "job_id": job.job_id, "model": fields.model},
-            encode_headers(admission.rpm.headers()) if admission.rpm else None,
+            admission.rpm.headers() if admission.rpm else None,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -25,9 +26,11 @@ class JSON(Response):
         headers: dict[str, str] | None = None,
         *,
         raw: bool = False,
+        raw_headers: Sequence[tuple[bytes, bytes]] = (),  # already encoded, added as they are
     ) -> None:
         self._raw = raw
         super().__init__(content, status_code=status_code, headers=headers)
+        self.raw_headers += raw_headers
 
     def render(self, content: Any) -> bytes:
         if self._raw:

@@ -23,11 +23,10 @@ class Admission:
     rpm: RpmDecision | None
     max_tokens: int | None
 
-    def headers(self, served: ModelEntry) -> dict[str, str]:
-        headers = {"x-lowart-model": served.model_id}
-        if self.rpm is not None:
-            headers.update(self.rpm.headers())
-        return headers
+    def headers(self, served: ModelEntry) -> list[tuple[bytes, bytes]]:
+        """The gateway's response headers: the model that served, and the RPM standing."""
+        model = (b"x-lowart-model", served.model_id.encode())
+        return [model, *self.rpm.headers()] if self.rpm is not None else [model]
 
 
 def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
@@ -55,12 +54,12 @@ class Served:
     """A whole answer to send."""
 
     body: bytes
-    headers: dict[str, str]
+    headers: list[tuple[bytes, bytes]]
 
 
 @dataclass(slots=True)
 class Streaming:
     """An answer to stream: its headers, and the bytes (billing runs when they end)."""
 
-    headers: dict[str, str]
+    headers: list[tuple[bytes, bytes]]
     events: AsyncIterator[bytes]

@@ -12,7 +12,7 @@ from lowart.formats.sse import DONE, encode_event
 MAX_TOKENS = 2**31
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per request: frozen ones cost more to build
 class Usage:
     """Token counts of one completion; ``cached_tokens`` is a subset of ``prompt_tokens``."""
 

@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs more to build, once per request
 class RpmDecision:
     """The outcome of one RPM check."""
 
@@ -18,13 +18,13 @@ class RpmDecision:
     remaining: int
     reset_s: float  # until the oldest admitted request leaves the window
 
-    def headers(self) -> dict[str, str]:
-        """OpenAI's ``x-ratelimit-*-requests`` headers."""
-        return {
-            "x-ratelimit-limit-requests": str(self.limit),
-            "x-ratelimit-remaining-requests": str(self.remaining),
-            "x-ratelimit-reset-requests": f"{max(0, -(-self.reset_s // 1)):.0f}s",
-        }
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """OpenAI's ``x-ratelimit-*-requests`` headers, ready for the wire."""
+        return [
+            (b"x-ratelimit-limit-requests", b"%d" % self.limit),
+            (b"x-ratelimit-remaining-requests", b"%d" % self.remaining),
+            (b"x-ratelimit-reset-requests", b"%ds" % max(0, -(-self.reset_s // 1))),
+        ]
 
 
 @dataclass(slots=True)

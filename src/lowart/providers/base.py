@@ -29,7 +29,7 @@ class JobHooks(Protocol):
     async def set_upstream_ref(self, ref: str) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per request: frozen ones cost more to build
 class ChatRequest:
     """One chat request, parsed once at the edge, in the wire format ``fmt``.
 
@@ -46,7 +46,7 @@ class ChatRequest:
     job: JobHooks | None = None  # set when the request runs as a job
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per request: frozen ones cost more to build
 class Completion:
     """A whole answer: the response bytes (in the request's format) and the vendor's usage."""
 

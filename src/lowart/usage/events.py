@@ -8,7 +8,7 @@ from typing import Any
 STATUSES = ("ok", "error", "partial", "cancelled")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per request: frozen ones cost more to build
 class UsageEvent:
     """A row of ``usage_records``: one upstream attempt."""
 
