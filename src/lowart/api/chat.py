@@ -122,11 +122,29 @@ def messages_fields(body: dict[str, Any]) -> ChatFields:
     return ChatFields(model=model, stream=stream, wants_usage=stream, is_async=_bool(body, "async"))
 
 
+# The optional fields ``chat_fields`` checks: a body with none of them skips those checks.
+_CHAT_OPTIONAL = frozenset(
+    {
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+        "temperature",
+        "top_p",
+        "stream_options",
+        "tools",
+        "response_format",
+        "async",
+    }
+)
+
+
 def chat_fields(body: dict[str, Any]) -> ChatFields:
     """Validate the fields the gateway acts on; 400 for anything out of shape."""
     model = _model(body)
     _messages(body)
     stream = _bool(body, "stream")
+    if _CHAT_OPTIONAL.isdisjoint(body):
+        return ChatFields(model=model, stream=stream, wants_usage=False, is_async=False)
     _positive_int(body, "max_tokens", MAX_TOKENS_CAP)
     _positive_int(body, "max_completion_tokens", MAX_TOKENS_CAP)
     _positive_int(body, "n", MAX_N)
