@@ -7,6 +7,9 @@ registers a :class:`Watch` (a set insertion), moves its deadline with an attribu
 single task sweeps every ``tick_s``: an overdue call's task is cancelled, and the cancellation
 surfaces as ``TimeoutError`` from the ``with`` block, as ``asyncio.timeout`` would raise it.
 Deadlines fire up to one tick late, which is noise against upstream timeouts of seconds.
+
+The sweep also starts deferred work: what is still registered at the next tick (a stream's
+disconnect watcher, which a stream that ends sooner never needs).
 """
 
 from __future__ import annotations
@@ -14,6 +17,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from types import TracebackType
+from typing import Protocol
+
+
+class Deferred(Protocol):
+    """Work to start at the watchdog's next tick, unless withdrawn first."""
+
+    def start(self) -> None: ...
 
 
 class Watch:
@@ -50,6 +60,7 @@ class Watchdog:
         self._tick = tick_s
         self._clock = clock
         self._watches: set[Watch] = set()
+        self._deferred: set[Deferred] = set()
 
     def guard(self, deadline: float) -> Watch:
         """Guard the current task until ``deadline``: ``with watchdog.guard(t) as watch:``."""
@@ -63,8 +74,19 @@ class Watchdog:
     def release(self, watch: Watch) -> None:
         self._watches.discard(watch)
 
+    def defer(self, work: Deferred) -> None:
+        """Start ``work`` at the next sweep, unless ``withdraw`` comes first."""
+        self._deferred.add(work)
+
+    def withdraw(self, work: Deferred) -> None:
+        self._deferred.discard(work)
+
     def sweep(self, now: float) -> int:
-        """Cancel every overdue guarded task once. Returns how many were cancelled."""
+        """Start the deferred work; cancel every overdue guarded task once. Returns how many
+        were cancelled."""
+        deferred, self._deferred = self._deferred, set()
+        for work in deferred:
+            work.start()
         overdue = [w for w in self._watches if not w.fired and w.deadline <= now]
         for watch in overdue:
             watch.fired = True

@@ -78,3 +78,22 @@ async def test_the_sweeping_task_enforces_deadlines_by_itself() -> None:
         runner.cancel()
         with pytest.raises(asyncio.CancelledError):
             await runner
+
+
+class _Starts:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def start(self) -> None:
+        self.count += 1
+
+
+def test_deferred_work_starts_at_the_next_sweep_once_unless_withdrawn() -> None:
+    dog = Watchdog()
+    kept, withdrawn = _Starts(), _Starts()
+    dog.defer(kept)
+    dog.defer(withdrawn)
+    dog.withdraw(withdrawn)
+    dog.sweep(0.0)
+    dog.sweep(1.0)
+    assert (kept.count, withdrawn.count) == (1, 0)

@@ -22,17 +22,33 @@ class WriteTimeout:
 
 class _Departure:
     """Watches for the client's disconnect while the relaying task pumps, and cancels that task
-    if the client leaves mid-stream (one helper task per stream, no ``asyncio.wait``)."""
+    if the client leaves mid-stream.
 
-    __slots__ = ("left", "pumping", "task")
+    The watching is one helper task per stream, started at the watchdog's next tick: a stream
+    that ends within a tick (a short answer relayed at once) never needs one, and a longer one
+    notices a disconnect at most a tick later.
+    """
 
-    def __init__(self, task: asyncio.Task[object]) -> None:
+    __slots__ = ("left", "pumping", "receive", "task", "watcher")
+
+    def __init__(self, task: asyncio.Task[object], receive: Receive) -> None:
         self.task = task
+        self.receive = receive
         self.pumping = True
         self.left = False
+        self.watcher: asyncio.Task[None] | None = None
 
-    async def watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
+    def start(self) -> None:
+        if self.pumping:
+            self.watcher = self.task.get_loop().create_task(self._watch())
+
+    def stop(self) -> None:
+        self.pumping = False
+        if self.watcher is not None:
+            self.watcher.cancel()
+
+    async def _watch(self) -> None:
+        while (await self.receive())["type"] != "http.disconnect":
             pass
         if self.pumping:  # the relaying task is suspended in the pump: the cancel lands there
             self.left = True
@@ -62,8 +78,8 @@ async def relay_sse(
     task = asyncio.current_task()
     if task is None:
         raise RuntimeError("relay_sse needs a running task")
-    departure = _Departure(task)
-    watcher = asyncio.get_running_loop().create_task(departure.watch(receive))
+    departure = _Departure(task, receive)
+    limit.watchdog.defer(departure)
     try:
         await _pump(send, events, limit)
     except asyncio.CancelledError:
@@ -73,8 +89,8 @@ async def relay_sse(
     except TimeoutError:
         pass  # the write timeout: the client stopped reading, the stream is cut
     finally:
-        departure.pumping = False
-        watcher.cancel()
+        limit.watchdog.withdraw(departure)
+        departure.stop()
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -241,9 +241,11 @@ class Dispatcher:
         finally:
             await stream.aclose()
             self._observe_upstream(attempt)
-            self._billing.bill_later(
-                self._billing.bill(attempt, stream.usage, stream.completion_text, status)
-            )
+            billing = self._billing.bill(attempt, stream.usage, stream.completion_text, status)
+            if status == "ok" and stream.usage is not None:
+                await billing  # an exact count at a normal end: nothing to wait for
+            else:  # an estimate, or a stream cut short (perhaps cancelled): billed in a task
+                self._billing.bill_later(billing)
 
     # -- the chain -------------------------------------------------------------------------
 
