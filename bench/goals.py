@@ -41,6 +41,13 @@ def _rps(rows: Sequence[Row], target: str, mode: str, conns: int) -> float | Non
     return None
 
 
+def _cpu(rows: Sequence[Row], target: str, mode: str, conns: int) -> float | None:
+    for row in rows:
+        if (row.target, row.mode, row.connections) == (target, mode, conns) and row.run:
+            return row.cpu_us
+    return None
+
+
 def _p50(rows: Sequence[Row], target: str, mode: str, conns: int) -> float | None:
     for row in rows:
         if (row.target, row.mode, row.connections) == (target, mode, conns) and row.run:
@@ -65,6 +72,12 @@ def _throughput(rows: Sequence[Row]) -> list[Goal]:
     name = "non-streaming req/s at 64 connections >= 0.8x the pass-through"
     if ours is not None and base:
         figure = f"{ours / base:.2f}x ({ours:,.0f} vs {base:,.0f} req/s)"
+        ours_cpu, base_cpu = _cpu(rows, "lowart", "json", 64), _cpu(rows, BASELINE, "json", 64)
+        if ours_cpu and base_cpu:
+            figure += (
+                f"; CPU per request {ours_cpu:,.0f} vs {base_cpu:,.0f} us "
+                f"({base_cpu / ours_cpu:.2f}x)"
+            )
         goals.append(Goal(name, figure, ours >= 0.8 * base))
     else:
         goals.append(Goal(name, "not measured", None))

@@ -62,13 +62,13 @@ def table(rows: Sequence[Row]) -> str:
 
     lines = [
         "| system | mode | conns | req/s | p50 ms | p99 ms | errors | vs passthrough "
-        "| vs litellm | vs portkey | added p50 vs passthrough (ms) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| vs litellm | vs portkey | added p50 vs passthrough (ms) | CPU us/request |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         label = f"| {r.target} | {MODE_LABEL[r.mode]} | {r.connections} "
         if r.run is None:
-            lines.append(label + f"| n/a: {_cell(r.reason)} | | | | | | | |")
+            lines.append(label + f"| n/a: {_cell(r.reason)} | | | | | | | | |")
             continue
         base = ref(BASELINE, r.mode, r.connections)
         ratios = [
@@ -78,9 +78,10 @@ def table(rows: Sequence[Row]) -> str:
             for name in (BASELINE, *PEERS)
         ]
         added = f"{r.run.p50_ms - base.run.p50_ms:+.3f}" if base and base.run else "-"
+        cpu = f"{r.cpu_us:,.0f}" if r.cpu_us is not None else "-"
         lines.append(
             label + f"| {r.run.rps:,.0f} | {r.run.p50_ms:.3f} | {r.run.p99_ms:.3f} "
-            f"| {r.run.errors} | {' | '.join(ratios)} | {added} |"
+            f"| {r.run.errors} | {' | '.join(ratios)} | {added} | {cpu} |"
         )
     return "\n".join(lines)
 
@@ -274,6 +275,11 @@ def render(r: Results) -> str:
             "One process each (LiteLLM: one per mode, as it serves one upstream per process); "
             "wrk, the upstream and the system measured share this machine's cores with other "
             "work, so read the figures as rough and the ratios as the finding.",
+            "",
+            "CPU us/request is the user and system CPU time the serving process (with its "
+            "children) spent during the measured run, divided by the requests wrk completed: "
+            "steadier than requests/s when other work shares the machine, and at 64 "
+            "connections, where one process saturates a core, the inverse of its throughput.",
             "",
             "## Requests/s and latency (wrk)",
             "",

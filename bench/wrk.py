@@ -9,7 +9,7 @@ import subprocess
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from procs import BENCH, log
+from procs import BENCH, cpu_seconds, log
 from targets import MODE_LABEL, Target
 
 WARMUP_S = 2
@@ -37,6 +37,7 @@ class Row:
     connections: int
     run: Run | None  # None: not measured
     reason: str = ""  # why not, or what went wrong
+    cpu_us: float | None = None  # the serving process tree's CPU per request (user + system)
 
 
 def _ms(value: str) -> float:
@@ -96,10 +97,18 @@ def measure(
 
     ``during`` is entered around the measured run only (e.g. a memory sampler)."""
     warm = run(target, mode, connections, WARMUP_S)
+    pid = target.pids.get(mode)
+    before = cpu_seconds(pid) if pid else 0.0
     with during or contextlib.nullcontext():
         result = run(target, mode, connections, seconds)
+    cpu_us = (
+        (cpu_seconds(pid) - before) / result.requests * 1e6 if pid and result.requests else None
+    )
     log(
         f"{target.name:12} {MODE_LABEL[mode]:10} c={connections:<3} {result.rps:10.0f} req/s  "
-        f"p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms  errors {result.errors}"
+        f"p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms  errors {result.errors}  "
+        f"CPU/request {f'{cpu_us:.0f} us' if cpu_us is not None else '-'}"
     )
-    return Row(target.name, mode, connections, result), result.requests + warm.requests
+    return Row(
+        target.name, mode, connections, result, cpu_us=cpu_us
+    ), result.requests + warm.requests
