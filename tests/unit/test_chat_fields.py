@@ -64,6 +64,13 @@ def test_explicit_nulls_are_defaults() -> None:
     assert fields == ChatFields(model="gpt", stream=False, wants_usage=False, is_async=False)
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"type": "string"}
+    for _ in range(depth):
+        node = {"type": "object", "properties": node}
+    return node
+
+
 def _invalid(payload: dict[str, Any]) -> InvalidRequest:
     with pytest.raises(InvalidRequest) as info:
         chat_fields(payload)
@@ -114,6 +121,7 @@ def _invalid(payload: dict[str, Any]) -> InvalidRequest:
         (body(stream=True, stream_options={"include_usage": "yes"}), "include_usage"),
         (body(tools={"type": "function"}), "tools"),
         (body(**{"async": "yes"}), "async"),
+        (body(response_format={"type": "json_schema", "schema": _nested(70)}), "response_format"),
     ],
 )
 def test_invalid_fields(payload: dict[str, Any], param: str) -> None:

@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 T = TypeVar("T")
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass costs more to build, once per request
+@dataclass(slots=True)  # per request: frozen ones cost more to build
 class RpmDecision:
     """The outcome of one RPM check."""
 
