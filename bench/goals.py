@@ -34,25 +34,22 @@ class Memory:
     held_reason: str = ""
 
 
+def _measured(rows: Sequence[Row], target: str, mode: str, conns: int) -> Row | None:
+    """The row of ``target`` in that cell, if it was measured."""
+    for row in rows:
+        if (row.target, row.mode, row.connections) == (target, mode, conns) and row.run:
+            return row
+    return None
+
+
 def _rps(rows: Sequence[Row], target: str, mode: str, conns: int) -> float | None:
-    for row in rows:
-        if (row.target, row.mode, row.connections) == (target, mode, conns) and row.run:
-            return row.run.rps
-    return None
-
-
-def _cpu(rows: Sequence[Row], target: str, mode: str, conns: int) -> float | None:
-    for row in rows:
-        if (row.target, row.mode, row.connections) == (target, mode, conns) and row.run:
-            return row.cpu_us
-    return None
+    row = _measured(rows, target, mode, conns)
+    return row.run.rps if row and row.run else None
 
 
 def _p50(rows: Sequence[Row], target: str, mode: str, conns: int) -> float | None:
-    for row in rows:
-        if (row.target, row.mode, row.connections) == (target, mode, conns) and row.run:
-            return row.run.p50_ms
-    return None
+    row = _measured(rows, target, mode, conns)
+    return row.run.p50_ms if row and row.run else None
 
 
 def _ratio_goal(rows: Sequence[Row], peer: str, factor: float, mode: str) -> Goal:
@@ -72,7 +69,12 @@ def _throughput(rows: Sequence[Row]) -> list[Goal]:
     name = "non-streaming req/s at 64 connections >= 0.8x the pass-through"
     if ours is not None and base:
         figure = f"{ours / base:.2f}x ({ours:,.0f} vs {base:,.0f} req/s)"
-        ours_cpu, base_cpu = _cpu(rows, "lowart", "json", 64), _cpu(rows, BASELINE, "json", 64)
+        ours_row, base_row = (
+            _measured(rows, "lowart", "json", 64),
+            _measured(rows, BASELINE, "json", 64),
+        )
+        ours_cpu = ours_row.cpu_us if ours_row else None
+        base_cpu = base_row.cpu_us if base_row else None
         if ours_cpu and base_cpu:
             figure += (
                 f"; CPU per request {ours_cpu:,.0f} vs {base_cpu:,.0f} us "
