@@ -88,3 +88,46 @@ def test_an_event_name_with_a_line_break_is_refused(name: str) -> None:
     except SSEError:
         return
     raise AssertionError("a line break in an event name was encoded")
+
+
+def _data_both_ways(chunks: list[bytes], max_line: int) -> tuple[object, object]:
+    """``feed_data`` and ``feed`` (keeping non-empty data) over the same chunks: each gives
+    the data per chunk, or ``"SSEError"`` if it refused the stream."""
+    results: list[object] = []
+    for use_fast_path in (True, False):
+        parser = SSEParser(max_line_bytes=max_line)
+        per_chunk: list[list[bytes]] = []
+        try:
+            for chunk in chunks:
+                if use_fast_path:
+                    per_chunk.append(parser.feed_data(chunk))
+                else:
+                    per_chunk.append([e.data for e in parser.feed(chunk) if e.data])
+        except SSEError:
+            results.append("SSEError")
+            continue
+        results.append(per_chunk)
+    return results[0], results[1]
+
+
+plain_payloads = st.binary(max_size=30).filter(lambda b: b"\n" not in b and b"\r" not in b)
+
+
+@FUZZ
+@given(
+    st.one_of(
+        stream_bytes,
+        st.lists(plain_payloads, max_size=8).map(lambda ds: b"".join(encode_event(d) for d in ds)),
+    ),
+    st.lists(st.integers(0, 10_000), max_size=6),
+    st.sampled_from([SMALL_LINE, 1 << 20]),
+)
+@example(b"data: a\n\ndata: b\n\n", [], 1 << 20)  # plain events: the fast path
+@example(b"\xef\xbb\xbfdata: a\n\n", [1], 1 << 20)  # a BOM split across chunks
+@example(b"data: " + b"x" * SMALL_LINE + b"\n\n", [], SMALL_LINE)  # a plain line over the limit
+@example(b"data: a\ndata: b\n\n", [8], 1 << 20)  # plain-looking, but an event is still open
+@example(b"dadata: x\n\n", [2], 1 << 20)  # plain-looking, but a line is still unfinished
+def test_feed_data_gives_what_feed_gives(data: bytes, cuts: list[int], max_line: int) -> None:
+    """The fast path of plain events changes nothing, in any chunking."""
+    fast, slow = _data_both_ways(_split(data, cuts), max_line)
+    assert fast == slow

@@ -74,6 +74,29 @@ class SSEParser:
         self._keep(tail)
         return events
 
+    def feed_data(self, chunk: bytes) -> list[bytes]:
+        """The data of the non-empty events one chunk completed (names and ids left out).
+
+        A chunk of whole, plain events (each one ``data: `` line, LF endings) between events
+        is split as it is, without the line-by-line parse; the result is the same.
+        """
+        if self._head is not None and not self._head and chunk and chunk[:1] != _BOM[:1]:
+            self._head = None  # no BOM can start this stream
+        if (
+            self._head is None
+            and not self._after_cr
+            and not self._partial
+            and not self._data
+            and self._event is None
+            and chunk.endswith(b"\n\n")
+            and b"\r" not in chunk
+        ):
+            events = chunk[:-2].split(b"\n\n")
+            limit = self._max
+            if all(e[:6] == b"data: " and b"\n" not in e and len(e) <= limit for e in events):
+                return [e[6:] for e in events if len(e) > 6]
+        return [e.data for e in self.feed(chunk) if e.data]
+
     def close(self) -> list[SSEEvent]:
         """Flush the end of the stream: a last line and an event not followed by a blank line."""
         events: list[SSEEvent] = []

@@ -98,7 +98,7 @@ class OpenAIStream:
     async def _events(self) -> AsyncIterator[bytes]:
         done = False
         async for chunk in self._response.chunks():
-            out = [self._relay(e.data) for e in self._parser.feed(chunk) if e.data]
+            out = [self._relay(data) for data in self._parser.feed_data(chunk)]
             done = done or DONE in out
             payload = b"".join(out)
             if payload:
