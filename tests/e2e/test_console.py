@@ -60,11 +60,8 @@ TIMEOUT_S = 110
 
 @pytest.fixture
 def comfy() -> Iterator[ThreadedComfyUI]:
-    served = FakeComfyUI.in_thread(fake=FakeComfyUI(step_delay=0.3))
-    try:
+    with FakeComfyUI.in_thread(fake=FakeComfyUI(step_delay=0.3)) as served:
         yield served
-    finally:
-        served.stop()
 
 
 def _prerequisites() -> str:

@@ -11,8 +11,5 @@ from lowart.testing.comfyui_fake import FakeComfyUI, ThreadedComfyUI
 
 @pytest.fixture
 def comfy() -> Iterator[ThreadedComfyUI]:
-    served = FakeComfyUI.in_thread(fake=FakeComfyUI(step_delay=0.0))
-    try:
+    with FakeComfyUI.in_thread(fake=FakeComfyUI(step_delay=0.0)) as served:
         yield served
-    finally:
-        served.stop()
