@@ -35,11 +35,8 @@ WORKFLOW: dict[str, Any] = {
 
 @pytest.fixture
 def comfy() -> Iterator[ThreadedComfyUI]:
-    served = FakeComfyUI.in_thread(fake=FakeComfyUI(step_delay=0.05))
-    try:
+    with FakeComfyUI.in_thread(fake=FakeComfyUI(step_delay=0.05)) as served:
         yield served
-    finally:
-        served.stop()
 
 
 @pytest.fixture
@@ -96,6 +93,18 @@ def test_seed_is_random_unless_given(gw: Gateway, comfy: ThreadedComfyUI) -> Non
         assert _generate(gw, key, **body).status_code == 200
         seeds.append(comfy.fake.submitted[-1]["prompt"]["2"]["inputs"]["seed"])
     assert seeds[0] != seeds[1] and seeds[2] == 42
+
+
+def test_an_image_answer_carries_the_gateway_headers(gw: Gateway) -> None:
+    """api.md: a model response carries ``x-lowart-model`` and the rate-limit headers."""
+    key = gw.create_user(rpm_limit=5)
+    response = _generate(gw, key, prompt="x")
+    assert response.status_code == 200, response.text
+    assert response.headers["x-lowart-model"] == "sd"
+    assert response.headers["x-ratelimit-limit-requests"] == "5"
+    assert response.headers["x-ratelimit-remaining-requests"] == "4"
+    assert response.headers["x-ratelimit-reset-requests"].endswith("s")
+    assert response.headers["content-type"] == "application/json"
 
 
 def test_b64_json_and_bad_requests(gw: Gateway) -> None:
