@@ -541,6 +541,29 @@ def test_f4_request_deadline_shorter_than_the_model_timeout(
     assert oa.calls("slow-1500") == 1  # no time left for a retry
 
 
+@pytest.mark.parametrize("vendor", ["openai", "anthropic"])
+def test_f4_whole_answer_stalled_after_its_head_ends_at_the_total_timeout(
+    make_gateway: MakeGateway, oa: Upstream, an: Upstream, sdks: Sdks, vendor: str
+) -> None:
+    """The head arrives within the first-byte timeout, then the body stops: the total timeout
+    (not the first-byte one, which has passed) ends each attempt."""
+    up = oa if vendor == "openai" else an
+    gw = make_gateway(**FAST, request_timeout_s=5)
+    # The proxy passes the response head (under 200 bytes here) and stalls within the body.
+    with up.proxy("stall_after:200") as proxy:
+        base_url = proxy.proxy.base_url("/v1" if vendor == "openai" else "")
+        add(gw, "f4-stalled", up, "ok", base_url=base_url, timeout_s=0.4)
+        client = sdks.openai(gw, gw.create_user())
+
+        started = time.monotonic()
+        with pytest.raises(openai.InternalServerError) as err:
+            client.chat.completions.create(model="f4-stalled", messages=MESSAGES)
+        elapsed = time.monotonic() - started
+    assert (err.value.status_code, err.value.code) == (504, "upstream_timeout")
+    assert up.calls("ok") == 3  # each attempt timed out at 0.4 s, then was retried
+    assert 3 * 0.4 <= elapsed < 3 * 0.4 + 1
+
+
 # -- F5: connection refused or reset before the first byte ---------------------------------------
 
 

@@ -21,7 +21,7 @@ from lowart.formats.request_fields import ANTHROPIC_MESSAGES_FIELDS
 from lowart.formats.sse import SSEEvent, SSEParser, encode_event
 from lowart.providers.base import ANTHROPIC, ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
-from lowart.providers.statuses import UpstreamFailure, error_for
+from lowart.providers.statuses import UpstreamFailure, check_status
 
 DEFAULT_VERSION = "2023-06-01"
 _KEEP_FOR_ESTIMATE = 8 * 1024 * 1024
@@ -183,26 +183,20 @@ class AnthropicProvider:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    async def _post(self, model: ModelEntry, request: ChatRequest) -> UpstreamResponse:
-        response = await self._transport.post(
-            f"{model.base_url}/v1/messages",
-            upstream_headers(model, request),
-            upstream_body(model, request),
-            model.timeouts,
-            model.model_id,
-        )
-        if response.status >= 400:
-            body = await response.read()
-            failure = failure_of(response.status, body, response.headers.get("retry-after"))
-            raise error_for(model.model_id, failure)
-        return response
-
     async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
-        response = await self._post(model, request)
-        body = await response.read()
+        url = f"{model.base_url}/v1/messages"
+        status, headers, body = await self._transport.fetch(
+            url, upstream_headers(model, request), upstream_body(model, request), model
+        )
+        check_status(model.model_id, status, headers, body, failure_of)
         if not isinstance(_decode(body), dict):
             raise UpstreamError(f"The upstream for '{model.model_id}' sent a broken answer.")
         return Completion(body=body, usage=usage_of_message(body))
 
     async def open_stream(self, model: ModelEntry, request: ChatRequest) -> AnthropicStream:
-        return AnthropicStream(await self._post(model, request), model.model_id)
+        url = f"{model.base_url}/v1/messages"
+        response = await self._transport.post(
+            url, upstream_headers(model, request), upstream_body(model, request), model
+        )
+        await response.check(failure_of)
+        return AnthropicStream(response, model.model_id)

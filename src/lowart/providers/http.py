@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 
 import aiohttp
 
-from lowart.entries import Timeouts
+from lowart.entries import ModelEntry, Timeouts
 from lowart.errors import UpstreamError, UpstreamTimeout
+from lowart.providers.statuses import ReadFailure, check_status
 from lowart.security.connect_guard import GuardedConnector
 from lowart.security.ssrf import DestinationPolicy
 from lowart.watchdog import Watchdog
@@ -84,6 +85,11 @@ class UpstreamResponse:
                     return
                 yield chunk
 
+    async def check(self, read: ReadFailure) -> None:
+        """Raise the gateway's error for an error status (its body read whole)."""
+        if self.status >= 400:
+            check_status(self._model_id, self.status, self.headers, await self.read(), read)
+
     def close(self) -> None:
         """Drop the connection (used when the client went away mid-stream)."""
         self._response.close()
@@ -101,22 +107,55 @@ class Transport:
         self._watchdog = watchdog
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}  # by connect timeout
 
-    async def post(
-        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts, model_id: str
-    ) -> UpstreamResponse:
-        """Send the request and wait for the response head (within the first-byte timeout)."""
+    def _timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(timeouts.connect)
         if timeout is None:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect)
             self._timeouts[timeouts.connect] = timeout
+        return timeout
+
+    async def post(
+        self, url: str, headers: dict[str, str], body: bytes, model: ModelEntry
+    ) -> UpstreamResponse:
+        """Send the request and wait for the response head (within the first-byte timeout)."""
+        timeouts = model.timeouts
         now = asyncio.get_running_loop().time()
         deadline = now + timeouts.total
-        first_byte = min(deadline, now + timeouts.first_byte)
-        with UpstreamErrors(model_id), self._watchdog.guard(first_byte):
+        with (
+            UpstreamErrors(model.model_id),
+            self._watchdog.guard(min(deadline, now + timeouts.first_byte)),
+        ):
             response = await self._session.post(
-                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                url,
+                data=body,
+                headers=headers,
+                timeout=self._timeout(timeouts),
+                allow_redirects=False,
             )
-        return UpstreamResponse(response, model_id, timeouts.idle, deadline, self._watchdog)
+        return UpstreamResponse(response, model.model_id, timeouts.idle, deadline, self._watchdog)
+
+    async def fetch(
+        self, url: str, headers: dict[str, str], body: bytes, model: ModelEntry
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Send the request and read the whole answer: its status, headers and body. The head
+        must come within the first-byte timeout and the body within the total: one guarded
+        block for both (a whole answer is the hot path)."""
+        timeouts = model.timeouts
+        now = asyncio.get_running_loop().time()
+        deadline = now + timeouts.total
+        with (
+            UpstreamErrors(model.model_id),
+            self._watchdog.guard(min(deadline, now + timeouts.first_byte)) as watch,
+        ):
+            response = await self._session.post(
+                url,
+                data=body,
+                headers=headers,
+                timeout=self._timeout(timeouts),
+                allow_redirects=False,
+            )
+            watch.deadline = deadline
+            return response.status, response.headers, await response.read()
 
 
 def new_session(

@@ -26,7 +26,7 @@ from lowart.formats.request_fields import OPENAI_CHAT_FIELDS
 from lowart.formats.sse import DONE, SSEParser, encode_event
 from lowart.providers.base import OPENAI, ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
-from lowart.providers.statuses import UpstreamFailure, error_for
+from lowart.providers.statuses import UpstreamFailure, check_status
 
 _KEEP_FOR_ESTIMATE = 8 * 1024 * 1024
 
@@ -69,15 +69,6 @@ def failure_of(status: int, body: bytes, retry_after: str | None) -> UpstreamFai
         )
     text = body[:500].decode("utf-8", "replace").strip() or f"upstream status {status}"
     return UpstreamFailure(status=status, message=text, retry_after=retry_after)
-
-
-async def raise_for_status(response: UpstreamResponse, model_id: str) -> None:
-    if response.status < 400:
-        return
-    body = await response.read()
-    raise error_for(
-        model_id, failure_of(response.status, body, response.headers.get("retry-after"))
-    )
 
 
 class OpenAIStream:
@@ -143,20 +134,12 @@ class OpenAIProvider:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    async def _post(self, model: ModelEntry, request: ChatRequest) -> UpstreamResponse:
-        response = await self._transport.post(
-            f"{model.base_url}/chat/completions",
-            upstream_headers(model),
-            upstream_body(model, request),
-            model.timeouts,
-            model.model_id,
-        )
-        await raise_for_status(response, model.model_id)
-        return response
-
     async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
-        response = await self._post(model, request)
-        body = await response.read()
+        url = f"{model.base_url}/chat/completions"
+        status, headers, body = await self._transport.fetch(
+            url, upstream_headers(model), upstream_body(model, request), model
+        )
+        check_status(model.model_id, status, headers, body, failure_of)
         try:
             usage = completion_usage(body)
         except ValueError as exc:
@@ -166,5 +149,9 @@ class OpenAIProvider:
         return Completion(body=body, usage=usage)
 
     async def open_stream(self, model: ModelEntry, request: ChatRequest) -> OpenAIStream:
-        response = await self._post(model, request)
+        url = f"{model.base_url}/chat/completions"
+        response = await self._transport.post(
+            url, upstream_headers(model), upstream_body(model, request), model
+        )
+        await response.check(failure_of)
         return OpenAIStream(response, model.model_id, request.wants_usage)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -53,3 +54,14 @@ def error_for(model_id: str, failure: UpstreamFailure) -> LowartError:
             f"The upstream for '{model_id}' refused the gateway's credentials."
         )
     return UpstreamError(f"The upstream for '{model_id}' failed with status {status}.")
+
+
+ReadFailure = Callable[[int, bytes, str | None], UpstreamFailure]  # a vendor's error body reader
+
+
+def check_status(
+    model_id: str, status: int, headers: Mapping[str, str], body: bytes, read: ReadFailure
+) -> None:
+    """Raise the gateway's error for an upstream error status, its body read by ``read``."""
+    if status >= 400:
+        raise error_for(model_id, read(status, body, headers.get("retry-after")))
