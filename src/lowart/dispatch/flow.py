@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -60,15 +59,6 @@ def stream_error(exc: LowartError, fmt: str) -> bytes:
     if fmt == ANTHROPIC:
         return anthropic_error_event(exc.anthropic_error_type, exc.message)
     return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
-
-
-@dataclass(slots=True)
-class _Run:
-    """What one request has left: time, attempts, and its last failure."""
-
-    deadline: float  # loop time
-    budget: int
-    last: LowartError | None = None
 
 
 def within(model: ModelEntry, remaining_s: float) -> ModelEntry:
@@ -252,70 +242,63 @@ class Dispatcher:
     async def _first_success(
         self, admission: Admission, request: ChatRequest, call: Callable[[Attempt], Awaitable[T]]
     ) -> tuple[Attempt, T]:
-        """Try the chain: retries per model, fallbacks in order, open circuits skipped."""
+        """Try the chain: retries per model, fallbacks in order, open circuits skipped. One
+        coroutine for the whole chain: each level of awaiting costs every suspension."""
         loop = asyncio.get_running_loop()
-        run = _Run(loop.time() + self._retry.config.deadline_s, self._retry.config.max_attempts)
+        deadline = loop.time() + self._retry.config.deadline_s
+        budget = self._retry.config.max_attempts
+        last: LowartError | None = None
         previous: ModelEntry | None = None
         for model in admission.chain:
-            if run.budget <= 0 or loop.time() >= run.deadline:
+            if budget <= 0 or loop.time() >= deadline:
                 break
             if previous is not None:
                 self._metrics.fallbacks.labels(
                     from_model=self._label(previous), to_model=self._label(model)
                 ).inc()
             previous = model
-            if self._circuits.allow(model.model_id):
-                served = await self._try_model(run, admission, request, model, call)
-                if served is not None:
-                    return served
+            if not self._circuits.allow(model.model_id):
+                continue
+            retry = 0
+            while budget > 0:  # attempts on this model until it answers or fails for good
+                budget -= 1
+                attempt = Attempt(admission, request, within(model, deadline - loop.time()))
+                try:
+                    result = await call(attempt)
+                except FALLBACK_ERRORS as exc:
+                    last = exc
+                    self._circuits.record(model.model_id, failed=True)
+                    self._billing.failed(attempt)
+                    delay = self._retry.delay(exc, retry, deadline - loop.time())
+                    if delay is None or budget <= 0:
+                        break
+                    retry += 1
+                    self._metrics.retries.labels(model=self._label(model)).inc()
+                    await asyncio.sleep(delay)
+                    continue
+                except LowartError:
+                    self._circuits.record(model.model_id, failed=False)  # the caller's fault
+                    self._billing.failed(attempt)
+                    await self._billing.release(attempt)
+                    raise
+                except BaseException:
+                    self._circuits.abandon(model.model_id)
+                    self._billing.cancelled(attempt)
+                    await self._billing.release(attempt)
+                    raise
+                self._circuits.record(model.model_id, failed=False)
+                return attempt, result
+        raise await self._exhausted(admission, last)
+
+    async def _exhausted(self, admission: Admission, last: LowartError | None) -> LowartError:
+        """No model served: give back the held tokens; the error to answer with."""
         if admission.reservation is not None:
             await self._quota.settle(admission.reservation, 0)
-        if run.last is None:
-            raise Overloaded("Every model in the chain is unavailable (circuit open).")
-        if isinstance(run.last, UpstreamRateLimited):
+        if last is None:
+            return Overloaded("Every model in the chain is unavailable (circuit open).")
+        if isinstance(last, UpstreamRateLimited):
             self._metrics.rate_limited.labels(reason="upstream").inc()
-        raise run.last
-
-    async def _try_model(
-        self,
-        run: _Run,
-        admission: Admission,
-        request: ChatRequest,
-        model: ModelEntry,
-        call: Callable[[Attempt], Awaitable[T]],
-    ) -> tuple[Attempt, T] | None:
-        """Attempts on one model until it answers, fails for good, or the budget runs out."""
-        loop = asyncio.get_running_loop()
-        retry = 0
-        while run.budget > 0:
-            run.budget -= 1
-            attempt = Attempt(admission, request, within(model, run.deadline - loop.time()))
-            try:
-                result = await call(attempt)
-            except FALLBACK_ERRORS as exc:
-                run.last = exc
-                self._circuits.record(model.model_id, failed=True)
-                self._billing.failed(attempt)
-                delay = self._retry.delay(exc, retry, run.deadline - loop.time())
-                if delay is None or run.budget <= 0:
-                    return None
-                retry += 1
-                self._metrics.retries.labels(model=self._label(model)).inc()
-                await asyncio.sleep(delay)
-                continue
-            except LowartError:
-                self._circuits.record(model.model_id, failed=False)  # the caller's fault
-                self._billing.failed(attempt)
-                await self._billing.release(attempt)
-                raise
-            except BaseException:
-                self._circuits.abandon(model.model_id)
-                self._billing.cancelled(attempt)
-                await self._billing.release(attempt)
-                raise
-            self._circuits.record(model.model_id, failed=False)
-            return attempt, result
-        return None
+        return last
 
     # -- helpers ---------------------------------------------------------------------------
 
