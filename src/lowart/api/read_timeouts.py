@@ -14,13 +14,15 @@ On expiry the connection gets ``408 Request Timeout`` (when no response has star
 closed. Idle keep-alive connections stay uvicorn's ``timeout_keep_alive`` business.
 
 The deadlines are not event-loop timers (about 7 µs each to arm and cancel under uvloop, two
-per request): a connection writes its deadline and joins a set, and one task sweeps the set
-every ``SWEEP_S``. A deadline may fire up to that much late, against timeouts of seconds.
+per request): each connection joins one set while it is open and writes its deadline (infinite
+between requests), and one task sweeps the set every ``SWEEP_S``. A deadline may fire up to that
+much late, against timeouts of seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 
 import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -32,14 +34,14 @@ SWEEP_S = 0.25
 
 
 class _Sweeper:
-    """The connections reading a request, and the one task that expires their deadlines."""
+    """The open connections, and the one task that expires their read deadlines."""
 
     def __init__(self) -> None:
-        self.reading: set[_ReadTimeoutProtocol] = set()
+        self.open: set[_ReadTimeoutProtocol] = set()
         self._task: asyncio.Task[None] | None = None
 
-    def watch(self, protocol: _ReadTimeoutProtocol) -> None:
-        self.reading.add(protocol)
+    def join(self, protocol: _ReadTimeoutProtocol) -> None:
+        self.open.add(protocol)
         if self._task is None or self._task.done():
             self._task = protocol.loop.create_task(self._run(protocol.loop))
 
@@ -47,7 +49,7 @@ class _Sweeper:
         while True:
             await asyncio.sleep(SWEEP_S)
             now = loop.time()
-            for protocol in [p for p in self.reading if p.read_deadline <= now]:
+            for protocol in [p for p in self.open if p.read_deadline <= now]:
                 protocol.expired()
 
 
@@ -67,54 +69,48 @@ class _ReadTimeoutProtocol(HttpToolsProtocol):
     body_timeout_s: float = 30.0
 
     sweeper: _Sweeper  # one per protocol class: per server
-    read_deadline = 0.0
+    read_deadline = math.inf  # loop time; infinite while no request is being read
     _in_body = False  # the headers are read, the body is not yet whole
     _body_start = 0.0
     _body_bytes = 0
 
-    def _arm(self, delay: float) -> None:
-        self.read_deadline = self.loop.time() + delay
-        self.sweeper.watch(self)
-
-    def _disarm(self) -> None:
-        self.sweeper.reading.discard(self)
-
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm(self.header_timeout_s)
+        self.read_deadline = self.loop.time() + self.header_timeout_s
+        self.sweeper.join(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self.sweeper.open.discard(self)
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self not in self.sweeper.reading:  # a later request on a kept-alive connection
-            self._arm(self.header_timeout_s)
+        if self.read_deadline == math.inf:  # a later request on a kept-alive connection
+            self.read_deadline = self.loop.time() + self.header_timeout_s
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         self._in_body, self._body_start, self._body_bytes = True, self.loop.time(), 0
-        self._arm(self.body_timeout_s)
+        self.read_deadline = self._body_start + self.body_timeout_s
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self.read_deadline = math.inf
         self._in_body = False
         super().on_message_complete()
 
     def expired(self) -> None:
-        self._disarm()
+        self.read_deadline = math.inf
         if self.transport.is_closing():
             return
         if self._in_body:
             allowed = self.body_timeout_s + self._body_bytes / BODY_MIN_RATE
             left = self._body_start + allowed - self.loop.time()
             if left > 0:  # the body kept up with the minimum rate: wait for the rest
-                self._arm(left)
+                self.read_deadline = self.loop.time() + left
                 return
         # While reading headers, any cycle is the previous request's, whose response is done.
         started = self._in_body and self.cycle.response_started
