@@ -99,22 +99,28 @@ class Circuits:
     def __init__(self, config: CircuitConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
         self._clock = clock
-        self._breakers: dict[str, Breaker] = {}
-
-    def _breaker(self, model_id: str) -> Breaker:
-        breaker = self._breakers.get(model_id)
-        if breaker is None:
-            breaker = self._breakers[model_id] = Breaker(self._config)
-        return breaker
+        self._breakers = _Breakers(config)
 
     def allow(self, model_id: str) -> bool:
-        return self._breaker(model_id).allow(self._clock())
+        return self._breakers[model_id].allow(self._clock())
 
     def record(self, model_id: str, *, failed: bool) -> None:
-        self._breaker(model_id).record(self._clock(), failed=failed)
+        self._breakers[model_id].record(self._clock(), failed=failed)
 
     def abandon(self, model_id: str) -> None:
-        self._breaker(model_id).abandon()
+        self._breakers[model_id].abandon()
 
     def state(self, model_id: str) -> str:
-        return self._breaker(model_id).state
+        return self._breakers[model_id].state
+
+
+class _Breakers(dict[str, Breaker]):
+    """Breakers by model id, each made on first lookup (in C: no Python call per lookup)."""
+
+    def __init__(self, config: CircuitConfig) -> None:
+        super().__init__()
+        self._config = config
+
+    def __missing__(self, model_id: str) -> Breaker:
+        breaker = self[model_id] = Breaker(self._config)
+        return breaker
