@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from types import TracebackType
 
 import aiohttp
@@ -107,12 +107,17 @@ class Transport:
         self._watchdog = watchdog
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}  # by connect timeout
 
-    def _timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    def _send(
+        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
+    ) -> Awaitable[aiohttp.ClientResponse]:
+        """The POST, to await for the response head (the deadlines are the caller's guard)."""
         timeout = self._timeouts.get(timeouts.connect)
         if timeout is None:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect)
             self._timeouts[timeouts.connect] = timeout
-        return timeout
+        return self._session.post(
+            url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        )
 
     async def post(
         self, url: str, headers: dict[str, str], body: bytes, model: ModelEntry
@@ -125,13 +130,7 @@ class Transport:
             UpstreamErrors(model.model_id),
             self._watchdog.guard(min(deadline, now + timeouts.first_byte)),
         ):
-            response = await self._session.post(
-                url,
-                data=body,
-                headers=headers,
-                timeout=self._timeout(timeouts),
-                allow_redirects=False,
-            )
+            response = await self._send(url, headers, body, timeouts)
         return UpstreamResponse(response, model.model_id, timeouts.idle, deadline, self._watchdog)
 
     async def fetch(
@@ -147,13 +146,7 @@ class Transport:
             UpstreamErrors(model.model_id),
             self._watchdog.guard(min(deadline, now + timeouts.first_byte)) as watch,
         ):
-            response = await self._session.post(
-                url,
-                data=body,
-                headers=headers,
-                timeout=self._timeout(timeouts),
-                allow_redirects=False,
-            )
+            response = await self._send(url, headers, body, timeouts)
             watch.deadline = deadline
             return response.status, response.headers, await response.read()
 
