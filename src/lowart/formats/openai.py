@@ -95,22 +95,24 @@ def completion_usage(body: bytes) -> Usage | None:
     return _usage_of(usage)
 
 
+def carries_usage(data: bytes) -> bool:
+    """Whether some ``usage`` key in these bytes (one or more events) is not null, without
+    decoding them. OpenAI sends ``"usage":null`` in every chunk of a stream that asks for it."""
+    if b'"usage"' not in data:
+        return False
+    nulls = data.count(b'"usage":null') + data.count(b'"usage": null')
+    return data.count(b'"usage"') != nulls
+
+
 def usage_from_chunk(data: bytes) -> tuple[Usage | None, bool]:
     """A chunk's usage, and whether its ``choices`` is empty (checked only when usage is there)."""
-    if b'"usage"' not in data or _usage_is_null(data):
+    if not carries_usage(data):
         return None, False
     try:
         chunk = _CHUNK_USAGE_DECODER.decode(data)
     except msgspec.DecodeError:
         return None, False
     return _usage_of(chunk.usage), _is_empty_array(bytes(chunk.choices))
-
-
-def _usage_is_null(data: bytes) -> bool:
-    """Whether the chunk's only ``usage`` key is null, without decoding it."""
-    if b'"usage":null' not in data and b'"usage": null' not in data:
-        return False
-    return data.count(b'"usage"') == 1
 
 
 def _is_empty_array(raw: bytes) -> bool:

@@ -75,12 +75,20 @@ class SSEParser:
         return events
 
     def feed_data(self, chunk: bytes) -> list[bytes]:
-        """The data of the non-empty events one chunk completed (names and ids left out).
+        """The data of the non-empty events one chunk completed (names and ids left out)."""
+        datas = self.feed_plain(chunk)
+        if datas is not None:
+            return datas
+        return [e.data for e in self.feed(chunk) if e.data]
 
-        A chunk of whole, plain events (each one ``data: `` line, LF endings) between events
-        is split as it is, without the line-by-line parse; the result is the same.
+    def feed_plain(self, chunk: bytes) -> list[bytes] | None:
+        """The data of a chunk of whole, plain events, split without the line-by-line parse;
+        None, with nothing consumed, for any other chunk.
+
+        Plain: the parser is between events, and the chunk is events that are each one
+        ``data: `` line with data, with LF endings. Encoding their data gives the chunk back.
         """
-        if self._head is not None and not self._head and chunk and chunk[:1] != _BOM[:1]:
+        if self._head is not None and not self._head and chunk[:1] != _BOM[:1]:
             self._head = None  # no BOM can start this stream
         if (
             self._head is None
@@ -88,14 +96,16 @@ class SSEParser:
             and not self._partial
             and not self._data
             and self._event is None
-            and chunk.endswith(b"\n\n")
+            and chunk[:6] == b"data: "
+            and chunk[-2:] == b"\n\n"
+            and len(chunk) <= self._max
             and b"\r" not in chunk
+            and b"data: \n" not in chunk  # an event without data (or data ending "data: ")
+            # Every LF is in an event's closing pair: no other line, no open event.
+            and chunk.count(b"\n") == 2 * chunk.count(b"\n\ndata: ") + 2
         ):
-            events = chunk[:-2].split(b"\n\n")
-            limit = self._max
-            if all(e[:6] == b"data: " and b"\n" not in e and len(e) <= limit for e in events):
-                return [e[6:] for e in events if len(e) > 6]
-        return [e.data for e in self.feed(chunk) if e.data]
+            return chunk[6:-2].split(b"\n\ndata: ")
+        return None
 
     def close(self) -> list[SSEEvent]:
         """Flush the end of the stream: a last line and an event not followed by a blank line."""

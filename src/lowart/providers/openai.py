@@ -18,6 +18,7 @@ from lowart.entries import ModelEntry
 from lowart.errors import UpstreamError
 from lowart.formats.openai import (
     Usage,
+    carries_usage,
     completion_text_from_chunks,
     completion_usage,
     usage_from_chunk,
@@ -89,6 +90,14 @@ class OpenAIStream:
     async def _events(self) -> AsyncIterator[bytes]:
         done = False
         async for chunk in self._response.chunks():
+            if not carries_usage(chunk) and b"[DONE]" not in chunk:
+                datas = self._parser.feed_plain(chunk)
+                if datas is not None:  # nothing to tap or drop: relayed as it came
+                    if self._seen_bytes < _KEEP_FOR_ESTIMATE:
+                        self._seen += datas
+                        self._seen_bytes += len(chunk)
+                    yield chunk
+                    continue
             out = [self._relay(data) for data in self._parser.feed_data(chunk)]
             done = done or DONE in out
             payload = b"".join(out)
