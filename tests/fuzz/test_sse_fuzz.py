@@ -124,6 +124,7 @@ plain_payloads = st.binary(max_size=30).filter(lambda b: b"\n" not in b and b"\r
 )
 @example(b"data: a\n\ndata: b\n\n", [], 1 << 20)  # plain events: the fast path
 @example(b"\xef\xbb\xbfdata: a\n\n", [1], 1 << 20)  # a BOM split across chunks
+@example(b"\xef\xbb\xbfdata: a\n\n", [0], 1 << 20)  # an empty chunk first, then a BOM
 @example(b"data: " + b"x" * SMALL_LINE + b"\n\n", [], SMALL_LINE)  # a plain line over the limit
 @example(b"data: a\ndata: b\n\n", [8], 1 << 20)  # plain-looking, but an event is still open
 @example(b"dadata: x\n\n", [2], 1 << 20)  # plain-looking, but a line is still unfinished

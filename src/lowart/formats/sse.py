@@ -88,7 +88,7 @@ class SSEParser:
         Plain: the parser is between events, and the chunk is events that are each one
         ``data: `` line with data, with LF endings. Encoding their data gives the chunk back.
         """
-        if self._head is not None and not self._head and chunk[:1] != _BOM[:1]:
+        if self._head is not None and not self._head and chunk and chunk[:1] != _BOM[:1]:
             self._head = None  # no BOM can start this stream
         if (
             self._head is None
