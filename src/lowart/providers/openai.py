@@ -73,7 +73,8 @@ def failure_of(status: int, body: bytes, retry_after: str | None) -> UpstreamFai
 
 
 class OpenAIStream:
-    """Relays an upstream OpenAI stream event by event, tapping the usage chunk."""
+    """Relays an upstream OpenAI stream, tapping the usage chunk: a chunk of plain events with
+    no usage and no terminator goes on whole, any other event by event."""
 
     def __init__(self, response: UpstreamResponse, model_id: str, wants_usage: bool) -> None:
         self._response = response
