@@ -57,11 +57,14 @@ class Billing:
         admission = attempt.admission
         if admission.max_tokens is not None and usage.completion_tokens > admission.max_tokens:
             usage = Usage(usage.prompt_tokens, admission.max_tokens, usage.cached_tokens)
+        # The row first: settling may wait on Redis, and a cancel landing there (the client
+        # gone just as its stream ended, or a shutdown) must not lose it. An unsettled
+        # reservation is returned by its lease, as when Redis fails.
+        self._record(attempt, usage, estimated=estimated, status=status)
         if admission.reservation is not None:
             await self._quota.settle(admission.reservation, usage.total_tokens)
         else:
             self._quota.record(admission.principal.user_id, usage.total_tokens)
-        self._record(attempt, usage, estimated=estimated, status=status)
 
     def bill_later(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run billing in a tracked task: a cancelled stream (client gone) is still billed."""
