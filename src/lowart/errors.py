@@ -17,6 +17,7 @@
     │   └── UpstreamRateLimited   429  rate_limit_error / upstream_rate_limited
     ├── UpstreamError             502  upstream_error                          (no retry)
     │   ├── UpstreamCredentialsRefused (the vendor refused the gateway's key: no retry)
+    │   ├── UpstreamAnswerBroken  (a 2xx answer broke after its head: no retry, no fallback)
     │   └── UpstreamStreamError   (an error event mid-stream, keeping the vendor's type)
     ├── UpstreamLost              502  upstream_error / upstream_lost          (no retry)
     ├── Overloaded                503  upstream_unavailable                    (no retry)
@@ -44,6 +45,7 @@ class LowartError(Exception):
     anthropic_type: ClassVar[str] = "api_error"
     metric: ClassVar[str] = "internal"
     should_retry: ClassVar[bool | None] = None
+    upstream_status: int | None = None  # the vendor's HTTP status behind it, if any (for logs)
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -216,6 +218,14 @@ class UpstreamError(LowartError):
 
 class UpstreamCredentialsRefused(UpstreamError):
     """The vendor refused the gateway's own key (401/403): not retried, but may fall back."""
+
+
+class UpstreamAnswerBroken(UpstreamError):
+    """A whole answer failed after the head of a 2xx arrived (cut, stalled, too large or
+    unreadable): the vendor may already have generated and billed it, so it is never sent again,
+    neither retried nor handed to a fallback."""
+
+    metric = "upstream_answer_broken"
 
 
 class UpstreamStreamError(UpstreamError):

@@ -337,9 +337,13 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         rate_limiter=limits.rate_limiter,
         quota=quota,
         providers=build_providers(
-            Transport(session, watchdog),
+            Transport(session, watchdog, settings.upstream_max_body_bytes),
             ComfyUIProvider(
-                ComfyUIClient(session, "lowart-" + secrets.token_hex(6)), files, signer
+                ComfyUIClient(
+                    session, "lowart-" + secrets.token_hex(6), settings.upstream_max_body_bytes
+                ),
+                files,
+                signer,
             ),
         ),
         recorder=recorder,

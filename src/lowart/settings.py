@@ -94,6 +94,7 @@ class Settings:
     max_in_flight: int = 0  # 0: no cap
     stream_write_timeout_s: float = 60.0
     upstream_pool_size: int = 1024
+    upstream_max_body_bytes: int = 32 * 1024 * 1024  # a whole upstream answer read into memory
     shutdown_grace_s: float = 30.0
     usage_flush_ms: int = 100
     cache_refresh_s: float = 2.0
@@ -182,6 +183,7 @@ class Settings:
             max_in_flight=_int(env, "MAX_IN_FLIGHT", 0),
             stream_write_timeout_s=_float(env, "STREAM_WRITE_TIMEOUT_S", 60.0),
             upstream_pool_size=_int(env, "UPSTREAM_POOL_SIZE", 1024),
+            upstream_max_body_bytes=_int(env, "UPSTREAM_MAX_BODY_BYTES", 32 * 1024 * 1024),
             shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", 30.0),
             usage_flush_ms=_int(env, "USAGE_FLUSH_MS", 100),
             cache_refresh_s=_float(env, "CACHE_REFRESH_S", 2.0),
@@ -237,6 +239,8 @@ class Settings:
             raise StartupError("LOG_FORMAT must be console or json")
         if self.header_timeout_s <= 0 or self.body_timeout_s <= 0:
             raise StartupError("HEADER_TIMEOUT_S and BODY_TIMEOUT_S must be positive")
+        if self.upstream_max_body_bytes < 1:
+            raise StartupError("UPSTREAM_MAX_BODY_BYTES must be at least 1")
 
     def _validate_database(self) -> None:
         if not (self.is_sqlite or self.database_url.startswith(("postgresql", "postgres"))):

@@ -183,6 +183,14 @@ async def test_fetch_an_output_png(client: ComfyUIClient, model: ModelEntry) -> 
         await client.fetch(model, refs[0], max_bytes=16)
 
 
+async def test_the_clients_cap_applies_to_its_json_answers(
+    session: aiohttp.ClientSession, model: ModelEntry
+) -> None:
+    capped = ComfyUIClient(session, "gw-capped", max_body=16)  # UPSTREAM_MAX_BODY_BYTES
+    with pytest.raises(UpstreamError, match="larger than 16 bytes"):
+        await capped.locate(model, "never-submitted")  # /queue's answer is over 16 bytes
+
+
 async def test_fetch_refuses_unsafe_and_missing_files(
     client: ComfyUIClient, model: ModelEntry
 ) -> None:

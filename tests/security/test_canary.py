@@ -5,13 +5,16 @@ its logs, ``/metrics``, the database file and its dump, and every response it se
 Planted: the master key, the admin key, a user's key, a vendor key (also echoed back by an
 upstream 401, as OpenAI does), an MCP server's env secret and header, and keys presented in
 ``Authorization``, ``x-api-key`` and ``?key=``. Expected hits: 0, except a new key in the one
-response that creates it.
+response that creates it. The vendor key goes down every vendor path with forced errors: an
+upstream 401 (OpenAI, Anthropic, ComfyUI), a refused connection, a TLS handshake that fails, and
+a refused ComfyUI websocket handshake (whose client exception carries the request's headers).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,7 +38,8 @@ def canary(kind: str) -> str:
 
 
 class EchoingUpstream(FakeUpstream):
-    """An OpenAI-like vendor that refuses every key, quoting it back (OpenAI does, masked)."""
+    """A vendor that refuses every key, quoting it back (OpenAI does, masked); as a FakeUpstream
+    it refuses websocket handshakes too (403)."""
 
     request_id_header = b"x-request-id"
 
@@ -48,7 +52,7 @@ class EchoingUpstream(FakeUpstream):
     ) -> None:
         await read_body(receive)
         self.refused += 1
-        key = headers.get("authorization", "").removeprefix("Bearer ")
+        key = headers.get("authorization", "").removeprefix("Bearer ") or headers.get("x-api-key")
         body = {
             "error": {
                 "message": f"Incorrect API key provided: {key}.",
@@ -80,6 +84,29 @@ def echoing() -> Iterator[tuple[EchoingUpstream, str]]:
         yield upstream, server.base_url + "/v1"
 
 
+def _closed_port() -> int:
+    """A local port nothing listens on: connections to it are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _vendor_models(openai_url: str, echoing_url: str) -> list[tuple[str, str, str]]:
+    """``(model_id, vendor, base_url)`` of every vendor path, each failing its own way."""
+    echoing_root = echoing_url.removesuffix("/v1")
+    return [
+        ("gpt-ok", "OpenAI", openai_url),
+        ("gpt-refused", "OpenAI", echoing_url),
+        ("claude-refused", "Anthropic", echoing_root),
+        ("gpt-unreachable", "OpenAI", f"http://127.0.0.1:{_closed_port()}/v1"),
+        ("gpt-tls", "OpenAI", openai_url.replace("http://", "https://")),
+        ("comfy-refused", "ComfyUI", echoing_root),
+    ]
+
+
+WORKFLOW = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
+
+
 def _pieces(secret: str) -> set[str]:
     return {secret[i : i + PIECE] for i in range(len(secret) - PIECE + 1)}
 
@@ -106,15 +133,18 @@ def test_no_canary_leaves_the_gateway(
             created = root.post("/admin/users/quota", json={"user_id": "canary-user"})
             user_key = str(created.json()["api_key"])
             traffic.keep(created, may_show=user_key)
-            for model_id, base_url in (("gpt-ok", fake_openai[1]), ("gpt-refused", echoing[1])):
+            models = _vendor_models(fake_openai[1], echoing[1])
+            for model_id, vendor_type, base_url in models:
                 body = {
                     "model_id": model_id,
-                    "vendor_type": "OpenAI",
+                    "vendor_type": vendor_type,
                     "base_url": base_url,
                     "api_key": vendor,
                     "upstream_model": "ok",
+                    "params": {"workflow": WORKFLOW} if vendor_type == "ComfyUI" else {},
                 }
-                traffic.keep(root.post("/admin/models", json=body))
+                added = traffic.keep(root.post("/admin/models", json=body))
+                assert added.status_code == 201, added.text
             mcp = {
                 "name": "weather",
                 "transport": "stdio",
@@ -141,7 +171,10 @@ def test_no_canary_leaves_the_gateway(
                 traffic.keep(root.get(path))
         with server.client(user_key) as client:
             hello = [{"role": "user", "content": "hello"}]
-            for model in ("gpt-ok", "gpt-refused", "nope"):
+            drawing = {"model": "comfy-refused", "prompt": "a canary"}
+            refused = traffic.keep(client.post("/v1/images/generations", json=drawing))
+            assert refused.status_code == 502, refused.text
+            for model in [m for m, vendor_type, _ in models if vendor_type != "ComfyUI"] + ["nope"]:
                 traffic.keep(
                     client.post("/v1/chat/completions", json={"model": model, "messages": hello})
                 )
@@ -174,6 +207,8 @@ def test_no_canary_leaves_the_gateway(
         server.terminate()
         logs = server.stdout + server.stderr
     assert "lowart_stopped" in logs or "lowart_started" in logs  # the log was captured
+    for path in ("comfyui_ws_unavailable", "connection refused by", "TLS handshake"):
+        assert path in logs, path  # each failing vendor path was taken and logged
     database = _database(tmp_path / "lowart.db")
 
     secrets_planted = {

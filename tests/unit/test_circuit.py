@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from structlog.testing import capture_logs
+
 from lowart.catalog.circuit import CLOSED, HALF_OPEN, OPEN, Breaker, CircuitConfig, Circuits
 
 CONFIG = CircuitConfig(window_s=10, min_calls=4, failure_ratio=0.5, cooldown_s=30)
@@ -78,3 +80,27 @@ def test_successes_in_a_closed_circuit_never_open_it() -> None:
     for t in range(100):
         breaker.record(t / 10, failed=False)
     assert breaker.state == CLOSED
+
+
+def test_every_state_change_is_logged_once() -> None:
+    clock = Clock()
+    circuits = Circuits(CONFIG, clock)
+    with capture_logs() as logs:
+        for _ in range(4):  # four failures open it
+            assert circuits.allow("m")
+            circuits.record("m", failed=True)
+        assert not circuits.allow("m")  # skipped while open: no new line
+        clock.now += 30
+        assert circuits.allow("m")  # the half-open probe
+        circuits.record("m", failed=False)
+        circuits.record("m", failed=False)  # closed already: no new line
+    changes = [
+        (e["log_level"], e["model_id"], e["previous"], e["state"])
+        for e in logs
+        if e["event"] == "circuit_state_changed"
+    ]
+    assert changes == [
+        ("warning", "m", CLOSED, OPEN),
+        ("info", "m", OPEN, HALF_OPEN),
+        ("info", "m", HALF_OPEN, CLOSED),
+    ]

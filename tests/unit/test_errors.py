@@ -141,6 +141,14 @@ CASES: dict[type[LowartError], Case] = {
         "api_error",
         502,
     ),
+    errors.UpstreamAnswerBroken: Case(
+        lambda: errors.UpstreamAnswerBroken("the answer broke off after it began"),
+        502,
+        "upstream_error",
+        "upstream_error",
+        "api_error",
+        502,
+    ),
     errors.UpstreamLost: Case(
         lambda: errors.UpstreamLost("comfyui lost it"),
         502,

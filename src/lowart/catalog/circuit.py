@@ -8,6 +8,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
+log = structlog.get_logger()
+
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
@@ -94,7 +98,7 @@ class Breaker:
 
 
 class Circuits:
-    """The breakers of every model, created on first use."""
+    """The breakers of every model, created on first use; every change of state is logged."""
 
     def __init__(self, config: CircuitConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
@@ -102,16 +106,32 @@ class Circuits:
         self._breakers = _Breakers(config)
 
     def allow(self, model_id: str) -> bool:
-        return self._breakers[model_id].allow(self._clock())
+        breaker = self._breakers[model_id]
+        was = breaker.state
+        allowed = breaker.allow(self._clock())
+        if breaker.state != was:
+            _changed(model_id, was, breaker.state)
+        return allowed
 
     def record(self, model_id: str, *, failed: bool) -> None:
-        self._breakers[model_id].record(self._clock(), failed=failed)
+        breaker = self._breakers[model_id]
+        was = breaker.state
+        breaker.record(self._clock(), failed=failed)
+        if breaker.state != was:
+            _changed(model_id, was, breaker.state)
 
     def abandon(self, model_id: str) -> None:
         self._breakers[model_id].abandon()
 
     def state(self, model_id: str) -> str:
         return self._breakers[model_id].state
+
+
+def _changed(model_id: str, was: str, now: str) -> None:
+    """An opened circuit is a warning (the model is skipped); a probe or a closing is news."""
+    (log.warning if now == OPEN else log.info)(
+        "circuit_state_changed", model_id=model_id, previous=was, state=now
+    )
 
 
 class _Breakers(dict[str, Breaker]):

@@ -37,6 +37,17 @@ class Billing:
         """An attempt that served nothing: a row, no tokens."""
         self._record(attempt, NO_USAGE, estimated=False, status="error")
 
+    def broken(self, attempt: Attempt) -> None:
+        """An answer that broke after its head: the vendor may bill the prompt, but the caller
+        got nothing. An ``error`` row with the prompt's estimate, for the operator's
+        reconciliation with the vendor; error rows are never charged. Estimated in a tracked
+        task, so that a caller leaving meanwhile cannot lose the row."""
+        self.bill_later(self._record_broken(attempt))
+
+    async def _record_broken(self, attempt: Attempt) -> None:
+        prompt = (await self._estimate(attempt, str)).prompt_tokens  # str() is "": no completion
+        self._record(attempt, Usage(prompt, 0), estimated=True, status="error")
+
     def cancelled(self, attempt: Attempt) -> None:
         """The caller left before an answer arrived: a row, no tokens to show for it."""
         self._record(attempt, NO_USAGE, estimated=False, status="cancelled")

@@ -21,6 +21,7 @@ import structlog
 
 from lowart.catalog.circuit import Circuits
 from lowart.catalog.directory import Directory
+from lowart.dispatch import failure_log
 from lowart.dispatch.attempt import Admission, Attempt, Served, Streaming, requested_max_tokens
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.retry import RetryPolicy
@@ -33,6 +34,7 @@ from lowart.errors import (
     QuotaExceeded,
     RateLimited,
     ServiceUnavailable,
+    UpstreamAnswerBroken,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamTimeout,
@@ -256,6 +258,7 @@ class Dispatcher:
                 self._metrics.fallbacks.labels(
                     from_model=self._label(previous), to_model=self._label(model)
                 ).inc()
+                failure_log.fallback(request.request_id, previous, model)
             previous = model
             if not self._circuits.allow(model.model_id):
                 continue
@@ -267,17 +270,16 @@ class Dispatcher:
                     result = await call(attempt)
                 except FALLBACK_ERRORS as exc:
                     last = exc
-                    self._circuits.record(model.model_id, failed=True)
-                    self._billing.failed(attempt)
-                    delay = self._retry.delay(exc, retry, deadline - loop.time())
+                    delay = await self._upstream_failed(attempt, exc, retry, deadline)
                     if delay is None or budget <= 0:
                         break
                     retry += 1
                     self._metrics.retries.labels(model=self._label(model)).inc()
                     await asyncio.sleep(delay)
                     continue
-                except LowartError:
+                except LowartError as exc:
                     self._circuits.record(model.model_id, failed=False)  # the caller's fault
+                    failure_log.attempt_failed(attempt, exc, retry + 1)
                     self._billing.failed(attempt)
                     await self._billing.release(attempt)
                     raise
@@ -289,6 +291,23 @@ class Dispatcher:
                 self._circuits.record(model.model_id, failed=False)
                 return attempt, result
         raise await self._exhausted(admission, last)
+
+    async def _upstream_failed(
+        self, attempt: Attempt, error: LowartError, retry: int, deadline: float
+    ) -> float | None:
+        """An attempt the upstream failed: counted by the circuit, logged, recorded. Returns the
+        wait before trying the same model again (None: move on). An answer that broke after its
+        head (the vendor may have generated and billed it) is never sent again: the request
+        ends with it, and its row carries the prompt's estimate, not charged (F20)."""
+        self._circuits.record(attempt.model.model_id, failed=True)
+        failure_log.attempt_failed(attempt, error, retry + 1)
+        if isinstance(error, UpstreamAnswerBroken):
+            self._billing.broken(attempt)
+            await self._billing.release(attempt)
+            raise error
+        self._billing.failed(attempt)
+        remaining = deadline - asyncio.get_running_loop().time()
+        return self._retry.delay(error, retry, remaining)
 
     async def _exhausted(self, admission: Admission, last: LowartError | None) -> LowartError:
         """No model served: give back the held tokens; the error to answer with."""

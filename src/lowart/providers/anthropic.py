@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from lowart.entries import ModelEntry
-from lowart.errors import UpstreamError, UpstreamStreamError
+from lowart.errors import UpstreamAnswerBroken, UpstreamError, UpstreamStreamError
 from lowart.formats.anthropic import usage_from_anthropic
 from lowart.formats.openai import Usage
 from lowart.formats.request_fields import ANTHROPIC_MESSAGES_FIELDS
@@ -190,7 +190,7 @@ class AnthropicProvider:
         )
         check_status(model.model_id, status, headers, body, failure_of)
         if not isinstance(_decode(body), dict):
-            raise UpstreamError(f"The upstream for '{model.model_id}' sent a broken answer.")
+            raise UpstreamAnswerBroken(f"The upstream for '{model.model_id}' sent a broken answer.")
         return Completion(body=body, usage=usage_of_message(body))
 
     async def open_stream(self, model: ModelEntry, request: ChatRequest) -> AnthropicStream:

@@ -36,7 +36,8 @@ from lowart.formats.comfyui import (
     validate_ref,
     ws_event,
 )
-from lowart.providers.http import UpstreamErrors
+from lowart.providers.http import DEFAULT_MAX_BODY, UpstreamErrors, read_capped
+from lowart.providers.transport_failure import host_of, status_of
 
 log = structlog.get_logger()
 
@@ -45,7 +46,6 @@ SubmittedCallback = Callable[[str], Awaitable[None]]
 Location = Literal["done", "queued", "running", "lost"]
 CancelOutcome = Literal["dequeued", "interrupted", "absent"]
 
-DEFAULT_MAX_BYTES = 20 * 2**20
 _WS_MAX_MSG = 32 * 2**20  # preview frames can be large; beyond this the socket drops and we poll
 _SETTLE_S = 0.05  # ComfyUI writes history just after its success event: re-check soon
 _RUNNING_CAP = 0.99  # 1.0 is reported only once the outputs are known
@@ -56,12 +56,15 @@ class ComfyUIClient:
     """Talks to the ComfyUI servers behind models, over the process's shared session.
 
     ``client_id`` names this gateway worker; each watch derives its own socket id from it, since
-    ComfyUI lets only one socket hold a given ``clientId``.
+    ComfyUI lets only one socket hold a given ``clientId``. Bodies read whole stop at ``max_body``.
     """
 
-    def __init__(self, session: aiohttp.ClientSession, client_id: str) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, client_id: str, max_body: int = DEFAULT_MAX_BODY
+    ) -> None:
         self._session = session
         self._client_id = client_id
+        self._max_body = max_body
 
     async def run(
         self,
@@ -127,15 +130,17 @@ class ComfyUIClient:
         return location
 
     async def fetch(
-        self, model: ModelEntry, ref: OutputRef, max_bytes: int = DEFAULT_MAX_BYTES
+        self, model: ModelEntry, ref: OutputRef, max_bytes: int | None = None
     ) -> tuple[bytes, str]:
-        """One output file from the model's own ``/view``, with its media type."""
+        """One output file from the model's own ``/view``, with its media type (at most
+        ``max_bytes``, the client's cap by default)."""
         validate_ref(ref)
         query = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
         async with self._open(model, "GET", "/view", model.timeouts.total, query=query) as answer:
             if answer.status != 200:
                 raise UpstreamError(f"ComfyUI answered {answer.status} for {ref.filename!r}.")
-            data = await _read_capped(answer, max_bytes)
+            cap = self._max_body if max_bytes is None else max_bytes
+            data = await read_capped(answer, cap, model.model_id)
             header = answer.headers.get("Content-Type")
         return data, content_type_of(header, data)
 
@@ -189,7 +194,8 @@ class ComfyUIClient:
         """One JSON request within the first-byte timeout; the status and the decoded body."""
         limit = min(model.timeouts.first_byte, model.timeouts.total)
         async with self._open(model, method, path, limit, body=body) as response:
-            return response.status, _decode(await response.read())
+            raw = await read_capped(response, self._max_body, model.model_id)
+            return response.status, _decode(raw)
 
     @asynccontextmanager
     async def _open(
@@ -205,7 +211,7 @@ class ComfyUIClient:
         """A request to the model's own server: no redirects, transport errors mapped."""
         data = None if body is None else msgspec.json.encode(body)
         headers = _headers(model) | ({} if data is None else {"Content-Type": "application/json"})
-        with UpstreamErrors(model.model_id):
+        with UpstreamErrors(model.model_id, _url(model, path)):
             async with (
                 asyncio.timeout(limit_s),
                 self._session.request(
@@ -235,7 +241,14 @@ class ComfyUIClient:
                     timeout=aiohttp.ClientWSTimeout(ws_close=1.0),
                 )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("comfyui_ws_unavailable", model_id=model.model_id, error=repr(exc))
+            # Never the exception's repr: a refused handshake carries the request's headers.
+            log.warning(
+                "comfyui_ws_unavailable",
+                model_id=model.model_id,
+                host=host_of(str(url)),
+                error=type(exc).__name__,
+                status=status_of(exc),
+            )
             return None
 
 
@@ -384,12 +397,3 @@ def _decode(raw: bytes) -> object:
     except msgspec.DecodeError:
         return None
     return decoded
-
-
-async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-    data = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        data += chunk
-        if len(data) > max_bytes or (response.content_length or 0) > max_bytes:
-            raise UpstreamError(f"A ComfyUI output is larger than {max_bytes} bytes.")
-    return bytes(data)

@@ -10,27 +10,33 @@ from types import TracebackType
 import aiohttp
 
 from lowart.entries import ModelEntry, Timeouts
-from lowart.errors import UpstreamError, UpstreamTimeout
+from lowart.errors import UpstreamAnswerBroken, UpstreamError, UpstreamTimeout
 from lowart.providers.statuses import ReadFailure, check_status
+from lowart.providers.transport_failure import describe, status_of
 from lowart.security.connect_guard import GuardedConnector
 from lowart.security.ssrf import DestinationPolicy
 from lowart.watchdog import Watchdog
 
-_READ_SIZE = 64 * 1024
+DEFAULT_MAX_BODY = 32 * 2**20  # UPSTREAM_MAX_BODY_BYTES
+CONTENT_ENCODING = "Content-Encoding"
 
 
 class UpstreamErrors:
-    """``with UpstreamErrors(model_id):`` turns transport failures into the gateway's 502
-    and 504 errors. A plain class: a generator-based context manager costs microseconds more,
-    and this one is entered on every upstream read."""
+    """``with UpstreamErrors(model_id, url):`` turns transport failures into the gateway's 502
+    and 504 errors, their reason in words. Once ``answered`` (the head of a 2xx arrived), any
+    failure is an ``UpstreamAnswerBroken``: the vendor may have done the work, so it is not
+    asked again. A plain class: a generator-based context manager costs microseconds more, and
+    this one is entered on every upstream read."""
 
-    __slots__ = ("_model_id",)
+    __slots__ = ("_model_id", "_url", "answered")
 
-    def __init__(self, model_id: str) -> None:
+    def __init__(self, model_id: str, url: str) -> None:
         self._model_id = model_id
+        self._url = url  # its host is worked out only when something fails
+        self.answered = False
 
-    def __enter__(self) -> None:
-        return None
+    def __enter__(self) -> UpstreamErrors:
+        return self
 
     def __exit__(
         self,
@@ -40,11 +46,49 @@ class UpstreamErrors:
     ) -> None:
         if exc is None:
             return
+        model_id = self._model_id
         if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-            raise UpstreamTimeout(f"The upstream for '{self._model_id}' timed out.") from exc
+            if self.answered:
+                raise UpstreamAnswerBroken(
+                    f"The answer of the upstream for '{model_id}' stalled after it began; "
+                    "it is not requested again."
+                ) from exc
+            raise UpstreamTimeout(f"The upstream for '{model_id}' timed out.") from exc
         if isinstance(exc, aiohttp.ClientError | OSError):
-            name = type(exc).__name__
-            raise UpstreamError(f"The upstream for '{self._model_id}' failed: {name}.") from exc
+            words = describe(exc, self._url)
+            if self.answered:
+                raise UpstreamAnswerBroken(
+                    f"The answer of the upstream for '{model_id}' broke off after it began "
+                    f"({words}); it is not requested again."
+                ) from exc
+            error = UpstreamError(f"The upstream for '{model_id}' failed: {words}.")
+            error.upstream_status = status_of(exc)
+            raise error from exc
+
+
+async def read_capped(response: aiohttp.ClientResponse, max_bytes: int, model_id: str) -> bytes:
+    """A whole body, refused once it passes ``max_bytes``: by its ``Content-Length`` before
+    reading, and by counting while reading when it has none or is compressed (the length is
+    then not the size in memory). An answer too large for a 2xx is an UpstreamAnswerBroken."""
+    length = response.content_length
+    if length is not None and length <= max_bytes and not response.headers.get(CONTENT_ENCODING):
+        return await response.read()  # the common case: the parser stops at the length
+    parts: list[bytes] = []
+    size = 0 if length is None or length <= max_bytes else length
+    while size <= max_bytes:
+        chunk = await response.content.readany()
+        if not chunk:
+            return b"".join(parts)
+        size += len(chunk)
+        parts.append(chunk)
+    response.close()  # the rest is not wanted: drop the connection rather than drain it
+    kind = UpstreamAnswerBroken if 200 <= response.status < 300 else UpstreamError
+    error = kind(
+        f"The upstream for '{model_id}' sent an answer larger than {max_bytes} bytes "
+        "(UPSTREAM_MAX_BODY_BYTES)."
+    )
+    error.upstream_status = response.status
+    raise error
 
 
 class UpstreamResponse:
@@ -54,29 +98,34 @@ class UpstreamResponse:
         self,
         response: aiohttp.ClientResponse,
         model_id: str,
-        idle_s: float,
-        deadline: float,
-        watchdog: Watchdog,
+        url: str,
+        timing: tuple[float, float],
+        transport: Transport,
     ) -> None:
         self._response = response
         self._model_id = model_id
-        self._idle = idle_s
-        self._deadline = deadline  # loop time by which the whole attempt must end
-        self._watchdog = watchdog
+        self._url = url
+        self._idle, self._deadline = timing  # the deadline: loop time by which the attempt ends
+        self._transport = transport
         self.status = response.status
         self.headers = response.headers
 
     async def read(self) -> bytes:
-        with UpstreamErrors(self._model_id), self._watchdog.guard(self._deadline):
-            return await self._response.read()
+        """The whole body, within the attempt's deadline and the transport's size cap."""
+        with (
+            UpstreamErrors(self._model_id, self._url),
+            self._transport.watchdog.guard(self._deadline),
+        ):
+            return await read_capped(self._response, self._transport.max_body, self._model_id)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Body chunks as they arrive; the idle timeout applies while waiting for each (not
-        while the consumer handles one)."""
+        while the consumer handles one). A stream is relayed, never held whole: no size cap."""
         content = self._response.content
         loop = asyncio.get_running_loop()
         idle, deadline = self._idle, self._deadline
-        with UpstreamErrors(self._model_id), self._watchdog.guard(deadline) as watch:
+        guard = self._transport.watchdog.guard(deadline)
+        with UpstreamErrors(self._model_id, self._url), guard as watch:
             while True:
                 watch.deadline = min(loop.time() + idle, deadline)
                 chunk = await content.readany()
@@ -86,8 +135,8 @@ class UpstreamResponse:
                 yield chunk
 
     async def check(self, read: ReadFailure) -> None:
-        """Raise the gateway's error for an error status (its body read whole)."""
-        if self.status >= 400:
+        """Raise the gateway's error for an error or redirect status (its body read whole)."""
+        if self.status >= 300:
             check_status(self._model_id, self.status, self.headers, await self.read(), read)
 
     def close(self) -> None:
@@ -100,11 +149,15 @@ class UpstreamResponse:
 
 
 class Transport:
-    """Posts JSON to vendors over one shared, pooled session."""
+    """Posts JSON to vendors over one shared, pooled session; whole answers are read up to
+    ``max_body`` bytes (``UPSTREAM_MAX_BODY_BYTES``)."""
 
-    def __init__(self, session: aiohttp.ClientSession, watchdog: Watchdog) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, watchdog: Watchdog, max_body: int = DEFAULT_MAX_BODY
+    ) -> None:
         self._session = session
-        self._watchdog = watchdog
+        self.watchdog = watchdog
+        self.max_body = max_body
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}  # by connect timeout
 
     def _send(
@@ -127,28 +180,36 @@ class Transport:
         now = asyncio.get_running_loop().time()
         deadline = now + timeouts.total
         with (
-            UpstreamErrors(model.model_id),
-            self._watchdog.guard(min(deadline, now + timeouts.first_byte)),
+            UpstreamErrors(model.model_id, url),
+            self.watchdog.guard(min(deadline, now + timeouts.first_byte)),
         ):
             response = await self._send(url, headers, body, timeouts)
-        return UpstreamResponse(response, model.model_id, timeouts.idle, deadline, self._watchdog)
+        timing = (timeouts.idle, deadline)
+        return UpstreamResponse(response, model.model_id, url, timing, self)
 
     async def fetch(
-        self, url: str, headers: dict[str, str], body: bytes, model: ModelEntry
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        model: ModelEntry,
+        max_bytes: int | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """Send the request and read the whole answer: its status, headers and body. The head
-        must come within the first-byte timeout and the body within the total: one guarded
-        block for both (a whole answer is the hot path)."""
+        """Send the request and read the whole answer: its status, headers and body (at most
+        ``max_bytes``, the transport's cap by default). The head must come within the
+        first-byte timeout and the body within the total: one guarded block for both (a whole
+        answer is the hot path). Once a 2xx head is in, a failure is never retried."""
         timeouts = model.timeouts
         now = asyncio.get_running_loop().time()
         deadline = now + timeouts.total
-        with (
-            UpstreamErrors(model.model_id),
-            self._watchdog.guard(min(deadline, now + timeouts.first_byte)) as watch,
-        ):
+        errors = UpstreamErrors(model.model_id, url)
+        with errors, self.watchdog.guard(min(deadline, now + timeouts.first_byte)) as watch:
             response = await self._send(url, headers, body, timeouts)
             watch.deadline = deadline
-            return response.status, response.headers, await response.read()
+            status = response.status
+            errors.answered = 200 <= status < 300
+            cap = self.max_body if max_bytes is None else max_bytes
+            return status, response.headers, await read_capped(response, cap, model.model_id)
 
 
 def new_session(

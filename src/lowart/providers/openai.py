@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from lowart.entries import ModelEntry
-from lowart.errors import UpstreamError
+from lowart.errors import UpstreamAnswerBroken, UpstreamError
 from lowart.formats.openai import (
     Usage,
     carries_usage,
@@ -153,7 +153,7 @@ class OpenAIProvider:
         try:
             usage = completion_usage(body)
         except ValueError as exc:
-            raise UpstreamError(
+            raise UpstreamAnswerBroken(
                 f"The upstream for '{model.model_id}' sent a broken answer."
             ) from exc
         return Completion(body=body, usage=usage)

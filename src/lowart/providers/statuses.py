@@ -35,7 +35,18 @@ class UpstreamFailure:
 
 def error_for(model_id: str, failure: UpstreamFailure) -> LowartError:
     """A client-caused 4xx is relayed as it came; everything else becomes the gateway's error."""
+    error = _error_for(model_id, failure)
+    error.upstream_status = failure.status
+    return error
+
+
+def _error_for(model_id: str, failure: UpstreamFailure) -> LowartError:
     status = failure.status
+    if status < 400:  # redirects are never followed: the vendor's answer is elsewhere
+        return UpstreamError(
+            f"The upstream for '{model_id}' answered with a redirect (status {status}), "
+            "which the gateway does not follow."
+        )
     if status in CLIENT_FAULT:
         return UpstreamClientError(
             status, failure.message, error_type=failure.type, code=failure.code, param=failure.param
@@ -62,6 +73,7 @@ ReadFailure = Callable[[int, bytes, str | None], UpstreamFailure]  # a vendor's 
 def check_status(
     model_id: str, status: int, headers: Mapping[str, str], body: bytes, read: ReadFailure
 ) -> None:
-    """Raise the gateway's error for an upstream error status, its body read by ``read``."""
-    if status >= 400:
+    """Raise the gateway's error for an upstream error or redirect status (3xx, 4xx, 5xx), its
+    body read by ``read``."""
+    if status >= 300:
         raise error_for(model_id, read(status, body, headers.get("retry-after")))

@@ -25,6 +25,10 @@ as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` c
   to the request's first tool (or ``get_weather``) with ``{"city": "Paris"}``, ``call_fake_2`` to
   ``get_time`` with ``{}``, streamed as in protocols.md 1.5. After a ``tool`` message (the last
   one) the answer is the text ``"Tool said: <its content>"`` instead.
+- ``redirect-<status>`` (300-399): that status, a ``Location`` elsewhere and a plain answer's
+  body (what a gateway must not relay as a success), for a stream too.
+- ``big-<kib>``: a plain answer whose content is padded with ``x`` to at least that many KiB;
+  with ``chunked`` it is sent with no ``Content-Length``, in 16 KiB pieces.
 - ``nousage``: no usage in a body or a stream. ``usage-<prompt>-<completion>``: report these
   counts instead, where ``m`` marks a negative (``usage-m5-10``).
 - ``echo_headers``: the answer is the JSON object of the request headers (lowercased names).
@@ -83,6 +87,9 @@ class Behaviour:
     reported: tuple[int, int] | None = None
     echo_headers: bool = False
     held: bool = False
+    redirect: int | None = None
+    big_kib: int = 0
+    chunked: bool = False
 
 
 def parse_behaviour(model: str) -> Behaviour:
@@ -90,6 +97,7 @@ def parse_behaviour(model: str) -> Behaviour:
     options = [option.partition("-") for option in model.split(":")]
     found = {name: argument for name, _, argument in options}
     error, cut = option_number(found.get("error")), option_number(found.get("cut"))
+    redirect = option_number(found.get("redirect"))
     prompt, _, completion = found.get("usage", "").partition("-")
     reported_prompt, reported_completion = option_number(prompt), option_number(completion)
     reported = None
@@ -105,6 +113,9 @@ def parse_behaviour(model: str) -> Behaviour:
         usage="nousage" not in found,
         reported=reported,
         echo_headers="echo_headers" in found,
+        redirect=redirect if redirect is not None and 300 <= redirect <= 399 else None,
+        big_kib=max(option_number(found.get("big")) or 0, 0),
+        chunked="chunked" in found,
     )
 
 
@@ -165,6 +176,7 @@ def _answer(request: _Request, behaviour: Behaviour, headers: dict[str, str]) ->
     else:
         users = [message for message in request.messages if message.role == "user"]
         content = "Hello from fake: " + (_text(users[-1]) if users else "")
+        content += " " + "x" * (behaviour.big_kib * 1024) if behaviour.big_kib else ""
     prompt = max(1, sum(len(_text(message).split()) for message in request.messages))
     generated = content or " ".join(f"{name} {args}" for _, name, args in calls)
     completion = len(generated.split())
@@ -292,14 +304,28 @@ class FakeOpenAI(FakeUpstream):
             return
         answer = _answer(request, behaviour, headers)
         completion_id, model = f"chatcmpl-fake{len(self.calls)}", request.model + MODEL_SUFFIX
-        if not stream:
-            body_bytes = _completion_body(completion_id, model, answer)
-            await send_json(send, 200, body_bytes, cut=behaviour.cut is not None)
+        if not stream or behaviour.redirect is not None:
+            await _send_whole(send, behaviour, _completion_body(completion_id, model, answer))
             return
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         events = _stream_events(completion_id, model, answer, include_usage, behaviour.cut)
         delay = behaviour.chunk_delay_ms / 1000
         await self._stream(receive, send, events, delay, behaviour.cut is None)
+
+
+async def _send_whole(send: Send, behaviour: Behaviour, body: bytes) -> None:
+    """A plain answer: as asked, redirected, cut, or chunked with no length."""
+    if behaviour.redirect is not None:
+        await send_json(send, behaviour.redirect, body, [(b"location", b"http://elsewhere.test/")])
+    elif behaviour.chunked:
+        head = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": head})
+        for start in range(0, len(body), 16 * 1024):
+            piece = body[start : start + 16 * 1024]
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    else:
+        await send_json(send, 200, body, cut=behaviour.cut is not None)
 
 
 def _error(status: int) -> tuple[bytes, Headers]:

@@ -30,6 +30,12 @@ class UsageEvent:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    @property
+    def billed_tokens(self) -> int:
+        """What the user is charged: an ``error`` row's tokens (the prompt estimate of an answer
+        that broke after it began) are for reconciling with the vendor, never charged."""
+        return billed_tokens(self.status, self.prompt_tokens, self.completion_tokens)
+
     def row(self) -> dict[str, Any]:
         """The ``usage_records`` row (built by hand: ``dataclasses.asdict`` is slow)."""
         return {
@@ -46,3 +52,8 @@ class UsageEvent:
             "ttft_ms": self.ttft_ms,
             "created_at": self.created_at,
         }
+
+
+def billed_tokens(status: str, prompt_tokens: int, completion_tokens: int) -> int:
+    """A row's charged tokens: all of them, except on an ``error`` row."""
+    return 0 if status == "error" else prompt_tokens + completion_tokens

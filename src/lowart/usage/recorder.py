@@ -18,7 +18,7 @@ import structlog
 
 from lowart.storage.usage import UsageRepository
 from lowart.telemetry.metrics import Metrics
-from lowart.usage.events import UsageEvent
+from lowart.usage.events import UsageEvent, billed_tokens
 from lowart.usage.outbox import Outbox
 
 log = structlog.get_logger()
@@ -63,10 +63,11 @@ class UsageRecorder:
         served = self._metrics.model_label(event.served_model)
         metrics = self._metrics
         metrics.add(metrics.requests, model, event.status)
-        if event.prompt_tokens:
-            metrics.add(metrics.tokens, served, "prompt", amount=event.prompt_tokens)
-        if event.completion_tokens:
-            metrics.add(metrics.tokens, served, "completion", amount=event.completion_tokens)
+        if event.billed_tokens:
+            if event.prompt_tokens:
+                metrics.add(metrics.tokens, served, "prompt", amount=event.prompt_tokens)
+            if event.completion_tokens:
+                metrics.add(metrics.tokens, served, "completion", amount=event.completion_tokens)
         self._queue.append(event)
 
     def key_used(self, key_id: str) -> None:
@@ -119,7 +120,8 @@ class UsageRecorder:
         for spooled in await asyncio.to_thread(self._outbox.batches):
             deltas: defaultdict[str, int] = defaultdict(int)
             for row in spooled.rows:
-                deltas[row["user_id"]] += row["prompt_tokens"] + row["completion_tokens"]
+                prompt, completion = row["prompt_tokens"], row["completion_tokens"]
+                deltas[row["user_id"]] += billed_tokens(row["status"], prompt, completion)
             try:
                 written = await self._repo.write_batch(spooled.rows, deltas, {}, spooled.batch_id)
             except Exception:
@@ -160,7 +162,7 @@ def _totals(batch: list[UsageEvent]) -> tuple[dict[str, int], dict[str, list[str
     deltas: defaultdict[str, int] = defaultdict(int)
     tags: defaultdict[str, list[str]] = defaultdict(list)
     for event in batch:
-        tokens = event.total_tokens
+        tokens = event.billed_tokens
         deltas[event.user_id] += tokens
         if tokens and event.reservation_id:
             tags[event.user_id].append(event.reservation_id)
