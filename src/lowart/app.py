@@ -145,7 +145,12 @@ def build_stack(services: Services) -> ASGIApp:
             openapi_document(),
         ).routes(),
         *models.routes(),
-        *TokenCounter(services.directory, services.tokenizer).routes(),
+        *TokenCounter(
+            services.directory,
+            services.tokenizer,
+            services.dispatcher,
+            services.settings.count_tokens_max_body_bytes,
+        ).routes(),
         *JobRoutes(services.jobs).routes(),
         *FileRoutes(services.files, services.signer).routes(),
         *ImageRoutes(services.dispatcher, services.jobs).routes(),
