@@ -135,7 +135,7 @@ def build_stack(services: Services) -> ASGIApp:
     refresh, settle = services.invalidate, services.settle_usage
     destinations = DestinationPolicy(services.settings.upstream_allow_private)
     routes: list[Route] = [
-        *UserAdmin(services.users, refresh, settle).routes(),
+        *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
         *ModelAdmin(services.models, services.box, refresh, destinations).routes(),
         *UsageReports(services.usage, services.users, settle).routes(),
         *Ops(
