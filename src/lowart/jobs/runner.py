@@ -166,32 +166,32 @@ class JobRunner:
         except AwaitingConfirmation as paused:
             await self._repo.pause(job.job_id, self._owner, self._clock(), paused.session_id)
         except JobCancelled as cancelled:
-            await self._repo.finish(
-                job.job_id, self._owner, self._clock(), status="cancelled", error=cancelled.reason
-            )
+            await self._end(job, "cancelled", error=cancelled.reason)
         except asyncio.CancelledError:
             if context.cancelled_by_user:
                 return  # the row already says cancelled
             raise  # shutting down: the lease goes back and the next start resumes the job
         except LowartError as exc:
-            await self._repo.finish(
-                job.job_id, self._owner, self._clock(), status="failed", error=exc.message
-            )
+            await self._end(job, "failed", error=exc.message)
         except Exception:
             log.exception("job_failed", job_id=job.job_id, kind=job.kind)
-            await self._repo.finish(
-                job.job_id,
-                self._owner,
-                self._clock(),
-                status="failed",
-                error="The job failed with an internal error.",
-            )
+            await self._end(job, "failed", error="The job failed with an internal error.")
         else:
             if self._settle_usage is not None:  # billed before completed: a rerun sees the bill
                 await self._settle_usage()
-            await self._repo.finish(
-                job.job_id, self._owner, self._clock(), status="completed", result=result
-            )
+            await self._end(job, "completed", result=result)
+
+    async def _end(
+        self,
+        job: JobRow,
+        status: str,
+        *,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        await self._repo.finish(
+            job.job_id, self._owner, self._clock(), status=status, error=error, result=result
+        )
 
     def cancel(self, job_id: str) -> None:
         """The job's row says cancelled: stop the local task, if this process runs the job."""
