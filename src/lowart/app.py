@@ -135,7 +135,7 @@ def build_stack(services: Services) -> ASGIApp:
     refresh, settle = services.invalidate, services.settle_usage
     destinations = DestinationPolicy(services.settings.upstream_allow_private)
     routes: list[Route] = [
-        *UserAdmin(services.users, refresh, settle).routes(),
+        *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
         *ModelAdmin(services.models, services.box, refresh, destinations).routes(),
         *UsageReports(services.usage, services.users, settle).routes(),
         *Ops(
@@ -145,7 +145,12 @@ def build_stack(services: Services) -> ASGIApp:
             openapi_document(),
         ).routes(),
         *models.routes(),
-        *TokenCounter(services.directory, services.tokenizer).routes(),
+        *TokenCounter(
+            services.directory,
+            services.tokenizer,
+            services.dispatcher,
+            services.settings.count_tokens_max_body_bytes,
+        ).routes(),
         *JobRoutes(services.jobs).routes(),
         *FileRoutes(services.files, services.signer).routes(),
         *ImageRoutes(services.dispatcher, services.jobs).routes(),

@@ -91,6 +91,7 @@ class Settings:
     log_level: str = "info"
     log_format: str = "console"
     max_body_bytes: int = 32 * 1024 * 1024
+    count_tokens_max_body_bytes: int = 2 * 1024 * 1024
     max_in_flight: int = 0  # 0: no cap
     stream_write_timeout_s: float = 60.0
     upstream_pool_size: int = 1024
@@ -180,6 +181,7 @@ class Settings:
             log_level=(env.get("LOG_LEVEL", "").strip() or "info").lower(),
             log_format=(env.get("LOG_FORMAT", "").strip() or "console").lower(),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 32 * 1024 * 1024),
+            count_tokens_max_body_bytes=_int(env, "COUNT_TOKENS_MAX_BODY_BYTES", 2 * 1024 * 1024),
             max_in_flight=_int(env, "MAX_IN_FLIGHT", 0),
             stream_write_timeout_s=_float(env, "STREAM_WRITE_TIMEOUT_S", 60.0),
             upstream_pool_size=_int(env, "UPSTREAM_POOL_SIZE", 1024),
@@ -237,10 +239,18 @@ class Settings:
             raise StartupError("REDIS_FAILURE_MODE must be closed or degraded")
         if self.log_format not in {"console", "json"}:
             raise StartupError("LOG_FORMAT must be console or json")
-        if self.header_timeout_s <= 0 or self.body_timeout_s <= 0:
-            raise StartupError("HEADER_TIMEOUT_S and BODY_TIMEOUT_S must be positive")
-        if self.upstream_max_body_bytes < 1:
-            raise StartupError("UPSTREAM_MAX_BODY_BYTES must be at least 1")
+        self._validate_positive()
+
+    def _validate_positive(self) -> None:
+        positive = {
+            "COUNT_TOKENS_MAX_BODY_BYTES": self.count_tokens_max_body_bytes,
+            "HEADER_TIMEOUT_S": self.header_timeout_s,
+            "BODY_TIMEOUT_S": self.body_timeout_s,
+            "UPSTREAM_MAX_BODY_BYTES": self.upstream_max_body_bytes,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise StartupError(f"{name} must be positive")
 
     def _validate_database(self) -> None:
         if not (self.is_sqlite or self.database_url.startswith(("postgresql", "postgres"))):

@@ -375,3 +375,26 @@ def test_fallback_crosses_vendors_and_bills_the_backup(
     )
     assert rows[-1] == (f"{backup}-text", "ok", completion.usage.total_tokens)
     assert {r[1] for r in rows[:-1]} == {"error"} and all(r[2] == 0 for r in rows[:-1])
+
+
+def test_count_tokens_is_admitted(make_gateway: Callable[..., Gateway]) -> None:
+    """count_tokens counts against RPM and has its own body cap (api.md, Anthropic Messages)."""
+    cap = 4096
+    gw = make_gateway(count_tokens_max_body_bytes=cap)
+    client = _anthropic(gw, gw.create_user(rpm_limit=3))
+    messages: Any = [{"role": "user", "content": QUESTION}]
+    raw = client.messages.with_raw_response.count_tokens(model="mock", messages=messages)
+    assert raw.parse().input_tokens > 0
+    assert raw.headers["x-ratelimit-remaining-requests"] == "2"
+    client.messages.create(model="mock", max_tokens=5, messages=messages)  # the same window
+    client.messages.count_tokens(model="mock", messages=messages)
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        client.messages.count_tokens(model="mock", messages=messages)
+    assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    unlimited = _anthropic(gw, gw.create_user())
+    big: Any = [{"role": "user", "content": "word " * cap}]
+    with pytest.raises(anthropic.APIStatusError) as too_large:
+        unlimited.messages.count_tokens(model="mock", messages=big)
+    assert too_large.value.status_code == 413
+    assert too_large.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
+    unlimited.messages.create(model="mock", max_tokens=5, messages=big)  # chat: MAX_BODY_BYTES

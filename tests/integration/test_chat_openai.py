@@ -356,3 +356,63 @@ def test_admin_usage_filters_and_groupings(gw: Gateway) -> None:
     assert future.json()["data"][0]["requests"] == 0
     assert gw.admin("GET", "/admin/usage", params={"group_by": "week"}).status_code == 400
     assert gw.admin("GET", "/admin/usage", params={"since": "yesterday"}).status_code == 400
+
+
+def test_n_choices_are_billed_whole_streamed_and_as_jobs(
+    gw: Gateway, fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    """The vendor's count is billed, capped at ``n * max_tokens`` only (api.md, Quotas)."""
+    gw.add_model("gpt-900", base_url=fake_openai[1], upstream_model="usage-10-900")
+    key = gw.create_user("many-choices")
+    client = sdk(gw, key)
+    whole = client.chat.completions.create(model="gpt-900", messages=MESSAGES, n=8, max_tokens=100)
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-900",
+            messages=MESSAGES,
+            n=4,
+            max_completion_tokens=300,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    job_id = client.chat.completions.with_raw_response.create(
+        model="gpt-900", messages=MESSAGES, n=2, max_tokens=100, extra_body={"async": True}
+    ).http_response.json()["job_id"]
+    with gw.client(key) as http:
+        wait_for(lambda: http.get(f"/v1/jobs/{job_id}").json()["status"] == "completed")
+    assert len(whole.choices) == 8 and chunks[-1].usage is not None
+    gw.flush()
+    rows = gw.sql(
+        "SELECT request_id, prompt_tokens, completion_tokens FROM usage_records "
+        "WHERE user_id = 'many-choices' ORDER BY id"
+    )
+    assert [r[1:] for r in rows] == [(10, 800), (10, 900), (10, 200)]
+    assert rows[-1][0] == job_id
+    total = sum(prompt + completion for _, prompt, completion in rows)
+    assert gw.sql("SELECT token_used FROM users WHERE user_id='many-choices'") == [(total,)]
+
+
+def test_a_fallback_outside_the_allowlist_is_skipped(
+    gw: Gateway, fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    """The chain serves only models the caller may call (api.md, Chat: retries and fallbacks)."""
+    put = gw.admin(
+        "PUT", "/admin/models/gpt-500/fallbacks", json={"fallbacks": ["gpt-ok", "gpt-429"]}
+    )
+    assert put.status_code == 200, put.text
+    marker = [{"role": "user", "content": "allowlist marker"}]
+    fake, earlier = fake_openai[0], len(fake_openai[0].calls)
+    only_500 = sdk(gw, gw.create_user(models=["gpt-500"]))
+    with pytest.raises(openai.InternalServerError) as failed:  # gpt-500's own error
+        only_500.chat.completions.create(model="gpt-500", messages=marker)
+    assert failed.value.status_code == 502
+    skips_ok = sdk(gw, gw.create_user(models=["gpt-500", "gpt-429"]))
+    with pytest.raises(openai.RateLimitError) as limited:  # the last model tried
+        list(skips_ok.chat.completions.create(model="gpt-500", messages=marker, stream=True))
+    assert limited.value.code == "upstream_rate_limited"
+    tried = {call["model"] for call in fake.calls[earlier:]}
+    assert tried == {"error-500", "error-429"}  # "ok" (gpt-ok) was never called
+    allowed = sdk(gw, gw.create_user(models=["gpt-500", "gpt-ok"]))
+    raw = allowed.chat.completions.with_raw_response.create(model="gpt-500", messages=marker)
+    assert raw.headers["x-lowart-model"] == "gpt-ok"

@@ -72,6 +72,25 @@ async def test_stream_with_usage_last(client: openai.AsyncOpenAI) -> None:
     assert len({chunk.id for chunk in chunks}) == 1
 
 
+async def test_n_choices_whole_and_streamed(client: openai.AsyncOpenAI) -> None:
+    completion = await client.chat.completions.create(model="ok", messages=MESSAGES, n=3)
+    assert [c.index for c in completion.choices] == [0, 1, 2]
+    assert {c.message.content for c in completion.choices} == {"Hello from fake: say hi please"}
+    assert completion.usage is not None and completion.usage.completion_tokens == 3 * 6
+    stream = await client.chat.completions.create(
+        model="ok", messages=MESSAGES, n=2, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = [chunk async for chunk in stream]
+    texts = ["", ""]
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+    assert texts == ["Hello from fake: say hi please"] * 2
+    finishes = [c.choices[0].index for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == [0, 1]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 2 * 6
+
+
 async def test_stream_without_usage(client: openai.AsyncOpenAI) -> None:
     stream = await client.chat.completions.create(model="ok", messages=MESSAGES, stream=True)
     chunks = [chunk async for chunk in stream]

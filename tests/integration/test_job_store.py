@@ -78,6 +78,42 @@ async def test_heartbeat_keeps_a_lease_and_release_hands_it_back(repo: JobReposi
     assert [j.job_id for j in await repo.claim("b", 1, now=251.0, lease_s=LEASE)] == [job_id]
 
 
+async def test_heartbeat_answers_the_jobs_still_held(repo: JobRepository) -> None:
+    ids = await _jobs(repo, 3)
+    await repo.claim("a", 3, now=200.0, lease_s=LEASE)
+    await repo.cancel(ids[1], "u", now=201.0)  # ended by another process
+    assert await repo.heartbeat("a", ids, until=300.0) == {ids[0], ids[2]}
+    assert await repo.heartbeat("b", ids, until=300.0) == set()
+
+
+async def test_cancel_for_key_ends_that_keys_unfinished_jobs(repo: JobRepository) -> None:
+    made = [
+        await repo.create(
+            job_id=f"job_k_{i}",
+            user_id="u",
+            key_id=key_id,
+            kind="chat",
+            model="m",
+            request={},
+            now=100.0 + i,
+        )
+        for i, key_id in enumerate(["k1", "k1", "k1", "k2"])
+    ]
+    await repo.claim("a", 1, now=200.0, lease_s=LEASE)  # job_k_0 runs
+    await repo.finish("job_k_0", "a", now=201.0, status="completed", result={})
+    await repo.claim("a", 1, now=202.0, lease_s=LEASE)  # job_k_1 runs
+    cancelled = await repo.cancel_for_key("k1", now=203.0, reason="revoked")
+    assert sorted(j.job_id for j in cancelled) == ["job_k_1", "job_k_2"]
+    after = {j.job_id: await repo.get(j.job_id) for j in made}
+    assert {i: (r.status, r.error) for i, r in after.items() if r} == {
+        "job_k_0": ("completed", None),
+        "job_k_1": ("cancelled", "revoked"),
+        "job_k_2": ("cancelled", "revoked"),
+        "job_k_3": ("pending", None),
+    }
+    assert not await repo.finish("job_k_1", "a", now=204.0, status="completed", result={})
+
+
 async def test_concurrent_claims_never_share_a_job(repo: JobRepository) -> None:
     await _jobs(repo, 20)
     batches = await asyncio.gather(

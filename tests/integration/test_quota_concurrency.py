@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 
 import httpx
+import openai
 import pytest
 
 from lowart.testing.openai_fake import FakeOpenAI
@@ -110,3 +111,37 @@ def test_a_capped_reservation_too_small_for_the_prompt_is_refused(gw: Gateway) -
     assert first.status_code == 200
     assert second.status_code == 429
     assert second.json()["error"]["code"] == "insufficient_quota"
+
+
+def test_every_choice_is_reserved_and_billed(
+    gw: Gateway, fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    """``n`` choices reserve ``n * max_tokens``; a capped reservation lowers ``max_tokens`` so
+    that all of them fit, and the vendor's count is billed (api.md, Quotas)."""
+    quota, choices = 1_000, 128
+    key = gw.create_user("choices", token_quota=quota)
+    fake, earlier = fake_openai[0], len(fake_openai[0].calls)
+    client = gw.openai(key)
+    served, refused = [], []
+    for _ in range(10):
+        try:
+            served.append(
+                client.chat.completions.create(
+                    model="gpt-ok",
+                    messages=[{"role": "user", "content": "hi"}],
+                    n=choices,
+                    max_tokens=7,
+                )
+            )
+        except openai.RateLimitError as exc:
+            refused.append(exc)
+    assert len(served) == 2 and len(refused) == 8
+    assert all(exc.code == "insufficient_quota" for exc in refused)
+    assert all(len(completion.choices) == choices for completion in served)
+    sent = [call["body"]["max_tokens"] for call in fake.calls[earlier:]]
+    assert sent[0] == 7 and 1 <= sent[1] < 7  # the second one, lowered to fit
+    first, second = (c.usage for c in served)
+    assert first is not None and second is not None
+    billed_second = second.prompt_tokens + min(second.completion_tokens, choices * sent[1])
+    token_used, recorded = _billed(gw, "choices")
+    assert token_used == recorded == first.total_tokens + billed_second <= quota

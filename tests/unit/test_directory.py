@@ -135,6 +135,12 @@ def test_revoked_key(people: Directory) -> None:
     assert people.principal(REVOKED_KEY) is None
 
 
+def test_a_revoked_or_deleted_key_is_revoked_for_its_jobs(people: Directory) -> None:
+    assert people.key_revoked("k3") and people.key_revoked("k-deleted")
+    assert not people.key_revoked("k1") and not people.key_revoked("k2")
+    assert not people.key_revoked(None) and not people.key_revoked("")  # a job without a key
+
+
 def test_key_of_unknown_user(people: Directory) -> None:
     assert people.principal(ORPHAN_KEY) is None
 

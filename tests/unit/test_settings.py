@@ -119,6 +119,7 @@ def test_workers_with_redis() -> None:
         ({"MAX_BODY_BYTES": "32M"}, "MAX_BODY_BYTES"),
         ({"UPSTREAM_MAX_BODY_BYTES": "32M"}, "UPSTREAM_MAX_BODY_BYTES"),
         ({"UPSTREAM_MAX_BODY_BYTES": "0"}, "UPSTREAM_MAX_BODY_BYTES"),
+        ({"COUNT_TOKENS_MAX_BODY_BYTES": "0"}, "COUNT_TOKENS_MAX_BODY_BYTES"),
         ({"QUOTA_DEFAULT_RESERVE": "x"}, "QUOTA_DEFAULT_RESERVE"),
         ({"SHUTDOWN_GRACE_S": "soon"}, "SHUTDOWN_GRACE_S"),
         ({"RPM_WINDOW_S": "1m"}, "RPM_WINDOW_S"),

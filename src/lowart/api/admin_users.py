@@ -17,6 +17,7 @@ from lowart.storage.rows import KeyRow, UserRow, iso
 from lowart.storage.users import UserRepository
 
 Refresh = Callable[[], Awaitable[None]]
+Revoked = Callable[[str], Awaitable[None]]
 
 
 def user_json(row: UserRow) -> dict[str, Any]:
@@ -48,10 +49,13 @@ def key_json(row: KeyRow) -> dict[str, Any]:
 class UserAdmin:
     """Users, their limits and their keys. Every write refreshes the in-memory directory."""
 
-    def __init__(self, users: UserRepository, refresh: Refresh, settle: Refresh) -> None:
+    def __init__(
+        self, users: UserRepository, refresh: Refresh, settle: Refresh, revoked: Revoked
+    ) -> None:
         self._users = users
         self._refresh = refresh
         self._settle = settle  # writes queued usage, so token_used is exact when read
+        self._revoked = revoked  # cancels the key's unfinished jobs
 
     async def quota(self, request: Request) -> JSON:
         body = decode(await body_of(request), UserQuota)
@@ -112,6 +116,7 @@ class UserAdmin:
         if not await self._users.revoke_key(key_id):
             raise NotFound(f"No key '{key_id}'.")
         await self._refresh()
+        await self._revoked(key_id)
         return JSON({"id": key_id, "revoked": True})
 
     def routes(self) -> list[Route]:

@@ -42,23 +42,42 @@ def messages_endpoint(
 
 
 class TokenCounter:
-    """``POST /v1/messages/count_tokens``: an offline estimate, whatever the vendor."""
+    """``POST /v1/messages/count_tokens``: an offline estimate, whatever the vendor.
 
-    def __init__(self, directory: Directory, tokenizer: Tokenizer) -> None:
+    It counts against the caller's RPM window, reads at most ``max_body_bytes``, and tokenizes
+    in a worker thread, one count at a time per process, so that counts cannot crowd out the
+    event loop or the shared thread pool (docs/api.md, Anthropic Messages)."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        tokenizer: Tokenizer,
+        dispatcher: Dispatcher,
+        max_body_bytes: int,
+    ) -> None:
         self._directory = directory
         self._tokenizer = tokenizer
+        self._dispatcher = dispatcher
+        self._max_body = max_body_bytes
+        self._one_at_a_time = asyncio.Semaphore(1)
 
     async def count(self, request: Request) -> JSON:
-        body: dict[str, Any] = parse_object(await body_of(request))
+        principal = caller(request)
+        rpm = await self._dispatcher.count_request(principal)
+        body: dict[str, Any] = parse_object(await body_of(request, self._max_body))
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise InvalidRequest("'model' is required and must be a string.", param="model")
         if not isinstance(body.get("messages"), list):
             raise InvalidRequest("'messages' is required and must be an array.", param="messages")
-        if self._directory.model(model) is None or not caller(request).may_use(model):
+        if self._directory.model(model) is None or not principal.may_use(model):
             raise ModelNotFound(model)
-        text = prompt_text(body)
-        return JSON({"input_tokens": await asyncio.to_thread(self._tokenizer.count, text)})
+        async with self._one_at_a_time:
+            tokens = await asyncio.to_thread(self._count, body)
+        return JSON({"input_tokens": tokens}, raw_headers=rpm.headers() if rpm else ())
+
+    def _count(self, body: dict[str, Any]) -> int:
+        return self._tokenizer.count(prompt_text(body))
 
     def routes(self) -> list[Route]:
         return [route("/v1/messages/count_tokens", POST=self.count)]

@@ -33,9 +33,11 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def read_body(scope: Scope, receive: Receive) -> bytes:
-    """The whole request body, refusing more than the configured limit (413)."""
+async def read_body(scope: Scope, receive: Receive, cap: int | None = None) -> bytes:
+    """The whole request body, refusing more than the configured limit, or ``cap`` when that is
+    smaller (413)."""
     limit: int = scope.get(MAX_BODY_KEY, 32 * 1024 * 1024)
+    limit = limit if cap is None else min(limit, cap)
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"Request body is larger than {limit} bytes.")

@@ -11,6 +11,8 @@ from lowart.errors import InvalidRequest
 MAX_TOKENS_CAP = 10_000_000
 MAX_N = 128
 MAX_SCHEMA_DEPTH = 64  # nesting of tool schemas and response formats (reliability.md B3)
+# OpenAI's fields that admission and billing read: Anthropic has neither (docs/api.md, Quotas).
+_NOT_ANTHROPIC = ("n", "max_completion_tokens")
 
 
 @dataclass(slots=True)  # per request: frozen ones cost more to build
@@ -101,6 +103,8 @@ def _shallow(body: dict[str, Any], name: str) -> None:
 def messages_fields(body: dict[str, Any]) -> ChatFields:
     """Validate an Anthropic Messages request's gateway-relevant fields."""
     model = _model(body)
+    for name in _NOT_ANTHROPIC:  # dropped upstream anyway; admission must not read them
+        body.pop(name, None)
     _messages(body, frozenset({"user", "assistant"}))
     if body.get("max_tokens") is None:
         raise InvalidRequest("'max_tokens' is required.", param="max_tokens")

@@ -38,9 +38,9 @@ class JSON(Response):
         return msgspec.json.encode(content)
 
 
-async def body_of(request: Request) -> bytes:
-    """The body, under the gateway's size limit."""
-    return await read_body(request.scope, request.receive)
+async def body_of(request: Request, limit: int | None = None) -> bytes:
+    """The body, under the gateway's size limit (or ``limit``, when smaller)."""
+    return await read_body(request.scope, request.receive, limit)
 
 
 def caller(request: Request) -> Principal:

@@ -33,6 +33,7 @@ class _Index:
     users: dict[str, UserRow] = field(default_factory=dict)
     models: dict[str, ModelEntry] = field(default_factory=dict)
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    live_keys: frozenset[str] = frozenset()  # ids of keys not revoked
 
 
 def _entry(row: ModelRow, decrypt: Decrypt) -> ModelEntry | None:
@@ -99,6 +100,7 @@ def build_index(snapshot: Snapshot, decrypt: Decrypt) -> _Index:
         users=users,
         models=models,
         chains=_chains(snapshot, models),
+        live_keys=frozenset(k.id for k in snapshot.keys if k.revoked_at is None),
     )
 
 
@@ -124,6 +126,10 @@ class Directory:
         """The principal a job runs as: its user as of now (a disabled user stays disabled)."""
         user = self._index.users.get(user_id)
         return _principal(user, key_id or "") if user is not None else None
+
+    def key_revoked(self, key_id: str | None) -> bool:
+        """True for a key that was revoked (or deleted); a job without a key has none to lose."""
+        return bool(key_id) and key_id not in self._index.live_keys
 
     def user(self, user_id: str) -> UserRow | None:
         return self._index.users.get(user_id)

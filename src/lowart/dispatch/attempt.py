@@ -21,7 +21,13 @@ class Admission:
     chain: list[ModelEntry]
     reservation: Reservation | None
     rpm: RpmDecision | None
-    max_tokens: int | None
+    max_tokens: int | None  # per choice
+    choices: int = 1  # OpenAI's ``n``
+
+    @property
+    def completion_cap(self) -> int | None:
+        """The most completion tokens the request may be billed: ``n * max_tokens``."""
+        return None if self.max_tokens is None else self.choices * self.max_tokens
 
     def headers(self, served: ModelEntry) -> list[tuple[bytes, bytes]]:
         """The gateway's response headers: the model that served, and the RPM standing."""
@@ -30,12 +36,22 @@ class Admission:
 
 
 def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
-    """``max_completion_tokens``, else ``max_tokens`` (validated at the edge)."""
+    """The larger of ``max_completion_tokens`` and ``max_tokens`` (validated at the edge): a
+    vendor given both may honour either, so only the larger bounds what it may produce."""
+    found = None
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
+            found = value if found is None else max(found, value)
+    return found
+
+
+def requested_choices(body: Mapping[str, Any]) -> int:
+    """OpenAI's ``n``, the number of choices (validated at the edge), else 1."""
+    value = body.get("n")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 1:
+        return value
+    return 1
 
 
 @dataclass(slots=True)

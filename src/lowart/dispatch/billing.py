@@ -66,8 +66,9 @@ class Billing:
         if usage is None:
             usage = await self._estimate(attempt, completion)
         admission = attempt.admission
-        if admission.max_tokens is not None and usage.completion_tokens > admission.max_tokens:
-            usage = Usage(usage.prompt_tokens, admission.max_tokens, usage.cached_tokens)
+        cap = admission.completion_cap  # n * max_tokens: every choice may use max_tokens
+        if cap is not None and usage.completion_tokens > cap:
+            usage = Usage(usage.prompt_tokens, cap, usage.cached_tokens)
         # The row first: settling may wait on Redis, and a cancel landing there (the client
         # gone just as its stream ended, or a shutdown) must not lose it. An unsettled
         # reservation is returned by its lease, as when Redis fails.

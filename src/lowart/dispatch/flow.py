@@ -22,7 +22,14 @@ import structlog
 from lowart.catalog.circuit import Circuits
 from lowart.catalog.directory import Directory
 from lowart.dispatch import failure_log
-from lowart.dispatch.attempt import Admission, Attempt, Served, Streaming, requested_max_tokens
+from lowart.dispatch.attempt import (
+    Admission,
+    Attempt,
+    Served,
+    Streaming,
+    requested_choices,
+    requested_max_tokens,
+)
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.retry import RetryPolicy
 from lowart.entries import ModelEntry, Principal
@@ -42,7 +49,7 @@ from lowart.errors import (
 from lowart.formats.anthropic import error_event as anthropic_error_event
 from lowart.formats.openai import completion_text_from_body, error_body
 from lowart.formats.sse import encode_event
-from lowart.limits.base import QuotaLedger, RateLimiter, Reservation
+from lowart.limits.base import QuotaLedger, RateLimiter, Reservation, RpmDecision
 from lowart.providers.base import ANTHROPIC, ChatRequest, ChatStream, Completion, Provider
 from lowart.providers.crossing import in_caller_format
 from lowart.telemetry.metrics import Metrics
@@ -125,40 +132,58 @@ class Dispatcher:
         """
         if not self._recorder.healthy:
             raise ServiceUnavailable("Usage cannot be recorded right now; try again soon.")
+        chain = self._chain(principal, model_id, vendor)
+        max_tokens = requested_max_tokens(body)
+        choices = requested_choices(body) if vendor is None else 1  # images: ``n`` is pictures
+        reservation = await self._reserve(principal, body_bytes, max_tokens, choices)
+        if reservation is not None and reservation.capped and max_tokens is not None:
+            max_tokens = await self._fit(reservation, body, body_bytes, choices)
+        try:
+            rpm = await self.count_request(principal) if count_rpm else None
+        except RateLimited:
+            if reservation is not None:
+                await self._quota.settle(reservation, 0)
+            raise
+        self._recorder.key_used(principal.key_id)
+        return Admission(principal, model_id, chain, reservation, rpm, max_tokens, choices)
+
+    def _chain(self, principal: Principal, model_id: str, vendor: str | None) -> list[ModelEntry]:
+        """The model and the fallbacks the caller may use (docs/api.md, Fallbacks): a fallback
+        outside the caller's allowlist is skipped, never served in its stead."""
         chain = self._directory.chain(model_id) if principal.may_use(model_id) else []
         if not chain:
             raise ModelNotFound(model_id)
+        if principal.models is not None:
+            chain = [m for m in chain if principal.may_use(m.model_id)]
         if vendor is not None:  # images: only models of that vendor can serve, fallbacks too
             chain = [m for m in chain if m.vendor == vendor]
             if not chain or chain[0].model_id != model_id:
                 raise InvalidRequest(
                     f"The model '{model_id}' does not generate images.", param="model"
                 )
-        max_tokens = requested_max_tokens(body)
-        reservation = await self._reserve(principal, body_bytes, max_tokens)
-        if reservation is not None and reservation.capped and max_tokens is not None:
-            max_tokens = await self._fit(reservation, body, body_bytes)
-        rpm = None
-        if principal.rpm_limit is not None and count_rpm:
-            rpm = await self._rpm.admit(principal.user_id, principal.rpm_limit)
-            if not rpm.allowed:
-                if reservation is not None:
-                    await self._quota.settle(reservation, 0)
-                self._metrics.rate_limited.labels(reason="rpm").inc()
-                raise RateLimited(
-                    f"Rate limit reached: {rpm.limit} requests per minute.",
-                    retry_after=rpm.reset_s,
-                    extra_headers=rpm.headers(),
-                )
-        self._recorder.key_used(principal.key_id)
-        return Admission(principal, model_id, chain, reservation, rpm, max_tokens)
+        return chain
+
+    async def count_request(self, principal: Principal) -> RpmDecision | None:
+        """Count one request against the caller's RPM window; raise when it is full."""
+        if principal.rpm_limit is None:
+            return None
+        rpm = await self._rpm.admit(principal.user_id, principal.rpm_limit)
+        if not rpm.allowed:
+            self._metrics.rate_limited.labels(reason="rpm").inc()
+            raise RateLimited(
+                f"Rate limit reached: {rpm.limit} requests per minute.",
+                retry_after=rpm.reset_s,
+                extra_headers=rpm.headers(),
+            )
+        return rpm
 
     async def _reserve(
-        self, principal: Principal, body_bytes: int, max_tokens: int | None
+        self, principal: Principal, body_bytes: int, max_tokens: int | None, choices: int
     ) -> Reservation | None:
         if principal.token_quota is None:
             return None
-        want = admission_estimate(body_bytes) + (max_tokens or self._default_reserve)
+        per_choice = max_tokens or self._default_reserve
+        want = admission_estimate(body_bytes) + choices * per_choice
         settled = self._directory.token_used(principal.user_id)
         reservation = await self._quota.reserve(
             principal.user_id, principal.token_quota, settled, want
@@ -168,10 +193,12 @@ class Dispatcher:
             raise QuotaExceeded("You exceeded your token quota.")
         return reservation
 
-    async def _fit(self, reservation: Reservation, body: dict[str, Any], body_bytes: int) -> int:
-        """A capped reservation for a request with ``max_tokens``: lower ``max_tokens`` to what
-        the reservation covers, so that the request cannot overspend the quota."""
-        room = reservation.amount - admission_estimate(body_bytes)
+    async def _fit(
+        self, reservation: Reservation, body: dict[str, Any], body_bytes: int, choices: int
+    ) -> int:
+        """A capped reservation for a request with ``max_tokens``: lower ``max_tokens`` so that
+        its ``n`` choices fit in what the reservation covers, and cannot overspend the quota."""
+        room = (reservation.amount - admission_estimate(body_bytes)) // choices
         if room < 1:
             await self._quota.settle(reservation, 0)
             self._metrics.rate_limited.labels(reason="quota").inc()

@@ -13,7 +13,7 @@ import msgspec
 from lowart.catalog.directory import Directory
 from lowart.dispatch.flow import Dispatcher
 from lowart.errors import LowartError, PermissionDenied
-from lowart.jobs.runner import AwaitingConfirmation, JobContext
+from lowart.jobs.runner import KEY_REVOKED, AwaitingConfirmation, JobCancelled, JobContext
 from lowart.providers.base import IMAGES, ChatRequest
 from lowart.storage.jobs import JobRow
 from lowart.storage.usage import UsageRepository
@@ -45,6 +45,8 @@ class ChatJobs:
         principal = self._directory.principal_of_user(job.user_id, job.key_id)
         if principal is None or not principal.active:
             raise PermissionDenied("The job's user is disabled.")
+        if self._directory.key_revoked(job.key_id):
+            raise JobCancelled(KEY_REVOKED)
         body: dict[str, Any] = stored["body"]
         fmt = stored["fmt"]
         admission = await self._dispatcher.admit(

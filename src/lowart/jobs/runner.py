@@ -24,6 +24,7 @@ from lowart.telemetry.metrics import Metrics
 log = structlog.get_logger()
 
 JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "require_confirmation")
+KEY_REVOKED = "The API key that submitted the job was revoked."
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,14 @@ class AwaitingConfirmation(Exception):
     def __init__(self, session_id: str) -> None:
         super().__init__(session_id)
         self.session_id = session_id
+
+
+class JobCancelled(Exception):
+    """The job may not run any more (its key was revoked): it ends ``cancelled``, with why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class JobRunner:
@@ -135,7 +144,11 @@ class JobRunner:
 
     async def _beat(self) -> None:
         until = self._clock() + self._config.lease_s
-        await self._repo.heartbeat(self._owner, list(self._active), until)
+        running = list(self._active)
+        held = await self._repo.heartbeat(self._owner, running, until)
+        for job_id in running:
+            if job_id not in held:  # ended elsewhere (cancelled through another process)
+                self.cancel(job_id)
         if self._on_beat is not None:
             await self._on_beat()
         counts = dict.fromkeys((*JOB_STATUSES, "other"), 0)  # a status with no rows shows 0
@@ -152,32 +165,36 @@ class JobRunner:
             result = await executor(job, context)
         except AwaitingConfirmation as paused:
             await self._repo.pause(job.job_id, self._owner, self._clock(), paused.session_id)
+        except JobCancelled as cancelled:
+            await self._end(job, "cancelled", error=cancelled.reason)
         except asyncio.CancelledError:
             if context.cancelled_by_user:
                 return  # the row already says cancelled
             raise  # shutting down: the lease goes back and the next start resumes the job
         except LowartError as exc:
-            await self._repo.finish(
-                job.job_id, self._owner, self._clock(), status="failed", error=exc.message
-            )
+            await self._end(job, "failed", error=exc.message)
         except Exception:
             log.exception("job_failed", job_id=job.job_id, kind=job.kind)
-            await self._repo.finish(
-                job.job_id,
-                self._owner,
-                self._clock(),
-                status="failed",
-                error="The job failed with an internal error.",
-            )
+            await self._end(job, "failed", error="The job failed with an internal error.")
         else:
             if self._settle_usage is not None:  # billed before completed: a rerun sees the bill
                 await self._settle_usage()
-            await self._repo.finish(
-                job.job_id, self._owner, self._clock(), status="completed", result=result
-            )
+            await self._end(job, "completed", result=result)
+
+    async def _end(
+        self,
+        job: JobRow,
+        status: str,
+        *,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        await self._repo.finish(
+            job.job_id, self._owner, self._clock(), status=status, error=error, result=result
+        )
 
     def cancel(self, job_id: str) -> None:
-        """The user cancelled: stop the local task, if this process runs the job."""
+        """The job's row says cancelled: stop the local task, if this process runs the job."""
         active = self._active.get(job_id)
         if active is not None:
             task, context = active

@@ -9,7 +9,7 @@ from typing import Any
 
 from lowart.entries import Principal
 from lowart.errors import NotFound
-from lowart.jobs.runner import JobRunner
+from lowart.jobs.runner import KEY_REVOKED, JobRunner
 from lowart.storage.jobs import JobRepository, JobRow
 from lowart.storage.tools import ToolRepository
 
@@ -64,9 +64,19 @@ class JobService:
         job = await self._repo.cancel(job_id, principal.user_id, self._clock())
         if job is None:
             raise NotFound(f"No job '{job_id}'.")
-        self._runner.cancel(job_id)
+        await self._stop(job)
+        return job
+
+    async def key_revoked(self, key_id: str) -> None:
+        """A revoked key's unfinished jobs end ``cancelled``: one this process runs stops now
+        (billed for what its upstream had answered), one another process runs at its next
+        heartbeat (docs/api.md, Jobs)."""
+        for job in await self._repo.cancel_for_key(key_id, self._clock(), KEY_REVOKED):
+            await self._stop(job)
+
+    async def _stop(self, job: JobRow) -> None:
+        self._runner.cancel(job.job_id)
         if job.session_id is not None:  # its pending tool calls must not run any more
             await self._sessions.set_session_status(
                 job.session_id, "cancelled", self._clock(), only_from="pending"
             )
-        return job

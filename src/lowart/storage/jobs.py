@@ -163,19 +163,20 @@ class JobRepository:
             ).all()
         return [job_row(r._mapping) for r in rows]
 
-    async def heartbeat(self, owner: str, job_ids: Sequence[str], until: float) -> None:
+    async def heartbeat(self, owner: str, job_ids: Sequence[str], until: float) -> set[str]:
+        """Renew the leases ``owner`` still holds; the ids it holds (a job another process
+        ended, such as one cancelled, is not among them)."""
         if not job_ids:
-            return
+            return set()
+        held = (
+            jobs.c.job_id.in_(list(job_ids)),
+            jobs.c.lease_owner == owner,
+            jobs.c.status == "running",
+        )
         async with self._engine.begin() as conn:
-            await conn.execute(
-                jobs.update()
-                .where(
-                    jobs.c.job_id.in_(list(job_ids)),
-                    jobs.c.lease_owner == owner,
-                    jobs.c.status == "running",
-                )
-                .values(lease_until=until)
-            )
+            await conn.execute(jobs.update().where(*held).values(lease_until=until))
+            rows = await conn.execute(sa.select(jobs.c.job_id).where(*held))
+            return {str(job_id) for job_id in rows.scalars()}
 
     async def release(self, owner: str, job_ids: Sequence[str], now: float) -> None:
         """Give leases back at once (a clean shutdown), so the next start resumes the jobs."""
@@ -302,6 +303,29 @@ class JobRepository:
                 )
             ).first()
         return job_row(row._mapping) if row else None
+
+    async def cancel_for_key(self, key_id: str, now: float, reason: str) -> list[JobRow]:
+        """Cancel every unfinished job submitted with this key; the jobs cancelled."""
+        unfinished = (
+            jobs.c.key_id == key_id,
+            jobs.c.status.in_(("pending", "running", "require_confirmation")),
+        )
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(sa.select(jobs).where(*unfinished).with_for_update())).all()
+            ids = [row.job_id for row in rows]
+            if ids:
+                await conn.execute(
+                    jobs.update()
+                    .where(jobs.c.job_id.in_(ids), *unfinished)
+                    .values(
+                        status="cancelled",
+                        error=reason,
+                        lease_owner=None,
+                        lease_until=None,
+                        updated_at=now,
+                    )
+                )
+        return [job_row(row._mapping) for row in rows]
 
     async def count_by_status(self) -> dict[str, int]:
         async with reading(self._engine) as conn:

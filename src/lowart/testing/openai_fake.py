@@ -8,10 +8,11 @@ as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` c
 
 - ``ok`` or anything else: the answer ``"Hello from fake: " + <last user message text>``;
   ``prompt_tokens`` counts the whitespace-separated words of all message texts (at least 1),
-  ``completion_tokens`` those of the answer. A stream sends a chunk with ``role: assistant`` and
-  ``content: ""``, one chunk per word, one with an empty delta and ``finish_reason: "stop"``,
-  then, with ``stream_options.include_usage`` only, a usage chunk with ``choices: []`` (every
-  other chunk then has ``"usage": null``), then ``data: [DONE]``.
+  ``completion_tokens`` those of the answer, times ``n`` (each of the ``n`` choices, default 1,
+  is that answer). A stream sends, for each choice in turn (its ``index`` in its chunks), a chunk
+  with ``role: assistant`` and ``content: ""``, one chunk per word and one with an empty delta
+  and ``finish_reason: "stop"``; then, with ``stream_options.include_usage`` only, a usage chunk
+  with ``choices: []`` (every other chunk then has ``"usage": null``), then ``data: [DONE]``.
 - ``error-<status>`` (400-599): that status with an OpenAI error body; ``error-400`` is an
   ``invalid_request_error`` "fake bad request" with param ``messages``, ``error-429`` has code
   ``rate_limit_exceeded`` and ``Retry-After: 7``, 5xx are ``server_error``.
@@ -146,6 +147,7 @@ class _Request(msgspec.Struct):
     stream: bool | None = None
     stream_options: _StreamOptions | None = None
     tools: list[_Tool] | None = None
+    n: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +155,8 @@ class _Answer:
     content: str | None
     tool_calls: tuple[_ToolCall, ...]
     usage: tuple[int, int] | None
-
     finish_reason: str
+    choices: int = 1
 
 
 def _text(message: _Message) -> str:
@@ -179,10 +181,11 @@ def _answer(request: _Request, behaviour: Behaviour, headers: dict[str, str]) ->
         content += " " + "x" * (behaviour.big_kib * 1024) if behaviour.big_kib else ""
     prompt = max(1, sum(len(_text(message).split()) for message in request.messages))
     generated = content or " ".join(f"{name} {args}" for _, name, args in calls)
-    completion = len(generated.split())
+    choices = max(request.n or 1, 1)
+    completion = len(generated.split()) * choices
     usage = behaviour.reported or (prompt, completion)
     finish = "tool_calls" if calls else "stop"
-    return _Answer(content, calls, usage if behaviour.usage else None, finish)
+    return _Answer(content, calls, usage if behaviour.usage else None, finish, choices)
 
 
 def _tool_calls(request: _Request) -> tuple[_ToolCall, ...]:
@@ -211,8 +214,11 @@ def _completion_body(completion_id: str, model: str, answer: _Answer) -> bytes:
             {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
             for call_id, name, args in answer.tool_calls
         ]
-    choice = {"index": 0, "message": message, "finish_reason": answer.finish_reason}
-    body = _envelope(completion_id, model, "chat.completion") | {"choices": [choice]}
+    choices = [
+        {"index": index, "message": message, "finish_reason": answer.finish_reason}
+        for index in range(answer.choices)
+    ]
+    body = _envelope(completion_id, model, "chat.completion") | {"choices": choices}
     if answer.usage is not None:
         body["usage"] = _usage_json(answer.usage)
     return msgspec.json.encode(body)
@@ -224,16 +230,18 @@ def _stream_events(
     """The SSE events of a streamed answer; a cut one stops after its first ``cut + 1`` chunks."""
     envelope = _envelope(completion_id, model, "chat.completion.chunk")
     null_usage: dict[str, object] = {"usage": None} if include_usage else {}
-    deltas: list[tuple[dict[str, object], str | None]] = [(d, None) for d in _deltas(answer)]
+    deltas: list[tuple[int, dict[str, object], str | None]] = []
+    for index in range(answer.choices):
+        deltas += [(index, d, None) for d in _deltas(answer)]
+        if cut is None:
+            deltas.append((index, {}, answer.finish_reason))
     if cut is not None:
         deltas = deltas[: cut + 1]
-    else:
-        deltas.append(({}, answer.finish_reason))
     events = [
         envelope
-        | {"choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": f}]}
+        | {"choices": [{"index": i, "delta": d, "logprobs": None, "finish_reason": f}]}
         | null_usage
-        for d, f in deltas
+        for i, d, f in deltas
     ]
     if cut is None and include_usage and answer.usage is not None:
         events.append(envelope | {"choices": [], "usage": _usage_json(answer.usage)})
