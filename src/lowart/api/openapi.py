@@ -238,7 +238,7 @@ def _admin_paths() -> dict[str, Any]:
         },
         "/admin/usage": {
             "get": _op("Usage across users"),
-            "parameters": _query("user_id", "model", "since", "until", "group_by"),
+            "parameters": _query("user_id", "model", "served_model", "since", "until", "group_by"),
         },
     }
 
