@@ -246,7 +246,11 @@ def _admin_paths() -> dict[str, Any]:
 def _ops_paths() -> dict[str, Any]:
     return {
         "/health": {"get": _op("Liveness", public=True, errors=())},
-        "/ready": {"get": _op("Readiness (database, Redis)", public=True, errors=(503,))},
+        "/ready": {
+            "get": _op(
+                "Readiness (database, Redis, invalidation subscription)", public=True, errors=(503,)
+            )
+        },
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics (a bearer METRICS_TOKEN when one is set)",
