@@ -10,7 +10,7 @@ CONSOLE := src/lowart/ui/dist
 CHROMIUM := /usr/bin/chromium
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint bench clean
+.PHONY: install console run test lint bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -35,7 +35,16 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-install: $(BIN)/lowart $(CONSOLE)/index.html
+# Without npm the gateway still installs and serves; /ui answers 503 until the console is built.
+HAVE_NPM := $(shell command -v $(NPM) 2>/dev/null)
+ifeq ($(HAVE_NPM),)
+console:
+	@echo "make: $(NPM) not found: skipping the web console build (/ui answers 503 until it is built; install Node.js 20.19+ and npm, then run make install again)"
+else
+console: $(CONSOLE)/index.html
+endif
+
+install: $(BIN)/lowart console
 
 run: install
 	$(BIN)/lowart serve

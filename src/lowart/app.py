@@ -112,10 +112,13 @@ async def start_services(
 
 
 def probes(services: Services) -> dict[str, Callable[[], Awaitable[None]]]:
-    """What ``/ready`` checks: the database, and Redis when configured."""
+    """What ``/ready`` checks: the database, and Redis when configured, with the invalidation
+    listener's first subscription."""
     checks: dict[str, Callable[[], Awaitable[None]]] = {"database": services.ping_database}
     if services.redis is not None:
         checks["redis"] = services.ping_redis
+    if services.invalidations is not None:
+        checks["invalidations"] = services.invalidations.check
     return checks
 
 

@@ -15,9 +15,9 @@ import msgspec
 import uvicorn
 
 from lowart import __version__, key_rotation
-from lowart.api.accounts import issue_key, upsert_user
+from lowart.api.accounts import create_user, issue_key, reset_admin_key
 from lowart.api.admin_models import canonical_vendor, check_base_url
-from lowart.app import announce_admin_key, start_services
+from lowart.app import BOOTSTRAP_ADMIN, announce_admin_key, start_services
 from lowart.catalog.directory import vendor_key_context
 from lowart.errors import LowartError, StartupError
 from lowart.security.ssrf import DestinationPolicy
@@ -26,8 +26,11 @@ from lowart.services import Services
 from lowart.settings import Settings
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
+from lowart.storage.rows import UserRow
 from lowart.telemetry.logging import configure_logging
 from lowart.testing.openai_fake import FakeOpenAI
+
+UNLIMITED = "none"  # a limit option's value for no limit
 
 
 def _out(value: object) -> None:
@@ -53,30 +56,58 @@ async def _migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
+def _user_json(user: UserRow) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "name": user.name,
+        "is_admin": user.is_admin,
+        "status": user.status,
+        "rpm_limit": user.rpm_limit,
+        "token_quota": user.token_quota,
+        "token_used": user.token_used,
+    }
+
+
+def _user_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """Only the options given: an option left out never changes a field."""
+    given = {
+        "name": args.name,
+        "rpm_limit": args.rpm,
+        "token_quota": args.quota,
+        "is_admin": args.admin,
+    }
+    return {
+        name: None if value == UNLIMITED else value
+        for name, value in given.items()
+        if value is not None
+    }
+
+
 async def _users(settings: Settings, args: argparse.Namespace) -> None:
     async with _services(settings) as services:
         if args.action == "list":
             for user in await services.users.list_users():
-                _out(
-                    {
-                        "user_id": user.user_id,
-                        "name": user.name,
-                        "is_admin": user.is_admin,
-                        "status": user.status,
-                        "rpm_limit": user.rpm_limit,
-                        "token_quota": user.token_quota,
-                        "token_used": user.token_used,
-                    }
-                )
-            return
-        fields: dict[str, Any] = {
-            "name": args.name,
-            "rpm_limit": args.rpm,
-            "token_quota": args.quota,
-            "is_admin": args.admin,
-        }
-        _, key = await upsert_user(services.users, args.user_id, fields)
-        _out({"user_id": args.user_id, "api_key": key} if key else {"user_id": args.user_id})
+                _out(_user_json(user))
+        elif args.action == "create":
+            _, key = await create_user(services.users, args.user_id, _user_fields(args))
+            _out({"user_id": args.user_id, "api_key": key})
+        else:
+            row = await services.users.update(args.user_id, _user_fields(args))
+            if row is None:
+                raise StartupError(f"no user {args.user_id!r}")
+            _out(_user_json(row))
+
+
+async def _admin_key(settings: Settings, args: argparse.Namespace) -> None:
+    if not args.reset:
+        raise StartupError(
+            "the admin key is stored only as a hash and cannot be shown again; "
+            "`lowart admin-key --reset` revokes it and prints a new one"
+        )
+    async with _services(settings) as services:
+        key = await reset_admin_key(services.users, BOOTSTRAP_ADMIN)
+        sys.stdout.write(key + "\n")
+        sys.stderr.write(f"The earlier keys of user {BOOTSTRAP_ADMIN!r} are revoked.\n")
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> None:
@@ -133,6 +164,19 @@ async def _rotate_master_key(settings: Settings, args: argparse.Namespace) -> No
         sys.stderr.write(f"The new key is in {key_file}; restart the gateway.\n")
 
 
+def _limit(value: str) -> int | str:
+    """A limit option: a count, or ``none`` for no limit."""
+    if value.strip().lower() == UNLIMITED:
+        return UNLIMITED
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected a count of 0 or more, or none: {value!r}")
+    return count
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lowart", description="Lowart LLM API gateway")
     parser.add_argument("--version", action="version", version=f"lowart {__version__}")
@@ -143,12 +187,22 @@ def _parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     create = users.add_parser("create", help="create a user and print its first key")
-    create.add_argument("user_id")
-    create.add_argument("--name")
-    create.add_argument("--rpm", type=int)
-    create.add_argument("--quota", type=int)
-    create.add_argument("--admin", action="store_true")
+    update = users.add_parser("update", help="change the given fields of an existing user")
+    for command in (create, update):
+        command.add_argument("user_id")
+        command.add_argument("--name")
+        command.add_argument("--rpm", type=_limit, help="requests per minute, or none")
+        command.add_argument("--quota", type=_limit, help="tokens, or none")
+    create.add_argument("--admin", action="store_true", default=None, help="an admin")
+    update.add_argument(
+        "--admin", action=argparse.BooleanOptionalAction, help="make it an admin, or not"
+    )
     users.add_parser("list", help="list users")
+    admin_key = sub.add_parser(
+        "admin-key",
+        help="with --reset: revoke the bootstrap admin's keys and print a new one",
+    )
+    admin_key.add_argument("--reset", action="store_true", help="issue a new admin key")
     keys = sub.add_parser("keys", help="manage keys").add_subparsers(dest="action", required=True)
     key_create = keys.add_parser("create", help="create a key and print it")
     key_create.add_argument("--user", required=True)
@@ -196,6 +250,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         else:
             handler = {
                 "users": _users,
+                "admin-key": _admin_key,
                 "keys": _keys,
                 "models": _models,
                 "rotate-master-key": _rotate_master_key,

@@ -189,9 +189,11 @@ def _serve_workers(settings: Settings, sock: socket.socket) -> int:
 
 def serve(settings: Settings) -> int:
     """Run the gateway until SIGTERM or SIGINT; returns the exit code."""
-    asyncio.run(preflight(settings))
+    # Bound first: a start that cannot listen fails before the first-run work, which would
+    # otherwise generate (and print) an admin key for a gateway that never served.
     sock = bind(settings)
     try:
+        asyncio.run(preflight(settings))
         code = (_serve_workers if settings.workers > 1 else _serve_here)(settings, sock)
     finally:
         sock.close()

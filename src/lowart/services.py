@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lowart.catalog.circuit import CircuitConfig, Circuits
 from lowart.catalog.directory import Directory
+from lowart.catalog.invalidations import CHANNEL, InvalidationListener
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.flow import Dispatcher
 from lowart.dispatch.retry import RetryConfig, RetryPolicy
@@ -63,7 +64,6 @@ from lowart.watchdog import Watchdog
 
 log = structlog.get_logger()
 
-INVALIDATE_CHANNEL = "lowart:invalidate"
 REFRESH = "refresh"  # users, keys or models changed
 TOOLS_CHANGED = "tools"  # MCP servers registered or deleted
 
@@ -147,6 +147,7 @@ class Services:
     watchdog: Watchdog
     redis: aioredis.Redis | None = None
     scripts: RespClient | None = None
+    invalidations: InvalidationListener | None = None  # with Redis: the pub/sub listener
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh(self) -> None:
@@ -165,27 +166,16 @@ class Services:
         if self.redis is None:
             return
         try:
-            await self.redis.publish(INVALIDATE_CHANNEL, message)
+            await self.redis.publish(CHANNEL, message)
         except (RedisError, OSError, TimeoutError):  # the others refresh on their timer
             log.warning("invalidation_publish_failed", message=message)
 
-    async def _listen_for_invalidations(self) -> None:
-        """Reload whenever another instance changed users, keys or models."""
-        assert self.redis is not None
-        while True:
-            try:
-                async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(INVALIDATE_CHANNEL)
-                    async for message in pubsub.listen():
-                        if message.get("type") != "message":
-                            continue
-                        if message.get("data") == TOOLS_CHANGED.encode():  # may take seconds
-                            self.tasks.append(asyncio.create_task(self.start_tool_servers()))
-                        else:
-                            await self.refresh()
-            except (RedisError, OSError, TimeoutError):
-                log.warning("invalidation_listener_reconnecting")
-                await asyncio.sleep(self.settings.cache_refresh_s)
+    async def _invalidated(self, data: bytes) -> None:
+        """Another instance changed users, keys or models (reload), or tool servers."""
+        if data == TOOLS_CHANGED.encode():  # may take seconds: not in the listener's way
+            self.tasks.append(asyncio.create_task(self.start_tool_servers()))
+        else:
+            await self.refresh()
 
     async def ping_redis(self) -> None:
         assert self.redis is not None
@@ -215,8 +205,9 @@ class Services:
         self.tasks.append(loop.create_task(self._refresh_loop()))
         self.tasks.append(loop.create_task(self.job_runner.run()))
         self.tasks.append(loop.create_task(self.watchdog.run()))
-        if self.redis is not None:
-            self.tasks.append(loop.create_task(self._listen_for_invalidations()))
+        if self.invalidations is not None:
+            listening = self.invalidations.run(self.refresh, self._invalidated)
+            self.tasks.append(loop.create_task(listening))
 
     async def start_tool_servers(self) -> None:
         """Run exactly the registered MCP servers, starting them together: at start-up, and
@@ -254,6 +245,8 @@ class Services:
             await self.redis.aclose()
         if self.scripts is not None:
             await self.scripts.close()
+        if self.invalidations is not None:
+            await self.invalidations.close()
         await self.engine.dispose()
 
 
@@ -409,4 +402,5 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         watchdog=watchdog,
         redis=limits.redis,
         scripts=limits.scripts,
+        invalidations=InvalidationListener.for_settings(settings),
     )

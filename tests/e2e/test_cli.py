@@ -51,10 +51,26 @@ def test_cli_then_serve(tmp_path: Path) -> None:
     assert KEY_RE.match(bob_key), bob_key
     assert sql(db, "SELECT name, rpm_limit FROM users WHERE user_id = 'bob'") == [("Bob", 5)]
 
+    # Creating an existing user is refused and changes nothing; an update changes what it names.
+    again = run_cli(["users", "create", "bob", "--quota", "7"], tmp_path)
+    _assert_refused(again, "bob", "already exists")
+    assert again.stdout == ""
+    assert sql(db, "SELECT rpm_limit, token_quota FROM users WHERE user_id = 'bob'") == [(5, None)]
+    updated = run_cli(["users", "update", "bob", "--quota", "100"], tmp_path)
+    assert updated.returncode == 0, updated.stderr
+    (shown,) = _json_lines(updated.stdout)
+    assert (shown["name"], shown["rpm_limit"], shown["token_quota"]) == ("Bob", 5, 100)
+    cleared = run_cli(["users", "update", "bob", "--quota", "none"], tmp_path)
+    assert cleared.returncode == 0, cleared.stderr
+    assert sql(db, "SELECT name, rpm_limit, token_quota FROM users WHERE user_id = 'bob'") == [
+        ("Bob", 5, None)
+    ]
+    _assert_refused(run_cli(["users", "update", "nobody", "--rpm", "1"], tmp_path), "nobody")
+
     listed = run_cli(["users", "list"], tmp_path)
     assert listed.returncode == 0, listed.stderr
     users = {row["user_id"]: row for row in _json_lines(listed.stdout)}
-    assert users["bob"]["rpm_limit"] == 5
+    assert (users["bob"]["rpm_limit"], users["bob"]["token_quota"]) == (5, None)
     assert users["bob"]["is_admin"] is False
     assert bob_key not in listed.stdout
 

@@ -3,7 +3,9 @@
 the fake ComfyUI.
 
 The browser script plays the people and reports what their screens showed; this test checks that
-report and the gateway's own state. It also writes the screenshots that ``docs/ui.md`` links.
+report and the gateway's own state. Its screenshots go to the test's temporary directory; with
+``UI_DOCS=1`` they replace the ones ``docs/ui.md`` links (``UI_DOCS=1 make test``), so a plain
+test run never changes tracked files.
 ``make test`` installs what it needs first: Chromium from Debian's packages, the npm packages and
 the built console (``make install``).
 """
@@ -11,10 +13,11 @@ the built console (``make install``).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ from tests.conftest import ADMIN_KEY, Gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "web" / "e2e" / "console.mjs"
-SCREENSHOTS = ROOT / "docs" / "ui"
+DOC_SCREENSHOTS = ROOT / "docs" / "ui"
 DOC = ROOT / "docs" / "ui.md"
 CHROMIUM = Path("/usr/bin/chromium")
 EXAMPLE = ROOT / "examples" / "mcp_weather.py"
@@ -62,6 +65,20 @@ TIMEOUT_S = 110
 def comfy() -> Iterator[ThreadedComfyUI]:
     with FakeComfyUI.in_thread(fake=FakeComfyUI(step_delay=0.3)) as served:
         yield served
+
+
+def screenshot_dir(tmp_path: Path, env: Mapping[str, str]) -> Path:
+    """Where the screenshots go: ``docs/ui`` only when asked for (``UI_DOCS=1``)."""
+    if env.get("UI_DOCS", "0").strip() == "1":
+        return DOC_SCREENSHOTS
+    return tmp_path / "screenshots"
+
+
+def test_screenshots_replace_the_documented_ones_only_on_request(tmp_path: Path) -> None:
+    assert screenshot_dir(tmp_path, {}) == tmp_path / "screenshots"
+    assert screenshot_dir(tmp_path, {"UI_DOCS": "0"}) == tmp_path / "screenshots"
+    assert screenshot_dir(tmp_path, {"UI_DOCS": "1"}) == DOC_SCREENSHOTS
+    assert not screenshot_dir(tmp_path, {}).is_relative_to(ROOT)
 
 
 def _prerequisites() -> str:
@@ -113,13 +130,15 @@ def test_the_console_end_to_end(
         params={"workflow": WORKFLOW, "defaults": {"size": "64x64"}},
     )
     carol = gw.create_user("carol", token_quota=0)
+    shots = screenshot_dir(tmp_path, os.environ)
+    documented = {p.name: p.stat().st_mtime_ns for p in DOC_SCREENSHOTS.iterdir()}
 
     report = _run_browser(
         node,
         {
             "url": gw.url,
             "chromium": str(CHROMIUM),
-            "screenshots": str(SCREENSHOTS),
+            "screenshots": str(shots),
             "failures": str(tmp_path),
             "admin_key": ADMIN_KEY,
             "carol_key": carol,
@@ -207,11 +226,14 @@ def test_the_console_end_to_end(
     ]
     assert max(seen["overflow"][f"{view}-390.png"] for view in VIEWS) <= 390, seen["overflow"]
 
-    # The screenshots of the main views at both widths, linked from docs/ui.md.
+    # The screenshots of the main views at both widths, linked from docs/ui.md; the tracked ones
+    # are left alone unless asked for.
+    if shots != DOC_SCREENSHOTS:
+        assert {p.name: p.stat().st_mtime_ns for p in DOC_SCREENSHOTS.iterdir()} == documented
     doc = DOC.read_text()
     expected = {f"{view}-{width}.png" for view in VIEWS for width in (1280, 390)}
     assert set(report["screenshots"]) == expected
     for name in expected:
-        assert (SCREENSHOTS / name).stat().st_size > 1000, name
+        assert (shots / name).stat().st_size > 1000, name
         assert f"ui/{name}" in doc, name
     assert report["total_ms"] < 60_000, report["steps"]

@@ -171,7 +171,11 @@ def test_jobs_are_private_and_cancellable(
 def _answered(gw: ServeProcess) -> float:
     """How many upstream answers the server has billed in memory (its metrics, not the DB)."""
     text = httpx.get(f"{gw.url}/metrics").text
-    found = re.search(r'^gateway_requests_total\{model="slow-job",status="ok"\} (\S+)$', text, re.M)
+    found = re.search(
+        r'^gateway_requests_total\{model="slow-job",served_model="slow-job",status="ok"\} (\S+)$',
+        text,
+        re.M,
+    )
     return float(found.group(1)) if found else 0.0
 
 

@@ -534,6 +534,16 @@ def _admin_key_lines(stdout: str) -> list[str]:
 
 
 def test_generated_admin_key_is_printed_once(tmp_path: Path) -> None:
+    # A first start that cannot listen generates no key: it would be shown for nothing.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        refused = run_cli(["serve"], tmp_path, {"ADMIN_KEY": None, "PORT": port}, timeout=30)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "cannot listen" in refused.stderr, refused.stderr
+    assert _admin_key_lines(refused.stdout + refused.stderr) == [], refused.stdout
+
     with ServeProcess(tmp_path, {"ADMIN_KEY": None}) as first:
         lines = _admin_key_lines(first.stdout)
         assert len(lines) == 1, first.stdout
@@ -549,9 +559,23 @@ def test_generated_admin_key_is_printed_once(tmp_path: Path) -> None:
     with ServeProcess(tmp_path, {"ADMIN_KEY": None}) as second:
         with second.client(admin_key) as client:
             assert client.get("/admin/users").status_code == 200
+        # A lost key is replaced, the running gateway follows, and the old one stops working.
+        reset = run_cli(["admin-key", "--reset"], tmp_path, {"ADMIN_KEY": None})
+        assert reset.returncode == 0, reset.stderr
+        fresh = reset.stdout.strip()
+        assert re.fullmatch(r"lw-[A-Za-z0-9_-]{43}", fresh) and fresh != admin_key, reset.stdout
+
+        def admin_status(key: str) -> int:
+            with second.client(key) as client:
+                return client.get("/admin/users").status_code
+
+        wait_for(lambda: admin_status(fresh) == 200, timeout=5)
+        assert admin_status(admin_key) == 401
         assert second.terminate() in STOPPED, second.output()
     assert _admin_key_lines(second.stdout) == [], second.stdout
     assert not re.search(r"lw-[A-Za-z0-9_-]{43}", second.stdout), second.stdout
+    plain = run_cli(["admin-key"], tmp_path, {"ADMIN_KEY": None})
+    assert plain.returncode == 2 and "--reset" in plain.stderr, plain.stderr
 
 
 # --- shutdown ------------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import openai
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Gateway
 
@@ -44,14 +44,12 @@ def sdk(gateway: Gateway, key: str, retries: int = 0) -> openai.OpenAI:
 
 
 def metric(gateway: Gateway, name: str, **labels: str) -> float:
-    """One sample of the gateway's /metrics (0 when absent)."""
+    """The sum of the gateway's /metrics samples named ``name`` that carry ``labels`` (0 when
+    there is none): ``model="a"`` alone counts every ``served_model`` of ``a``."""
     text = gateway.admin("GET", "/metrics").text
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        match = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
-        if not match or match.group(1) != name:
-            continue
-        got = ",".join(sorted((match.group(2) or "").split(","))) if match.group(2) else ""
-        if got == wanted:
-            return float(match.group(3))
-    return 0.0
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )

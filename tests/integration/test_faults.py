@@ -270,6 +270,25 @@ def test_f1_upstream_5xx_retried_then_fallback(
     assert token_used(gw, "f1") == 7 + 9
     assert metric(gw, "gateway_requests_total", model="f1-primary", status="ok") == 1
     assert metric(gw, "gateway_requests_total", model="f1-primary", status="error") == 3
+    # Metrics and the usage report answer both questions alike: asked for, and served by.
+    asked, served = {"model": "f1-primary"}, {"served_model": "f1-backup"}
+    assert metric(gw, "gateway_requests_total", **asked, **served, status="ok") == 1
+    assert metric(gw, "gateway_requests_total", served_model="f1-primary", status="error") == 3
+    assert metric(gw, "gateway_tokens_total", **asked, **served, type="prompt") == 7
+    assert metric(gw, "gateway_tokens_total", **asked, **served, type="completion") == 9
+    assert metric(gw, "gateway_tokens_total", served_model="f1-primary") == 0
+
+    def report(group_by: str, **query: str) -> list[tuple[object, ...]]:
+        params = {"user_id": "f1", "group_by": group_by, **query}
+        response = gw.admin("GET", "/admin/usage", params=params)
+        assert response.status_code == 200, response.text
+        return [(r[group_by], r["total_tokens"], r["requests"]) for r in response.json()["data"]]
+
+    assert report("model") == [("f1-primary", 16, 4)]
+    assert report("served_model") == [("f1-backup", 16, 1), ("f1-primary", 0, 3)]
+    assert report("model", served_model="f1-backup") == [("f1-primary", 16, 1)]
+    bad = gw.admin("GET", "/admin/usage", params={"group_by": "vendor"})
+    assert bad.status_code == 400 and "served_model" in bad.json()["error"]["message"]
 
 
 def test_f1_stream_falls_back_across_vendors_before_first_byte(

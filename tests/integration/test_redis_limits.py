@@ -115,7 +115,7 @@ def test_a_key_revoked_on_one_instance_is_refused_on_the_other(
     assert a.admin("DELETE", f"/admin/keys/{listed['id']}").status_code == 200
     wait_for(lambda: not works_on_b(), timeout=1)
     ready = httpx.get(b.url + "/ready").json()
-    assert ready["checks"] == {"database": "ok", "redis": "ok"}
+    assert ready["checks"] == {"database": "ok", "redis": "ok", "invalidations": "ok"}
 
 
 @pytest.mark.pg

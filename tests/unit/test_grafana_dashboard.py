@@ -597,9 +597,9 @@ REQUIRED = {
         frozenset({"le", "model"}),
     ),
     "tokens": Topic(
-        "Tokens/s by model and type (prompt / completion)",
+        "Tokens/s by served model and type (prompt / completion)",
         "gateway_tokens_total",
-        frozenset({"model", "type"}),
+        frozenset({"served_model", "type"}),
     ),
     "fallbacks": Topic(
         "Fallbacks/s by from and to model",

@@ -37,8 +37,8 @@ def test_deferred_updates_render_as_direct_ones(
         deferred.time(deferred.upstream_duration, seconds, label)
         direct.upstream_duration.labels(label).observe(seconds)
     for label, amount in counts:
-        deferred.add(deferred.tokens, label, "prompt", amount=amount)
-        direct.tokens.labels(label, "prompt").inc(amount)
+        deferred.add(deferred.tokens, label, "b", "prompt", amount=amount)
+        direct.tokens.labels(label, "b", "prompt").inc(amount)
     assert _samples(deferred) == _samples(direct)
     deferred.time(deferred.upstream_duration, 0.5, "a")  # folding twice adds, never repeats
     direct.upstream_duration.labels("a").observe(0.5)

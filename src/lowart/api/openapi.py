@@ -238,7 +238,7 @@ def _admin_paths() -> dict[str, Any]:
         },
         "/admin/usage": {
             "get": _op("Usage across users"),
-            "parameters": _query("user_id", "model", "since", "until", "group_by"),
+            "parameters": _query("user_id", "model", "served_model", "since", "until", "group_by"),
         },
     }
 
@@ -246,7 +246,11 @@ def _admin_paths() -> dict[str, Any]:
 def _ops_paths() -> dict[str, Any]:
     return {
         "/health": {"get": _op("Liveness", public=True, errors=())},
-        "/ready": {"get": _op("Readiness (database, Redis)", public=True, errors=(503,))},
+        "/ready": {
+            "get": _op(
+                "Readiness (database, Redis, invalidation subscription)", public=True, errors=(503,)
+            )
+        },
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics (a bearer METRICS_TOKEN when one is set)",

@@ -64,10 +64,13 @@ class UsageReports:
         q = request.query_params
         group_by = q.get("group_by") or None
         if group_by is not None and group_by not in GROUPINGS:
-            raise InvalidRequest("group_by must be day, model or user.", param="group_by")
+            raise InvalidRequest(
+                "group_by must be day, model, served_model or user.", param="group_by"
+            )
         flt = UsageFilter(
             user_id=q.get("user_id") or None,
             model=q.get("model") or None,
+            served_model=q.get("served_model") or None,
             since=parse_time(q.get("since"), "since"),
             until=parse_time(q.get("until"), "until"),
         )

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from lowart.storage.engine import reading
 from lowart.storage.tables import api_keys, gateway_meta, usage_records, users
 
-GROUPINGS = ("day", "model", "user")
+GROUPINGS = ("day", "model", "served_model", "user")
 _COLUMNS = [c.name for c in usage_records.c if c.name != "id"]
 
 
@@ -56,7 +56,8 @@ class _RowInsert:
 @dataclass(frozen=True, slots=True)
 class UsageFilter:
     user_id: str | None = None
-    model: str | None = None
+    model: str | None = None  # the model asked for
+    served_model: str | None = None  # the model that answered (a fallback's)
     since: float | None = None
     until: float | None = None
 
@@ -75,11 +76,20 @@ def _conditions(flt: UsageFilter) -> list[sa.ColumnElement[bool]]:
         conditions.append(r.user_id == flt.user_id)
     if flt.model is not None:
         conditions.append(r.requested_model == flt.model)
+    if flt.served_model is not None:
+        conditions.append(r.served_model == flt.served_model)
     if flt.since is not None:
         conditions.append(r.created_at >= flt.since)
     if flt.until is not None:
         conditions.append(r.created_at < flt.until)
     return conditions
+
+
+def _group_key(group_by: str | None, dialect: str) -> Any:
+    """The column a report is grouped by (None: not grouped)."""
+    r = usage_records.c
+    columns = {"model": r.requested_model, "served_model": r.served_model, "user": r.user_id}
+    return _day(dialect) if group_by == "day" else columns.get(group_by or "")
 
 
 class UsageRepository:
@@ -137,13 +147,7 @@ class UsageRepository:
             sa.func.coalesce(sa.func.sum(is_error), 0).label("errors"),
         ]
         async with reading(self._engine) as conn:
-            key: Any = None
-            if group_by == "day":
-                key = _day(conn.dialect.name)
-            elif group_by == "model":
-                key = r.requested_model
-            elif group_by == "user":
-                key = r.user_id
+            key = _group_key(group_by, conn.dialect.name)
             query = sa.select(*([key.label("key")] if key is not None else []), *columns)
             query = query.where(*conditions)
             if key is not None:

@@ -91,6 +91,16 @@ class UserRepository:
             row = (await conn.execute(sa.select(users).where(users.c.user_id == user_id))).one()
         return user_row(row._mapping), not exists
 
+    async def create(self, user_id: str, fields: Mapping[str, Any]) -> UserRow | None:
+        """Create the user with ``fields``; None (and nothing changed) when it exists."""
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(users.insert().values(user_id=user_id, **_column_values(fields)))
+                row = (await conn.execute(sa.select(users).where(users.c.user_id == user_id))).one()
+        except sa.exc.IntegrityError:
+            return None
+        return user_row(row._mapping)
+
     async def update(self, user_id: str, fields: Mapping[str, Any]) -> UserRow | None:
         """Update an existing user; None when there is no such user."""
         values = _column_values(fields)
@@ -144,6 +154,16 @@ class UserRepository:
             )
             row = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))).one()
         return key_row(row._mapping)
+
+    async def revoke_keys(self, user_id: str) -> int:
+        """Revoke every live key of the user; returns how many."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                api_keys.update()
+                .where(api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        return int(result.rowcount)
 
     async def list_keys(self, user_id: str) -> list[KeyRow]:
         async with reading(self._engine) as conn:

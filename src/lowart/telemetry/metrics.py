@@ -79,7 +79,11 @@ class Metrics:
         self._timings: dict[tuple[Histogram, tuple[str, ...]], list[float]] = {}
         r = self.registry
         self._known_models: frozenset[str] = frozenset()
-        self.tokens = Counter("gateway_tokens", "Tokens billed.", ["model", "type"], registry=r)
+        # ``model``: the model the caller asked for; ``served_model``: the one that answered (a
+        # fallback's). Both are configured ids or ``other``, so their pairs stay bounded.
+        self.tokens = Counter(
+            "gateway_tokens", "Tokens billed.", ["model", "served_model", "type"], registry=r
+        )
         self.http_duration = Histogram(
             "http_request_duration_seconds",
             "HTTP request duration.",
@@ -88,7 +92,10 @@ class Metrics:
             registry=r,
         )
         self.requests = Counter(
-            "gateway_requests", "Model requests by outcome.", ["model", "status"], registry=r
+            "gateway_requests",
+            "Model requests by outcome.",
+            ["model", "served_model", "status"],
+            registry=r,
         )
         self.upstream_duration = Histogram(
             "gateway_upstream_duration_seconds",

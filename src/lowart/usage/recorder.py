@@ -62,12 +62,14 @@ class UsageRecorder:
         model = self._metrics.model_label(event.requested_model)
         served = self._metrics.model_label(event.served_model)
         metrics = self._metrics
-        metrics.add(metrics.requests, model, event.status)
+        metrics.add(metrics.requests, model, served, event.status)
         if event.billed_tokens:
             if event.prompt_tokens:
-                metrics.add(metrics.tokens, served, "prompt", amount=event.prompt_tokens)
+                metrics.add(metrics.tokens, model, served, "prompt", amount=event.prompt_tokens)
             if event.completion_tokens:
-                metrics.add(metrics.tokens, served, "completion", amount=event.completion_tokens)
+                metrics.add(
+                    metrics.tokens, model, served, "completion", amount=event.completion_tokens
+                )
         self._queue.append(event)
 
     def key_used(self, key_id: str) -> None:
