@@ -21,7 +21,14 @@ import structlog
 
 from lowart.catalog.circuit import Circuits
 from lowart.catalog.directory import Directory
-from lowart.dispatch.attempt import Admission, Attempt, Served, Streaming, requested_max_tokens
+from lowart.dispatch.attempt import (
+    Admission,
+    Attempt,
+    Served,
+    Streaming,
+    in_flight,
+    requested_max_tokens,
+)
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.retry import RetryPolicy
 from lowart.entries import ModelEntry, Principal
@@ -219,6 +226,7 @@ class Dispatcher:
         self, attempt: Attempt, stream: ChatStream, events: AsyncIterator[bytes], first: bytes
     ) -> AsyncIterator[bytes]:
         status = "cancelled"
+        self._recorder.inflight.add(in_flight(attempt, stream))  # ended by its usage row
         try:
             yield first
             async for chunk in events:

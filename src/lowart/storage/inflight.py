@@ -1,0 +1,118 @@
+"""Checkpoints of requests in flight, instance heartbeats, and the recovery of a dead
+instance's checkpoints into ``partial`` usage rows (operations.md, "Requests in flight")."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from lowart.storage.tables import inflight_requests, instances, usage_records, users
+
+_UPDATED = ("completion_tokens", "updated_at")  # what a later checkpoint changes
+
+
+def _upsert(dialect: str, table: sa.Table, key: str, updated: Sequence[str]) -> Any:
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return insert.on_conflict_do_update(
+        index_elements=[key], set_={name: insert.excluded[name] for name in updated}
+    )
+
+
+async def write_checkpoints(
+    conn: AsyncConnection, done: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """In the usage batch's transaction: drop the rows of requests whose usage row it writes,
+    then write the checkpoints of requests still in flight."""
+    if done:
+        await conn.execute(
+            inflight_requests.delete().where(inflight_requests.c.request_id.in_(done))
+        )
+    if rows:
+        statement = _upsert(conn.dialect.name, inflight_requests, "request_id", _UPDATED)
+        await conn.execute(statement, list(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """A dead instance's checkpoints, now usage rows: how many, and the tokens per user."""
+
+    rows: int
+    deltas: dict[str, int]
+
+
+class InstanceRepository:
+    """Heartbeats, and the recovery of checkpoints whose instance is dead."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def beat(self, instance_id: str, started_at: float, now: float) -> None:
+        """Record that this instance is alive at ``now``."""
+        row = {"instance_id": instance_id, "started_at": started_at, "heartbeat_at": now}
+        async with self._engine.begin() as conn:
+            statement = _upsert(conn.dialect.name, instances, "instance_id", ("heartbeat_at",))
+            await conn.execute(statement, row)
+
+    async def recover(self, me: str, stale_before: float) -> Recovered:
+        """Turn the checkpoints of dead instances into ``partial``, ``estimated`` usage rows
+        and settle their tokens into ``token_used``, in one transaction.
+
+        An instance is dead when its heartbeat is older than ``stale_before`` (or it has none).
+        Each checkpoint is claimed by deleting it: of two instances recovering at once, the
+        second finds nothing left, so every row is billed once.
+        """
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                instances.delete().where(
+                    instances.c.heartbeat_at < stale_before, instances.c.instance_id != me
+                )
+            )
+            alive = sa.select(instances.c.instance_id)
+            claimed = await conn.execute(
+                inflight_requests.delete()
+                .where(inflight_requests.c.instance_id.not_in(alive))
+                .returning(*inflight_requests.c)
+            )
+            rows = [dict(r) for r in claimed.mappings()]
+            deltas = await _bill(conn, rows)
+        return Recovered(len(rows), deltas)
+
+
+async def _bill(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    if not rows:
+        return {}
+    deltas: defaultdict[str, int] = defaultdict(int)
+    usage = []
+    for row in rows:
+        deltas[row["user_id"]] += row["prompt_tokens"] + row["completion_tokens"]
+        usage.append(
+            {
+                "request_id": row["request_id"],
+                "user_id": row["user_id"],
+                "key_id": row["key_id"],
+                "requested_model": row["requested_model"],
+                "served_model": row["served_model"],
+                "prompt_tokens": row["prompt_tokens"],
+                "completion_tokens": row["completion_tokens"],
+                "estimated": 1,
+                "status": "partial",
+                "latency_ms": (row["updated_at"] - row["started_at"]) * 1000,
+                "ttft_ms": None,
+                "created_at": row["updated_at"],
+            }
+        )
+    await conn.execute(usage_records.insert(), usage)
+    for user_id, delta in deltas.items():
+        if delta:
+            await conn.execute(
+                users.update()
+                .where(users.c.user_id == user_id)
+                .values(token_used=users.c.token_used + delta)
+            )
+    return dict(deltas)
