@@ -28,6 +28,7 @@ def _entry(
         prompt=lambda: "é" * 10,  # 20 UTF-8 bytes
         completion=lambda: text,
         started_at=started_at,
+        relayed=3 * len(text),  # SSE framing around the text: the text is a third of it
     )
 
 
@@ -52,6 +53,25 @@ def test_due_rows_are_the_requests_older_than_the_interval_with_byte_bound_token
         "updated_at": 101.0,
     }
     assert len(registry.due(102.0, age=1.0)) == 2
+
+
+def test_the_text_is_read_only_when_the_relayed_bytes_have_doubled() -> None:
+    reads: list[int] = []
+    text = ["é" * 10]  # 20 bytes of text in 100 relayed: a share of 0.2
+
+    def completion() -> str:
+        reads.append(1)
+        return text[0]
+
+    entry = _entry(1, started_at=0.0)
+    entry.completion, entry.relayed = completion, 100
+    assert entry.completion_tokens() == admission_estimate(20)
+    entry.relayed = 199
+    assert entry.completion_tokens() == admission_estimate(40)  # 199 times 0.2, rounded
+    assert len(reads) == 1
+    text[0], entry.relayed = "x" * 100, 200  # doubled: measured again (now a share of 0.5)
+    assert entry.completion_tokens() == admission_estimate(100)
+    assert len(reads) == 2
 
 
 def test_the_estimate_never_exceeds_max_tokens() -> None:

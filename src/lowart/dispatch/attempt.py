@@ -68,7 +68,7 @@ class Streaming:
     events: AsyncIterator[bytes]
 
 
-def in_flight(attempt: Attempt, stream: ChatStream) -> InFlight:
+def in_flight(attempt: Attempt, stream: ChatStream, relayed: int) -> InFlight:
     """The registry entry of a stream being relayed (its texts are read only at checkpoints)."""
     admission = attempt.admission
     reservation = admission.reservation
@@ -84,4 +84,5 @@ def in_flight(attempt: Attempt, stream: ChatStream) -> InFlight:
         prompt=functools.partial(prompt_text, attempt.request.body),
         completion=stream.completion_text,
         started_at=time.time(),
+        relayed=relayed,
     )

@@ -226,10 +226,12 @@ class Dispatcher:
         self, attempt: Attempt, stream: ChatStream, events: AsyncIterator[bytes], first: bytes
     ) -> AsyncIterator[bytes]:
         status = "cancelled"
-        self._recorder.inflight.add(in_flight(attempt, stream))  # ended by its usage row
+        tracked = in_flight(attempt, stream, len(first))
+        self._recorder.inflight.add(tracked)  # ended by its usage row
         try:
             yield first
             async for chunk in events:
+                tracked.relayed += len(chunk)  # no I/O: the usage writer reads it
                 yield chunk
             status = "ok"
         except LowartError as exc:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -15,6 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from lowart.storage.tables import inflight_requests, instances, usage_records, users
 
 _UPDATED = ("completion_tokens", "updated_at")  # what a later checkpoint changes
+_COLUMNS = [c.name for c in inflight_requests.c]
+
+# On SQLite a batch is one statement with one parameter, the rows as a JSON array (see
+# ``storage/usage.py``): an ``executemany`` steps once per row, each step waiting for the busy
+# event loop to hand the GIL back, and a thousand checkpoints took seconds. ``WHERE true``
+# tells the parser that ``ON CONFLICT`` belongs to the ``INSERT``.
+_SQLITE_UPSERT = sa.text(
+    f"INSERT INTO inflight_requests ({', '.join(_COLUMNS)}) SELECT "
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_COLUMNS)))
+    + " FROM json_each(:rows) WHERE true ON CONFLICT (request_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
+)
+_SQLITE_DELETE = sa.text(
+    "DELETE FROM inflight_requests WHERE request_id IN (SELECT value FROM json_each(:ids))"
+)
 
 
 def _upsert(dialect: str, table: sa.Table, key: str, updated: Sequence[str]) -> Any:
@@ -29,11 +45,17 @@ async def write_checkpoints(
 ) -> None:
     """In the usage batch's transaction: drop the rows of requests whose usage row it writes,
     then write the checkpoints of requests still in flight."""
-    if done:
+    on_sqlite = conn.dialect.name == "sqlite"
+    if done and on_sqlite:
+        await conn.execute(_SQLITE_DELETE, {"ids": msgspec.json.encode(list(done)).decode()})
+    elif done:
         await conn.execute(
             inflight_requests.delete().where(inflight_requests.c.request_id.in_(done))
         )
-    if rows:
+    if rows and on_sqlite:
+        values = [[row[name] for name in _COLUMNS] for row in rows]
+        await conn.execute(_SQLITE_UPSERT, {"rows": msgspec.json.encode(values).decode()})
+    elif rows:
         statement = _upsert(conn.dialect.name, inflight_requests, "request_id", _UPDATED)
         await conn.execute(statement, list(rows))
 

@@ -1,6 +1,12 @@
 """Requests in flight: a registry in memory, kept by the relay without I/O, read by the usage
 writer, which checkpoints each request older than ``INFLIGHT_CHECKPOINT_S`` (operations.md,
-"Requests in flight"). A killed process then loses at most one checkpoint interval of them."""
+"Requests in flight"). A killed process then loses at most one checkpoint interval of them.
+
+The relay only counts the bytes it relays. The writer turns them into completion tokens: the
+byte bound (UTF-8 bytes ÷ 3, as admission estimates) of the text relayed so far, where that text
+is ``relayed`` times the text's share of the relayed bytes. The share is measured from the
+stream's own text when the relayed bytes have doubled since it was last measured, so a stream's
+text is read O(log n) times, and a checkpoint of a thousand streams costs no parsing at all."""
 
 from __future__ import annotations
 
@@ -26,8 +32,19 @@ class InFlight:
     prompt: Callable[[], str]  # the prompt's text, read at the first checkpoint
     completion: Callable[[], str]  # the text relayed so far, read at each checkpoint
     started_at: float  # Unix seconds
+    relayed: int = 0  # bytes relayed to the client so far (the relay adds each chunk's)
     prompt_tokens: int = -1  # estimated at the first checkpoint
+    share: float = 0.0  # the completion text's bytes per relayed byte, when last measured
+    measured_at: int = 0  # ``relayed`` when the share was measured
     checkpointed: bool = False  # a row of it may be in the database
+
+    def completion_tokens(self) -> int:
+        """The byte bound of the text relayed so far (measuring the share when it is due)."""
+        if self.relayed and self.relayed >= 2 * self.measured_at:
+            self.share = len(self.completion().encode()) / self.relayed
+            self.measured_at = self.relayed
+        tokens = admission_estimate(round(self.relayed * self.share))
+        return tokens if self.max_tokens is None else min(tokens, self.max_tokens)
 
 
 class InFlightRegistry:
@@ -73,9 +90,6 @@ class InFlightRegistry:
     def _row(self, entry: InFlight, now: float) -> dict[str, Any]:
         if entry.prompt_tokens < 0:
             entry.prompt_tokens = admission_estimate(len(entry.prompt().encode()))
-        completion = admission_estimate(len(entry.completion().encode()))
-        if entry.max_tokens is not None:
-            completion = min(completion, entry.max_tokens)
         return {
             "request_id": entry.request_id,
             "instance_id": self.instance_id,
@@ -86,7 +100,7 @@ class InFlightRegistry:
             "reservation_id": entry.reservation_id,
             "reserved_tokens": entry.reserved_tokens,
             "prompt_tokens": entry.prompt_tokens,
-            "completion_tokens": completion,
+            "completion_tokens": entry.completion_tokens(),
             "started_at": entry.started_at,
             "updated_at": now,
         }
