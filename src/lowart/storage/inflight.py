@@ -106,30 +106,31 @@ class InstanceRepository:
         return Recovered(len(rows), deltas)
 
 
+def _usage_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint as its usage row: ``partial``, ``estimated``, dated at the checkpoint."""
+    return {
+        "request_id": row["request_id"],
+        "user_id": row["user_id"],
+        "key_id": row["key_id"],
+        "requested_model": row["requested_model"],
+        "served_model": row["served_model"],
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "estimated": 1,
+        "status": "partial",
+        "latency_ms": (row["updated_at"] - row["started_at"]) * 1000,
+        "ttft_ms": None,
+        "created_at": row["updated_at"],
+    }
+
+
 async def _bill(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
     if not rows:
         return {}
     deltas: defaultdict[str, int] = defaultdict(int)
-    usage = []
     for row in rows:
         deltas[row["user_id"]] += row["prompt_tokens"] + row["completion_tokens"]
-        usage.append(
-            {
-                "request_id": row["request_id"],
-                "user_id": row["user_id"],
-                "key_id": row["key_id"],
-                "requested_model": row["requested_model"],
-                "served_model": row["served_model"],
-                "prompt_tokens": row["prompt_tokens"],
-                "completion_tokens": row["completion_tokens"],
-                "estimated": 1,
-                "status": "partial",
-                "latency_ms": (row["updated_at"] - row["started_at"]) * 1000,
-                "ttft_ms": None,
-                "created_at": row["updated_at"],
-            }
-        )
-    await conn.execute(usage_records.insert(), usage)
+    await conn.execute(usage_records.insert(), [_usage_row(row) for row in rows])
     for user_id, delta in deltas.items():
         if delta:
             await conn.execute(

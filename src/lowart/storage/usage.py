@@ -100,9 +100,8 @@ class UsageRepository:
         done: Sequence[str] = (),
         checkpoints: Sequence[Mapping[str, Any]] = (),
     ) -> bool:
-        """One transaction: insert the rows, add each user's tokens, touch the keys, delete the
-        checkpoints of requests in ``done`` (their rows are in this batch) and write
-        ``checkpoints`` of requests still in flight.
+        """One transaction: insert the rows, add each user's tokens, touch the keys, replace the
+        checkpoints of requests in flight (``done``: those whose rows this batch writes).
 
         With ``once`` (a spooled batch's id), the id is recorded in the same transaction, and a
         batch whose id is already recorded is skipped. Returns whether the batch was written.
