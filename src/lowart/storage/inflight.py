@@ -18,16 +18,25 @@ from lowart.storage.tables import inflight_requests, instances, usage_records, u
 _UPDATED = ("completion_tokens", "updated_at")  # what a later checkpoint changes
 _COLUMNS = [c.name for c in inflight_requests.c]
 
-# On SQLite a batch is one statement with one parameter, the rows as a JSON array (see
-# ``storage/usage.py``): an ``executemany`` steps once per row, each step waiting for the busy
-# event loop to hand the GIL back, and a thousand checkpoints took seconds. ``WHERE true``
-# tells the parser that ``ON CONFLICT`` belongs to the ``INSERT``.
-_SQLITE_UPSERT = sa.text(
-    f"INSERT INTO inflight_requests ({', '.join(_COLUMNS)}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_COLUMNS)))
-    + " FROM json_each(:rows) WHERE true ON CONFLICT (request_id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
-)
+
+def _sqlite_upsert() -> Any:
+    """On SQLite a batch is one statement with one parameter, the rows as a JSON array (as in
+    ``storage/usage.py``): an ``executemany`` steps once per row, each step waiting for the busy
+    event loop to hand the GIL back. The ``WHERE`` tells SQLite's parser that ``ON CONFLICT``
+    belongs to the ``INSERT``."""
+    rows = sa.func.json_each(sa.bindparam("rows", type_=sa.Text)).table_valued("value")
+    picks = [
+        sa.func.json_extract(rows.c.value, sa.literal(f"$[{i}]")) for i in range(len(_COLUMNS))
+    ]
+    insert = sqlite.insert(inflight_requests).from_select(
+        _COLUMNS, sa.select(*picks).where(sa.true())
+    )
+    return insert.on_conflict_do_update(
+        index_elements=["request_id"], set_={name: insert.excluded[name] for name in _UPDATED}
+    )
+
+
+_SQLITE_UPSERT = _sqlite_upsert()
 _SQLITE_DELETE = sa.text(
     "DELETE FROM inflight_requests WHERE request_id IN (SELECT value FROM json_each(:ids))"
 )
