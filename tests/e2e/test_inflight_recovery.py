@@ -87,8 +87,9 @@ def test_sigkill_bills_streams_in_flight_once_at_their_last_checkpoint(
             model="quick", messages=[{"role": "user", "content": "hi"}], stream=True
         )
         assert list(quick)  # a short stream: ends with its ok row, no checkpoint
-        # One stream of about a second: checkpointed, then ended before the kill.
-        medium = threading.Thread(target=_stream, args=(client, chunks, -1, "a b c d e f g"))
+        # A stream of about three seconds: checkpointed, then ended before the kill.
+        medium_words = " ".join("m" * 25)
+        medium = threading.Thread(target=_stream, args=(client, chunks, -1, medium_words))
         medium.start()
         for n in range(STREAMS):
             thread = threading.Thread(target=_stream, args=(client, chunks, n), daemon=True)
