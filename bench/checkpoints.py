@@ -1,10 +1,11 @@
 """The cost of checkpointing requests in flight (docs/operations.md, "Requests in flight").
 
-Two fresh gateways, one after the other, each with ``BENCH_CHECKPOINT_STREAMS`` (1,000) slow
-streams open at once: one checkpoints every second (``INFLIGHT_CHECKPOINT_S=1``, the default),
-the other never within the run. Over ``BENCH_CHECKPOINT_SECONDS`` (6) with every stream open, the
-gateway's CPU time is read from ``/proc``; the figure is CPU milliseconds per stream-second, and
-the checkpoint rows in the database at the window's end show that the writer did its work.
+Two gateways, measured in turn ``BENCH_CHECKPOINT_ROUNDS`` (3) times each, each time with
+``BENCH_CHECKPOINT_STREAMS`` (1,000) slow streams open at once: one checkpoints every second
+(``INFLIGHT_CHECKPOINT_S=1``, the default), the other never within the run. Over
+``BENCH_CHECKPOINT_SECONDS`` (6) with every stream open, the gateway's CPU time is read from
+``/proc``; the figure is CPU milliseconds per stream-second (the median round), and the
+checkpoint rows in the database at the window's end show that the writer did its work.
 
 Run alone: ``.venv/bin/python bench/checkpoints.py``.
 """
@@ -30,6 +31,7 @@ from streams import session
 
 STREAMS = int(os.environ.get("BENCH_CHECKPOINT_STREAMS", "1000"))
 WINDOW_S = float(os.environ.get("BENCH_CHECKPOINT_SECONDS", "6"))
+ROUNDS = max(1, int(os.environ.get("BENCH_CHECKPOINT_ROUNDS", "3")))
 MODEL = "bench-inflight"
 CHUNKS, DELAY_MS = 240, 250  # a stream lasts a minute: open through the whole window
 INTERVALS = (("checkpoints every 1 s", "1"), ("checkpoints off", "1000000"))
@@ -98,19 +100,23 @@ def _checkpoint_rows(gw: Gateway) -> int:
 
 
 def measure(slow: SlowClient) -> list[Cost]:
-    """Each setting on a gateway of its own, started and stopped here."""
-    costs = []
-    for n, (label, interval) in enumerate(INTERVALS):
-        with contextlib.ExitStack() as stack:
+    """Each setting on a gateway of its own (started and stopped here), measured in turn."""
+    runs: list[list[Cost]] = [[] for _ in INTERVALS]
+    with contextlib.ExitStack() as stack:
+        gateways = []
+        for n, (_, interval) in enumerate(INTERVALS):
             gw = start_gateway(stack, f"lowart-inflight-{n}", {"INFLIGHT_CHECKPOINT_S": interval})
             gw.add_model(MODEL, slow.v1(CHUNKS, DELAY_MS))
-            cost = asyncio.run(_measure(gw, label))
-        log(
-            f"in flight, {cost.label}: {cost.streams} streams, {cost.rows} checkpoint rows, "
-            f"{cost.ms_per_stream_second:.3f} CPU ms per stream-second"
-        )
-        costs.append(cost)
-    return costs
+            gateways.append(gw)
+        for _ in range(ROUNDS):
+            for n, (label, _) in enumerate(INTERVALS):
+                cost = asyncio.run(_measure(gateways[n], label))
+                log(
+                    f"in flight, {cost.label}: {cost.streams} streams, {cost.rows} checkpoint "
+                    f"rows, {cost.ms_per_stream_second:.3f} CPU ms per stream-second"
+                )
+                runs[n].append(cost)
+    return [sorted(r, key=lambda c: c.ms_per_stream_second)[len(r) // 2] for r in runs]
 
 
 def lines(costs: list[Cost]) -> list[str]:
@@ -119,8 +125,9 @@ def lines(costs: list[Cost]) -> list[str]:
         return ["Not measured (`BENCH_CHECKPOINT=0`)."]
     out = [
         f"Lowart's CPU time over {WINDOW_S:g} s with {STREAMS:,} slow streams open (one chunk "
-        f"every {DELAY_MS} ms), each setting on a fresh gateway; rows = checkpoint rows in "
-        "`inflight_requests` at the end of the window.",
+        f"every {DELAY_MS} ms), each setting on a gateway of its own, the median of {ROUNDS} "
+        "rounds taken in turn; rows = checkpoint rows in `inflight_requests` at the end of the "
+        "window.",
         "",
         "| Setting | Streams open | Checkpoint rows | CPU ms per stream-second |",
         "|---|---:|---:|---:|",
