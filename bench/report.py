@@ -254,6 +254,7 @@ class Results:
     evidence: Evidence
     logged: list[tuple[str, int, list[str]]]  # gateway, error lines, the first distinct ones
     notes: str = ""  # hand-written reading of the targets (bench/targets-notes.md)
+    checkpoints: tuple[str, ...] = ()  # the cost of checkpointing streams in flight
 
 
 def render(r: Results) -> str:
@@ -294,6 +295,10 @@ def render(r: Results) -> str:
             "## Lowart's memory (VmRSS)",
             "",
             *memory_lines(r.memory),
+            "",
+            "## Requests in flight: the cost of their checkpoints",
+            "",
+            *r.checkpoints,
             "",
             "## Scaling: WORKERS=2 against one worker",
             "",

@@ -10,7 +10,8 @@ Systems, each measured with ``wrk`` non-streaming and streaming at 1 and 64 conn
   and metrics all on (:mod:`gateway`);
 - ``litellm`` and ``portkey``: the peers, started with ``shared/peers/*.sh`` (:mod:`peers`).
 
-Then Lowart's memory (:mod:`memory`), ``WORKERS=2`` against one worker (:mod:`scaling`), and the
+Then Lowart's memory (:mod:`memory`), the cost of checkpointing 1,000 streams in flight
+(:mod:`checkpoints`), ``WORKERS=2`` against one worker (:mod:`scaling`), and the
 load rows of the reliability catalogue against a slow upstream (:mod:`load_rows`,
 :mod:`slow_upstream`). The report (:mod:`report`, targets judged by :mod:`goals`) is printed and
 written to ``bench/out/report.md`` with its chart ``bench/out/performance.png`` (:mod:`chart`).
@@ -21,7 +22,8 @@ Settings, from the environment:
   ``BENCH_ROUNDS`` (default 3): runs of the pass-through and Lowart per cell, in alternation
   (the median is kept);
 - ``BENCH_PEERS=0``: leave out LiteLLM and Portkey; ``BENCH_SCALING=0``: leave out the workers
-  comparison; ``BENCH_LOAD_ROWS=0``: leave out the load rows (their own settings are in
+  comparison; ``BENCH_CHECKPOINT=0``: leave out the checkpoint cost (its own settings are in
+  :mod:`checkpoints`); ``BENCH_LOAD_ROWS=0``: leave out the load rows (their own settings are in
   :mod:`load_rows`); ``BENCH_TTFT_SAMPLES`` (default 400);
 - ``BENCH_DOCS=1``: also write ``docs/performance.md`` and ``docs/performance.png``.
 """
@@ -38,6 +40,7 @@ import time
 from pathlib import Path
 
 import chart
+import checkpoints
 import load_rows
 import machine
 import memory
@@ -48,9 +51,10 @@ import scaling
 import slow_upstream
 import tools
 import ttft
-from gateway import start_gateway
+from gateway import Gateway, start_gateway
 from goals import Memory, judge
 from procs import OUT, REPO, WORK, log
+from slow_upstream import SlowClient
 from targets import (
     MODES,
     Target,
@@ -73,6 +77,10 @@ SETTINGS = (
     "BENCH_ROUNDS",
     "BENCH_PEERS",
     "BENCH_SCALING",
+    "BENCH_CHECKPOINT",
+    "BENCH_CHECKPOINT_STREAMS",
+    "BENCH_CHECKPOINT_SECONDS",
+    "BENCH_CHECKPOINT_ROUNDS",
     "BENCH_LOAD_ROWS",
     "BENCH_TTFT_SAMPLES",
     "BENCH_L1_SECONDS",
@@ -152,6 +160,14 @@ def write(text: str, png_from: Path, folder: Path, name: str) -> None:
     log(f"written to {(folder / name).relative_to(REPO)} and performance.png beside it")
 
 
+def _held(gw: Gateway, slow: SlowClient) -> tuple[memory.Held | None, str]:
+    """Many streams held open at once, or why they could not be."""
+    try:
+        return memory.hold_streams(gw, slow), ""
+    except (OSError, RuntimeError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 def main() -> int:
     started = dt.datetime.now(dt.UTC)
     load_at_start = machine.load_average()
@@ -179,12 +195,9 @@ def main() -> int:
                 ]
             rows, peaks, sent = measure_rows(systems, gw.pid)
             ttfts = ttft.measure([s for s in systems if isinstance(s, Target)])
-        held, held_reason = None, ""
-        try:
-            held = memory.hold_streams(gw, slow)
-        except (OSError, RuntimeError) as exc:
-            held_reason = f"{type(exc).__name__}: {exc}"
+        held, held_reason = _held(gw, slow)
         mem = Memory(idle, peaks, held, held_reason)
+        inflight = checkpoints.measure(slow) if _on("BENCH_CHECKPOINT") else []
         scaled = scaling.measure(SECONDS, upstream, ROUNDS) if _on("BENCH_SCALING") else None
         ttft_sent = sum(t.sent for t in ttfts if t.target == "lowart")
         evidence = report.collect(gw, sent + len(MODES) + ttft_sent)
@@ -210,6 +223,7 @@ def main() -> int:
         scaled=scaled,
         goals=goals,
         loads=loads,
+        checkpoints=tuple(checkpoints.lines(inflight)),
         evidence=evidence,
         notes=NOTES.read_text() if NOTES.exists() else "",
         logged=[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import stat
@@ -25,7 +26,7 @@ from lowart.errors import StartupError
 from lowart.jobs.chat import ChatJobs
 from lowart.jobs.runner import JobConfig, JobRunner
 from lowart.jobs.service import CHAT, IMAGES, JobService
-from lowart.limits.base import QuotaLedger, RateLimiter
+from lowart.limits.base import QuotaLedger, RateLimiter, settle_recovered
 from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
 from lowart.limits.redis import RedisRateLimiter, connect
 from lowart.limits.redis_quota import RedisQuotaLedger
@@ -45,6 +46,7 @@ from lowart.security.ssrf import DestinationPolicy
 from lowart.settings import Settings
 from lowart.storage.files import FileRepository
 from lowart.storage.filestore import FileStore
+from lowart.storage.inflight import InstanceRepository
 from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
@@ -58,6 +60,8 @@ from lowart.tools.mcp import MCPManager, ToolCallError
 from lowart.tools.servers import server_config
 from lowart.tools.sessions import Confirmations
 from lowart.usage.estimate import Tokenizer
+from lowart.usage.inflight import InFlightRegistry
+from lowart.usage.liveness import Liveness
 from lowart.usage.outbox import Outbox
 from lowart.usage.recorder import UsageRecorder
 from lowart.watchdog import Watchdog
@@ -145,6 +149,7 @@ class Services:
     tools: ToolLoop
     confirmations: Confirmations
     watchdog: Watchdog
+    liveness: Liveness
     redis: aioredis.Redis | None = None
     scripts: RespClient | None = None
     invalidations: InvalidationListener | None = None  # with Redis: the pub/sub listener
@@ -205,6 +210,7 @@ class Services:
         self.tasks.append(loop.create_task(self._refresh_loop()))
         self.tasks.append(loop.create_task(self.job_runner.run()))
         self.tasks.append(loop.create_task(self.watchdog.run()))
+        self.tasks.append(loop.create_task(self.liveness.run()))
         if self.invalidations is not None:
             listening = self.invalidations.run(self.refresh, self._invalidated)
             self.tasks.append(loop.create_task(listening))
@@ -311,6 +317,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
     quota = limits.quota
     lock = asyncio.Lock()
     usage = UsageRepository(engine)
+    instance_id = "gw-" + secrets.token_hex(6)
     recorder = UsageRecorder(
         usage,
         metrics,
@@ -318,6 +325,8 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         lock=lock,
         on_flushed=quota.flushed,
         outbox=Outbox(settings.outbox_dir),
+        inflight=InFlightRegistry(instance_id),
+        checkpoint_s=settings.inflight_checkpoint_s,
     )
     session = new_session(
         DestinationPolicy(settings.upstream_allow_private), settings.upstream_pool_size
@@ -371,7 +380,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
             poll_s=settings.job_poll_s,
             concurrency=settings.job_concurrency,
         ),
-        owner="gw-" + secrets.token_hex(6),
+        owner=instance_id,
         metrics=metrics,
     )
     return Services(
@@ -400,6 +409,14 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         tools=tools,
         confirmations=confirmations,
         watchdog=watchdog,
+        liveness=Liveness(
+            InstanceRepository(engine),
+            recorder,
+            heartbeat_s=settings.instance_heartbeat_s,
+            dead_after_s=settings.instance_dead_after_s,
+            lock=lock,
+            on_recovered=functools.partial(settle_recovered, quota),
+        ),
         redis=limits.redis,
         scripts=limits.scripts,
         invalidations=InvalidationListener.for_settings(settings),

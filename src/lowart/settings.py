@@ -103,6 +103,9 @@ class Settings:
     quota_default_reserve: int = 1000
     quota_lease_s: float = 900.0
     quota_pending_ttl_s: float = 600.0
+    inflight_checkpoint_s: float = 1.0
+    instance_heartbeat_s: float = 5.0
+    instance_dead_after_s: float = 30.0
     retries: int = 1
     retry_backoff_ms: int = 200
     retry_backoff_max_ms: int = 2000
@@ -193,6 +196,9 @@ class Settings:
             quota_default_reserve=_int(env, "QUOTA_DEFAULT_RESERVE", 1000),
             quota_lease_s=_float(env, "QUOTA_LEASE_S", 900.0),
             quota_pending_ttl_s=_float(env, "QUOTA_PENDING_TTL_S", 600.0),
+            inflight_checkpoint_s=_float(env, "INFLIGHT_CHECKPOINT_S", 1.0),
+            instance_heartbeat_s=_float(env, "INSTANCE_HEARTBEAT_S", 5.0),
+            instance_dead_after_s=_float(env, "INSTANCE_DEAD_AFTER_S", 30.0),
             retries=_int(env, "RETRIES", 1),
             retry_backoff_ms=_int(env, "RETRY_BACKOFF_MS", 200),
             retry_backoff_max_ms=_int(env, "RETRY_BACKOFF_MAX_MS", 2000),
@@ -233,6 +239,7 @@ class Settings:
             raise StartupError("JOB_HEARTBEAT_S must be shorter than JOB_LEASE_S")
         if self.workers < 1:
             raise StartupError("WORKERS must be at least 1")
+        self._validate_liveness()
         if self.workers > 1 and self.redis_url is None:
             raise StartupError("WORKERS > 1 needs REDIS_URL: limits and quotas must be shared")
         if self.redis_failure_mode not in {"closed", "degraded"}:
@@ -251,6 +258,12 @@ class Settings:
         for name, value in positive.items():
             if value <= 0:
                 raise StartupError(f"{name} must be positive")
+
+    def _validate_liveness(self) -> None:
+        if self.inflight_checkpoint_s <= 0 or self.instance_heartbeat_s <= 0:
+            raise StartupError("INFLIGHT_CHECKPOINT_S and INSTANCE_HEARTBEAT_S must be positive")
+        if self.instance_heartbeat_s >= self.instance_dead_after_s:
+            raise StartupError("INSTANCE_HEARTBEAT_S must be shorter than INSTANCE_DEAD_AFTER_S")
 
     def _validate_database(self) -> None:
         if not (self.is_sqlite or self.database_url.startswith(("postgresql", "postgres"))):

@@ -12,6 +12,7 @@ import pytest
 
 from lowart.telemetry.metrics import Metrics
 from lowart.usage.events import UsageEvent
+from lowart.usage.inflight import InFlightRegistry
 from lowart.usage.outbox import Outbox
 from lowart.usage.recorder import UsageRecorder
 
@@ -24,6 +25,8 @@ class FakeUsageRepository:
         self.rows: list[Mapping[str, Any]] = []
         self.token_used: dict[str, int] = {}
         self.markers: set[str] = set()
+        self.checkpoints: dict[str, Mapping[str, Any]] = {}  # inflight_requests, by request
+        self.writes: list[tuple[list[str], list[str]]] = []  # each write: its rows, its done
 
     async def write_batch(
         self,
@@ -31,6 +34,9 @@ class FakeUsageRepository:
         token_deltas: Mapping[str, int],
         keys_used: Mapping[str, dt.datetime],
         once: str | None = None,
+        *,
+        done: Sequence[str] = (),
+        checkpoints: Sequence[Mapping[str, Any]] = (),
     ) -> bool:
         if self.down:
             raise ConnectionRefusedError("database down")
@@ -41,6 +47,10 @@ class FakeUsageRepository:
         self.rows += records
         for user, delta in token_deltas.items():
             self.token_used[user] = self.token_used.get(user, 0) + delta
+        for request_id in done:
+            self.checkpoints.pop(request_id, None)
+        self.checkpoints.update((row["request_id"], row) for row in checkpoints)
+        self.writes.append(([r["request_id"] for r in records], list(done)))
         return True
 
 
@@ -62,7 +72,9 @@ def _event(n: int, user: str = "u", tokens: int = 5) -> UsageEvent:
     )
 
 
-def _recorder(repo: FakeUsageRepository, outbox: Outbox) -> tuple[UsageRecorder, list[Any]]:
+def _recorder(
+    repo: FakeUsageRepository, outbox: Outbox, checkpoint_s: float = 1.0
+) -> tuple[UsageRecorder, list[Any]]:
     noted: list[Any] = []
 
     async def on_flushed(deltas: Mapping[str, int], tags: Mapping[str, Sequence[str]]) -> None:
@@ -75,6 +87,8 @@ def _recorder(repo: FakeUsageRepository, outbox: Outbox) -> tuple[UsageRecorder,
         lock=asyncio.Lock(),
         on_flushed=on_flushed,
         outbox=outbox,
+        inflight=InFlightRegistry("gw-test"),
+        checkpoint_s=checkpoint_s,
     )
     return recorder, noted
 

@@ -133,6 +133,9 @@ def test_workers_with_redis() -> None:
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"SQLITE_BUSY_TIMEOUT_MS": "5s"}, "SQLITE_BUSY_TIMEOUT_MS"),
         ({"SQLITE_BUSY_TIMEOUT_MS": "-1"}, "SQLITE_BUSY_TIMEOUT_MS"),
+        ({"INFLIGHT_CHECKPOINT_S": "0"}, "INFLIGHT_CHECKPOINT_S"),
+        ({"INSTANCE_HEARTBEAT_S": "30"}, "INSTANCE_HEARTBEAT_S must be shorter"),
+        ({"INSTANCE_DEAD_AFTER_S": "soon"}, "INSTANCE_DEAD_AFTER_S"),
     ],
 )
 def test_invalid_settings_refuse_to_start(env: dict[str, str], variable: str) -> None:

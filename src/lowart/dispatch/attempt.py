@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from lowart.entries import ModelEntry, Principal
+from lowart.formats.openai import prompt_text
 from lowart.limits.base import Reservation, RpmDecision
-from lowart.providers.base import ChatRequest
+from lowart.providers.base import ChatRequest, ChatStream
+from lowart.usage.inflight import InFlight
 
 
 @dataclass(slots=True)
@@ -79,3 +82,23 @@ class Streaming:
 
     headers: list[tuple[bytes, bytes]]
     events: AsyncIterator[bytes]
+
+
+def in_flight(attempt: Attempt, stream: ChatStream, relayed: int) -> InFlight:
+    """The registry entry of a stream being relayed (its texts are read only at checkpoints)."""
+    admission = attempt.admission
+    reservation = admission.reservation
+    return InFlight(
+        request_id=attempt.request.request_id,
+        user_id=admission.principal.user_id,
+        key_id=admission.principal.key_id,
+        requested_model=admission.requested,
+        served_model=attempt.model.model_id,
+        reservation_id=reservation.id if reservation is not None else "",
+        reserved_tokens=reservation.amount if reservation is not None else 0,
+        max_tokens=admission.max_tokens,
+        prompt=functools.partial(prompt_text, attempt.request.body),
+        completion=stream.completion_text,
+        started_at=time.time(),
+        relayed=relayed,
+    )

@@ -27,6 +27,7 @@ from lowart.dispatch.attempt import (
     Attempt,
     Served,
     Streaming,
+    in_flight,
     requested_choices,
     requested_max_tokens,
 )
@@ -248,9 +249,12 @@ class Dispatcher:
         self, attempt: Attempt, stream: ChatStream, events: AsyncIterator[bytes], first: bytes
     ) -> AsyncIterator[bytes]:
         status = "cancelled"
+        tracked = in_flight(attempt, stream, len(first))
+        self._recorder.inflight.add(tracked)  # ended by its usage row
         try:
             yield first
             async for chunk in events:
+                tracked.relayed += len(chunk)  # no I/O: the usage writer reads it
                 yield chunk
             status = "ok"
         except LowartError as exc:

@@ -75,3 +75,12 @@ class QuotaLedger(Protocol):
     async def reload(self, load: Callable[[], Awaitable[T]]) -> T:
         """Run ``load`` (a new database snapshot) and account for what it includes."""
         ...
+
+
+async def settle_recovered(quota: QuotaLedger, deltas: Mapping[str, int]) -> None:
+    """Usage of a dead instance's requests, recovered into the database by this process: count
+    it as settled and written. The dead process's reservations ended with it (in memory) or end
+    with their lease (Redis), so nothing is reserved twice for long."""
+    for user_id, tokens in deltas.items():
+        quota.record(user_id, tokens)
+    await quota.flushed(deltas, {})

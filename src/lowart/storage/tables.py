@@ -174,3 +174,30 @@ tool_audit = sa.Table(
     sa.Column("result_bytes", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+# Requests in flight, checkpointed by the usage writer (operations.md, "Requests in flight").
+inflight_requests = sa.Table(
+    "inflight_requests",
+    metadata,
+    sa.Column("request_id", sa.Text, primary_key=True),
+    sa.Column("instance_id", sa.Text, nullable=False, index=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("key_id", sa.Text, nullable=True),
+    sa.Column("requested_model", sa.Text, nullable=False),
+    sa.Column("served_model", sa.Text, nullable=False),
+    sa.Column("reservation_id", sa.Text, nullable=False, server_default=sa.text("''")),
+    sa.Column("reserved_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("started_at", sa.Float, nullable=False),  # Unix seconds, UTC
+    sa.Column("updated_at", sa.Float, nullable=False),  # the last checkpoint
+)
+
+# One row per running gateway process, renewed every INSTANCE_HEARTBEAT_S.
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("instance_id", sa.Text, primary_key=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lowart.storage.engine import reading
+from lowart.storage.inflight import write_checkpoints
 from lowart.storage.tables import api_keys, gateway_meta, usage_records, users
 
 GROUPINGS = ("day", "model", "served_model", "user")
@@ -105,8 +106,12 @@ class UsageRepository:
         token_deltas: Mapping[str, int],
         keys_used: Mapping[str, dt.datetime],
         once: str | None = None,
+        *,
+        done: Sequence[str] = (),
+        checkpoints: Sequence[Mapping[str, Any]] = (),
     ) -> bool:
-        """One transaction: insert the rows, add each user's tokens, touch the keys.
+        """One transaction: insert the rows, add each user's tokens, touch the keys, replace the
+        checkpoints of requests in flight (``done``: those whose rows this batch writes).
 
         With ``once`` (a spooled batch's id), the id is recorded in the same transaction, and a
         batch whose id is already recorded is skipped. Returns whether the batch was written.
@@ -133,6 +138,7 @@ class UsageRepository:
                 await conn.execute(
                     api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=when)
                 )
+            await write_checkpoints(conn, done, checkpoints)
         return True
 
     async def aggregate(self, flt: UsageFilter, group_by: str | None) -> list[dict[str, Any]]:

@@ -26,11 +26,13 @@ _SUFFIX = ".json"
 
 @dataclass(frozen=True, slots=True)
 class Spooled:
-    """One spooled batch: its usage rows and the quota settlements they complete."""
+    """One spooled batch: its usage rows, the quota settlements they complete, and the
+    requests whose in-flight checkpoints they replace."""
 
     batch_id: str
     rows: list[dict[str, Any]]
     tags: dict[str, list[str]]
+    done: list[str]
 
 
 class Outbox:
@@ -39,13 +41,22 @@ class Outbox:
     def __init__(self, directory: Path) -> None:
         self._dir = directory
 
-    def spool(self, rows: Sequence[Mapping[str, Any]], tags: Mapping[str, Sequence[str]]) -> str:
+    def spool(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        tags: Mapping[str, Sequence[str]],
+        done: Sequence[str] = (),
+    ) -> str:
         """Write a batch durably (temporary file, fsync, rename). Returns its id."""
         self._dir.mkdir(parents=True, exist_ok=True)
         batch_id = f"{time.time_ns():020d}-{uuid.uuid4().hex}"  # names sort oldest first
         final = self._dir / (batch_id + _SUFFIX)
         partial = final.with_suffix(".partial")
-        payload = {"rows": list(rows), "tags": {user: list(ids) for user, ids in tags.items()}}
+        payload = {
+            "rows": list(rows),
+            "tags": {user: list(ids) for user, ids in tags.items()},
+            "done": list(done),
+        }
         with partial.open("w", encoding="utf-8") as handle:
             json.dump(payload, handle)
             handle.flush()
@@ -61,7 +72,8 @@ class Outbox:
         found = []
         for path in sorted(self._dir.glob("*" + _SUFFIX)):
             payload = json.loads(path.read_text(encoding="utf-8"))
-            found.append(Spooled(path.stem, payload["rows"], payload["tags"]))
+            done = payload.get("done", [])  # absent from files spooled by older versions
+            found.append(Spooled(path.stem, payload["rows"], payload["tags"], done))
         return found
 
     def remove(self, batch_id: str) -> None:

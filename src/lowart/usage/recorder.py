@@ -2,6 +2,10 @@
 
 A batch the database refuses is spooled to the local outbox and written when the database is
 back; until then the recorder reports itself unhealthy, and admission refuses new requests.
+
+Every ``INFLIGHT_CHECKPOINT_S`` a flush also checkpoints the requests in flight longer than that
+(``InFlightRegistry``); a request's checkpoint is deleted in the transaction that writes its
+usage row, so a request is billed by its row or by its checkpoint, never by both.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import structlog
 from lowart.storage.usage import UsageRepository
 from lowart.telemetry.metrics import Metrics
 from lowart.usage.events import UsageEvent, billed_tokens
+from lowart.usage.inflight import InFlightRegistry
 from lowart.usage.outbox import Outbox
 
 log = structlog.get_logger()
@@ -39,8 +44,14 @@ class UsageRecorder:
         lock: asyncio.Lock,
         on_flushed: OnFlushed,
         outbox: Outbox,
+        inflight: InFlightRegistry,
+        checkpoint_s: float,
     ) -> None:
         self._repo = repo
+        self.inflight = inflight
+        self.checkpoints_on = False  # set once this instance's heartbeat is in the database
+        self._checkpoint_s = checkpoint_s
+        self._next_checkpoint = 0.0
         self._outbox = outbox
         self._metrics = metrics
         self._interval = max(flush_ms, 1) / 1000
@@ -71,6 +82,7 @@ class UsageRecorder:
                     metrics.tokens, model, served, "completion", amount=event.completion_tokens
                 )
         self._queue.append(event)
+        self.inflight.finish(event.request_id)
 
     def key_used(self, key_id: str) -> None:
         self._keys_used[key_id] = time.time()
@@ -84,36 +96,52 @@ class UsageRecorder:
             await self._drain_outbox()
             batch, self._queue = self._queue, []
             keys, self._keys_used = self._keys_used, {}
-            if not batch and not keys:
+            done, live = self.inflight.take_done(), self._due()
+            if not batch and not keys and not done and not live:
                 return 0
             rows = [e.row() for e in batch]
             deltas, tags = _totals(batch)
             try:
                 used = {k: dt.datetime.fromtimestamp(t, dt.UTC) for k, t in keys.items()}
-                await self._repo.write_batch(rows, deltas, used)
+                await self._repo.write_batch(rows, deltas, used, done=done, checkpoints=live)
             except Exception:
                 self.healthy = False
                 self._keys_used = keys | self._keys_used
-                await self._spool(batch, rows, tags)
+                await self._spool(batch, rows, tags, done)
                 raise
             except BaseException:
                 self._queue[:0] = batch  # put back, in order, for the next attempt
+                self.inflight.put_back_done(done)
                 raise
             self.healthy = True
             await self._on_flushed(deltas, tags)
         return len(batch)
 
+    def _due(self) -> list[dict[str, Any]]:
+        """Checkpoint rows, once per ``INFLIGHT_CHECKPOINT_S`` (none before the heartbeat)."""
+        now = time.time()
+        if not self.checkpoints_on or now < self._next_checkpoint or not self.inflight:
+            return []
+        self._next_checkpoint = now + self._checkpoint_s
+        return self.inflight.due(now, self._checkpoint_s)
+
     async def _spool(
-        self, batch: list[UsageEvent], rows: list[dict[str, Any]], tags: dict[str, list[str]]
+        self,
+        batch: list[UsageEvent],
+        rows: list[dict[str, Any]],
+        tags: dict[str, list[str]],
+        done: list[str],
     ) -> None:
-        if not rows:
+        if not rows:  # the ids of ended requests come with their rows: none without
+            self.inflight.put_back_done(done)
             return
         try:
-            await asyncio.to_thread(self._outbox.spool, rows, tags)
+            await asyncio.to_thread(self._outbox.spool, rows, tags, done)
             self._outbox_pending = True
         except OSError:  # no disk either: keep the rows in memory for the next attempt
             log.exception("usage_spool_failed", rows=len(rows))
             self._queue[:0] = batch
+            self.inflight.put_back_done(done)
 
     async def _drain_outbox(self) -> None:
         """Write each spooled batch once; stop at the first the database refuses."""
@@ -125,7 +153,9 @@ class UsageRecorder:
                 prompt, completion = row["prompt_tokens"], row["completion_tokens"]
                 deltas[row["user_id"]] += billed_tokens(row["status"], prompt, completion)
             try:
-                written = await self._repo.write_batch(spooled.rows, deltas, {}, spooled.batch_id)
+                written = await self._repo.write_batch(
+                    spooled.rows, deltas, {}, spooled.batch_id, done=spooled.done
+                )
             except Exception:
                 self.healthy = False
                 raise
