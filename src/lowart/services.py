@@ -44,6 +44,7 @@ from lowart.security.ssrf import DestinationPolicy
 from lowart.settings import Settings
 from lowart.storage.files import FileRepository
 from lowart.storage.filestore import FileStore
+from lowart.storage.idempotency import IdempotencyStore
 from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
@@ -145,6 +146,7 @@ class Services:
     tools: ToolLoop
     confirmations: Confirmations
     watchdog: Watchdog
+    idempotency: IdempotencyStore
     redis: aioredis.Redis | None = None
     scripts: RespClient | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -215,6 +217,7 @@ class Services:
         self.tasks.append(loop.create_task(self._refresh_loop()))
         self.tasks.append(loop.create_task(self.job_runner.run()))
         self.tasks.append(loop.create_task(self.watchdog.run()))
+        self.tasks.append(loop.create_task(self.idempotency.run_sweeps()))
         if self.redis is not None:
             self.tasks.append(loop.create_task(self._listen_for_invalidations()))
 
@@ -403,6 +406,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         tools=tools,
         confirmations=confirmations,
         watchdog=watchdog,
+        idempotency=IdempotencyStore.from_settings(engine, settings),
         redis=limits.redis,
         scripts=limits.scripts,
     )
