@@ -55,40 +55,52 @@ def _kept(name: bytes) -> bool:
 
 
 class _Recorder:
-    """Passes the response on while keeping what a replay needs (never a stream's events)."""
+    """Passes the response on, settling the claim just before its last message goes out, so a
+    retry sent the moment the answer arrives finds it kept (a stream: as its head goes out)."""
 
-    __slots__ = ("_send", "body", "complete", "headers", "status", "streamed")
+    __slots__ = ("_claim", "_send", "_store", "body", "headers", "settled", "status", "streamed")
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, store: IdempotencyStore, claim: Claim) -> None:
         self._send = send
+        self._store = store
+        self._claim = claim
         self.status = 0
         self.headers: Headers = []
         self.body: list[bytes] = []
         self.streamed = False
-        self.complete = False
+        self.settled = False
 
-    def __call__(self, message: Message) -> Awaitable[None]:
+    async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
             self.headers = [(k, v) for k, v in message.get("headers", ()) if _kept(k)]
             self.streamed = any(v.startswith(_SSE) for k, v in self.headers if k == b"content-type")
+            if self.streamed:
+                await self.settle(Answer(STREAMED, [], b""))
         elif message["type"] == "http.response.body" and not self.streamed:
             self.body.append(message.get("body", b""))
-            self.complete = not message.get("more_body", False)
-        return self._send(message)
+            if not message.get("more_body", False):
+                whole = Answer(self.status, self.headers, b"".join(self.body))
+                await self.settle(whole if final(self.status) else None)
+        await self._send(message)
 
-    def answer(self, path: str, error: BaseException | None) -> Answer | None:
-        """What to keep for replays, or None to release the key."""
-        if self.status:
-            if self.streamed:
-                return Answer(STREAMED, [], b"")
-            if self.complete and final(self.status):
-                return Answer(self.status, self.headers, b"".join(self.body))
-            return None
-        if isinstance(error, LowartError) and final(error.http_status):
-            status, headers, body = render(error, path)
-            return Answer(status, [(k, v) for k, v in headers if _kept(k)], body)
-        return None
+    async def settle(self, answer: Answer | None) -> None:
+        """Keep ``answer`` for replays, or (None) free the key; once."""
+        if self.settled:
+            return
+        self.settled = True
+        if answer is None:
+            await self._store.release(self._claim)
+        else:
+            await self._store.finish(self._claim, answer)
+
+
+def _raised(path: str, error: BaseException | None) -> Answer | None:
+    """What to keep of a request that ended before its answer went out: a final error only."""
+    if isinstance(error, LowartError) and final(error.http_status):
+        status, headers, body = render(error, path)
+        return Answer(status, [(k, v) for k, v in headers if _kept(k)], body)
+    return None
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:
@@ -134,7 +146,7 @@ class IdempotencyKeys:
         await self._run(claim, scope, _replaying(body, receive), send)
 
     async def _run(self, claim: Claim, scope: Scope, receive: Receive, send: Send) -> None:
-        recorder = _Recorder(send)
+        recorder = _Recorder(send, self._store, claim)
         keeper = asyncio.create_task(self._store.keep(claim))
         error: BaseException | None = None
         try:
@@ -144,11 +156,8 @@ class IdempotencyKeys:
             raise
         finally:
             keeper.cancel()
-            answer = recorder.answer(scope["path"], error)
-            if answer is None:
-                await self._store.release(claim)
-            else:
-                await self._store.finish(claim, answer)
+            # Not settled yet: it raised (a final error is kept) or broke off mid-answer (freed).
+            await recorder.settle(None if recorder.status else _raised(scope["path"], error))
 
 
 async def _replay(send: Send, held: Held, path: str, digest: str) -> None:
