@@ -143,8 +143,8 @@ def test_concurrent_requests_with_one_key_run_once(
     messages = _messages()
     results: list[Any] = []
 
-    def create() -> Any:
-        return client.chat.completions.with_raw_response.create(
+    def create(timeout: float = 30) -> Any:
+        return client.with_options(timeout=timeout).chat.completions.with_raw_response.create(
             model="gpt-held", messages=messages, extra_headers=_key("held-1")
         )
 
@@ -153,8 +153,8 @@ def test_concurrent_requests_with_one_key_run_once(
         first = threading.Thread(target=lambda: results.append(create()))
         first.start()
         wait_for(lambda: _calls(fake, messages) == 1)  # the first is upstream, held there
-        with pytest.raises(openai.ConflictError) as running:
-            create()
+        with pytest.raises(openai.ConflictError) as running:  # not held upstream: no wait
+            create(timeout=10)
         assert running.value.code == "idempotency_in_progress"
         assert running.value.response.headers["x-should-retry"] == "true"
     finally:
