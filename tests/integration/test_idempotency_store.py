@@ -115,29 +115,37 @@ async def test_the_sweep_deletes_only_rows_no_claim_can_use(engine: AsyncEngine)
     assert await store.claim("u1", "live", ROUTE, "sha") == Held(ROUTE, "sha", "running", None)
 
 
+class CountingClock(Clock):
+    """Sets ``reached`` on the ``left``-th reading from now."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left = 0
+        self.reached = asyncio.Event()
+
+    def __call__(self) -> float:
+        self.left -= 1
+        if self.left == 0:
+            self.reached.set()
+        return self.now
+
+
 async def test_a_running_claim_is_kept_by_its_renewals_and_lost_once_they_stop(
     engine: AsyncEngine,
 ) -> None:
-    clock = Clock()
+    clock = CountingClock()
     lease_s = 0.06  # real seconds between renewals: a third of it
     owner = IdempotencyStore(engine, ttl_s=TTL_S, lease_s=lease_s, sweep_s=60, clock=clock)
     other = IdempotencyStore(engine, ttl_s=TTL_S, lease_s=lease_s, sweep_s=60, clock=clock)
     claim = await owner.claim("u1", "long", ROUTE, "sha")
     assert isinstance(claim, Claim)
     clock.now += 1000  # far past the first lease: only a renewal can keep the claim
+    clock.left = 2  # the second renewal reads the clock after the first one was written
     keeper = asyncio.create_task(owner.keep(claim))
     try:
-        async with asyncio.timeout(5):  # the renewal the keeper makes by itself
-            while await _lease_until(engine) < clock.now:
-                await asyncio.sleep(0.01)
+        await asyncio.wait_for(clock.reached.wait(), timeout=5)
         assert isinstance(await other.claim("u1", "long", ROUTE, "sha"), Held)
     finally:
         keeper.cancel()
     clock.now += lease_s
     assert isinstance(await other.claim("u1", "long", ROUTE, "sha"), Claim)
-
-
-async def _lease_until(engine: AsyncEngine) -> float:
-    async with engine.connect() as conn:
-        value = (await conn.exec_driver_sql("SELECT lease_until FROM idempotency_keys")).scalar()
-    return float(value)
