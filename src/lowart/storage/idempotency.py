@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import msgspec
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lowart.errors import ServiceUnavailable
@@ -180,10 +180,13 @@ class IdempotencyStore:
         mine = sa.and_(self._mine(claim), keys.c.status == RUNNING)
         while True:
             await asyncio.sleep(self._lease_s / 3)
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    keys.update().where(mine).values(lease_until=self._clock() + self._lease_s)
-                )
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(
+                        keys.update().where(mine).values(lease_until=self._clock() + self._lease_s)
+                    )
+            except (SQLAlchemyError, ServiceUnavailable, OSError):  # the next one may get through
+                log.warning("idempotency_lease_renewal_failed")
 
     async def sweep(self) -> int:
         """Delete the rows no claim can use any more; returns how many."""
