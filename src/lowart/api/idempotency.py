@@ -134,9 +134,9 @@ class IdempotencyKeys:
         return self.app(scope, receive, send)
 
     async def _keyed(self, scope: Scope, receive: Receive, send: Send, raw: bytes) -> None:
-        key = valid_key(raw)
         path = scope["path"]
-        scope[ROUTE_KEY] = path
+        scope[ROUTE_KEY] = path  # the metric's label, as the router would have set it
+        key = valid_key(raw)
         body = await read_body(scope, receive)
         digest = hashlib.sha256(body).hexdigest()
         claim = await self._store.claim(principal_of(scope).user_id, key, path, digest)
