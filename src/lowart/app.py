@@ -19,6 +19,7 @@ from lowart.api.asgi import ASGIApp, Receive, Scope, Send
 from lowart.api.chat import chat_fields
 from lowart.api.console import Console
 from lowart.api.files import FileRoutes
+from lowart.api.idempotency import IdempotencyKeys
 from lowart.api.images import ImageRoutes
 from lowart.api.jobs import JobRoutes
 from lowart.api.middleware import ROUTE_KEY, AuthMiddleware, EdgeMiddleware
@@ -174,7 +175,7 @@ def build_stack(services: Services) -> ASGIApp:
     routes += [served_before(path, method) for method, path in fast_paths]
     # No trailing-slash redirects: Starlette builds them from the client's Host header.
     router = Router(routes=routes, default=not_found, redirect_slashes=False)
-    fast = FastPaths(router, fast_paths)
+    fast = IdempotencyKeys(FastPaths(router, fast_paths), services.idempotency)
     limit = services.settings.max_in_flight
     bounded = InFlightLimit(fast, limit, services.metrics) if limit > 0 else fast
     authed = AuthMiddleware(bounded, services.directory)

@@ -11,6 +11,9 @@
     │   └── ModelNotFound         404  invalid_request_error / model_not_found
     ├── MethodNotAllowed          405  invalid_request_error / method_not_allowed
     ├── Conflict                  409  invalid_request_error / conflict
+    │   ├── IdempotencyInProgress 409  … / idempotency_in_progress  (retry)
+    │   └── IdempotencyStreamed   409  … / idempotency_stream       (no retry)
+    ├── IdempotencyMismatch       422  invalid_request_error / idempotency_key_mismatch
     ├── Expired                   410  invalid_request_error / expired
     ├── RateLimited               429  rate_limit_error / rate_limit_exceeded  (retry_after)
     │   ├── QuotaExceeded         429  insufficient_quota                      (no retry)
@@ -149,6 +152,30 @@ class Conflict(LowartError):
     code = "conflict"
     anthropic_type = "invalid_request_error"
     metric = "conflict"
+
+
+class IdempotencyInProgress(Conflict):
+    """The first request with this Idempotency-Key is still running (docs/api.md)."""
+
+    code = "idempotency_in_progress"
+    should_retry = True
+
+
+class IdempotencyStreamed(Conflict):
+    """The Idempotency-Key was used by a stream, and a stream is never replayed."""
+
+    code = "idempotency_stream"
+    should_retry = False
+
+
+class IdempotencyMismatch(LowartError):
+    """The Idempotency-Key was used with another body or on another route."""
+
+    status = 422
+    type = "invalid_request_error"
+    code = "idempotency_key_mismatch"
+    anthropic_type = "invalid_request_error"
+    metric = "idempotency_mismatch"
 
 
 class Expired(LowartError):

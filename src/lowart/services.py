@@ -46,6 +46,7 @@ from lowart.security.ssrf import DestinationPolicy
 from lowart.settings import Settings
 from lowart.storage.files import FileRepository
 from lowart.storage.filestore import FileStore
+from lowart.storage.idempotency import IdempotencyStore
 from lowart.storage.inflight import InstanceRepository
 from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
@@ -150,6 +151,7 @@ class Services:
     confirmations: Confirmations
     watchdog: Watchdog
     liveness: Liveness
+    idempotency: IdempotencyStore
     redis: aioredis.Redis | None = None
     scripts: RespClient | None = None
     invalidations: InvalidationListener | None = None  # with Redis: the pub/sub listener
@@ -211,6 +213,7 @@ class Services:
         self.tasks.append(loop.create_task(self.job_runner.run()))
         self.tasks.append(loop.create_task(self.watchdog.run()))
         self.tasks.append(loop.create_task(self.liveness.run()))
+        self.tasks.append(loop.create_task(self.idempotency.run_sweeps()))
         if self.invalidations is not None:
             listening = self.invalidations.run(self.refresh, self._invalidated)
             self.tasks.append(loop.create_task(listening))
@@ -417,6 +420,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
             lock=lock,
             on_recovered=functools.partial(settle_recovered, quota),
         ),
+        idempotency=IdempotencyStore.from_settings(engine, settings),
         redis=limits.redis,
         scripts=limits.scripts,
         invalidations=InvalidationListener.for_settings(settings),

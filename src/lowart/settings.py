@@ -128,6 +128,9 @@ class Settings:
     redis_timeout_ms: int = 100
     redis_failure_mode: str = "closed"
     upstream_allow_private: bool = True  # loopback and private upstreams (SSRF policy)
+    idempotency_ttl_s: float = 86400.0  # how long an Idempotency-Key's answer is replayed
+    idempotency_lease_s: float = 30.0  # a running key's lease, renewed every third of it
+    idempotency_sweep_s: float = 600.0  # how often expired keys are deleted
     header_timeout_s: float = 10.0  # a request's headers must arrive within this
     body_timeout_s: float = 30.0  # a body, within this plus 1 s per KiB received
     workdir: Path = dataclasses.field(default_factory=Path.cwd)
@@ -221,6 +224,9 @@ class Settings:
             redis_timeout_ms=_int(env, "REDIS_TIMEOUT_MS", 100),
             redis_failure_mode=(env.get("REDIS_FAILURE_MODE", "").strip() or "closed").lower(),
             upstream_allow_private=_bool(env, "UPSTREAM_ALLOW_PRIVATE", True),
+            idempotency_ttl_s=_float(env, "IDEMPOTENCY_TTL_S", 86400.0),
+            idempotency_lease_s=_float(env, "IDEMPOTENCY_LEASE_S", 30.0),
+            idempotency_sweep_s=_float(env, "IDEMPOTENCY_SWEEP_S", 600.0),
             header_timeout_s=_float(env, "HEADER_TIMEOUT_S", 10.0),
             body_timeout_s=_float(env, "BODY_TIMEOUT_S", 30.0),
             workdir=Path(env.get("LOWART_WORKDIR", "").strip() or Path.cwd()),
@@ -254,6 +260,9 @@ class Settings:
             "HEADER_TIMEOUT_S": self.header_timeout_s,
             "BODY_TIMEOUT_S": self.body_timeout_s,
             "UPSTREAM_MAX_BODY_BYTES": self.upstream_max_body_bytes,
+            "IDEMPOTENCY_TTL_S": self.idempotency_ttl_s,
+            "IDEMPOTENCY_LEASE_S": self.idempotency_lease_s,
+            "IDEMPOTENCY_SWEEP_S": self.idempotency_sweep_s,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
+from lowart.testing.openai_fake import FakeOpenAI
 from tests.conftest import fresh_database, wait_for
 from tests.e2e.serve_process import ServeProcess
 
@@ -182,3 +184,42 @@ def test_a_job_of_a_killed_instance_is_finished_by_the_other(tmp_path: Path, pg_
         a.kill()
         if b is not None:
             b.kill()
+
+
+def test_an_idempotency_key_runs_once_across_instances(
+    pair: tuple[ServeProcess, ServeProcess], fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    """docs/api.md "Idempotency-Key": the claim is a row in the shared database, so a retry
+    that lands on the other instance waits (409) while the first runs, then gets its answer."""
+    a, b = pair
+    fake, base_url = fake_openai
+    body = {"model_id": "m-held", "vendor_type": "OpenAI", "base_url": base_url}
+    assert a.admin("POST", "/admin/models", json=body | {"upstream_model": "held"}).is_success
+    _, key = _user(a)
+    wait_for(lambda: _chat(b, key, "m-held").status_code == 200, timeout=2)  # b knows it
+    messages = [{"role": "user", "content": "once " + secrets.token_hex(6)}]
+    clients = [openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0) for gw in pair]
+
+    def create(client: openai.OpenAI) -> Any:
+        return client.chat.completions.with_raw_response.create(
+            model="m-held", messages=messages, extra_headers={"Idempotency-Key": "pay-1"}
+        )
+
+    fake.released.clear()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(create, clients[0])
+            wait_for(lambda: any(c["body"]["messages"] == messages for c in fake.calls))
+            with pytest.raises(openai.ConflictError) as running:  # not held upstream: no wait
+                create(clients[1].with_options(timeout=10))
+            fake.released.set()
+            answer = first.result(timeout=10)
+    finally:
+        fake.released.set()
+    replay = create(clients[1])
+    assert running.value.code == "idempotency_in_progress"
+    assert replay.http_response.content == answer.http_response.content
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert sum(c["body"]["messages"] == messages for c in fake.calls) == 1
+    for client in clients:
+        client.close()

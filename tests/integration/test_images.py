@@ -107,10 +107,20 @@ def test_an_image_answer_carries_the_gateway_headers(gw: Gateway) -> None:
     assert response.headers["content-type"] == "application/json"
 
 
-def test_b64_json_and_bad_requests(gw: Gateway) -> None:
+def test_b64_json_its_idempotent_replay_and_bad_requests(
+    gw: Gateway, comfy: ThreadedComfyUI
+) -> None:
     key = gw.create_user()
-    answer = _generate(gw, key, prompt="x", response_format="b64_json").json()
+    body = {"model": "sd", "prompt": "x", "response_format": "b64_json"}
+    with gw.client(key) as client:
+        first, again = [
+            client.post("/v1/images/generations", json=body, headers={"Idempotency-Key": "i-1"})
+            for _ in range(2)
+        ]
+    answer = first.json()
     assert base64.b64decode(answer["data"][0]["b64_json"]).startswith(PNG)
+    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    assert len(comfy.fake.submitted) == 1  # the replay generated nothing
     assert _generate(gw, key, prompt="x", size="huge").status_code == 400
     assert _generate(gw, key, size="64x64").status_code == 400  # no prompt
     with gw.client(key) as client:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import Gateway, wait_for
@@ -28,6 +29,7 @@ from tests.integration.test_tools import (
     confirm,
     mcp,
     new_user,
+    pause,
     register,
     server_status,
     sessions,
@@ -114,6 +116,25 @@ def test_a_restart_between_pause_and_confirm_loses_nothing(
     [row] = audit(second, user_id)
     assert (row["tool"], row["approver"], row["outcome"]) == ("delete_file", user_id, "ok")
     assert confirm(second, key, paused["session_id"], []).status_code == 409
+
+
+def test_a_confirm_retried_with_its_idempotency_key_gets_the_first_answer(gw: Gateway) -> None:
+    user_id, key = new_user(gw)
+    paused = pause(gw, key)
+    body = {"session_id": paused["session_id"], "approved_ids": [paused["tool_calls"][0]["id"]]}
+
+    def post(idempotency_key: str) -> httpx.Response:
+        with gw.client(key) as client:
+            headers = {"Idempotency-Key": idempotency_key}
+            return client.post("/v1/tools/confirm", json=body, headers=headers)
+
+    done, again = post("confirm-1"), post("confirm-1")
+
+    assert done.status_code == again.status_code == 200, again.text
+    assert again.content == done.content and again.headers["idempotent-replayed"] == "true"
+    assert text_of(again.json()) == f"Tool said: {PARIS}"
+    assert [row["outcome"] for row in audit(gw, user_id)] == ["ok"]  # the tool ran once
+    assert post("confirm-2").status_code == 409  # a new key: the session is used up
 
 
 # -- async jobs -----------------------------------------------------------------------------------

@@ -201,3 +201,20 @@ instances = sa.Table(
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("heartbeat_at", sa.Float, nullable=False),
 )
+
+idempotency_keys = sa.Table(  # docs/api.md "Idempotency-Key"
+    "idempotency_keys",
+    metadata,
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("route", sa.Text, nullable=False),
+    sa.Column("body_sha256", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # running | done
+    sa.Column("owner", sa.Text, nullable=True),  # the running request's instance and claim
+    sa.Column("lease_until", sa.Float, nullable=False),
+    sa.Column("answer_status", sa.Integer, nullable=True),  # 0: a stream, never replayed
+    sa.Column("answer_headers", sa.Text, nullable=True),  # JSON list of [name, value]
+    sa.Column("answer_body", sa.LargeBinary, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
