@@ -17,6 +17,7 @@ import uvicorn
 from lowart import __version__, key_rotation
 from lowart.api.accounts import issue_key, upsert_user
 from lowart.api.admin_models import canonical_vendor, check_base_url
+from lowart.api.bodies import identifier
 from lowart.app import announce_admin_key, start_services
 from lowart.catalog.directory import vendor_key_context
 from lowart.errors import LowartError, StartupError
@@ -54,6 +55,8 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _users(settings: Settings, args: argparse.Namespace) -> None:
+    if args.action != "list":
+        identifier(args.user_id, "user_id")
     async with _services(settings) as services:
         if args.action == "list":
             for user in await services.users.list_users():
@@ -89,6 +92,8 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _models(settings: Settings, args: argparse.Namespace) -> None:
+    if args.action != "list":
+        identifier(args.model_id, "model_id")
     async with _services(settings) as services:
         if args.action == "list":
             for model in await services.models.list_models():

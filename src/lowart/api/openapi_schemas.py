@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lowart.api.bodies import END
 from lowart.api.chat import MAX_N, MAX_TOKENS_CAP
 from lowart.api.jobs import MAX_PAGE
 from lowart.entries import VENDORS
@@ -19,7 +20,7 @@ from lowart.tools.policy import POLICIES
 Schema = dict[str, Any]
 
 ANY_OBJECT: Schema = {"type": "object", "additionalProperties": True}
-ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"  # job, file and key ids: opaque, never a path
+ID_PATTERN = "^[A-Za-z0-9_-]{1,64}" + END  # job, file and key ids: opaque, never a path
 NOT_BLANK = r"\S"
 SIDE = "(6[4-9]|[7-9][0-9]|[1-9][0-9]{2}|[1-7][0-9]{3}|80[0-9]{2}|81[0-8][0-9]|819[0-2])"
 
