@@ -16,7 +16,7 @@ import uvicorn
 
 from lowart import __version__, key_rotation
 from lowart.api.accounts import issue_key, upsert_user
-from lowart.api.admin_models import canonical_vendor, check_base_url
+from lowart.api.admin_models import canonical_vendor, check_base_url, check_params
 from lowart.api.bodies import identifier
 from lowart.app import announce_admin_key, start_services
 from lowart.catalog.directory import vendor_key_context
@@ -118,6 +118,7 @@ async def _models(settings: Settings, args: argparse.Namespace) -> None:
             "params": msgspec.json.decode(args.params) if args.params else None,
             "timeout_s": args.timeout,
         }
+        check_params(vendor, fields["params"])
         if args.api_key:
             fields["api_key"] = services.box.encrypt(
                 args.api_key, vendor_key_context(args.model_id)

@@ -26,7 +26,7 @@ PLACEHOLDERS: Mapping[str, str] = {
     "{{batch_size}}": "batch_size",
 }
 SEED_MAX = 2**64 - 1
-MIN_SIDE = 64
+MIN_SIDE = 1  # no floor of our own: ComfyUI checks its nodes' minimums (a refusal is a 400)
 MAX_SIDE = 8192
 MAX_IMAGES = 10
 REF_TYPES = frozenset({"output", "temp", "input"})
