@@ -15,7 +15,7 @@ from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from lowart.errors import ServiceUnavailable
+from lowart.errors import ServiceUnavailable, StartupError
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 PRIVATE_FILE = 0o600  # the database holds key hashes, prompts and answers: its owner's only
@@ -48,7 +48,10 @@ def _create_private(database: str | None) -> None:
     the database file, so they follow. An existing file keeps its mode: the operator's choice."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return
-    os.close(os.open(database, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+    except OSError as exc:
+        raise StartupError(f"cannot open the database file {database}: {exc.strerror}") from exc
 
 
 def create_engine(
