@@ -16,7 +16,8 @@ import uvicorn
 
 from lowart import __version__, key_rotation
 from lowart.api.accounts import create_user, issue_key, reset_admin_key
-from lowart.api.admin_models import canonical_vendor, check_base_url
+from lowart.api.admin_models import canonical_vendor, check_base_url, check_params
+from lowart.api.bodies import identifier
 from lowart.app import BOOTSTRAP_ADMIN, announce_admin_key, start_services
 from lowart.catalog.directory import vendor_key_context
 from lowart.errors import LowartError, StartupError
@@ -84,6 +85,8 @@ def _user_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _users(settings: Settings, args: argparse.Namespace) -> None:
+    if args.action != "list":
+        identifier(args.user_id, "user_id")
     async with _services(settings) as services:
         if args.action == "list":
             for user in await services.users.list_users():
@@ -120,6 +123,8 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _models(settings: Settings, args: argparse.Namespace) -> None:
+    if args.action != "list":
+        identifier(args.model_id, "model_id")
     async with _services(settings) as services:
         if args.action == "list":
             for model in await services.models.list_models():
@@ -144,6 +149,7 @@ async def _models(settings: Settings, args: argparse.Namespace) -> None:
             "params": msgspec.json.decode(args.params) if args.params else None,
             "timeout_s": args.timeout,
         }
+        check_params(vendor, fields["params"])
         if args.api_key:
             fields["api_key"] = services.box.encrypt(
                 args.api_key, vendor_key_context(args.model_id)

@@ -166,6 +166,7 @@ class ServeProcess:
         cwd: Path,
         env: Mapping[str, str | None] | None = None,
         start_timeout: float = START_TIMEOUT,
+        umask: int = -1,  # the child's umask; -1 keeps the test process's
     ) -> None:
         self.cwd = cwd
         self.env = child_env(env)
@@ -179,6 +180,7 @@ class ServeProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            umask=umask,
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._out = _Reader(self.proc.stdout, self._lines)

@@ -85,6 +85,9 @@ def test_cli_then_serve(tmp_path: Path) -> None:
     added = run_cli(["models", "add", "m1", "--vendor", "mock"], tmp_path)
     assert added.returncode == 0, added.stderr
     _assert_refused(run_cli(["models", "add", "m2", "--vendor", "bogus"], tmp_path), "vendor")
+    # The admin API's id rule holds here too: a trailing newline once went into the database.
+    _assert_refused(run_cli(["models", "add", "m3\n", "--vendor", "mock"], tmp_path), "model_id")
+    _assert_refused(run_cli(["users", "create", "eve\n"], tmp_path), "user_id")
     models = run_cli(["models", "list"], tmp_path)
     assert models.returncode == 0, models.stderr
     by_id = {row["model_id"]: row for row in _json_lines(models.stdout)}

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from lowart.testing.comfyui_fake import FakeComfyUI
 from lowart.testing.openai_fake import FakeOpenAI
 from tests.conftest import wait_for
 from tests.e2e.serve_process import (
@@ -494,12 +495,35 @@ def test_wrong_master_key_refuses_to_start(
         assert again.terminate() in STOPPED, again.output()
 
 
+def _modes(root: Path) -> dict[str, int]:
+    """The permission bits of everything under ``root``, by relative path."""
+    return {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in root.rglob("*")}
+
+
+def _generate_image(server: ServeProcess, key: str, comfy_url: str) -> None:
+    workflow = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "{{prompt}}", "clip": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "m"}},
+    }
+    body = {"model_id": "sd", "vendor_type": "ComfyUI", "base_url": comfy_url}
+    registered = server.admin(
+        "POST", "/admin/models", json={**body, "params": {"workflow": workflow}}
+    )
+    assert registered.status_code == 201, registered.text
+    with server.client(key) as client:
+        made = client.post("/v1/images/generations", json={"model": "sd", "prompt": "a cat"})
+    assert made.status_code == 200, made.text
+
+
 def test_generated_master_key_file_is_private_and_reused(
     tmp_path: Path, fake_openai: tuple[FakeOpenAI, str]
 ) -> None:
     fake, fake_url = fake_openai
     key_file = tmp_path / "lowart.key"
-    with ServeProcess(tmp_path, {"MASTER_KEY": None}) as first:
+    comfy = FakeComfyUI.in_thread(fake=FakeComfyUI(step_delay=0.0))
+    # Under the usual umask 022 the database, its WAL and the images were once world-readable.
+    with comfy as served_comfy, ServeProcess(tmp_path, {"MASTER_KEY": None}, umask=0o022) as first:
         assert key_file.exists()
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         generated = key_file.read_bytes()
@@ -507,7 +531,13 @@ def test_generated_master_key_file_is_private_and_reused(
         key = first.create_user("u-" + _suffix())
         model = _register_upstream(first, fake_url)
         _assert_vendor_key_sent(first, key, fake, model)
+        _generate_image(first, key, served_comfy.base_url)
+        modes = _modes(tmp_path)
         assert first.terminate() in STOPPED, first.output()
+    images = [path for path in modes if path.endswith(".png")]
+    assert images and {"lowart.db", "lowart.db-wal", "lowart.db-shm"} <= set(modes)
+    private = {path: 0o700 if (tmp_path / path).is_dir() else 0o600 for path in modes}
+    assert modes == private
 
     with ServeProcess(tmp_path, {"MASTER_KEY": None}) as second:
         assert key_file.read_bytes() == generated

@@ -30,10 +30,15 @@ from lowart.formats.translate_response import (
 )
 from lowart.formats.translate_stream import AnthropicToOpenAI, OpenAIToAnthropic
 from tests.fuzz.strategies import (
+    ANTHROPIC_MESSAGE_SEED,
+    ANTHROPIC_SEED,
+    OPENAI_COMPLETION_SEED,
+    OPENAI_SEED,
     chat_bodies,
     fuzz_examples,
     json_objects,
     json_values,
+    mutated,
     small_objects,
 )
 
@@ -69,6 +74,9 @@ def check_anthropic_to_openai(body: dict[str, Any]) -> None:
     assert set(out) <= OPENAI_CHAT_FIELDS
     for message in out["messages"]:
         assert message["role"] in ("system", "user", "assistant", "tool")
+        for part in message["content"] if isinstance(message["content"], list) else ():
+            url = part.get("image_url", {}).get("url", "")
+            assert isinstance(url, str) and "{" not in url and "[" not in url, part
 
 
 def check_responses(body: dict[str, Any]) -> None:
@@ -108,6 +116,40 @@ def test_openai_to_anthropic_answers_or_refuses(body: dict[str, Any]) -> None:
 def test_anthropic_to_openai_answers_or_refuses(body: dict[str, Any], max_tokens: int) -> None:
     check_anthropic_to_openai(body)
     check_anthropic_to_openai({**body, "max_tokens": max_tokens})
+
+
+# Well-formed bodies with values swapped for any JSON reach every branch: a content block's
+# ``type`` that is a list once raised TypeError (unhashable) where a 400 was due.
+
+
+@FUZZ
+@given(mutated(OPENAI_SEED))
+@example({**OPENAI_SEED, "messages": [{"role": ["system"], "content": "x"}]})
+@example({**OPENAI_SEED, "messages": [{"role": {}, "content": "x"}, *OPENAI_SEED["messages"]]})
+def test_openai_to_anthropic_of_a_mutated_body(body: dict[str, Any]) -> None:
+    check_openai_to_anthropic(body)
+
+
+@FUZZ
+@given(mutated(ANTHROPIC_SEED))
+@example({**ANTHROPIC_SEED, "messages": [{"role": "user", "content": [{"type": ["text"]}]}]})
+@example({**ANTHROPIC_SEED, "messages": [{"role": "assistant", "content": [{"type": {}}]}]})
+def test_anthropic_to_openai_of_a_mutated_body(body: dict[str, Any]) -> None:
+    check_anthropic_to_openai(body)
+
+
+@FUZZ
+@given(st.one_of(mutated(OPENAI_COMPLETION_SEED), mutated(ANTHROPIC_MESSAGE_SEED)))
+def test_mutated_responses_translate_or_refuse(body: dict[str, Any]) -> None:
+    check_responses(body)
+    check_message_events(body)
+    check_upstream_parsers(msgspec.json.encode(body))
+
+
+@FUZZ
+@given(st.one_of(mutated(OPENAI_SEED), mutated(ANTHROPIC_SEED)))
+def test_prompt_text_of_a_mutated_body(body: dict[str, Any]) -> None:
+    check_prompt_text(body)
 
 
 @FUZZ

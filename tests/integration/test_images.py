@@ -136,6 +136,44 @@ def test_rejected_workflow_gives_comfyuis_message(gw: Gateway) -> None:
     assert "ComfyUI rejected the workflow" in response.json()["error"]["message"]
 
 
+def test_sizes_under_64_are_comfyuis_to_judge(gw: Gateway, comfy: ThreadedComfyUI) -> None:
+    """The gateway once refused any side under 64 (undocumented, stricter than ComfyUI): now
+    ComfyUI's own minimum decides, and its refusal comes back as a 400 with its message."""
+    key = gw.create_user()
+    small = _generate(gw, key, prompt="x", size="32x48")  # EmptyImage takes sides from 1
+    assert small.status_code == 200, small.text
+    latent = {
+        "1": {"class_type": "EmptyLatentImage", "inputs": {"width": "{{width}}", "height": 8}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "l"}},
+    }
+    gw.add_model("latent", "ComfyUI", base_url=comfy.base_url, params={"workflow": latent})
+    with gw.client(key) as client:
+        refused = client.post(
+            "/v1/images/generations", json={"model": "latent", "prompt": "x", "size": "8x8"}
+        )
+    assert refused.status_code == 400, refused.text
+    assert "smaller than min of 16" in refused.json()["error"]["message"]
+
+
+def test_a_comfyui_model_needs_a_workflow(gw: Gateway, comfy: ThreadedComfyUI) -> None:
+    """Registered without params.workflow, every job on the model failed later: now a 400."""
+    url = comfy.base_url
+    for params in [None, {}, {"workflow": {}}, {"workflow": "graph.json"}, ["workflow"]]:
+        body = {"model_id": "bare", "vendor_type": "comfyui", "base_url": url, "params": params}
+        refused = gw.admin("POST", "/admin/models", json=body)
+        assert refused.status_code == 400, (params, refused.text)
+        assert refused.json()["error"]["param"] == "params"
+    replaced = {"vendor_type": "ComfyUI", "base_url": url}
+    assert gw.admin("PUT", "/admin/models/sd", json=replaced).status_code == 400
+    assert gw.admin("PATCH", "/admin/models/sd", json={"params": {}}).status_code == 400
+    to_comfy = {"vendor_type": "ComfyUI", "base_url": url}
+    assert gw.admin("PATCH", "/admin/models/mock", json=to_comfy).status_code == 400
+    assert gw.admin("GET", "/admin/models/bare").status_code == 404
+    assert gw.admin("GET", "/admin/models/sd").json()["params"]["workflow"] == WORKFLOW
+    assert gw.admin("GET", "/admin/models/mock").json()["vendor_type"] == "Mock"
+    assert gw.admin("PATCH", "/admin/models/sd", json={"enabled": False}).status_code == 200
+
+
 def test_async_job_progress_rises_to_completion(gw: Gateway) -> None:
     key = gw.create_user()
     accepted = _generate(gw, key, prompt="slowly", **{"async": True})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lowart.errors import ServiceUnavailable
+from lowart.errors import ServiceUnavailable, StartupError
 from lowart.security.keys import display_prefix, generate_key, hash_key
 from lowart.storage.engine import async_url, create_engine
 from lowart.storage.meta import MetaRepository
@@ -643,3 +645,25 @@ async def test_a_spooled_batch_is_written_once_even_when_two_processes_race(
     row = await users.get("spool")
     assert row is not None and row.token_used == 30
     assert await usage.count_by_status("s1") == {"ok": 1}
+
+
+def _modes(folder: Path) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+
+
+async def test_a_new_sqlite_database_and_its_wal_are_private_under_umask_022(
+    tmp_path: Path,
+) -> None:
+    """SQLite creates its file by the umask (0644 under 022); the WAL and SHM copy its mode."""
+    db = tmp_path / "private.db"
+    previous = os.umask(0o022)
+    try:
+        engine = create_engine(f"sqlite:///{db}")
+        await migrate(engine)
+        modes = _modes(tmp_path)
+        await engine.dispose()
+    finally:
+        os.umask(previous)
+    assert modes == {"private.db": 0o600, "private.db-wal": 0o600, "private.db-shm": 0o600}
+    with pytest.raises(StartupError, match="cannot open the database file"):
+        create_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")

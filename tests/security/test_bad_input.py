@@ -201,6 +201,29 @@ def test_b4_wrong_types_and_ranges_are_400_naming_the_field(
     assert error["param"] == field
 
 
+NOT_A_STRING = [["text"], {"text": "x"}]
+TRANSLATED_MESSAGES = [  # /v1/messages bodies for a model that needs translation (OpenAI vendor)
+    lambda bad: [{"role": "user", "content": [{"type": bad, "text": "hi"}]}],
+    lambda bad: [{"role": "assistant", "content": [{"type": bad}]}, *HELLO],
+    lambda bad: [{"role": bad, "content": "hi"}],
+    lambda bad: [
+        {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": bad}}]}
+    ],
+]
+
+
+@pytest.mark.parametrize("bad", NOT_A_STRING, ids=["list", "object"])
+@pytest.mark.parametrize("messages", TRANSLATED_MESSAGES, ids=["user", "assistant", "role", "data"])
+def test_b4_a_json_value_where_a_string_belongs_is_a_400_when_translated(
+    gw: Gateway, key: str, bad: object, messages: Callable[[object], list[object]]
+) -> None:
+    """A content block ``type`` (or a role, a source's data) that is a list or an object once
+    made the OpenAI → Anthropic translation raise TypeError: a 500."""
+    body = {"model": "gpt", "max_tokens": 5, "messages": messages(bad)}
+    error = anthropic_error(post(gw, key, MESSAGES, json.dumps(body).encode()), 400)
+    assert error["type"] == "invalid_request_error"
+
+
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
 def test_b4_non_finite_numbers_are_refused(gw: Gateway, key: str, literal: bytes) -> None:
     body = b'{"model": "gpt", "messages": [{"role": "user", "content": "x"}], "temperature": '

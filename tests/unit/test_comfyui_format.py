@@ -213,7 +213,7 @@ def test_default_random_seed_covers_comfyuis_range() -> None:
         ({"prompt": "p", "size": "1024x"}, "size"),
         ({"prompt": "p", "size": "axb"}, "size"),
         ({"prompt": "p", "size": "-64x64"}, "size"),
-        ({"prompt": "p", "size": "63x512"}, "size"),
+        ({"prompt": "p", "size": "0x512"}, "size"),
         ({"prompt": "p", "size": "512x8193"}, "size"),
         ({"prompt": "p", "size": 512}, "size"),
         ({"prompt": "p", "seed": -1}, "seed"),
@@ -231,6 +231,10 @@ def test_bad_image_requests_name_the_parameter(request_body: dict[str, object], 
 
 def test_size_bounds_and_spelling() -> None:
     assert image_values({"prompt": "p", "size": "64X8192"}, {}, lambda: 0)["height"] == 8192
+    small = image_values({"prompt": "p", "size": " 1x63 "}, {}, lambda: 0)  # no floor: ComfyUI's
+    assert (small["width"], small["height"]) == (1, 63)
+    with pytest.raises(InvalidRequest):
+        image_values({"prompt": "p", "size": "64x64\nx"}, {}, lambda: 0)
     assert image_values({"prompt": "p", "seed": SEED_MAX}, {}, lambda: 0)["seed"] == SEED_MAX
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -141,3 +143,17 @@ async def test_spooled_batches_drain_oldest_first(tmp_path: Path) -> None:
     recorder, _ = _recorder(repo, outbox)
     await recorder.flush()
     assert [r["request_id"] for r in repo.rows] == [f"req-{n}" for n in range(5)]
+
+
+def test_spooled_batches_are_private_under_umask_022(tmp_path: Path) -> None:
+    """Spooled rows name users, models and request ids: the folder is 0700 and each batch 0600
+    (they once followed the umask: 0755 and 0644)."""
+    outbox = Outbox(tmp_path / "outbox")
+    previous = os.umask(0o022)
+    try:
+        outbox.spool([{"request_id": "r"}], {})
+    finally:
+        os.umask(previous)
+    (batch,) = (tmp_path / "outbox").iterdir()
+    assert stat.S_IMODE((tmp_path / "outbox").stat().st_mode) == 0o700
+    assert stat.S_IMODE(batch.stat().st_mode) == 0o600

@@ -41,6 +41,16 @@ def canonical_vendor(value: str) -> str:
     return vendor
 
 
+def check_params(vendor: str, params: object) -> None:
+    """A ComfyUI model's ``params`` carry its workflow: without one every job on it would fail."""
+    workflow = params.get("workflow") if isinstance(params, dict) else None
+    if vendor == "ComfyUI" and (not isinstance(workflow, dict) or not workflow):
+        raise InvalidRequest(
+            "A ComfyUI model needs params.workflow: its graph in ComfyUI's API format.",
+            param="params",
+        )
+
+
 async def check_base_url(vendor: str, base_url: str, destinations: DestinationPolicy) -> str:
     """An absolute http(s) URL the SSRF policy allows, required for every vendor but Mock."""
     base_url = base_url.strip()
@@ -108,7 +118,9 @@ class ModelAdmin:
         model_id = fields.pop("model_id")
         vendor = canonical_vendor(body.vendor_type)
         fields.setdefault("base_url", "")
-        row = await self._models.create(model_id, await self._prepare(model_id, fields, vendor))
+        prepared = await self._prepare(model_id, fields, vendor)
+        check_params(vendor, fields.get("params"))
+        row = await self._models.create(model_id, prepared)
         if row is None:
             raise Conflict(f"Model '{model_id}' already exists; use PUT or PATCH to change it.")
         await self._refresh()
@@ -144,7 +156,10 @@ class ModelAdmin:
         vendor = canonical_vendor(fields.get("vendor_type", current.vendor_type))
         if "vendor_type" in fields and "base_url" not in fields:
             fields["base_url"] = current.base_url
-        row = await self._models.update(model_id, await self._prepare(model_id, fields, vendor))
+        prepared = await self._prepare(model_id, fields, vendor)
+        if "vendor_type" in fields or "params" in fields:  # a PATCH of other fields is let be
+            check_params(vendor, fields.get("params", current.params))
+        row = await self._models.update(model_id, prepared)
         if row is None:
             raise NotFound(f"No model '{model_id}'.")
         await self._refresh()

@@ -12,10 +12,15 @@ from lowart.errors import InvalidRequest
 
 T = TypeVar("T")
 
-Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
+# The end of the text in both regex dialects: Python's ``$`` (msgspec validates with ``re``)
+# also matches before a final newline, which let ``"mnl\n"`` in as a model id; ECMA's does not.
+END = r"(?!\n)$"
+Id = Annotated[
+    str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*" + END)
+]
 Count = Annotated[int, Meta(ge=0, le=2**62)]
 Name = Annotated[str, Meta(max_length=256)]
-ModelList = list[Annotated[str, Meta(min_length=1, max_length=128)]]
+ModelList = list[Id]
 
 
 class UserQuota(Struct, forbid_unknown_fields=True):
@@ -27,7 +32,7 @@ class UserQuota(Struct, forbid_unknown_fields=True):
 
 
 class UserPatch(Struct, forbid_unknown_fields=True):
-    status: Annotated[str, Meta(pattern=r"^(active|disabled)$")] | UnsetType = UNSET
+    status: Annotated[str, Meta(pattern=r"^(active|disabled)" + END)] | UnsetType = UNSET
     rpm_limit: Count | UnsetType | None = UNSET
     token_quota: Count | UnsetType | None = UNSET
     token_used: Count | UnsetType = UNSET
@@ -62,7 +67,15 @@ class ModelUpdate(Struct, forbid_unknown_fields=True):
 
 
 class Fallbacks(Struct, forbid_unknown_fields=True):
-    fallbacks: list[Annotated[str, Meta(min_length=1, max_length=128)]]
+    fallbacks: list[Id]
+
+
+def identifier(value: str, param: str) -> str:
+    """``value`` when it is an ``Id``: for ids that arrive outside a body (the CLI's arguments)."""
+    try:
+        return msgspec.convert(value, Id)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"{param}: {exc}", param=param) from exc
 
 
 def decode(body: bytes, kind: type[T]) -> T:

@@ -12,6 +12,7 @@ from lowart.api.bodies import Fallbacks, KeyCreate, ModelCreate, ModelUpdate, Us
 from lowart.api.openapi_schemas import (
     ANY_OBJECT,
     BASE_URL_PATTERN,
+    COMFYUI_RULE,
     COMPONENTS,
     QUERY_SCHEMAS,
     VENDOR_PATTERN,
@@ -309,7 +310,7 @@ def _admin_schemas() -> dict[str, Any]:
     del update["properties"]["model_id"]
     update["properties"]["vendor_type"] = {"type": "string", "pattern": VENDOR_PATTERN}
     update["properties"]["base_url"] = {"type": "string", "pattern": BASE_URL_PATTERN}
-    components["ModelReplace"] = {**update, "required": ["vendor_type"]}
+    components["ModelReplace"] = {**update, "required": ["vendor_type"], "allOf": [COMFYUI_RULE]}
     return dict(components)
 
 

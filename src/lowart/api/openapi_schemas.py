@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lowart.api.bodies import END
 from lowart.api.chat import MAX_N, MAX_TOKENS_CAP
 from lowart.api.jobs import MAX_PAGE
 from lowart.entries import VENDORS
@@ -19,9 +20,9 @@ from lowart.tools.policy import POLICIES
 Schema = dict[str, Any]
 
 ANY_OBJECT: Schema = {"type": "object", "additionalProperties": True}
-ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"  # job, file and key ids: opaque, never a path
+ID_PATTERN = "^[A-Za-z0-9_-]{1,64}" + END  # job, file and key ids: opaque, never a path
 NOT_BLANK = r"\S"
-SIDE = "(6[4-9]|[7-9][0-9]|[1-9][0-9]{2}|[1-7][0-9]{3}|80[0-9]{2}|81[0-8][0-9]|819[0-2])"
+SIDE = "([1-9][0-9]{0,2}|[1-7][0-9]{3}|80[0-9]{2}|81[0-8][0-9]|819[0-2])"  # 1 to 8192
 
 
 def _caseless(word: str) -> str:
@@ -30,6 +31,24 @@ def _caseless(word: str) -> str:
 
 VENDOR_PATTERN = r"^\s*(" + "|".join(_caseless(v) for v in VENDORS) + r")\s*$"
 MOCK_PATTERN = r"^\s*" + _caseless("mock") + r"\s*$"
+COMFYUI_PATTERN = r"^\s*" + _caseless("comfyui") + r"\s*$"
+# A ComfyUI model needs its workflow (check_params): a non-empty object in params.workflow.
+COMFYUI_RULE: Schema = {
+    "if": {
+        "required": ["vendor_type"],
+        "properties": {"vendor_type": {"pattern": COMFYUI_PATTERN}},
+    },
+    "then": {
+        "required": ["params"],
+        "properties": {
+            "params": {
+                "type": "object",
+                "required": ["workflow"],
+                "properties": {"workflow": {"type": "object", "minProperties": 1}},
+            }
+        },
+    },
+}
 # What check_base_url takes: an absolute http(s) URL with a host and no credentials.
 BASE_URL_PATTERN = (
     r"^\s*" + _caseless("http") + r"[sS]?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?(/\S*)?\s*$"
@@ -294,7 +313,11 @@ def admin_overrides() -> dict[str, Schema]:
         },
     }
     return {
-        "ModelCreate": {"properties": {"vendor_type": vendor}, **base_url_rule},
+        "ModelCreate": {
+            "properties": {"vendor_type": vendor},
+            **base_url_rule,
+            "allOf": [COMFYUI_RULE],
+        },
         "PolicyBody": {"properties": {"policy": {"enum": list(POLICIES)}}},
     }
 

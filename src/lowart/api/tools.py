@@ -12,7 +12,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from starlette.requests import Request
 from starlette.routing import Route
 
-from lowart.api.bodies import Id, decode
+from lowart.api.bodies import END, Id, decode
 from lowart.api.middleware import REQUEST_ID_KEY
 from lowart.api.responses import JSON, body_of, caller
 from lowart.api.routing import route
@@ -26,7 +26,9 @@ from lowart.tools.policy import POLICIES
 from lowart.tools.servers import secret_context, server_config
 from lowart.tools.sessions import Confirmations
 
-Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
+Name = Annotated[
+    str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*" + END)
+]
 Text = Annotated[str, Meta(min_length=1, max_length=4096)]
 
 

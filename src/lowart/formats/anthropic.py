@@ -292,18 +292,27 @@ def openai_part(block: Mapping[str, object], param: str) -> dict[str, object]:
     if kind == "text" and isinstance(block.get("text"), str):
         return {"type": "text", "text": block["text"]}
     if kind == "image" and source.get("type") == "base64":
-        url = f"data:{source.get('media_type')};base64,{source.get('data')}"
+        media_type = _source_text(source, "media_type", param)
+        url = f"data:{media_type};base64,{_source_text(source, 'data', param)}"
         return {"type": "image_url", "image_url": {"url": url}}
     if kind == "image" and isinstance(source.get("url"), str):
         return {"type": "image_url", "image_url": {"url": source["url"]}}
     if kind == "document" and source.get("type") == "text":
-        return {"type": "text", "text": str(source.get("data") or "")}
+        return {"type": "text", "text": _source_text(source, "data", param)}
     if kind == "document" and source.get("media_type") == "application/pdf":
         title = block.get("title")
-        data = f"data:application/pdf;base64,{source.get('data')}"
+        data = f"data:application/pdf;base64,{_source_text(source, 'data', param)}"
         name = title if isinstance(title, str) and title else "document.pdf"
         return {"type": "file", "file": {"filename": name, "file_data": data}}
     raise InvalidRequest(f"unsupported content block type {kind!r}", param=param)
+
+
+def _source_text(source: Mapping[str, object], key: str, param: str) -> str:
+    """A string field of a block's ``source``: anything else is refused, not pasted as repr."""
+    value = source.get(key)
+    if not isinstance(value, str):
+        raise InvalidRequest(f"source.{key} must be a string", param=param)
+    return value
 
 
 def _get(value: object, key: str) -> object:

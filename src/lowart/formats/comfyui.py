@@ -26,12 +26,12 @@ PLACEHOLDERS: Mapping[str, str] = {
     "{{batch_size}}": "batch_size",
 }
 SEED_MAX = 2**64 - 1
-MIN_SIDE = 64
+MIN_SIDE = 1  # no floor of our own: ComfyUI checks its nodes' minimums (a refusal is a 400)
 MAX_SIDE = 8192
 MAX_IMAGES = 10
 REF_TYPES = frozenset({"output", "temp", "input"})
 
-_SIZE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")
+_SIZE = re.compile(r"\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*")
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 _MEDIA_PREFIXES = ("image/", "video/", "audio/")
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -150,7 +150,7 @@ def _int_in(value: object, low: int, high: int, param: str) -> int:
 
 
 def _size(value: object, param: str) -> tuple[int, int]:
-    match = _SIZE.match(value) if isinstance(value, str) else None
+    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise InvalidRequest(f"'{param}' must look like '1024x1024' (width x height).", param=param)
     width, height = int(match[1]), int(match[2])

@@ -45,6 +45,11 @@ def _get(value: object, key: str) -> object:
     return value.get(key) if isinstance(value, dict) else None
 
 
+def _among(value: object, names: frozenset[str]) -> bool:
+    """Whether value is one of names: a list or an object is not (nor hashable)."""
+    return isinstance(value, str) and value in names
+
+
 def _obj(value: object, param: str, what: str) -> Body:
     if not isinstance(value, dict):
         raise InvalidRequest(f"{what} must be an object", param=param)
@@ -93,7 +98,9 @@ def openai_to_anthropic(
         raise InvalidRequest("logprobs are not available for this model", param="logprobs")
     names = ToolNames.from_tools(body.get("tools"))
     messages = _messages(body)
-    lead = next((i for i, m in enumerate(messages) if m.get("role") not in _SYSTEM_ROLES), None)
+    lead = next(
+        (i for i, m in enumerate(messages) if not _among(m.get("role"), _SYSTEM_ROLES)), None
+    )
     lead = len(messages) if lead is None else lead
     instruction, output_config = _json_mode(body.get("response_format"))
     out: dict[str, object] = {"model": upstream_model}
@@ -172,7 +179,7 @@ def _turns(messages: list[Body], start: int, names: ToolNames) -> list[Block]:
 def _turn(message: Body, names: ToolNames, param: str) -> tuple[str, list[Block]]:
     role = message.get("role")
     content = message.get("content")
-    if role in _SYSTEM_ROLES:
+    if _among(role, _SYSTEM_ROLES):
         return "user", _text_blocks(_texts(content, param), "[system] ")
     if role == "user":
         return "user", _user_blocks(content, param)
@@ -339,7 +346,7 @@ def _openai_messages(message: Body, names: ToolNames, param: str) -> list[Block]
             tool, moved = _tool_message(block, f"{param}[{j}]")
             tools.append(tool)
             parts.extend(moved)
-        elif block.get("type") not in _THINKING:
+        elif not _among(block.get("type"), _THINKING):
             parts.append(openai_part(block, f"{param}[{j}]"))
     return tools + ([{"role": "user", "content": parts}] if parts else [])
 
@@ -353,7 +360,7 @@ def _assistant_message(blocks: list[Body], names: ToolNames, param: str) -> list
             texts.append(_string(block.get("text"), f"{param}[{j}]", "text"))
         elif kind == "tool_use":
             calls.append(_tool_call(block, names, f"{param}[{j}]"))
-        elif kind not in _THINKING:
+        elif not _among(kind, _THINKING):
             raise InvalidRequest(f"unsupported assistant block type {kind!r}", param=param)
     message: Block = {"role": "assistant", "content": "".join(texts) or None}
     if calls:

@@ -6,17 +6,19 @@ fails closed: the engine raises ``ServiceUnavailable`` (503), in one place for e
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from lowart.errors import ServiceUnavailable
+from lowart.errors import ServiceUnavailable, StartupError
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+PRIVATE_FILE = 0o600  # the database holds key hashes, prompts and answers: its owner's only
 _SQLITE_BUSY = 5  # SQLITE_BUSY: another connection holds the lock past the busy timeout
 _SQLITE_LOCKED = 6  # SQLITE_LOCKED: a conflicting lock within the same process
 READ_ONLY = {"lowart_read_only": True}
@@ -40,6 +42,18 @@ def _is_busy(error: BaseException | None) -> bool:
     return "database is locked" in str(error) or "database table is locked" in str(error)
 
 
+def _create_private(database: str | None) -> None:
+    """Create a missing SQLite file with mode 0600 (SQLite's own would follow the umask, 0644
+    under the usual 022). SQLite gives the ``-wal``, ``-shm`` and ``-journal`` files the mode of
+    the database file, so they follow. An existing file keeps its mode: the operator's choice."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+    except OSError as exc:
+        raise StartupError(f"cannot open the database file {database}: {exc.strerror}") from exc
+
+
 def create_engine(
     database_url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
 ) -> AsyncEngine:
@@ -47,6 +61,7 @@ def create_engine(
     url = async_url(database_url)
     if not url.startswith("sqlite"):
         return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    _create_private(make_url(url).database)
     engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -16,10 +16,17 @@ _EXTENSIONS = {
 }
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+PRIVATE_DIR = 0o700  # generated images are their users' own: no other account reads them
+PRIVATE_FILE = 0o600
+
+
+def _write(root: Path, path: Path, data: bytes) -> None:
+    root.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)  # an existing root keeps its mode
+    path.parent.mkdir(mode=PRIVATE_DIR, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_bytes(data)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
     os.replace(tmp, path)  # a reader never sees half a file
 
 
@@ -41,7 +48,7 @@ class FileStore:
         now: float,
     ) -> FileRow:
         relative = f"{file_id[-2:]}/{file_id}{_EXTENSIONS.get(content_type, '')}"
-        await asyncio.to_thread(_write, self._root / relative, data)
+        await asyncio.to_thread(_write, self._root, self._root / relative, data)
         row = FileRow(
             file_id=file_id,
             user_id=user_id,

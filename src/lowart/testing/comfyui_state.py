@@ -3,7 +3,8 @@
 Validation (protocols.md §4.2) checks, in order: a ``prompt`` key (``no_prompt``), an object
 (``invalid_prompt``), known class types (``missing_node_type``), an output node
 (``prompt_no_outputs``), then each node: a choice input given a value outside its list
-(``value_not_in_list``) fails the outputs downstream; ``FailValidation`` fails every output (400
+(``value_not_in_list``) or an INT under its minimum (``value_smaller_than_min``,
+comfyui_inputs.py) fails the outputs downstream; ``FailValidation`` fails every output (400
 ``prompt_outputs_failed_validation``); ``PartialFail`` is an output that fails alone, so next to
 a valid SaveImage the prompt is accepted with non-empty ``node_errors``. Other inputs are not
 checked and may be missing.
@@ -18,6 +19,8 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 from typing import TypedDict, TypeGuard
+
+from lowart.testing.comfyui_inputs import input_errors
 
 JsonObject = dict[str, object]
 InputType = str | list[str]  # a type name, or the choices of a combo input
@@ -191,11 +194,9 @@ def _node_error(nodes: dict[str, NodeSpec], node_id: str, outputs: list[str]) ->
     """The ``node_errors`` entry of one node, or None when it is valid."""
     spec, errors = nodes[node_id], []
     for name, value in spec.inputs.items():
-        kind = INPUTS[spec.class_type].get(name)
-        if isinstance(kind, list) and not is_link(value) and value not in kind:
-            extra = {"input_name": name, "input_config": [kind, {}], "received_value": value}
-            details = f"{name}: {value!r} not in {kind}"
-            errors.append(_error("value_not_in_list", "Value not in list", details, extra))
+        if not is_link(value):
+            kind = INPUTS[spec.class_type].get(name)
+            errors += input_errors(spec.class_type, kind, name, value)
     dependents = [o for o in outputs if o == node_id or node_id in ancestors(nodes, o)]
     if spec.class_type in ("FailValidation", "PartialFail"):
         message = f"{spec.class_type} always fails validation"

@@ -48,7 +48,7 @@ class Outbox:
         done: Sequence[str] = (),
     ) -> str:
         """Write a batch durably (temporary file, fsync, rename). Returns its id."""
-        self._dir.mkdir(parents=True, exist_ok=True)
+        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # rows name users and models
         batch_id = f"{time.time_ns():020d}-{uuid.uuid4().hex}"  # names sort oldest first
         final = self._dir / (batch_id + _SUFFIX)
         partial = final.with_suffix(".partial")
@@ -57,7 +57,8 @@ class Outbox:
             "tags": {user: list(ids) for user, ids in tags.items()},
             "done": list(done),
         }
-        with partial.open("w", encoding="utf-8") as handle:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
