@@ -4,15 +4,10 @@ clock, one winner among racing claims, and the sweep."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lowart.storage.engine import create_engine
 from lowart.storage.idempotency import STREAMED, Answer, Claim, Held, IdempotencyStore
-from lowart.storage.migrate import migrate
 
 TTL_S = 100.0
 LEASE_S = 10.0
@@ -25,23 +20,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "pg":
-        return str(request.getfixturevalue("pg_url"))
-    return f"sqlite:///{tmp_path}/t.db"
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(database_url)
-    await migrate(eng)
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
 
 
 def _store(engine: AsyncEngine, clock: Clock) -> IdempotencyStore:

@@ -4,38 +4,17 @@ flight become ``partial`` rows once, even with two instances recovering at the s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lowart.storage.engine import create_engine
 from lowart.storage.inflight import InstanceRepository
-from lowart.storage.migrate import migrate
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "pg":
-        return str(request.getfixturevalue("pg_url"))
-    return f"sqlite:///{tmp_path}/t.db"
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(database_url)
-    await migrate(eng)
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
 
 
 def _checkpoint(request_id: str, instance_id: str, user_id: str, tokens: int) -> dict[str, Any]:

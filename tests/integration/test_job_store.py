@@ -15,13 +15,6 @@ from lowart.storage.migrate import migrate
 LEASE = 30.0
 
 
-@pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
-def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
-    if request.param == "pg":
-        return str(request.getfixturevalue("pg_url"))
-    return f"sqlite:///{tmp_path}/jobs.db"
-
-
 @pytest.fixture
 async def repo(database_url: str) -> AsyncIterator[JobRepository]:
     engine: AsyncEngine = create_engine(database_url)

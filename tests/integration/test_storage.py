@@ -7,7 +7,6 @@ import datetime as dt
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +28,6 @@ from lowart.storage.users import UserRepository
 DAY1 = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC).timestamp()
 DAY2 = dt.datetime(2025, 3, 2, 23, 59, tzinfo=dt.UTC).timestamp()
 DAY3 = dt.datetime(2025, 3, 3, 0, 30, tzinfo=dt.UTC).timestamp()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The database under test. Sync, because ``pg_url`` runs its own event loop."""
-    if request.param == "pg":
-        return str(request.getfixturevalue("pg_url"))
-    return f"sqlite:///{tmp_path}/t.db"
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """A migrated engine on a fresh database, per test."""
-    eng = create_engine(database_url)
-    await migrate(eng)
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
 
 
 @pytest.fixture
