@@ -71,5 +71,9 @@ lint: install
 bench: install
 	$(BIN)/python bench/run.py
 
+# Instructions per request under callgrind (bench/instructions.py): run on two commits to compare.
+bench-instructions: install
+	cd bench && ../$(BIN)/python instructions.py
+
 clean:
 	rm -rf $(TOOLS) $(VENV) .mypy_cache .ruff_cache $(WEB)/node_modules $(CONSOLE)

@@ -14,7 +14,7 @@ import secrets
 import sqlite3
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,8 +126,12 @@ def start_gateway(
     name: str,
     env: Mapping[str, str] | None = None,
     user_id: str = "bench",
+    *,
+    command: Sequence[str] = (str(LOWART),),
+    timeout: float = 60,
 ) -> Gateway:
-    """``lowart serve`` in ``WORK/<name>`` on SQLite, with a user whose limits are on."""
+    """``lowart serve`` in ``WORK/<name>`` on SQLite, with a user whose limits are on.
+    ``command`` runs ``lowart`` (e.g. under valgrind, with a longer start-up ``timeout``)."""
     home = WORK / name
     home.mkdir(parents=True)
     port = int((env or {}).get("PORT") or 0) or free_port()
@@ -140,12 +144,12 @@ def start_gateway(
         **(env or {}),
     }
     started = time.monotonic()
-    proc = spawn(stack, name, [str(LOWART), "serve"], full_env, home)
+    proc = spawn(stack, name, [*command, "serve"], full_env, home)
     base = f"http://127.0.0.1:{port}"
     quota = {"user_id": user_id, "rpm_limit": RPM_LIMIT, "token_quota": TOKEN_QUOTA}
     headers = {"Authorization": f"Bearer {admin_key}"}
     try:
-        _wait_listening(proc, WORK / f"{name}.log")
+        _wait_listening(proc, WORK / f"{name}.log", timeout)
         status, raw = call("POST", base + "/admin/users/quota", quota, headers)
     except (RuntimeError, OSError) as exc:
         raise RuntimeError(f"{name} failed to start: {cause(WORK / f'{name}.log')}") from exc
