@@ -24,7 +24,7 @@ def _entry(
         served_model="m2",
         reservation_id=f"r{n}",
         reserved_tokens=100,
-        max_tokens=max_tokens,
+        completion_cap=max_tokens,
         prompt=lambda: "é" * 10,  # 20 UTF-8 bytes
         completion=lambda: text,
         started_at=started_at,

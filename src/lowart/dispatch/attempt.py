@@ -96,7 +96,7 @@ def in_flight(attempt: Attempt, stream: ChatStream, relayed: int) -> InFlight:
         served_model=attempt.model.model_id,
         reservation_id=reservation.id if reservation is not None else "",
         reserved_tokens=reservation.amount if reservation is not None else 0,
-        max_tokens=admission.max_tokens,
+        completion_cap=admission.completion_cap,
         prompt=functools.partial(prompt_text, attempt.request.body),
         completion=stream.completion_text,
         started_at=time.time(),

@@ -28,7 +28,7 @@ class InFlight:
     served_model: str
     reservation_id: str
     reserved_tokens: int
-    max_tokens: int | None
+    completion_cap: int | None  # n * max_tokens, the cap billing applies
     prompt: Callable[[], str]  # the prompt's text, read at the first checkpoint
     completion: Callable[[], str]  # the text relayed so far, read at each checkpoint
     started_at: float  # Unix seconds
@@ -44,7 +44,7 @@ class InFlight:
             self.share = len(self.completion().encode()) / self.relayed
             self.measured_at = self.relayed
         tokens = admission_estimate(round(self.relayed * self.share))
-        return tokens if self.max_tokens is None else min(tokens, self.max_tokens)
+        return tokens if self.completion_cap is None else min(tokens, self.completion_cap)
 
 
 class InFlightRegistry:
