@@ -27,7 +27,13 @@ from pydantic import ValidationError
 
 from lowart.security.connect_guard import guarded_transport
 from lowart.security.ssrf import DestinationPolicy
-from lowart.tools.mcp import ServerConfig, ServerStatus, SessionOptions, ToolCallError, ToolInfo
+from lowart.tools.mcp_server import (
+    ServerConfig,
+    ServerStatus,
+    SessionOptions,
+    ToolCallError,
+    ToolInfo,
+)
 
 log = structlog.get_logger()
 
