@@ -57,7 +57,8 @@ from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
 from lowart.tools.loop import ToolLoop
-from lowart.tools.mcp import MCPManager, ToolCallError
+from lowart.tools.mcp import MCPManager
+from lowart.tools.mcp_server import ToolCallError
 from lowart.tools.servers import server_config
 from lowart.tools.sessions import Confirmations
 from lowart.usage.estimate import Tokenizer

@@ -16,7 +16,8 @@ import pytest
 from mcp.types import CallToolResult, ImageContent, TextContent
 from structlog.testing import capture_logs
 
-from lowart.tools.mcp import MCPManager, ServerConfig, ToolCallError
+from lowart.tools.mcp import MCPManager
+from lowart.tools.mcp_server import ServerConfig, ToolCallError
 from lowart.tools.mcp_session import _log_stderr, result_text
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mcp_weather.py"

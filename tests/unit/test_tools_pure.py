@@ -16,7 +16,7 @@ from lowart.storage.tools import PolicyRow, SessionRow
 from lowart.tools.calls import Call, assistant_turn, calls_of, only_calls, result_turns
 from lowart.tools.expand import mcp_servers_of, model_body, offered_tools
 from lowart.tools.loop import ToolLoop
-from lowart.tools.mcp import ToolInfo
+from lowart.tools.mcp_server import ToolInfo
 from lowart.tools.policy import resolve
 
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}

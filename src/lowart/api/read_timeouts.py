@@ -17,6 +17,10 @@ The deadlines are not event-loop timers (about 7 µs each to arm and cancel unde
 per request): each connection joins one set while it is open and writes its deadline (infinite
 between requests), and one task sweeps the set every ``SWEEP_S``. A deadline may fire up to that
 much late, against timeouts of seconds.
+
+uvicorn offers no public way to do this, so the subclass builds on ``HttpToolsProtocol``'s
+internals (its parser hooks, ``loop``, ``transport``, ``client``, ``cycle``): pyproject.toml pins
+uvicorn to the tested minor, and tests/unit/test_dependencies.py checks those internals.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from lowart.security.connect_guard import vet_url
 from lowart.security.secretbox import SecretBox
 from lowart.security.ssrf import DestinationPolicy
 from lowart.storage.tools import PolicyRow, ServerRow, ToolRepository
-from lowart.tools.mcp import MCPManager, ToolCallError
+from lowart.tools.mcp import MCPManager
+from lowart.tools.mcp_server import ToolCallError
 from lowart.tools.policy import POLICIES
 from lowart.tools.servers import secret_context, server_config
 from lowart.tools.sessions import Confirmations

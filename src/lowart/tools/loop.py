@@ -28,7 +28,8 @@ from lowart.providers.base import ChatRequest
 from lowart.storage.tools import SessionRow, ToolRepository
 from lowart.tools.calls import Call, assistant_turn, calls_of, only_calls, result_turns
 from lowart.tools.expand import OfferedTool, mcp_servers_of, model_body, offered_tools
-from lowart.tools.mcp import MCPManager, ToolCallError
+from lowart.tools.mcp import MCPManager
+from lowart.tools.mcp_server import ToolCallError
 from lowart.tools.policy import AUTO, BLOCK, resolve
 
 log = structlog.get_logger()

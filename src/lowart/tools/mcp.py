@@ -1,7 +1,6 @@
 """MCP servers the gateway runs: one long-lived client session each, supervised and restarted.
 
-``env`` reaches only the child process and ``headers`` only the HTTP requests: neither is logged
-nor in a ``repr``. The sessions themselves (``mcp_session.py``) hold the MCP SDK, which costs
+The sessions themselves (``mcp_session.py``) hold the MCP SDK, which costs
 about half a second and tens of MiB to import: it is loaded when the first server starts, so a
 gateway with no tool server never pays for it.
 """
@@ -10,62 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from lowart.security.ssrf import DestinationPolicy
+from lowart.tools.mcp_server import (
+    ServerConfig,
+    ServerStatus,
+    SessionOptions,
+    ToolCallError,
+    ToolInfo,
+)
 
 if TYPE_CHECKING:
     from lowart.tools.mcp_session import Session
-
-ServerStatus = Literal["starting", "running", "failed"]
 
 
 def _sessions() -> ModuleType:
     """The session module, imported on first use (see the module's docstring)."""
     return importlib.import_module("lowart.tools.mcp_session")
-
-
-class ToolCallError(Exception):
-    """A tool could not be run: unknown or failed server, timeout, or the server died mid-call."""
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """How to reach one MCP server; ``env`` and ``headers`` are already decrypted."""
-
-    name: str
-    transport: Literal["stdio", "http"]
-    command: str | None = None
-    args: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict, repr=False)
-    url: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        needed = "command" if self.transport == "stdio" else "url"
-        if not getattr(self, needed):
-            raise ValueError(f"MCP server {self.name!r} needs a {needed}")
-
-
-@dataclass(frozen=True)
-class ToolInfo:
-    """One tool a server offers."""
-
-    name: str
-    description: str
-    input_schema: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class SessionOptions:
-    call_timeout_s: float
-    list_refresh_s: float
-    restart_backoff_s: float
-    start_timeout_s: float
-    destinations: DestinationPolicy
 
 
 class MCPManager:

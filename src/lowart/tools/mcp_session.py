@@ -12,22 +12,27 @@ import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, BinaryIO
+from types import TracebackType
+from typing import Any, BinaryIO, Protocol, Self
 
 import anyio
 import httpx2
 import structlog
 from mcp import Client, MCPError, StdioServerParameters, stdio_client
 from mcp import types as mcp_types
-from mcp.client._transport import ReadStream
-from mcp.client._transport import TransportStreams as Streams
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from lowart.security.connect_guard import guarded_transport
 from lowart.security.ssrf import DestinationPolicy
-from lowart.tools.mcp import ServerConfig, ServerStatus, SessionOptions, ToolCallError, ToolInfo
+from lowart.tools.mcp_server import (
+    ServerConfig,
+    ServerStatus,
+    SessionOptions,
+    ToolCallError,
+    ToolInfo,
+)
 
 log = structlog.get_logger()
 
@@ -38,6 +43,36 @@ _STDERR_LINE_MAX = 4000
 _STDERR_DRAIN_S = 1.0  # time for the last stderr lines once the process is gone
 # Failures of the server or the network: one log line, no traceback.
 _EXPECTED = (OSError, MCPError, TimeoutError, httpx2.HTTPError)
+
+Received = SessionMessage | Exception
+
+
+# The SDK's streams, by what this module uses of them. mcp exports ``Transport`` (what ``Client``
+# accepts) but names its stream types only in private modules: these protocols match them
+# structurally, so mypy checks them against the installed SDK and no private name is imported.
+class _Receiver(Protocol):
+    """The read stream a transport yields."""
+
+    async def receive(self) -> Received: ...
+    async def aclose(self) -> None: ...
+    async def __anext__(self) -> Received: ...
+
+
+class _Sender(Protocol):
+    """The write stream a transport yields, passed through as it is."""
+
+    async def send(self, item: SessionMessage, /) -> None: ...
+    async def aclose(self) -> None: ...
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None: ...
+
+
+Streams = tuple["_WatchedReadStream", _Sender]
 
 
 def result_text(result: mcp_types.CallToolResult) -> str:
@@ -284,7 +319,7 @@ class _WatchedReadStream:
     """A read stream that sets ``closed`` when the session closes it, as it does once the
     connection ends (a dead process, a torn-down HTTP transport), even while no call runs."""
 
-    def __init__(self, inner: ReadStream[SessionMessage | Exception], closed: anyio.Event):
+    def __init__(self, inner: _Receiver, closed: anyio.Event):
         self._inner = inner
         self._closed = closed
 
@@ -292,7 +327,7 @@ class _WatchedReadStream:
     def last_context(self) -> object:
         return getattr(self._inner, "last_context", None)
 
-    async def receive(self) -> SessionMessage | Exception:
+    async def receive(self) -> Received:
         return await self._inner.receive()
 
     async def aclose(self) -> None:
@@ -302,7 +337,7 @@ class _WatchedReadStream:
     def __aiter__(self) -> _WatchedReadStream:
         return self
 
-    async def __anext__(self) -> SessionMessage | Exception:
+    async def __anext__(self) -> Received:
         return await self._inner.__anext__()
 
     async def __aenter__(self) -> _WatchedReadStream:

@@ -6,7 +6,7 @@ import msgspec
 
 from lowart.security.secretbox import SecretBox
 from lowart.storage.tools import ServerRow
-from lowart.tools.mcp import ServerConfig
+from lowart.tools.mcp_server import ServerConfig
 
 
 def secret_context(name: str, field: str) -> str:
