@@ -52,7 +52,7 @@ run: install
 test: install $(CHROMIUM)
 	$(BIN)/pytest -q -p no:cacheprovider
 
-# Security gates (reliability.md S16): hash pins and .pth allowlist, bandit, semgrep (offline,
+# Security gates (docs/reliability.md, S16): hash pins and .pth allowlist, bandit, semgrep (offline,
 # rules in .ci/semgrep, each rule tested against its examples first).
 SEMGREP := SEMGREP_ENABLE_VERSION_CHECK=0 SEMGREP_SEND_METRICS=off $(BIN)/semgrep scan \
 	--metrics=off --disable-version-check --quiet

@@ -1,4 +1,4 @@
-"""Supply-chain gate (reliability.md S16), run by ``make lint``: exit 1 with the reasons, else 0.
+"""Supply-chain gate (docs/reliability.md, S16), run by ``make lint``: exit 1 with the reasons, else 0.
 
 1. No unexpected ``.pth`` file in the project's virtual environments (``.venv``, ``.tools``): a
    ``.pth`` line that starts with ``import`` runs at every interpreter start, the usual way a
@@ -7,8 +7,8 @@
    every requirement, installed by the Makefile with ``--require-hashes``), ``uv.lock`` (a
    sha256 on every artifact of every registry package, synced with ``--locked``) and
    ``web/package-lock.json`` (an ``integrity`` hash on every package, installed with ``npm ci``).
-3. The copy of the shared semgrep rules matches ``../shared/security/semgrep-rules.yml`` when
-   that folder is beside the repository.
+3. The copy of the shared semgrep rules matches ``security/semgrep-rules.yml`` of the project's
+   ``shared`` folder, when that folder is beside the repository.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The load rows of ``shared/spec/reliability.md`` (L1, L3, L4, L7, L8), run against the gateway
+"""The load rows of ``docs/reliability.md`` (L1, L3, L4, L7, L8), run against the gateway
 and the slow upstream, each reported with its criteria and pass or fail.
 
 Durations come from the environment (shorter runs are rougher):

@@ -309,7 +309,7 @@ def render(r: Results) -> str:
             *goal_lines(r.goals),
             "",
             *([r.notes.strip(), ""] if r.notes.strip() else []),
-            "## Load rows (shared/spec/reliability.md)",
+            "## Load rows (docs/reliability.md)",
             "",
             *(load_row_lines(r.loads) if r.loads else ["Skipped (`BENCH_LOAD_ROWS=0`)."]),
             "",

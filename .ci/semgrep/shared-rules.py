@@ -1,4 +1,4 @@
-# Test cases for shared-rules.yml (a copy of ../shared/security/semgrep-rules.yml): `semgrep
+# Test cases for shared-rules.yml (a copy of the project's shared rules): `semgrep
 # --test .ci/semgrep` checks each rule against these lines. Never imported or run.
 # ruff: noqa
 import ast

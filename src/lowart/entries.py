@@ -1,4 +1,4 @@
-"""Shared value types: a caller's principal and a routable model (read on the hot path)."""
+"""Shared value types read on the hot path: a caller's principal, a routable model, vendor names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Master-key rotation (reliability.md S3): every stored secret re-encrypted under a new key.
+"""Master-key rotation (docs/reliability.md, S3): every stored secret re-encrypted under a new key.
 
 The new key comes from a file or from ``NEW_MASTER_KEY``, never from the command line (which
 ``ps`` shows). With SQLite's generated ``lowart.key`` (no ``MASTER_KEY`` set), a new key is

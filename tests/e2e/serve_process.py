@@ -26,7 +26,7 @@ LOWART = str(Path(sys.executable).parent / "lowart")
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 20.0
 LISTENING = "Lowart listening on "
-# How a SIGTERM-ed server ends (api.md: exit 0).
+# How a SIGTERM-ed server ends (docs/deployment.md, "Shutdown": exit 0).
 STOPPED = (0,)
 
 # Every setting the gateway reads: the parent's values must not leak into a child.

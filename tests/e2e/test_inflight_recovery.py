@@ -1,4 +1,4 @@
-"""A SIGKILL loses at most one checkpoint interval of the streams in flight (operations.md,
+"""A SIGKILL loses at most one checkpoint interval of the streams in flight (docs/operations.md,
 "Requests in flight").
 
 Five streams are relayed from a slow fake upstream; once each has delivered chunks and the usage

@@ -2,7 +2,7 @@
 
 Each job asks the fake upstream a question of its own, so the fake's records tell how often each
 job reached the upstream; usage rows tell how often each was billed. The SIGKILL tests stop the
-server at the points of a job's life that reliability.md F16 names: before the upstream call
+server at the points of a job's life that docs/reliability.md, F16 names: before the upstream call
 (the job waits in the queue), during it, after the upstream answered but before anything of it
 was stored, after only its usage was made durable, and after its result was stored.
 """
@@ -165,7 +165,7 @@ def test_jobs_are_private_and_cancellable(
             assert httpx.get(f"{gw.url}/v1/jobs/{job_id}").status_code == 401
 
 
-# -- SIGKILL at each point of a job's life (reliability.md F16) ----------------------------------
+# -- SIGKILL at each point of a job's life (F16) -------------------------------------------------
 
 
 def _answered(gw: ServeProcess) -> float:

@@ -1,4 +1,4 @@
-"""The seed tutorial (../shared/seed/), replayed verbatim against the real server.
+"""The project's seed tutorial (its curl walkthrough), replayed verbatim against the real server.
 
 Each step sends the tutorial's own request bodies as raw bytes, with the tutorial's headers (the
 confirm curl has no Content-Type). Steps whose capability belongs to a later issue are expected

@@ -378,7 +378,7 @@ def test_fallback_crosses_vendors_and_bills_the_backup(
 
 
 def test_count_tokens_is_admitted(make_gateway: Callable[..., Gateway]) -> None:
-    """count_tokens counts against RPM and has its own body cap (api.md, Anthropic Messages)."""
+    """count_tokens counts against RPM, with a body cap of its own (docs/api.md, "Errors")."""
     cap = 4096
     gw = make_gateway(count_tokens_max_body_bytes=cap)
     client = _anthropic(gw, gw.create_user(rpm_limit=3))

@@ -361,7 +361,7 @@ def test_admin_usage_filters_and_groupings(gw: Gateway) -> None:
 def test_n_choices_are_billed_whole_streamed_and_as_jobs(
     gw: Gateway, fake_openai: tuple[FakeOpenAI, str]
 ) -> None:
-    """The vendor's count is billed, capped at ``n * max_tokens`` only (api.md, Quotas)."""
+    """The vendor's count is billed, capped at ``n * max_tokens`` only (docs/api.md, "Quotas")."""
     gw.add_model("gpt-900", base_url=fake_openai[1], upstream_model="usage-10-900")
     key = gw.create_user("many-choices")
     client = sdk(gw, key)
@@ -396,7 +396,7 @@ def test_n_choices_are_billed_whole_streamed_and_as_jobs(
 def test_a_fallback_outside_the_allowlist_is_skipped(
     gw: Gateway, fake_openai: tuple[FakeOpenAI, str]
 ) -> None:
-    """The chain serves only models the caller may call (api.md, Chat: retries and fallbacks)."""
+    """The chain serves only models the caller may call (docs/api.md, "Chat": fallbacks)."""
     put = gw.admin(
         "PUT", "/admin/models/gpt-500/fallbacks", json={"fallbacks": ["gpt-ok", "gpt-429"]}
     )

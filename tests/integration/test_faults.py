@@ -1,4 +1,4 @@
-"""Fault tests F1-F5, F10 and F19 of reliability.md §3.2, through the official SDKs.
+"""Fault tests F1-F5, F10 and F19 of docs/reliability.md, through the official SDKs.
 
 Every test starts its own gateway with short durations and its own fake upstreams, so the attempt
 counts read from the fakes' request logs are exact. Stream faults (F6-F9, F11, F18) are in

@@ -1,4 +1,4 @@
-"""Fault tests F12, F14 and F15 of reliability.md §3.2: the gateway's own backends fail.
+"""Fault tests F12, F14 and F15 of docs/reliability.md: the gateway's own backends fail.
 
 Redis faults run against a private ``redis-server`` per test, killed and restarted at will; the
 SQLite lock is taken by a second connection on the gateway's own file. The shared Redis and

@@ -1,4 +1,4 @@
-"""Stream fault tests F6-F9, F11 and F18 of reliability.md §3.2, through the official SDKs.
+"""Stream fault tests F6-F9, F11 and F18 of docs/reliability.md, through the official SDKs.
 
 After its first byte a stream never falls back: an upstream failure ends it with an explicit error
 in the caller's format, and it is billed ``partial``. Every stream here is checked to end with its

@@ -96,7 +96,7 @@ def test_seed_is_random_unless_given(gw: Gateway, comfy: ThreadedComfyUI) -> Non
 
 
 def test_an_image_answer_carries_the_gateway_headers(gw: Gateway) -> None:
-    """api.md: a model response carries ``x-lowart-model`` and the rate-limit headers."""
+    """docs/api.md, "Chat": a model answer carries ``x-lowart-model`` and the rate-limit headers."""
     key = gw.create_user(rpm_limit=5)
     response = _generate(gw, key, prompt="x")
     assert response.status_code == 200, response.text

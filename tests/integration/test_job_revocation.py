@@ -1,5 +1,6 @@
-"""A revoked key's jobs (api.md, Jobs): pending ones are cancelled with the reason, a running one
-stops and is not billed for an answer it never received; the user's other keys are untouched."""
+"""A revoked key's jobs (docs/api.md, "Jobs"): pending ones are cancelled with the reason, a
+running one stops and is not billed for an answer it never received; the user's other keys are
+untouched."""
 
 from __future__ import annotations
 

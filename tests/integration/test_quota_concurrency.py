@@ -19,7 +19,7 @@ ACTUAL = 20  # the fake's "usage-10-10" behaviour (model gpt-fixed)
 BODY = json.dumps(
     {"model": "gpt-fixed", "max_tokens": 10, "messages": [{"role": "user", "content": "how much?"}]}
 ).encode()
-RESERVATION = -(-len(BODY) // 3) + 10  # api.md: prompt bytes / 3, plus max_tokens
+RESERVATION = -(-len(BODY) // 3) + 10  # docs/api.md, "Quotas": bytes / 3 + max_tokens
 
 
 async def _burst(
@@ -117,7 +117,7 @@ def test_every_choice_is_reserved_and_billed(
     gw: Gateway, fake_openai: tuple[FakeOpenAI, str]
 ) -> None:
     """``n`` choices reserve ``n * max_tokens``; a capped reservation lowers ``max_tokens`` so
-    that all of them fit, and the vendor's count is billed (api.md, Quotas)."""
+    that all of them fit, and the vendor's count is billed (docs/api.md, "Quotas")."""
     quota, choices = 1_000, 128
     key = gw.create_user("choices", token_quota=quota)
     fake, earlier = fake_openai[0], len(fake_openai[0].calls)

@@ -1,4 +1,4 @@
-"""The invalidation listener (docs/deployment.md, "Several instances"): an instance deaf to
+"""The invalidation listener (docs/deployment.md, "Scaled out"): an instance deaf to
 pub/sub at start, or after losing its subscription, misses nothing once it subscribes again.
 
 Instance ``b`` reaches a private Redis through a fault proxy that delays every answer by

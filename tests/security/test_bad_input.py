@@ -1,4 +1,4 @@
-"""The bad-input catalogue (reliability.md 3.3, B1-B12) against the real server.
+"""The bad-input catalogue (docs/reliability.md, "Bad input", B1-B12) against the real server.
 
 Global criterion: no 5xx; every refusal is a 4xx in its endpoint family's error shape.
 """

@@ -1,4 +1,4 @@
-"""Canary secrets (reliability.md 3.0, S4): unique secrets planted everywhere a secret enters the
+"""Canary secrets (docs/reliability.md, S4): unique secrets planted everywhere a secret enters the
 gateway, then searched for (whole, and every 8-character piece) in everything that leaves it:
 its logs, ``/metrics``, the database file and its dump, and every response it sent.
 

@@ -54,7 +54,7 @@ def test_a_line_break_or_nul_after_an_identifier_is_a_400_and_nothing_changes(
 
 
 def test_the_vendor_is_the_one_name_read_loosely(gateway: Gateway) -> None:
-    """vendor_type is case- and whitespace-insensitive (api.md): a trailing line break is
+    """vendor_type is case- and whitespace-insensitive (docs/api.md): a trailing line break is
     trimmed and the canonical name stored; a NUL is not whitespace and is refused."""
     created = gateway.add_model("loose", "mock\r\n")
     assert created["vendor_type"] == "Mock"

@@ -1,4 +1,4 @@
-"""Money paths (reliability.md 3.4): the quota ledger as a state machine (S13) and billing
+"""Money paths (docs/reliability.md): the quota ledger as a state machine (S13) and billing
 arithmetic over any usage a vendor may report (S14). The concurrent case (50 requests against
 one balance, SQLite and PostgreSQL) is tests/integration/test_quota_concurrency.py."""
 

@@ -1,4 +1,4 @@
-"""Security properties on the real server (reliability.md 3.4): keys hashed at rest (S2),
+"""Security properties on the real server (docs/reliability.md, "Security"): keys hashed (S2),
 tenant isolation (S5), the route-authorisation matrix (S7), no mass assignment (S8),
 rate limits that cannot be bypassed (S12), and secrets that must exist (S15)."""
 
@@ -24,7 +24,7 @@ HELLO = [{"role": "user", "content": "hello"}]
 VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # The routes anyone may call. A new public route must be added here on purpose.
 PUBLIC = {"/health", "/ready", "/openapi.json", "/metrics", "/ui", "/ui/{path}"}
-# A key, or instead a signed URL; without either, 404 (api.md, Files).
+# A key, or instead a signed URL; without either, 404 (docs/api.md, "Files").
 KEY_OR_SIGNATURE = {"/v1/files/{file_id}"}
 
 

@@ -1,7 +1,7 @@
 """Schemathesis against the served ``/openapi.json``: every phase (examples, coverage, fuzzing,
 stateful), two tenants and an admin, on the real server.
 
-Pass criterion (reliability.md 3.3): no response >= 500, every error in its endpoint family's shape
+Pass criterion (docs/reliability.md): no response >= 500, every error in its endpoint family's shape
 (OpenAI's, or Anthropic's on ``/v1/messages*``), schemathesis' own checks (status codes, content
 types and bodies as documented, schema-valid requests accepted and invalid ones refused, ignored
 auth, object-level authorization). Beyond schemathesis' own object-level check, path ids and
@@ -46,7 +46,7 @@ FOREIGN_OK = {400, 401, 404, 405}
 
 @schemathesis.check
 def error_in_family_shape(ctx: schemathesis.CheckContext, response: Any, case: Any) -> None:
-    """An error body is exactly its family's envelope (api.md, Errors)."""
+    """An error body is exactly its family's envelope (docs/api.md, "Errors")."""
     path = unquote(urlsplit(response.request.url).path)
     if response.status_code < 400 or path == "/ui" or path.startswith("/ui/"):
         return

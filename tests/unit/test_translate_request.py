@@ -1,4 +1,4 @@
-"""Request translation both ways (protocols.md §3.1, §3.2): one test per trap, plus goldens."""
+"""Request translation both ways: one test per trap, plus goldens."""
 
 from __future__ import annotations
 

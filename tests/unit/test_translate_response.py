@@ -1,4 +1,4 @@
-"""Whole responses, usage, stop reasons and error types across the two APIs (§3.3 to §3.7)."""
+"""Whole responses, usage, stop reasons and error types across the two APIs."""
 
 from __future__ import annotations
 

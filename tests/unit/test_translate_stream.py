@@ -1,4 +1,4 @@
-"""The two streaming state machines (protocols.md §3.6), checked against the official SDKs' parsers.
+"""The two streaming state machines, checked against the official SDKs' parsers.
 
 Bytes produced for OpenAI clients go through ``openai.Stream`` and ``ChatCompletionStreamState``;
 bytes for Anthropic clients go through ``anthropic.Stream`` and ``accumulate_event`` (what

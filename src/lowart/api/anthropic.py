@@ -46,7 +46,7 @@ class TokenCounter:
 
     It counts against the caller's RPM window, reads at most ``max_body_bytes``, and tokenizes
     in a worker thread, one count at a time per process, so that counts cannot crowd out the
-    event loop or the shared thread pool (docs/api.md, Anthropic Messages)."""
+    event loop or the shared thread pool (docs/api.md, "Anthropic Messages")."""
 
     def __init__(
         self,

@@ -10,8 +10,8 @@ from lowart.errors import InvalidRequest
 
 MAX_TOKENS_CAP = 10_000_000
 MAX_N = 128
-MAX_SCHEMA_DEPTH = 64  # nesting of tool schemas and response formats (reliability.md B3)
-# OpenAI's fields that admission and billing read: Anthropic has neither (docs/api.md, Quotas).
+MAX_SCHEMA_DEPTH = 64  # nesting of tool schemas and response formats (docs/reliability.md, B3)
+# OpenAI's fields that admission and billing read: Anthropic has neither (docs/api.md, "Quotas").
 _NOT_ANTHROPIC = ("n", "max_completion_tokens")
 
 

@@ -1,4 +1,4 @@
-"""The OpenAI surface: chat completions (the hot path), models and the caller's usage."""
+"""The model list: ``GET /v1/models`` and ``/v1/models/{id}``, in OpenAI's or Anthropic's shape."""
 
 from __future__ import annotations
 

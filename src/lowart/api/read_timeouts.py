@@ -1,4 +1,4 @@
-"""Request read timeouts under the ASGI app: slowloris and slow POST (reliability.md L5).
+"""Request read timeouts under the ASGI app: slowloris and slow POST (docs/reliability.md, L5).
 
 uvicorn's httptools protocol has no header timeout: a connection that sends its request line
 and headers a byte at a time (or nothing at all) is held forever. This subclass adds one timer

@@ -1,5 +1,5 @@
 """Invalidations over Redis pub/sub: an instance reloads its directory when another one changed
-users, keys, models or tool servers (docs/deployment.md, "Several instances").
+users, keys, models or tool servers (docs/deployment.md, "Scaled out").
 
 The listener has a connection of its own, without the hot path's short timeout
 (``REDIS_TIMEOUT_MS``): a ``SUBSCRIBE`` answered late on a busy start is still a subscription,

@@ -149,7 +149,7 @@ class Dispatcher:
         return Admission(principal, model_id, chain, reservation, rpm, max_tokens, choices)
 
     def _chain(self, principal: Principal, model_id: str, vendor: str | None) -> list[ModelEntry]:
-        """The model and the fallbacks the caller may use (docs/api.md, Fallbacks): a fallback
+        """The model and the fallbacks the caller may use (docs/api.md, "Chat"): a fallback
         outside the caller's allowlist is skipped, never served in its stead."""
         chain = self._directory.chain(model_id) if principal.may_use(model_id) else []
         if not chain:

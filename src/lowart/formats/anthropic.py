@@ -1,7 +1,7 @@
 """Anthropic Messages wire helpers: usage, stop reasons, events, errors, tool names, ids, media.
 
-Everything here is pure (no I/O). protocols.md §2 describes the wire shapes, §3.4 the stop-reason
-table, §3.5 the usage arithmetic and §3.7 the error-type mapping.
+Everything here is pure (no I/O): the wire shapes, the stop-reason table, the usage arithmetic and
+the error-type mapping (docs/api.md, "Anthropic Messages", says what callers see of them).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _count(value: object) -> int:
 
 
 def usage_from_anthropic(usage: Mapping[str, object]) -> Usage:
-    """OpenAI-style usage from Anthropic's: the prompt is input plus both cache counts (§3.5)."""
+    """OpenAI-style usage from Anthropic's: the prompt is input plus both cache counts."""
     cache_read = _count(usage.get("cache_read_input_tokens"))
     prompt = (
         _count(usage.get("input_tokens"))
@@ -105,7 +105,7 @@ def usage_from_anthropic(usage: Mapping[str, object]) -> Usage:
 
 
 def usage_to_anthropic(u: Usage) -> dict[str, int]:
-    """Anthropic usage from ours: ``input_tokens`` excludes the cached part (§3.5)."""
+    """Anthropic usage from ours: ``input_tokens`` excludes the cached part."""
     return {
         "input_tokens": max(u.prompt_tokens - u.cached_tokens, 0),
         "cache_creation_input_tokens": 0,
@@ -115,7 +115,7 @@ def usage_to_anthropic(u: Usage) -> dict[str, int]:
 
 
 def stop_to_finish(stop_reason: str | None, has_tool_use: bool) -> str:
-    """OpenAI ``finish_reason`` for an Anthropic ``stop_reason`` (§3.4).
+    """OpenAI ``finish_reason`` for an Anthropic ``stop_reason``.
 
     Tool use present wins whatever the reason; ``tool_use`` without any tool_use block becomes
     ``stop``, since an OpenAI client would look for tool calls that are not there.
@@ -127,7 +127,7 @@ def stop_to_finish(stop_reason: str | None, has_tool_use: bool) -> str:
 
 
 def finish_to_stop(finish_reason: str | None, has_tool_use: bool) -> str:
-    """Anthropic ``stop_reason`` for an OpenAI ``finish_reason`` (§3.4), the mirror rules."""
+    """Anthropic ``stop_reason`` for an OpenAI ``finish_reason``, the mirror rules."""
     if has_tool_use:
         return "tool_use"
     stop = _STOP_BY_FINISH.get(finish_reason or "", "end_turn")
@@ -152,12 +152,12 @@ def error_event(error_type: str, message: str) -> bytes:
 
 
 def openai_error_type_for(anthropic_type: str) -> tuple[str, str | None]:
-    """OpenAI ``(type, code)`` for an Anthropic ``error.type`` (§3.7); unknown → server_error."""
+    """OpenAI ``(type, code)`` for an Anthropic ``error.type``; unknown → server_error."""
     return _OPENAI_ERROR_BY_ANTHROPIC.get(anthropic_type, ("server_error", None))
 
 
 def anthropic_type_for_status(status: int) -> str:
-    """Anthropic ``error.type`` for an HTTP status (§2.5); other 4xx are invalid requests."""
+    """Anthropic ``error.type`` for an HTTP status; other 4xx are invalid requests."""
     known = _ANTHROPIC_TYPE_BY_STATUS.get(status)
     if known is not None:
         return known
@@ -341,7 +341,7 @@ def _schema(value: object) -> object:
 
 def tools_to_anthropic(body: Mapping[str, object], names: ToolNames) -> dict[str, object]:
     """Anthropic ``tools``/``tool_choice`` for an OpenAI body's tools, tool_choice and
-    parallel_tool_calls (§3.1); names go through ``names.short``."""
+    parallel_tool_calls; names go through ``names.short``."""
     tools = _tool_list(body)
     if not tools:  # without tools, Anthropic refuses a tool_choice
         return {}
@@ -377,7 +377,7 @@ def _anthropic_tool_choice(choice: object, names: ToolNames) -> dict[str, object
 
 
 def tools_to_openai(body: Mapping[str, object], names: ToolNames) -> dict[str, object]:
-    """OpenAI ``tools``/``tool_choice``/``parallel_tool_calls`` for an Anthropic body (§3.2).
+    """OpenAI ``tools``/``tool_choice``/``parallel_tool_calls`` for an Anthropic body.
 
     Server tools (a ``type`` other than ``custom``) have no Chat Completions equivalent.
     """

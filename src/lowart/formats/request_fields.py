@@ -1,5 +1,5 @@
 """The request fields each vendor API documents: the allowlist of what a client's body may carry
-upstream (reliability.md S9).
+upstream (docs/reliability.md, S9).
 
 A field not listed is dropped on the way up, silently, as LiteLLM drops what a provider does not
 take: so a client can never hand the gateway control-plane input (``api_base``, ``base_url``,

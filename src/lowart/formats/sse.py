@@ -2,7 +2,7 @@
 
 The parser follows the WHATWG event-stream rules at the byte level (never ``str.splitlines``,
 which would also split on U+2028 or U+0085 inside JSON strings); the encoder writes LF endings
-and one blank line after each event, as protocols.md 6.1 asks of a server.
+and one blank line after each event, as the event-stream format asks of a server.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Request bodies translated both ways between OpenAI Chat Completions and Anthropic Messages.
 
-Pure code: dicts in, dicts out (protocols.md §3.1 and §3.2). Both directions copy an allowlist of
-fields and drop the rest; input the target cannot express raises ``InvalidRequest``.
+Pure code: dicts in, dicts out (docs/api.md, "Anthropic Messages"). Both directions copy an
+allowlist of fields and drop the rest; input the target cannot express raises ``InvalidRequest``.
 
 OpenAI → Anthropic: leading system/developer messages become the top-level ``system`` (text
 blocks when any part carries ``cache_control``, else one string). A system message in the middle
@@ -85,7 +85,7 @@ def _messages(body: Body) -> list[Body]:
     return messages
 
 
-# ---------------------------------------------------------------- OpenAI → Anthropic (§3.1)
+# ---------------------------------------------------------------- OpenAI → Anthropic
 
 
 def openai_to_anthropic(
@@ -287,7 +287,7 @@ def _json_mode(response_format: object) -> tuple[str | None, Block | None]:
     raise InvalidRequest("unsupported response_format", param="response_format")
 
 
-# ---------------------------------------------------------------- Anthropic → OpenAI (§3.2)
+# ---------------------------------------------------------------- Anthropic → OpenAI
 
 
 def anthropic_to_openai(body: Body, *, upstream_model: str | None = None) -> dict[str, object]:

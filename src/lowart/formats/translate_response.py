@@ -1,6 +1,6 @@
 """Whole (non-streaming) responses translated both ways: Anthropic Message ⇄ chat.completion.
 
-Pure code (protocols.md §3.3 to §3.5): the caller passes in what would otherwise need a clock.
+Pure code: the caller passes in what would otherwise need a clock.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Streams translated both ways (protocols.md §3.6): Anthropic events ⇄ OpenAI chunks, no I/O.
+"""Streams translated both ways: Anthropic events ⇄ OpenAI chunks, no I/O.
 
 The caller parses the upstream with ``SSEParser``, feeds events in order and sends what returns.
 """
@@ -66,7 +66,7 @@ class _Translator:
 
 
 class AnthropicToOpenAI(_Translator):
-    """Anthropic events in, OpenAI ``chat.completion.chunk`` SSE bytes out (§3.6 A).
+    """Anthropic events in, OpenAI ``chat.completion.chunk`` SSE bytes out.
 
     ``message_stop`` yields the finish chunk, the usage chunk (with ``include_usage``) and
     ``data: [DONE]``. ``ping`` becomes an SSE comment. An upstream ``error`` event becomes an
@@ -224,7 +224,7 @@ class _Call:
 
 
 class OpenAIToAnthropic(_Translator):
-    """OpenAI chunk payloads in, Anthropic Messages SSE events out (§3.6 B).
+    """OpenAI chunk payloads in, Anthropic Messages SSE events out.
 
     Blocks get indexes 0, 1, ... in start order, open with empty skeletons and never interleave;
     within a chunk, thinking comes before text and text before tool_use. ``message_delta`` waits

@@ -70,7 +70,7 @@ class JobService:
     async def key_revoked(self, key_id: str) -> None:
         """A revoked key's unfinished jobs end ``cancelled``: one this process runs stops now
         (billed for what its upstream had answered), one another process runs at its next
-        heartbeat (docs/api.md, Jobs)."""
+        heartbeat (docs/api.md, "Jobs")."""
         for job in await self._repo.cancel_for_key(key_id, self._clock(), KEY_REVOKED):
             await self._stop(job)
 

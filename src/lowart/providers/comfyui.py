@@ -1,6 +1,6 @@
 """The ComfyUI client: submit a workflow, follow it to its end, locate, fetch and cancel prompts.
 
-Follows §4's client flow: the WebSocket is opened *before* the prompt is submitted (so no event
+Follows ComfyUI's client flow: the WebSocket is opened *before* the prompt is submitted (so no event
 is missed), events are filtered by ``prompt_id``, and ``/history`` is the source of truth for the
 outcome. When the socket is quiet, dropped or unavailable, the client polls ``/history`` and
 ``/queue`` instead. It knows nothing of jobs or storage: the caller keeps the ``prompt_id``.
@@ -75,7 +75,7 @@ class ComfyUIClient:
         on_submitted: SubmittedCallback | None = None,
         poll_s: float = 1.0,
     ) -> tuple[str, list[OutputRef]]:
-        """Connect, submit, report the ``prompt_id`` and wait: the whole §4 flow."""
+        """Connect, submit, report the ``prompt_id`` and wait: the whole client flow."""
         async with self.watch(model) as watch:
             prompt_id = await watch.submit(graph)
             if on_submitted is not None:

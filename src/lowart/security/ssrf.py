@@ -1,4 +1,4 @@
-"""The SSRF policy: which destinations the gateway may connect to (reliability.md S10, S11).
+"""The SSRF policy: which destinations the gateway may connect to (docs/reliability.md, S10, S11).
 
 Always refused: link-local networks (169.254.0.0/16, fe80::/10), cloud metadata addresses and
 names, unspecified, multicast and reserved addresses, whatever form they are written in

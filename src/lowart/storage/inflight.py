@@ -1,5 +1,5 @@
 """Checkpoints of requests in flight, instance heartbeats, and the recovery of a dead
-instance's checkpoints into ``partial`` usage rows (operations.md, "Requests in flight")."""
+instance's checkpoints into ``partial`` usage rows (docs/operations.md, "Requests in flight")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SQLAlchemy Core tables. Columns named in api.md are stable; every other column has a default."""
+"""SQLAlchemy Core tables: one per concept of docs/architecture.md, "Data model"."""
 
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ tool_audit = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
-# Requests in flight, checkpointed by the usage writer (operations.md, "Requests in flight").
+# Requests in flight, checkpointed by the usage writer (docs/operations.md, "Requests in flight").
 inflight_requests = sa.Table(
     "inflight_requests",
     metadata,

@@ -64,7 +64,7 @@ def forget_process(path: Path, pid: int) -> None:
 
 
 class Metrics:
-    """Every series api.md lists. Model labels take only configured ids, else ``other``."""
+    """The series of docs/operations.md, "Metrics"; model labels: configured ids, else ``other``."""
 
     def __init__(
         self, registry: CollectorRegistry | None = None, multiprocess_dir: Path | None = None

@@ -12,11 +12,11 @@ unknown parts are ignored, so ``claude-x:tools:slow-200`` combines freely:
 - ``ok`` or anything else: the text ``"Hello from fake: " + <last user message text>``;
   ``input_tokens`` counts the whitespace-separated words of the system prompt and of all message
   texts, tool results included (at least 1), ``output_tokens`` those of the answer, and the cache
-  counts are 0. Streams follow protocols.md 2.4 (see ``anthropic_stream``): ``message_start`` with
+  counts are 0. Streams follow Anthropic's (see ``anthropic_stream``): ``message_start`` with
   the input usage and ``output_tokens: 1``, a ``text_delta`` per word, then ``message_delta``
   with the stop reason and ``{"output_tokens": N}``, then ``message_stop``.
-- ``error-<status>`` (400-599): that status with an Anthropic error body whose type follows
-  protocols.md 2.5 (``error-400`` is ``invalid_request_error`` "fake bad request", ``error-429`` a
+- ``error-<status>`` (400-599): that status with an Anthropic error body whose type is
+  Anthropic's (``error-400`` is ``invalid_request_error`` "fake bad request", ``error-429`` a
   ``rate_limit_error`` with ``retry-after: 7``, ``error-529`` an ``overloaded_error``).
 - ``slow-<ms>``: wait before answering (before a stream's first byte); ``chunkdelay-<ms>``:
   wait between stream events.
@@ -248,7 +248,7 @@ def _refusal(headers: dict[str, str]) -> tuple[int, str, str] | None:
 
 def _error(status: int) -> tuple[int, str, str, Headers]:
     """The error for an ``error-<status>`` model, with ``retry-after`` on a 429."""
-    # protocols.md 2.5 lists no 503, so unlike the gateway the fake calls it a plain api_error
+    # Anthropic documents no 503, so unlike the gateway the fake calls it a plain api_error
     type_ = "api_error" if status == 503 else anthropic_type_for_status(status)
     headers = [(b"retry-after", b"7")] if status == 429 else ()
     return status, type_, _ERROR_MESSAGES.get(status, f"fake error {status}"), headers

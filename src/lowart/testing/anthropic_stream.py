@@ -1,4 +1,4 @@
-"""The wire form of a fake Anthropic answer: a Messages body or its SSE events (protocols.md 2.4).
+"""The wire form of a fake Anthropic answer: a Messages body or its SSE events.
 
 The stream follows the grammar ``message_start (block)* message_delta message_stop``: strict
 block indexes from 0, empty skeletons in ``content_block_start``, one ``ping`` after the first

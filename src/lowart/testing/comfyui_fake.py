@@ -1,4 +1,4 @@
-"""A fake ComfyUI server (protocols.md §4) on aiohttp: queue, history, ``/view`` files, WebSocket.
+"""A fake ComfyUI server on aiohttp: queue, history, ``/view`` files, WebSocket.
 
 Routes answer with and without ``/api``; an ``Origin`` whose host differs from ``Host`` gets 403
 (as on a loopback ComfyUI). A worker task owned by the app runs prompts one at a time in queue

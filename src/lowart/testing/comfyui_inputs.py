@@ -3,7 +3,7 @@
 ComfyUI refuses a value outside a combo's list (``value_not_in_list``) and one under its INT
 input's ``min`` (``value_smaller_than_min``: the latent nodes take sizes from 16, ``EmptyImage``
 from 1). The gateway has no size floor of its own and passes such a refusal on as a 400
-(docs/api.md, Images).
+(docs/api.md, "Images").
 """
 
 from __future__ import annotations

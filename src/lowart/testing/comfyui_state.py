@@ -1,6 +1,6 @@
 """What the fake ComfyUI knows about prompts: node classes, validation, plans, history and PNGs.
 
-Validation (protocols.md §4.2) checks, in order: a ``prompt`` key (``no_prompt``), an object
+Validation, as ComfyUI's, checks in order: a ``prompt`` key (``no_prompt``), an object
 (``invalid_prompt``), known class types (``missing_node_type``), an output node
 (``prompt_no_outputs``), then each node: a choice input given a value outside its list
 (``value_not_in_list``) or an INT under its minimum (``value_smaller_than_min``,
@@ -57,7 +57,7 @@ _OUTPUT_TYPES |= {"CheckpointLoaderSimple": "MODEL CLIP VAE", "VAEDecode": "IMAG
 
 
 class NodeError(TypedDict):
-    """One ``node_errors`` entry (§4.2)."""
+    """One ``node_errors`` entry."""
 
     errors: list[JsonObject]
     dependent_outputs: list[str]
@@ -83,7 +83,7 @@ class NodeSpec:
 
 @dataclass(frozen=True, slots=True)
 class QueuedPrompt:
-    """A pending or running prompt: the §4.1 queue item plus its execution plan."""
+    """A pending or running prompt: ComfyUI's queue item plus its execution plan."""
 
     number: float
     prompt_id: str
@@ -336,7 +336,7 @@ def save_images(
 
 
 def history_entry(run: Run) -> JsonObject:
-    """The §4.3 history entry of a finished run (``success`` if its last message says so)."""
+    """The ``/history`` entry of a finished run (``success`` if its last message says so)."""
     last = run.messages[-1] if run.messages else None
     success = isinstance(last, list) and last[0] == "execution_success"
     meta = {

@@ -1,6 +1,6 @@
 """A TCP fault proxy for tests: forwards to an upstream and breaks the response side on demand.
 
-Modes, toxiproxy-style, written ``kind`` or ``kind:amount`` (reliability.md §3.0):
+Modes, toxiproxy-style, written ``kind`` or ``kind:amount`` (docs/reliability.md, "Harness"):
 
 - ``pass``: forward both ways.
 - ``refuse``: stop listening, so a connect fails with ECONNREFUSED (aiohttp

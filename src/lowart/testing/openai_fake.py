@@ -24,7 +24,7 @@ as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` c
   finish, usage or ``[DONE]``; a plain answer sends its headers and half its body, then drops it.
 - ``tools``: content null, ``finish_reason: "tool_calls"`` and two parallel calls: ``call_fake_1``
   to the request's first tool (or ``get_weather``) with ``{"city": "Paris"}``, ``call_fake_2`` to
-  ``get_time`` with ``{}``, streamed as in protocols.md 1.5. After a ``tool`` message (the last
+  ``get_time`` with ``{}``, streamed as OpenAI streams them. After a ``tool`` message (the last
   one) the answer is the text ``"Tool said: <its content>"`` instead.
 - ``redirect-<status>`` (300-399): that status, a ``Location`` elsewhere and a plain answer's
   body (what a gateway must not relay as a success), for a stream too.

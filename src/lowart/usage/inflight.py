@@ -1,5 +1,5 @@
 """Requests in flight: a registry in memory, kept by the relay without I/O, read by the usage
-writer, which checkpoints each request older than ``INFLIGHT_CHECKPOINT_S`` (operations.md,
+writer, which checkpoints each request older than ``INFLIGHT_CHECKPOINT_S`` (docs/operations.md,
 "Requests in flight"). A killed process then loses at most one checkpoint interval of them.
 
 The relay only counts the bytes it relays. The writer turns them into completion tokens: the

@@ -1,5 +1,5 @@
 """Instance liveness: this process's heartbeat, and the recovery of dead instances' requests
-in flight (operations.md, "Requests in flight").
+in flight (docs/operations.md, "Requests in flight").
 
 Every ``INSTANCE_HEARTBEAT_S`` the instance renews its heartbeat row, then turns the checkpoints
 of every instance whose heartbeat is older than ``INSTANCE_DEAD_AFTER_S`` into ``partial``,
