@@ -32,7 +32,7 @@ from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
 from lowart.api.tools import ConfirmRoutes, ToolAdmin
 from lowart.api.usage import UsageReports
-from lowart.providers.base import OPENAI
+from lowart.formats.ids import OPENAI
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
 from lowart.settings import Settings

@@ -14,10 +14,11 @@ from lowart.api.routing import route
 from lowart.dispatch.flow import Dispatcher
 from lowart.errors import InvalidRequest
 from lowart.formats.comfyui import image_values
+from lowart.formats.ids import IMAGES
 from lowart.jobs.chat import COMFYUI
 from lowart.jobs.service import IMAGES as IMAGE_JOB
 from lowart.jobs.service import JobService
-from lowart.providers.base import IMAGES, ChatRequest
+from lowart.providers.base import ChatRequest
 
 RESPONSE_FORMATS = ("url", "b64_json")
 

@@ -48,10 +48,11 @@ from lowart.errors import (
     UpstreamTimeout,
 )
 from lowart.formats.anthropic import error_event as anthropic_error_event
+from lowart.formats.ids import ANTHROPIC
 from lowart.formats.openai import completion_text_from_body, error_body
 from lowart.formats.sse import encode_event
 from lowart.limits.base import QuotaLedger, RateLimiter, Reservation, RpmDecision
-from lowart.providers.base import ANTHROPIC, ChatRequest, ChatStream, Completion, Provider
+from lowart.providers.base import ChatRequest, ChatStream, Completion, Provider
 from lowart.providers.crossing import in_caller_format
 from lowart.telemetry.metrics import Metrics
 from lowart.usage.estimate import admission_estimate

@@ -13,8 +13,9 @@ import msgspec
 from lowart.catalog.directory import Directory
 from lowart.dispatch.flow import Dispatcher
 from lowart.errors import LowartError, PermissionDenied
+from lowart.formats.ids import IMAGES
 from lowart.jobs.runner import KEY_REVOKED, AwaitingConfirmation, JobCancelled, JobContext
-from lowart.providers.base import IMAGES, ChatRequest
+from lowart.providers.base import ChatRequest
 from lowart.storage.jobs import JobRow
 from lowart.storage.usage import UsageRepository
 from lowart.tools.loop import ToolLoop

@@ -21,8 +21,9 @@ import msgspec
 from lowart.entries import ModelEntry
 from lowart.errors import UpstreamError, UpstreamLost
 from lowart.formats.comfyui import OutputRef, image_values, random_seed, render_workflow
+from lowart.formats.ids import IMAGES, OPENAI
 from lowart.formats.openai import Usage, completion_chunks, last_user_text
-from lowart.providers.base import IMAGES, OPENAI, ChatRequest, Completion, JobHooks
+from lowart.providers.base import ChatRequest, Completion, JobHooks
 from lowart.providers.comfyui import ComfyUIClient
 from lowart.security.keys import new_id
 from lowart.security.signing import UrlSigner

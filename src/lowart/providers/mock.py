@@ -22,9 +22,10 @@ from typing import Any
 import msgspec
 
 from lowart.entries import ModelEntry
+from lowart.formats.ids import OPENAI
 from lowart.formats.openai import Usage, last_user_text, prompt_text
 from lowart.formats.sse import DONE, encode_event
-from lowart.providers.base import OPENAI, ChatRequest, Completion
+from lowart.providers.base import ChatRequest, Completion
 
 DEFAULT_TEXT = "This is a mock response from Lowart."
 

@@ -16,6 +16,7 @@ import msgspec
 
 from lowart.entries import ModelEntry
 from lowart.errors import UpstreamAnswerBroken, UpstreamError
+from lowart.formats.ids import OPENAI
 from lowart.formats.openai import (
     Usage,
     carries_usage,
@@ -25,7 +26,7 @@ from lowart.formats.openai import (
 )
 from lowart.formats.request_fields import OPENAI_CHAT_FIELDS
 from lowart.formats.sse import DONE, SSEParser, encode_event
-from lowart.providers.base import OPENAI, ChatRequest, Completion
+from lowart.providers.base import ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
 from lowart.providers.statuses import UpstreamFailure, check_status
 
