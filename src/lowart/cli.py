@@ -19,7 +19,6 @@ from lowart.api.accounts import create_user, issue_key, reset_admin_key
 from lowart.api.admin_models import canonical_vendor, check_base_url, check_params
 from lowart.api.bodies import identifier
 from lowart.app import BOOTSTRAP_ADMIN, announce_admin_key, start_services
-from lowart.catalog.directory import vendor_key_context
 from lowart.errors import LowartError, StartupError
 from lowart.security.ssrf import DestinationPolicy
 from lowart.serve import serve
@@ -28,6 +27,7 @@ from lowart.settings import Settings
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
 from lowart.storage.rows import UserRow
+from lowart.storage.sealed import vendor_key_context
 from lowart.telemetry.logging import configure_logging
 from lowart.testing.openai_fake import FakeOpenAI
 

@@ -51,6 +51,7 @@ from lowart.storage.inflight import InstanceRepository
 from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.sealed import MASTER_CHECK_CONTEXT, MASTER_CHECK_KEY
 from lowart.storage.snapshot import load_snapshot
 from lowart.storage.tools import ServerRow, ToolRepository
 from lowart.storage.usage import UsageRepository
@@ -71,9 +72,6 @@ log = structlog.get_logger()
 
 REFRESH = "refresh"  # users, keys or models changed
 TOOLS_CHANGED = "tools"  # MCP servers registered or deleted
-
-MASTER_CHECK_KEY = "master_key_check"
-MASTER_CHECK_CONTEXT = "gateway_meta:master_key_check"
 
 
 def resolve_master_key(settings: Settings) -> tuple[str, bool]:

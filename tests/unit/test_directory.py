@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from lowart.catalog.directory import Directory, build_index, vendor_key_context
+from lowart.catalog.directory import Directory, build_index
 from lowart.entries import DEFAULT_CONNECT_S, DEFAULT_IDLE_S, Principal, Timeouts, timeouts_of
 from lowart.security.keys import hash_key
 from lowart.security.secretbox import SecretBox
 from lowart.storage.rows import FallbackRow, KeyRow, ModelRow, Snapshot, UserRow
+from lowart.storage.sealed import vendor_key_context
 
 MASTER = "directory-master-key-0123456789abcdef"
 OTHER_MASTER = "some-other-master-key-0123456789abcdef"

@@ -11,7 +11,6 @@ from starlette.routing import Route
 from lowart.api.bodies import Fallbacks, ModelCreate, ModelUpdate, decode, given
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
-from lowart.catalog.directory import vendor_key_context
 from lowart.entries import VENDORS
 from lowart.errors import Conflict, InvalidRequest, NotFound
 from lowart.security.connect_guard import vet_url
@@ -19,6 +18,7 @@ from lowart.security.secretbox import SecretBox, SecretDecryptError
 from lowart.security.ssrf import DestinationPolicy
 from lowart.storage.models import ModelRepository
 from lowart.storage.rows import ModelRow, iso
+from lowart.storage.sealed import vendor_key_context
 
 Refresh = Callable[[], Awaitable[None]]
 _DEFAULTS: dict[str, Any] = {

@@ -16,15 +16,11 @@ from lowart.entries import VENDORS, ModelEntry, Principal, timeouts_of
 from lowart.security.keys import digests_match, hash_key
 from lowart.security.secretbox import SecretDecryptError
 from lowart.storage.rows import ModelRow, Snapshot, UserRow
+from lowart.storage.sealed import vendor_key_context
 
 log = structlog.get_logger()
 
 Decrypt = Callable[[str, str], str]
-
-
-def vendor_key_context(model_id: str) -> str:
-    """Associated data binding an encrypted vendor key to its row."""
-    return f"models.api_key:{model_id}"
 
 
 @dataclass(frozen=True)
