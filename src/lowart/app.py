@@ -11,7 +11,6 @@ from typing import Any, TextIO
 import structlog
 from starlette.routing import Route, Router
 
-from lowart.api.accounts import issue_key
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_users import UserAdmin
 from lowart.api.anthropic import TokenCounter, messages_endpoint
@@ -32,6 +31,7 @@ from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
 from lowart.api.tools import ConfirmRoutes, ToolAdmin
 from lowart.api.usage import UsageReports
+from lowart.catalog.accounts import issue_key
 from lowart.formats.ids import OPENAI
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
