@@ -31,9 +31,9 @@ from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
 from lowart.limits.redis import RedisRateLimiter, connect
 from lowart.limits.redis_quota import RedisQuotaLedger
 from lowart.limits.resp import RespClient
-from lowart.providers.comfyui import ComfyUIClient
+from lowart.providers.comfyui import ComfyUIProvider
+from lowart.providers.comfyui_client import ComfyUIClient
 from lowart.providers.http import Transport, new_session
-from lowart.providers.images import ComfyUIProvider
 from lowart.providers.registry import build_providers
 from lowart.security.secretbox import (
     CHECK_PLAINTEXT,

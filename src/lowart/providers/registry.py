@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lowart.providers.anthropic import AnthropicProvider
 from lowart.providers.base import Provider
+from lowart.providers.comfyui import ComfyUIProvider
 from lowart.providers.http import Transport
-from lowart.providers.images import ComfyUIProvider
 from lowart.providers.mock import MockProvider
 from lowart.providers.openai import OpenAIProvider
 
