@@ -33,7 +33,7 @@ from lowart.dispatch.attempt import (
 )
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.retry import RetryPolicy
-from lowart.entries import ModelEntry, Principal
+from lowart.entries import ModelEntry, Operation, Principal
 from lowart.errors import (
     InvalidRequest,
     LowartError,
@@ -125,7 +125,7 @@ class Dispatcher:
         body_bytes: int,
         *,
         count_rpm: bool = True,
-        vendor: str | None = None,
+        operation: Operation = Operation.CHAT,
     ) -> Admission:
         """Check the model, the quota and the RPM window; raise when the request may not run.
 
@@ -134,9 +134,10 @@ class Dispatcher:
         """
         if not self._recorder.healthy:
             raise ServiceUnavailable("Usage cannot be recorded right now; try again soon.")
-        chain = self._chain(principal, model_id, vendor)
+        chain = self._chain(principal, model_id, operation)
         max_tokens = requested_max_tokens(body)
-        choices = requested_choices(body) if vendor is None else 1  # images: ``n`` is pictures
+        images = operation is Operation.IMAGES
+        choices = 1 if images else requested_choices(body)  # images: ``n`` is pictures
         reservation = await self._reserve(principal, body_bytes, max_tokens, choices)
         if reservation is not None and reservation.capped and max_tokens is not None:
             max_tokens = await self._fit(reservation, body, body_bytes, choices)
@@ -149,7 +150,7 @@ class Dispatcher:
         self._recorder.key_used(principal.key_id)
         return Admission(principal, model_id, chain, reservation, rpm, max_tokens, choices)
 
-    def _chain(self, principal: Principal, model_id: str, vendor: str | None) -> list[ModelEntry]:
+    def _chain(self, principal: Principal, model_id: str, operation: Operation) -> list[ModelEntry]:
         """The model and the fallbacks the caller may use (docs/api.md, Fallbacks): a fallback
         outside the caller's allowlist is skipped, never served in its stead."""
         chain = self._directory.chain(model_id) if principal.may_use(model_id) else []
@@ -157,8 +158,8 @@ class Dispatcher:
             raise ModelNotFound(model_id)
         if principal.models is not None:
             chain = [m for m in chain if principal.may_use(m.model_id)]
-        if vendor is not None:  # images: only models of that vendor can serve, fallbacks too
-            chain = [m for m in chain if m.vendor == vendor]
+        if operation is not Operation.CHAT:  # images: only models serving them, fallbacks too
+            chain = [m for m in chain if operation in m.operations]
             if not chain or chain[0].model_id != model_id:
                 raise InvalidRequest(
                     f"The model '{model_id}' does not generate images.", param="model"

@@ -12,6 +12,7 @@ import msgspec
 
 from lowart.catalog.directory import Directory
 from lowart.dispatch.flow import Dispatcher
+from lowart.entries import Operation
 from lowart.errors import LowartError, PermissionDenied
 from lowart.formats.ids import IMAGES
 from lowart.jobs.runner import KEY_REVOKED, AwaitingConfirmation, JobCancelled, JobContext
@@ -21,7 +22,6 @@ from lowart.storage.usage import UsageRepository
 from lowart.tools.loop import ToolLoop
 
 MAX_RUNS = 2  # the first run, and one more after a crash
-COMFYUI = "comfyui"
 
 
 class ChatJobs:
@@ -56,7 +56,7 @@ class ChatJobs:
             body,
             len(msgspec.json.encode(body)),
             count_rpm=False,
-            vendor=COMFYUI if fmt == IMAGES else None,
+            operation=Operation.IMAGES if fmt == IMAGES else Operation.CHAT,
         )
         request = ChatRequest(
             body=body,

@@ -23,6 +23,7 @@ from lowart.formats.sse import SSEEvent, SSEParser, encode_event
 from lowart.providers.base import ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
 from lowart.providers.statuses import UpstreamFailure, check_status
+from lowart.providers.vendor import Vendor
 
 DEFAULT_VERSION = "2023-06-01"
 _KEEP_FOR_ESTIMATE = 8 * 1024 * 1024
@@ -201,3 +202,10 @@ class AnthropicProvider:
         )
         await response.check(failure_of)
         return AnthropicStream(response, model.model_id)
+
+
+VENDOR = Vendor(
+    name="Anthropic",
+    native=AnthropicProvider.native,
+    build=lambda parts: AnthropicProvider(parts.transport),
+)

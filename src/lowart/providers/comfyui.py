@@ -18,13 +18,14 @@ from typing import Any
 
 import msgspec
 
-from lowart.entries import ModelEntry
+from lowart.entries import ModelEntry, Operation
 from lowart.errors import UpstreamError, UpstreamLost
 from lowart.formats.comfyui import OutputRef, image_values, random_seed, render_workflow
 from lowart.formats.ids import IMAGES, OPENAI
 from lowart.formats.openai import Usage, completion_chunks, last_user_text
 from lowart.providers.base import ChatRequest, Completion, JobHooks
 from lowart.providers.comfyui_client import ComfyUIClient
+from lowart.providers.vendor import ProviderParts, RequiredParam, Vendor
 from lowart.security.keys import new_id
 from lowart.security.signing import UrlSigner
 from lowart.storage.files import FileRow
@@ -184,3 +185,18 @@ class _WholeStream:
 
     async def aclose(self) -> None:
         return None
+
+
+def _build(parts: ProviderParts) -> ComfyUIProvider:
+    client_id = "lowart-" + secrets.token_hex(6)
+    client = ComfyUIClient(parts.session, client_id, parts.transport.max_body)
+    return ComfyUIProvider(client, parts.files, parts.signer)
+
+
+VENDOR = Vendor(
+    name="ComfyUI",
+    native=ComfyUIProvider.native,
+    build=_build,
+    operations=frozenset({Operation.CHAT, Operation.IMAGES}),
+    params=(RequiredParam("workflow", "its graph in ComfyUI's API format"),),
+)

@@ -29,6 +29,7 @@ from lowart.formats.sse import DONE, SSEParser, encode_event
 from lowart.providers.base import ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
 from lowart.providers.statuses import UpstreamFailure, check_status
+from lowart.providers.vendor import Vendor
 
 _KEEP_FOR_ESTIMATE = 8 * 1024 * 1024
 
@@ -166,3 +167,10 @@ class OpenAIProvider:
         )
         await response.check(failure_of)
         return OpenAIStream(response, model.model_id, request.wants_usage)
+
+
+VENDOR = Vendor(
+    name="OpenAI",
+    native=OpenAIProvider.native,
+    build=lambda parts: OpenAIProvider(parts.transport),
+)
