@@ -1,5 +1,5 @@
 """The vendor table. A new vendor is one module declaring its ``Vendor`` and one line in
-``VENDORS`` (CONTRIBUTING.md); everything else reads the table."""
+``VENDORS`` (docs/api.md, "Admin: models and fallbacks"); everything else reads the table."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The declaration is the only place a vendor's facts live: its ``vendor_type`` spelling, the wire
 format it speaks, the kinds of operation it serves, how a model's ``base_url`` and ``params``
 are checked, and how its provider is built. The registry, the admin validation (API and CLI),
-the OpenAPI schema and first-run bootstrap all read it (docs/api.md, Models).
+the OpenAPI schema and first-run bootstrap all read it (docs/api.md, "Admin: models and fallbacks").
 """
 
 from __future__ import annotations
