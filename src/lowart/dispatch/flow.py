@@ -61,6 +61,7 @@ from lowart.usage.recorder import UsageRecorder
 log = structlog.get_logger()
 
 FALLBACK_ERRORS = (UpstreamError, UpstreamTimeout, UpstreamRateLimited)
+_CHAT, _IMAGES = Operation.CHAT, Operation.IMAGES  # an enum member lookup costs ~250 ns (3.11)
 T = TypeVar("T")
 Opened = tuple[ChatStream, AsyncIterator[bytes], bytes]
 
@@ -136,8 +137,7 @@ class Dispatcher:
             raise ServiceUnavailable("Usage cannot be recorded right now; try again soon.")
         chain = self._chain(principal, model_id, operation)
         max_tokens = requested_max_tokens(body)
-        images = operation is Operation.IMAGES
-        choices = 1 if images else requested_choices(body)  # images: ``n`` is pictures
+        choices = 1 if operation is _IMAGES else requested_choices(body)  # images: n is pictures
         reservation = await self._reserve(principal, body_bytes, max_tokens, choices)
         if reservation is not None and reservation.capped and max_tokens is not None:
             max_tokens = await self._fit(reservation, body, body_bytes, choices)
@@ -158,7 +158,7 @@ class Dispatcher:
             raise ModelNotFound(model_id)
         if principal.models is not None:
             chain = [m for m in chain if principal.may_use(m.model_id)]
-        if operation is not Operation.CHAT:  # images: only models serving them, fallbacks too
+        if operation is not _CHAT:  # images: only models serving them, fallbacks too
             chain = [m for m in chain if operation in m.operations]
             if not chain or chain[0].model_id != model_id:
                 raise InvalidRequest(
