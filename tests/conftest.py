@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from lowart.app import LowartApp, create_app
+from lowart.providers.registry import VendorTable
 from lowart.settings import Settings
 from lowart.telemetry.logging import configure_logging
 from lowart.testing.openai_fake import FakeOpenAI
@@ -129,9 +130,9 @@ def make_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     """Start gateways with settings overrides; all are stopped at the end of the test."""
     started: list[Gateway] = []
 
-    def start(**overrides: Any) -> Gateway:
+    def start(vendors: VendorTable | None = None, **overrides: Any) -> Gateway:
         settings = gateway_settings(tmp_path, **overrides)
-        app = create_app(settings)
+        app = create_app(settings, vendors=vendors)
         gateway = Gateway(app, run_in_thread(app), settings)
         started.append(gateway)
         return gateway

@@ -11,7 +11,6 @@ from typing import Any, TextIO
 import structlog
 from starlette.routing import Route, Router
 
-from lowart.api.accounts import issue_key
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_users import UserAdmin
 from lowart.api.anthropic import TokenCounter, messages_endpoint
@@ -32,7 +31,9 @@ from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
 from lowart.api.tools import ConfirmRoutes, ToolAdmin
 from lowart.api.usage import UsageReports
-from lowart.providers.base import OPENAI
+from lowart.catalog.accounts import issue_key
+from lowart.formats.ids import OPENAI
+from lowart.providers.registry import VendorTable
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
 from lowart.settings import Settings
@@ -63,7 +64,8 @@ class FastPaths:
 
 
 async def bootstrap(services: Services) -> str | None:
-    """First-run work: the admin user and the ``mock`` model. Returns a generated admin key."""
+    """First-run work: the admin user and the vendors' starter models (Mock's ``mock``).
+    Returns a generated admin key."""
     settings = services.settings
     printed = None
     if not await services.users.any_admin():
@@ -71,12 +73,17 @@ async def bootstrap(services: Services) -> str | None:
         _, key = await issue_key(services.users, BOOTSTRAP_ADMIN, "bootstrap", settings.admin_key)
         if settings.admin_key is None:
             printed = key
-    if (
-        await services.meta.put_if_absent(FIRST_RUN_KEY, "1")
-        and await services.models.get("mock") is None
-    ):
-        await services.models.create("mock", {"vendor_type": "Mock", "base_url": ""})
+    if await services.meta.put_if_absent(FIRST_RUN_KEY, "1"):
+        await _starter_models(services)
     return printed
+
+
+async def _starter_models(services: Services) -> None:
+    for vendor in services.vendors:
+        model_id = vendor.starter_model
+        if model_id is not None and await services.models.get(model_id) is None:
+            fields = {"vendor_type": vendor.name, "base_url": vendor.base_url.default}
+            await services.models.create(model_id, fields)
 
 
 def announce_admin_key(key: str, stream: TextIO) -> None:
@@ -91,19 +98,19 @@ async def _prepare(services: Services, generated: bool) -> str | None:
 
 
 async def start_services(
-    settings: Settings, *, prepared: bool = False
+    settings: Settings, *, prepared: bool = False, vendors: VendorTable | None = None
 ) -> tuple[Services, str | None]:
     """Open the database, migrate, check the master key, bootstrap, and load the caches.
 
     ``prepared``: the serving parent has done the start-up work already, so only open and load
-    (several workers must not redo it at once).
+    (several workers must not redo it at once). ``vendors``: the vendor table (``VENDORS``).
     """
     master_key, generated = resolve_master_key(settings)
     engine = create_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     try:
         if not prepared:
             await migrate(engine)
-        services = build_services(settings, engine, master_key)
+        services = build_services(settings, engine, master_key, vendors or VendorTable())
         admin_key = None if prepared else await _prepare(services, generated)
         await services.refresh()
     except BaseException:
@@ -140,13 +147,15 @@ def build_stack(services: Services) -> ASGIApp:
     destinations = DestinationPolicy(services.settings.upstream_allow_private)
     routes: list[Route] = [
         *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
-        *ModelAdmin(services.models, services.box, refresh, destinations).routes(),
+        *ModelAdmin(
+            services.models, services.box, refresh, destinations, services.vendors
+        ).routes(),
         *UsageReports(services.usage, services.users, settle).routes(),
         *Ops(
             services.metrics,
             probes(services),
             services.settings.metrics_token,
-            openapi_document(),
+            openapi_document(services.vendors),
         ).routes(),
         *models.routes(),
         *TokenCounter(
@@ -185,16 +194,21 @@ def build_stack(services: Services) -> ASGIApp:
 class LowartApp:
     """The ASGI application. Nothing is built until the lifespan starts."""
 
-    def __init__(self, settings: Settings, *, prepared: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, prepared: bool = False, vendors: VendorTable | None = None
+    ) -> None:
         self.settings = settings
         self.prepared = prepared
+        self.vendors = vendors
         self.services: Services | None = None
         self._stack: ASGIApp | None = None
 
     @asynccontextmanager
     async def running(self) -> Any:
         """Start everything; on exit drain, flush and close."""
-        services, admin_key = await start_services(self.settings, prepared=self.prepared)
+        services, admin_key = await start_services(
+            self.settings, prepared=self.prepared, vendors=self.vendors
+        )
         try:
             if admin_key is not None:
                 announce_admin_key(admin_key, sys.stdout)
@@ -237,6 +251,9 @@ class LowartApp:
             await send({"type": "lifespan.shutdown.complete"})
 
 
-def create_app(settings: Settings, *, prepared: bool = False) -> LowartApp:
-    """The gateway's ASGI app for ``settings`` (``prepared``: see ``start_services``)."""
-    return LowartApp(settings, prepared=prepared)
+def create_app(
+    settings: Settings, *, prepared: bool = False, vendors: VendorTable | None = None
+) -> LowartApp:
+    """The gateway's ASGI app for ``settings`` (``prepared``, ``vendors``: see
+    ``start_services``)."""
+    return LowartApp(settings, prepared=prepared, vendors=vendors)

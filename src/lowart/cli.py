@@ -15,12 +15,11 @@ import msgspec
 import uvicorn
 
 from lowart import __version__, key_rotation
-from lowart.api.accounts import create_user, issue_key, reset_admin_key
-from lowart.api.admin_models import canonical_vendor, check_base_url, check_params
 from lowart.api.bodies import identifier
 from lowart.app import BOOTSTRAP_ADMIN, announce_admin_key, start_services
-from lowart.catalog.directory import vendor_key_context
+from lowart.catalog.accounts import create_user, issue_key, reset_admin_key
 from lowart.errors import LowartError, StartupError
+from lowart.providers.registry import VendorTable
 from lowart.security.ssrf import DestinationPolicy
 from lowart.serve import serve
 from lowart.services import Services
@@ -28,6 +27,7 @@ from lowart.settings import Settings
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
 from lowart.storage.rows import UserRow
+from lowart.storage.sealed import vendor_key_context
 from lowart.telemetry.logging import configure_logging
 from lowart.testing.openai_fake import FakeOpenAI
 
@@ -139,24 +139,24 @@ async def _models(settings: Settings, args: argparse.Namespace) -> None:
                     }
                 )
             return
-        vendor = canonical_vendor(args.vendor)
+        vendor = services.vendors.vendor(args.vendor)
         fields: dict[str, Any] = {
-            "vendor_type": vendor,
-            "base_url": await check_base_url(
-                vendor, args.base_url or "", DestinationPolicy(settings.upstream_allow_private)
+            "vendor_type": vendor.name,
+            "base_url": await vendor.check_base_url(
+                args.base_url or "", DestinationPolicy(settings.upstream_allow_private)
             ),
             "upstream_model": args.upstream_model,
             "params": msgspec.json.decode(args.params) if args.params else None,
             "timeout_s": args.timeout,
         }
-        check_params(vendor, fields["params"])
+        vendor.check_params(fields["params"])
         if args.api_key:
             fields["api_key"] = services.box.encrypt(
                 args.api_key, vendor_key_context(args.model_id)
             )
         if await services.models.create(args.model_id, fields) is None:
             raise StartupError(f"model {args.model_id!r} already exists")
-        _out({"model_id": args.model_id, "vendor_type": vendor})
+        _out({"model_id": args.model_id, "vendor_type": vendor.name})
 
 
 async def _rotate_master_key(settings: Settings, args: argparse.Namespace) -> None:
@@ -218,7 +218,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add = models.add_parser("add", help="register a model")
     add.add_argument("model_id")
-    add.add_argument("--vendor", required=True, help="OpenAI, Anthropic, ComfyUI or Mock")
+    add.add_argument("--vendor", required=True, help=", ".join(VendorTable().names()))
     add.add_argument("--base-url")
     add.add_argument("--api-key")
     add.add_argument("--upstream-model")

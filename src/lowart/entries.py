@@ -1,13 +1,24 @@
-"""Shared value types read on the hot path: a caller's principal, a routable model, vendor names."""
+"""Shared value types: a caller's principal, a routable model and the kinds of operation a vendor
+serves (read on the hot path)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-VENDORS = {"openai": "OpenAI", "anthropic": "Anthropic", "comfyui": "ComfyUI", "mock": "Mock"}
 DEFAULT_CONNECT_S = 10.0
 DEFAULT_IDLE_S = 120.0
+
+
+class Operation(StrEnum):
+    """A kind of operation a vendor serves (its declaration in ``providers/``)."""
+
+    CHAT = "chat"
+    IMAGES = "images"
+
+
+CHAT_ONLY = frozenset({Operation.CHAT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +52,7 @@ class ModelEntry:
     """A routable model with its vendor key already decrypted."""
 
     model_id: str
-    vendor: str  # lower-case key of VENDORS
+    vendor: str  # the vendor's lower-case key (providers/registry.py)
     base_url: str
     api_key: str | None
     upstream_model: str
@@ -49,6 +60,7 @@ class ModelEntry:
     timeouts: Timeouts
     enabled: bool
     created: int = 0  # Unix seconds
+    operations: frozenset[Operation] = CHAT_ONLY  # what its vendor serves
 
 
 def _seconds(value: object, default: float) -> float:

@@ -17,21 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lowart.catalog.directory import vendor_key_context
 from lowart.errors import StartupError
 from lowart.security.secretbox import SecretBox, SecretDecryptError, generate_master_key
-from lowart.services import (
-    MASTER_CHECK_CONTEXT,
-    MASTER_CHECK_KEY,
-    check_master_key,
-    resolve_master_key,
-)
+from lowart.services import check_master_key, resolve_master_key
 from lowart.settings import MIN_MASTER_KEY, Settings
 from lowart.storage.engine import create_engine
 from lowart.storage.meta import MetaRepository
 from lowart.storage.migrate import migrate
-from lowart.storage.sealed import Sealed, reseal_all
-from lowart.tools.servers import secret_context
+from lowart.storage.sealed import MASTER_CHECK_KEY, Sealed, context_of, reseal_all
 
 NEW_KEY_ENV = "NEW_MASTER_KEY"
 
@@ -43,14 +36,6 @@ class Rotation:
     old_key: str
     new_key: str
     key_file: Path | None
-
-
-def _context(item: Sealed) -> str:
-    if item.table == "models":
-        return vendor_key_context(item.key)
-    if item.table == "mcp_servers":
-        return secret_context(item.key, item.column)
-    return MASTER_CHECK_CONTEXT
 
 
 def _given_key(new_key_file: Path | None, env: Mapping[str, str]) -> str | None:
@@ -111,7 +96,7 @@ async def rotate(settings: Settings, rotation: Rotation) -> dict[str, int]:
     old, new = SecretBox(rotation.old_key), SecretBox(rotation.new_key)
 
     def reseal(item: Sealed) -> str:
-        context = _context(item)
+        context = context_of(item)
         try:
             plain = old.decrypt(item.value, context)
         except SecretDecryptError as exc:

@@ -31,10 +31,9 @@ from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
 from lowart.limits.redis import RedisRateLimiter, connect
 from lowart.limits.redis_quota import RedisQuotaLedger
 from lowart.limits.resp import RespClient
-from lowart.providers.comfyui import ComfyUIClient
 from lowart.providers.http import Transport, new_session
-from lowart.providers.images import ComfyUIProvider
-from lowart.providers.registry import build_providers
+from lowart.providers.registry import VendorTable
+from lowart.providers.vendor import ProviderParts
 from lowart.security.secretbox import (
     CHECK_PLAINTEXT,
     SecretBox,
@@ -51,6 +50,7 @@ from lowart.storage.inflight import InstanceRepository
 from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.sealed import MASTER_CHECK_CONTEXT, MASTER_CHECK_KEY
 from lowart.storage.snapshot import load_snapshot
 from lowart.storage.tools import ServerRow, ToolRepository
 from lowart.storage.usage import UsageRepository
@@ -72,9 +72,6 @@ log = structlog.get_logger()
 
 REFRESH = "refresh"  # users, keys or models changed
 TOOLS_CHANGED = "tools"  # MCP servers registered or deleted
-
-MASTER_CHECK_KEY = "master_key_check"
-MASTER_CHECK_CONTEXT = "gateway_meta:master_key_check"
 
 
 def resolve_master_key(settings: Settings) -> tuple[str, bool]:
@@ -153,6 +150,7 @@ class Services:
     watchdog: Watchdog
     liveness: Liveness
     idempotency: IdempotencyStore
+    vendors: VendorTable
     redis: aioredis.Redis | None = None
     scripts: RespClient | None = None
     invalidations: InvalidationListener | None = None  # with Redis: the pub/sub listener
@@ -311,11 +309,13 @@ def circuit_config(settings: Settings) -> CircuitConfig:
     )
 
 
-def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> Services:
+def build_services(
+    settings: Settings, engine: AsyncEngine, master_key: str, vendors: VendorTable
+) -> Services:
     """Wire the services together (no I/O here)."""
     box = SecretBox(master_key)
     metrics = Metrics(multiprocess_dir=settings.metrics_dir)
-    directory = Directory(box.decrypt)
+    directory = Directory(box.decrypt, vendors.operations())
     watchdog = Watchdog()
     limits = build_limits(settings, watchdog)
     quota = limits.quota
@@ -342,15 +342,13 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         directory=directory,
         rate_limiter=limits.rate_limiter,
         quota=quota,
-        providers=build_providers(
-            Transport(session, watchdog, settings.upstream_max_body_bytes),
-            ComfyUIProvider(
-                ComfyUIClient(
-                    session, "lowart-" + secrets.token_hex(6), settings.upstream_max_body_bytes
-                ),
+        providers=vendors.providers(
+            ProviderParts(
+                Transport(session, watchdog, settings.upstream_max_body_bytes),
+                session,
                 files,
                 signer,
-            ),
+            )
         ),
         recorder=recorder,
         billing=Billing(quota=quota, recorder=recorder, tokenizer=tokenizer),
@@ -389,6 +387,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
     )
     return Services(
         settings=settings,
+        vendors=vendors,
         engine=engine,
         box=box,
         metrics=metrics,

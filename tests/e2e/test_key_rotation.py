@@ -13,11 +13,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from lowart.catalog.directory import vendor_key_context
 from lowart.security.secretbox import SecretBox, SecretDecryptError
-from lowart.services import MASTER_CHECK_CONTEXT
+from lowart.storage.sealed import MASTER_CHECK_CONTEXT, mcp_secret_context, vendor_key_context
 from lowart.testing.openai_fake import FakeOpenAI
-from lowart.tools.servers import secret_context
 from tests.e2e.serve_process import (
     MASTER_KEY,
     OTHER_MASTER_KEY,
@@ -95,7 +93,7 @@ def _sealed_values(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], tuple[s
         if table == "models":
             context = vendor_key_context(key)
         elif table == "mcp_servers":
-            context = secret_context(key, column)
+            context = mcp_secret_context(key, column)
         else:
             context = MASTER_CHECK_CONTEXT
         found[(f"{table}.{column}", key)] = (value, context)

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from lowart.entries import ModelEntry, Timeouts
 from lowart.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from lowart.formats.comfyui import OutputRef
-from lowart.providers.comfyui import ComfyUIClient
+from lowart.providers.comfyui_client import ComfyUIClient
 from lowart.providers.http import new_session
 from lowart.testing.comfyui_fake import FakeComfyUI
 

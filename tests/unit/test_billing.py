@@ -10,9 +10,10 @@ import pytest
 from lowart.dispatch.attempt import Admission, Attempt
 from lowart.dispatch.billing import Billing
 from lowart.entries import ModelEntry, Principal, Timeouts
+from lowart.formats.ids import OPENAI
 from lowart.formats.openai import Usage
 from lowart.limits.base import Reservation
-from lowart.providers.base import OPENAI, ChatRequest
+from lowart.providers.base import ChatRequest
 from lowart.usage.events import UsageEvent
 
 

@@ -8,15 +8,18 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from lowart.catalog.directory import Directory, build_index, vendor_key_context
+from lowart.catalog.directory import Directory, build_index
 from lowart.entries import DEFAULT_CONNECT_S, DEFAULT_IDLE_S, Principal, Timeouts, timeouts_of
+from lowart.providers.registry import VendorTable
 from lowart.security.keys import hash_key
 from lowart.security.secretbox import SecretBox
 from lowart.storage.rows import FallbackRow, KeyRow, ModelRow, Snapshot, UserRow
+from lowart.storage.sealed import vendor_key_context
 
 MASTER = "directory-master-key-0123456789abcdef"
 OTHER_MASTER = "some-other-master-key-0123456789abcdef"
 BOX = SecretBox(MASTER)
+VENDORS = VendorTable().operations()
 ALICE_KEY = "lw-alice-key-" + "a" * 33
 BOB_KEY = "lw-bob-key-" + "b" * 35
 REVOKED_KEY = "lw-revoked-" + "r" * 35
@@ -77,7 +80,7 @@ def snapshot(
 
 
 def directory(snap: Snapshot) -> Directory:
-    d = Directory(BOX.decrypt)
+    d = Directory(BOX.decrypt, VENDORS)
     d.apply(snap)
     return d
 
@@ -168,7 +171,7 @@ def test_apply_replaces_the_previous_snapshot(people: Directory) -> None:
 
 
 def test_empty_directory() -> None:
-    empty = Directory(BOX.decrypt)
+    empty = Directory(BOX.decrypt, VENDORS)
     assert empty.principal(ALICE_KEY) is None
     assert empty.model("gpt") is None
     assert empty.chain("gpt") == []
@@ -425,7 +428,7 @@ def test_build_index_is_pure() -> None:
         models=_models("a", "b"),
         fallbacks=(fallback("a", "b", 0, 1),),
     )
-    first, second = build_index(snap, BOX.decrypt), build_index(snap, BOX.decrypt)
+    first, second = build_index(snap, BOX.decrypt, VENDORS), build_index(snap, BOX.decrypt, VENDORS)
     assert first == second
     assert first.chains == {"a": ("b",)}
     assert set(first.keys) == {hash_key(ALICE_KEY)}

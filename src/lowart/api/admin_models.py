@@ -11,14 +11,14 @@ from starlette.routing import Route
 from lowart.api.bodies import Fallbacks, ModelCreate, ModelUpdate, decode, given
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
-from lowart.catalog.directory import vendor_key_context
-from lowart.entries import VENDORS
 from lowart.errors import Conflict, InvalidRequest, NotFound
-from lowart.security.connect_guard import vet_url
+from lowart.providers.registry import VendorTable
+from lowart.providers.vendor import Vendor
 from lowart.security.secretbox import SecretBox, SecretDecryptError
 from lowart.security.ssrf import DestinationPolicy
 from lowart.storage.models import ModelRepository
 from lowart.storage.rows import ModelRow, iso
+from lowart.storage.sealed import vendor_key_context
 
 Refresh = Callable[[], Awaitable[None]]
 _DEFAULTS: dict[str, Any] = {
@@ -31,40 +31,6 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-def canonical_vendor(value: str) -> str:
-    """``OpenAI``, ``Anthropic``, ``ComfyUI`` or ``Mock``, whatever the case given."""
-    vendor = VENDORS.get(value.strip().lower())
-    if vendor is None:
-        raise InvalidRequest(
-            f"vendor_type must be one of {', '.join(VENDORS.values())}.", param="vendor_type"
-        )
-    return vendor
-
-
-def check_params(vendor: str, params: object) -> None:
-    """A ComfyUI model's ``params`` carry its workflow: without one every job on it would fail."""
-    workflow = params.get("workflow") if isinstance(params, dict) else None
-    if vendor == "ComfyUI" and (not isinstance(workflow, dict) or not workflow):
-        raise InvalidRequest(
-            "A ComfyUI model needs params.workflow: its graph in ComfyUI's API format.",
-            param="params",
-        )
-
-
-async def check_base_url(vendor: str, base_url: str, destinations: DestinationPolicy) -> str:
-    """An absolute http(s) URL the SSRF policy allows, required for every vendor but Mock."""
-    base_url = base_url.strip()
-    if not base_url:
-        if vendor == "Mock":
-            return ""
-        raise InvalidRequest(f"base_url is required for vendor {vendor}.", param="base_url")
-    try:
-        await vet_url(destinations, base_url)
-    except ValueError as exc:
-        raise InvalidRequest(f"base_url {exc}.", param="base_url") from exc
-    return base_url.rstrip("/")
-
-
 class ModelAdmin:
     """Models, whose vendor keys are encrypted on the way in and never shown again."""
 
@@ -74,11 +40,13 @@ class ModelAdmin:
         box: SecretBox,
         refresh: Refresh,
         destinations: DestinationPolicy,
+        vendors: VendorTable,
     ) -> None:
         self._models = models
         self._box = box
         self._refresh = refresh
         self._destinations = destinations
+        self._vendors = vendors
 
     def _json(self, row: ModelRow) -> dict[str, Any]:
         last4 = None
@@ -89,7 +57,7 @@ class ModelAdmin:
                 last4 = None
         return {
             "model_id": row.model_id,
-            "vendor_type": VENDORS.get(row.vendor_type.lower(), row.vendor_type),
+            "vendor_type": self._vendors.spelling(row.vendor_type),
             "base_url": row.base_url,
             "upstream_model": row.upstream_model,
             "params": row.params,
@@ -101,13 +69,13 @@ class ModelAdmin:
             "updated_at": iso(row.updated_at),
         }
 
-    async def _prepare(self, model_id: str, fields: dict[str, Any], vendor: str) -> dict[str, Any]:
+    async def _prepare(
+        self, model_id: str, fields: dict[str, Any], vendor: Vendor
+    ) -> dict[str, Any]:
         if "vendor_type" in fields:
-            fields["vendor_type"] = vendor
+            fields["vendor_type"] = vendor.name
         if "base_url" in fields:
-            fields["base_url"] = await check_base_url(
-                vendor, fields["base_url"], self._destinations
-            )
+            fields["base_url"] = await vendor.check_base_url(fields["base_url"], self._destinations)
         if fields.get("api_key") is not None:
             fields["api_key"] = self._box.encrypt(fields["api_key"], vendor_key_context(model_id))
         return fields
@@ -116,10 +84,10 @@ class ModelAdmin:
         body = decode(await body_of(request), ModelCreate)
         fields = given(body)
         model_id = fields.pop("model_id")
-        vendor = canonical_vendor(body.vendor_type)
+        vendor = self._vendors.vendor(body.vendor_type)
         fields.setdefault("base_url", "")
         prepared = await self._prepare(model_id, fields, vendor)
-        check_params(vendor, fields.get("params"))
+        vendor.check_params(fields.get("params"))
         row = await self._models.create(model_id, prepared)
         if row is None:
             raise Conflict(f"Model '{model_id}' already exists; use PUT or PATCH to change it.")
@@ -153,12 +121,12 @@ class ModelAdmin:
             fields = {**_DEFAULTS, **fields}
             if keep_key:
                 del fields["api_key"]
-        vendor = canonical_vendor(fields.get("vendor_type", current.vendor_type))
+        vendor = self._vendors.vendor(fields.get("vendor_type", current.vendor_type))
         if "vendor_type" in fields and "base_url" not in fields:
             fields["base_url"] = current.base_url
         prepared = await self._prepare(model_id, fields, vendor)
         if "vendor_type" in fields or "params" in fields:  # a PATCH of other fields is let be
-            check_params(vendor, fields.get("params", current.params))
+            vendor.check_params(fields.get("params", current.params))
         row = await self._models.update(model_id, prepared)
         if row is None:
             raise NotFound(f"No model '{model_id}'.")

@@ -8,10 +8,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from lowart.api.accounts import issue_key, upsert_user
 from lowart.api.bodies import KeyCreate, UserPatch, UserQuota, decode, given
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
+from lowart.catalog.accounts import issue_key, upsert_user
 from lowart.errors import NotFound
 from lowart.storage.rows import KeyRow, UserRow, iso
 from lowart.storage.users import UserRepository

@@ -17,9 +17,9 @@ from lowart.api.stream import WriteTimeout
 from lowart.catalog.directory import Directory
 from lowart.dispatch.flow import Dispatcher
 from lowart.errors import InvalidRequest, ModelNotFound
+from lowart.formats.ids import ANTHROPIC
 from lowart.formats.openai import prompt_text
 from lowart.jobs.service import JobService
-from lowart.providers.base import ANTHROPIC
 from lowart.tools.loop import ToolLoop
 from lowart.usage.estimate import Tokenizer
 

@@ -12,12 +12,13 @@ from lowart.api.middleware import REQUEST_ID_KEY
 from lowart.api.responses import JSON, body_of, caller
 from lowart.api.routing import route
 from lowart.dispatch.flow import Dispatcher
+from lowart.entries import Operation
 from lowart.errors import InvalidRequest
 from lowart.formats.comfyui import image_values
-from lowart.jobs.chat import COMFYUI
+from lowart.formats.ids import IMAGES
 from lowart.jobs.service import IMAGES as IMAGE_JOB
 from lowart.jobs.service import JobService
-from lowart.providers.base import IMAGES, ChatRequest
+from lowart.providers.base import ChatRequest
 
 RESPONSE_FORMATS = ("url", "b64_json")
 
@@ -49,7 +50,9 @@ class ImageRoutes:
         body = parse_object(raw)
         model, is_async = _validate(body)
         principal = caller(request)
-        admission = await self._dispatcher.admit(principal, model, body, len(raw), vendor=COMFYUI)
+        admission = await self._dispatcher.admit(
+            principal, model, body, len(raw), operation=Operation.IMAGES
+        )
         stored = {k: v for k, v in body.items() if k != "async"}
         if is_async:
             await self._dispatcher.release(admission)

@@ -9,16 +9,10 @@ import msgspec
 
 from lowart import __version__
 from lowart.api.bodies import Fallbacks, KeyCreate, ModelCreate, ModelUpdate, UserPatch, UserQuota
-from lowart.api.openapi_schemas import (
-    ANY_OBJECT,
-    BASE_URL_PATTERN,
-    COMFYUI_RULE,
-    COMPONENTS,
-    QUERY_SCHEMAS,
-    VENDOR_PATTERN,
-    admin_overrides,
-)
+from lowart.api.openapi_schemas import ANY_OBJECT, COMPONENTS, QUERY_SCHEMAS, admin_overrides
+from lowart.api.openapi_vendors import BASE_URL_PATTERN, params_rules, vendor_type
 from lowart.api.tools import ConfirmBody, PolicyBody, ServerBody
+from lowart.providers.registry import VendorTable
 
 Operation = dict[str, Any]
 _CHAT_ERRORS = (400, 401, 403, 404, 413, 429, 502, 503, 504)
@@ -286,7 +280,7 @@ def _page(summary: str, *, missing: bool = False) -> Operation:
     return {"summary": summary, "security": [], "responses": responses}
 
 
-def _admin_schemas() -> dict[str, Any]:
+def _admin_schemas(vendors: VendorTable) -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
         [
             UserQuota,
@@ -301,21 +295,25 @@ def _admin_schemas() -> dict[str, Any]:
         ],
         ref_template="#/components/schemas/{name}",
     )
-    for name, extra in admin_overrides().items():
+    for name, extra in admin_overrides(vendors).items():
         schema = components[name]
         schema["properties"].update(extra.pop("properties", {}))
         schema.update(extra)
     update = components["ModelUpdate"]
     # model_id is only accepted when it repeats the path's: not part of the documented body.
     del update["properties"]["model_id"]
-    update["properties"]["vendor_type"] = {"type": "string", "pattern": VENDOR_PATTERN}
+    update["properties"]["vendor_type"] = vendor_type(vendors)
     update["properties"]["base_url"] = {"type": "string", "pattern": BASE_URL_PATTERN}
-    components["ModelReplace"] = {**update, "required": ["vendor_type"], "allOf": [COMFYUI_RULE]}
+    components["ModelReplace"] = {
+        **update,
+        "required": ["vendor_type"],
+        "allOf": params_rules(vendors),
+    }
     return dict(components)
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document the gateway serves at ``/openapi.json``."""
+def openapi_document(vendors: VendorTable) -> dict[str, Any]:
+    """The OpenAPI 3.1 document the gateway serves at ``/openapi.json``, for these vendors."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -325,7 +323,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": {**_user_paths(), **_admin_paths(), **_ops_paths()},
         "components": {
-            "schemas": {**_admin_schemas(), **COMPONENTS},
+            "schemas": {**_admin_schemas(vendors), **COMPONENTS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},

@@ -12,8 +12,9 @@ from typing import Any
 from lowart.api.bodies import END
 from lowart.api.chat import MAX_N, MAX_TOKENS_CAP
 from lowart.api.jobs import MAX_PAGE
-from lowart.entries import VENDORS
+from lowart.api.openapi_vendors import base_url_rule, params_rules, vendor_type
 from lowart.formats.comfyui import MAX_IMAGES, SEED_MAX
+from lowart.providers.registry import VendorTable
 from lowart.storage.usage import GROUPINGS
 from lowart.tools.policy import POLICIES
 
@@ -23,36 +24,6 @@ ANY_OBJECT: Schema = {"type": "object", "additionalProperties": True}
 ID_PATTERN = "^[A-Za-z0-9_-]{1,64}" + END  # job, file and key ids: opaque, never a path
 NOT_BLANK = r"\S"
 SIDE = "([1-9][0-9]{0,2}|[1-7][0-9]{3}|80[0-9]{2}|81[0-8][0-9]|819[0-2])"  # 1 to 8192
-
-
-def _caseless(word: str) -> str:
-    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
-
-
-VENDOR_PATTERN = r"^\s*(" + "|".join(_caseless(v) for v in VENDORS) + r")\s*$"
-MOCK_PATTERN = r"^\s*" + _caseless("mock") + r"\s*$"
-COMFYUI_PATTERN = r"^\s*" + _caseless("comfyui") + r"\s*$"
-# A ComfyUI model needs its workflow (check_params): a non-empty object in params.workflow.
-COMFYUI_RULE: Schema = {
-    "if": {
-        "required": ["vendor_type"],
-        "properties": {"vendor_type": {"pattern": COMFYUI_PATTERN}},
-    },
-    "then": {
-        "required": ["params"],
-        "properties": {
-            "params": {
-                "type": "object",
-                "required": ["workflow"],
-                "properties": {"workflow": {"type": "object", "minProperties": 1}},
-            }
-        },
-    },
-}
-# What check_base_url takes: an absolute http(s) URL with a host and no credentials.
-BASE_URL_PATTERN = (
-    r"^\s*" + _caseless("http") + r"[sS]?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?(/\S*)?\s*$"
-)
 
 
 def _nullable(schema: Schema) -> Schema:
@@ -296,27 +267,12 @@ def _list_of(ref: str) -> Schema:
     }
 
 
-def admin_overrides() -> dict[str, Schema]:
+def admin_overrides(vendors: VendorTable) -> dict[str, Schema]:
     """Constraints the handlers check beyond the msgspec types, merged into their schemas."""
-    vendor = {"type": "string", "pattern": VENDOR_PATTERN}
-    # base_url: an absolute http(s) URL, or (Mock only) blank or absent.
-    base_url_rule = {
-        "if": {"properties": {"vendor_type": {"pattern": MOCK_PATTERN}}},
-        "then": {
-            "properties": {
-                "base_url": {"anyOf": [{"pattern": r"^\s*$"}, {"pattern": BASE_URL_PATTERN}]}
-            }
-        },
-        "else": {
-            "required": ["base_url"],
-            "properties": {"base_url": {"pattern": BASE_URL_PATTERN}},
-        },
-    }
     return {
         "ModelCreate": {
-            "properties": {"vendor_type": vendor},
-            **base_url_rule,
-            "allOf": [COMFYUI_RULE],
+            "properties": {"vendor_type": vendor_type(vendors)},
+            "allOf": [base_url_rule(vendors), *params_rules(vendors)],
         },
         "PolicyBody": {"properties": {"policy": {"enum": list(POLICIES)}}},
     }

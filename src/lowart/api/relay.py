@@ -22,9 +22,10 @@ from lowart.dispatch.flow import Dispatcher
 from lowart.entries import Principal
 from lowart.errors import InvalidRequest
 from lowart.formats.anthropic_events import message_events
+from lowart.formats.ids import ANTHROPIC
 from lowart.formats.openai import completion_chunks
 from lowart.jobs.service import CHAT, JobService
-from lowart.providers.base import ANTHROPIC, ChatRequest
+from lowart.providers.base import ChatRequest
 from lowart.tools.loop import ToolLoop
 
 Validate = Callable[[dict[str, Any]], ChatFields]

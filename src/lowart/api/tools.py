@@ -20,11 +20,12 @@ from lowart.errors import InvalidRequest, NotFound
 from lowart.security.connect_guard import vet_url
 from lowart.security.secretbox import SecretBox
 from lowart.security.ssrf import DestinationPolicy
+from lowart.storage.sealed import mcp_secret_context
 from lowart.storage.tools import PolicyRow, ServerRow, ToolRepository
 from lowart.tools.mcp import MCPManager
 from lowart.tools.mcp_server import ToolCallError
 from lowart.tools.policy import POLICIES
-from lowart.tools.servers import secret_context, server_config
+from lowart.tools.servers import server_config
 from lowart.tools.sessions import Confirmations
 
 Name = Annotated[
@@ -120,7 +121,7 @@ class ToolAdmin:
             if not isinstance(values, dict) or not values:
                 return None
             plain = msgspec.json.encode(values).decode()
-            return self._box.encrypt(plain, secret_context(body.name, field))
+            return self._box.encrypt(plain, mcp_secret_context(body.name, field))
 
         return ServerRow(
             name=body.name,

@@ -7,24 +7,21 @@ and at once after every admin write, so an authorised request never waits on the
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
-from lowart.entries import VENDORS, ModelEntry, Principal, timeouts_of
+from lowart.entries import ModelEntry, Operation, Principal, timeouts_of
 from lowart.security.keys import digests_match, hash_key
 from lowart.security.secretbox import SecretDecryptError
 from lowart.storage.rows import ModelRow, Snapshot, UserRow
+from lowart.storage.sealed import vendor_key_context
 
 log = structlog.get_logger()
 
 Decrypt = Callable[[str, str], str]
-
-
-def vendor_key_context(model_id: str) -> str:
-    """Associated data binding an encrypted vendor key to its row."""
-    return f"models.api_key:{model_id}"
+Vendors = Mapping[str, frozenset[Operation]]  # what each known vendor serves, by lower-case key
 
 
 @dataclass(frozen=True)
@@ -36,9 +33,10 @@ class _Index:
     live_keys: frozenset[str] = frozenset()  # ids of keys not revoked
 
 
-def _entry(row: ModelRow, decrypt: Decrypt) -> ModelEntry | None:
+def _entry(row: ModelRow, decrypt: Decrypt, vendors: Vendors) -> ModelEntry | None:
     vendor = row.vendor_type.strip().lower()
-    if vendor not in VENDORS:
+    operations = vendors.get(vendor)
+    if operations is None:
         log.warning("model_vendor_unknown", model_id=row.model_id, vendor_type=row.vendor_type)
         return None
     try:
@@ -56,6 +54,7 @@ def _entry(row: ModelRow, decrypt: Decrypt) -> ModelEntry | None:
         timeouts=timeouts_of(row.params, row.timeout_s),
         enabled=row.enabled,
         created=int(row.created_at.replace(tzinfo=dt.UTC).timestamp()) if row.created_at else 0,
+        operations=operations,
     )
 
 
@@ -83,11 +82,11 @@ def _principal(user: UserRow, key_id: str) -> Principal:
     )
 
 
-def build_index(snapshot: Snapshot, decrypt: Decrypt) -> _Index:
-    """Pure: the lookup tables for one snapshot."""
+def build_index(snapshot: Snapshot, decrypt: Decrypt, vendors: Vendors) -> _Index:
+    """Pure: the lookup tables for one snapshot (models of unknown vendors are left out)."""
     models = {}
     for row in snapshot.models:
-        entry = _entry(row, decrypt)
+        entry = _entry(row, decrypt, vendors)
         if entry is not None:
             models[row.model_id] = entry
     users = {u.user_id: u for u in snapshot.users}
@@ -107,12 +106,13 @@ def build_index(snapshot: Snapshot, decrypt: Decrypt) -> _Index:
 class Directory:
     """Lookups served from memory; ``apply`` swaps in a new snapshot atomically."""
 
-    def __init__(self, decrypt: Decrypt) -> None:
+    def __init__(self, decrypt: Decrypt, vendors: Vendors) -> None:
         self._decrypt = decrypt
+        self._vendors = vendors
         self._index = _Index()
 
     def apply(self, snapshot: Snapshot) -> None:
-        self._index = build_index(snapshot, self._decrypt)
+        self._index = build_index(snapshot, self._decrypt, self._vendors)
 
     def principal(self, raw_key: str) -> Principal | None:
         """The principal for a presented key, or None for unknown and revoked keys."""

@@ -12,15 +12,16 @@ import msgspec
 
 from lowart.catalog.directory import Directory
 from lowart.dispatch.flow import Dispatcher
+from lowart.entries import Operation
 from lowart.errors import LowartError, PermissionDenied
+from lowart.formats.ids import IMAGES
 from lowart.jobs.runner import KEY_REVOKED, AwaitingConfirmation, JobCancelled, JobContext
-from lowart.providers.base import IMAGES, ChatRequest
+from lowart.providers.base import ChatRequest
 from lowart.storage.jobs import JobRow
 from lowart.storage.usage import UsageRepository
 from lowart.tools.loop import ToolLoop
 
 MAX_RUNS = 2  # the first run, and one more after a crash
-COMFYUI = "comfyui"
 
 
 class ChatJobs:
@@ -55,7 +56,7 @@ class ChatJobs:
             body,
             len(msgspec.json.encode(body)),
             count_rpm=False,
-            vendor=COMFYUI if fmt == IMAGES else None,
+            operation=Operation.IMAGES if fmt == IMAGES else Operation.CHAT,
         )
         request = ChatRequest(
             body=body,

@@ -16,12 +16,14 @@ import msgspec
 from lowart.entries import ModelEntry
 from lowart.errors import UpstreamAnswerBroken, UpstreamError, UpstreamStreamError
 from lowart.formats.anthropic import usage_from_anthropic
+from lowart.formats.ids import ANTHROPIC
 from lowart.formats.openai import Usage
 from lowart.formats.request_fields import ANTHROPIC_MESSAGES_FIELDS
 from lowart.formats.sse import SSEEvent, SSEParser, encode_event
-from lowart.providers.base import ANTHROPIC, ChatRequest, Completion
+from lowart.providers.base import ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
 from lowart.providers.statuses import UpstreamFailure, check_status
+from lowart.providers.vendor import Vendor
 
 DEFAULT_VERSION = "2023-06-01"
 _KEEP_FOR_ESTIMATE = 8 * 1024 * 1024
@@ -200,3 +202,10 @@ class AnthropicProvider:
         )
         await response.check(failure_of)
         return AnthropicStream(response, model.model_id)
+
+
+VENDOR = Vendor(
+    name="Anthropic",
+    native=AnthropicProvider.native,
+    build=lambda parts: AnthropicProvider(parts.transport),
+)

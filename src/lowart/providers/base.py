@@ -7,11 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lowart.entries import ModelEntry
+from lowart.formats.ids import OPENAI
 from lowart.formats.openai import Usage
-
-OPENAI = "openai"
-ANTHROPIC = "anthropic"
-IMAGES = "images"  # an OpenAI Images request (ComfyUI models only)
 
 
 class JobHooks(Protocol):

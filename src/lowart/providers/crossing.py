@@ -16,6 +16,7 @@ import msgspec
 from lowart.entries import ModelEntry
 from lowart.errors import UpstreamError
 from lowart.formats.anthropic import ToolNames
+from lowart.formats.ids import ANTHROPIC, OPENAI
 from lowart.formats.openai import Usage
 from lowart.formats.sse import SSEEvent, SSEParser
 from lowart.formats.translate_request import anthropic_to_openai, openai_to_anthropic
@@ -24,7 +25,7 @@ from lowart.formats.translate_response import (
     openai_to_anthropic_response,
 )
 from lowart.formats.translate_stream import AnthropicToOpenAI, OpenAIToAnthropic
-from lowart.providers.base import ANTHROPIC, OPENAI, ChatRequest, ChatStream, Completion, Provider
+from lowart.providers.base import ChatRequest, ChatStream, Completion, Provider
 
 DEFAULT_MAX_TOKENS = 4096
 

@@ -22,9 +22,11 @@ from typing import Any
 import msgspec
 
 from lowart.entries import ModelEntry
+from lowart.formats.ids import OPENAI
 from lowart.formats.openai import Usage, last_user_text, prompt_text
 from lowart.formats.sse import DONE, encode_event
-from lowart.providers.base import OPENAI, ChatRequest, Completion
+from lowart.providers.base import ChatRequest, Completion
+from lowart.providers.vendor import BaseUrl, Vendor
 
 DEFAULT_TEXT = "This is a mock response from Lowart."
 
@@ -200,3 +202,12 @@ class MockProvider:
     async def open_stream(self, model: ModelEntry, request: ChatRequest) -> MockStream:
         await self._wait(model)
         return MockStream(model, request, MockAnswer(model.params, request.body))
+
+
+VENDOR = Vendor(
+    name="Mock",
+    native=MockProvider.native,
+    build=lambda _parts: MockProvider(),
+    base_url=BaseUrl(required=False),  # in process: no upstream
+    starter_model="mock",  # first run registers a ``mock`` model, to try the gateway with
+)

@@ -16,6 +16,7 @@ import msgspec
 
 from lowart.entries import ModelEntry
 from lowart.errors import UpstreamAnswerBroken, UpstreamError
+from lowart.formats.ids import OPENAI
 from lowart.formats.openai import (
     Usage,
     carries_usage,
@@ -25,9 +26,10 @@ from lowart.formats.openai import (
 )
 from lowart.formats.request_fields import OPENAI_CHAT_FIELDS
 from lowart.formats.sse import DONE, SSEParser, encode_event
-from lowart.providers.base import OPENAI, ChatRequest, Completion
+from lowart.providers.base import ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
 from lowart.providers.statuses import UpstreamFailure, check_status
+from lowart.providers.vendor import Vendor
 
 _KEEP_FOR_ESTIMATE = 8 * 1024 * 1024
 
@@ -165,3 +167,10 @@ class OpenAIProvider:
         )
         await response.check(failure_of)
         return OpenAIStream(response, model.model_id, request.wants_usage)
+
+
+VENDOR = Vendor(
+    name="OpenAI",
+    native=OpenAIProvider.native,
+    build=lambda parts: OpenAIProvider(parts.transport),
+)

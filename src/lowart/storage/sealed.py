@@ -1,8 +1,11 @@
-"""Every stored secret, read and rewritten in one transaction (master-key rotation).
+"""Every stored secret: the columns sealed under the master key, the context each value is bound
+to, and their rewriting in one transaction (master-key rotation).
 
-The columns sealed under the master key: ``models.api_key``, ``mcp_servers.env`` and
-``mcp_servers.headers``, and the ``gateway_meta`` values named by the caller (the master-key
-check). The caller decides what each value becomes; if it raises, nothing is written.
+The sealed columns: ``models.api_key``, ``mcp_servers.env`` and ``mcp_servers.headers``, and the
+``gateway_meta`` values named by the caller (the master-key check). A value is encrypted with its
+context as associated data (``SecretBox``), so a sealed value copied to another row or column
+does not open. The rotation's caller decides what each value becomes; if it raises, nothing is
+written.
 """
 
 from __future__ import annotations
@@ -14,6 +17,20 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lowart.storage.tables import gateway_meta, mcp_servers, models
+
+MASTER_CHECK_KEY = "master_key_check"  # the gateway_meta row proving the master key
+MASTER_CHECK_CONTEXT = "gateway_meta:master_key_check"
+
+
+def vendor_key_context(model_id: str) -> str:
+    """The context of a model's vendor key (``models.api_key``)."""
+    return f"models.api_key:{model_id}"
+
+
+def mcp_secret_context(name: str, field: str) -> str:
+    """The context of an MCP server's ``env`` or ``headers`` (``mcp_servers.<field>``)."""
+    return f"mcp_servers.{field}:{name}"
+
 
 # (table, its key column, the sealed column)
 SEALED_COLUMNS: tuple[tuple[sa.Table, str, str], ...] = (
@@ -32,6 +49,15 @@ class Sealed:
     key: str
     column: str
     value: str
+
+
+def context_of(item: Sealed) -> str:
+    """The context a stored secret was sealed with."""
+    if item.table == models.name:
+        return vendor_key_context(item.key)
+    if item.table == mcp_servers.name:
+        return mcp_secret_context(item.key, item.column)
+    return MASTER_CHECK_CONTEXT
 
 
 Reseal = Callable[[Sealed], str]

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-ANTHROPIC = "anthropic"
+from lowart.formats.ids import ANTHROPIC
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lowart.errors import InvalidRequest
+from lowart.formats.ids import ANTHROPIC
 
 SEPARATOR = "__"
 
@@ -79,7 +80,7 @@ def model_body(body: Mapping[str, Any], offered: Sequence[OfferedTool], fmt: str
         t for t in body.get("tools") or () if not (isinstance(t, dict) and t.get("type") == "mcp")
     ]
     for tool in offered:
-        if fmt == "anthropic":
+        if fmt == ANTHROPIC:
             tools.append(
                 {
                     "name": tool.exposed,

@@ -5,12 +5,9 @@ from __future__ import annotations
 import msgspec
 
 from lowart.security.secretbox import SecretBox
+from lowart.storage.sealed import mcp_secret_context
 from lowart.storage.tools import ServerRow
 from lowart.tools.mcp_server import ServerConfig
-
-
-def secret_context(name: str, field: str) -> str:
-    return f"mcp_servers.{field}:{name}"
 
 
 def server_config(row: ServerRow, box: SecretBox) -> ServerConfig:
@@ -18,7 +15,7 @@ def server_config(row: ServerRow, box: SecretBox) -> ServerConfig:
 
     def secrets_of(field: str, stored: str | None) -> dict[str, str]:
         return (
-            msgspec.json.decode(box.decrypt(stored, secret_context(row.name, field)))
+            msgspec.json.decode(box.decrypt(stored, mcp_secret_context(row.name, field)))
             if stored
             else {}
         )

@@ -1,4 +1,5 @@
-"""Creating users and keys: shared by the admin API, the CLI and the bootstrap admin."""
+"""Users and their keys: creating them and issuing keys, for the admin API, the CLI and the
+bootstrap admin alike (raw keys are returned once and only their hashes are stored)."""
 
 from __future__ import annotations
 
