@@ -78,9 +78,9 @@ MASTER_CHECK_CONTEXT = "gateway_meta:master_key_check"
 
 def resolve_master_key(settings: Settings) -> tuple[str, bool]:
     """The master key, from ``MASTER_KEY`` or (SQLite) ``lowart.key``. True if generated now."""
-    if settings.master_key:
-        return settings.master_key, False
-    if not settings.is_sqlite:
+    if settings.security.master_key:
+        return settings.security.master_key, False
+    if not settings.database.is_sqlite:
         raise StartupError("MASTER_KEY must be set when DATABASE_URL is PostgreSQL")
     path = settings.key_file
     if path.exists():
@@ -200,7 +200,7 @@ class Services:
 
     async def _refresh_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.cache_refresh_s)
+            await asyncio.sleep(self.settings.database.cache_refresh_s)
             try:
                 await self.refresh()
             except Exception:  # keep serving from the last good snapshot
@@ -271,42 +271,44 @@ class Limits:
 
 def build_limits(settings: Settings, watchdog: Watchdog) -> Limits:
     """In-process without ``REDIS_URL``; shared through Redis with it."""
-    local_rpm = MemoryRateLimiter(settings.rpm_window_s)
+    local_rpm = MemoryRateLimiter(settings.limits.rpm_window_s)
     local_quota = MemoryQuotaLedger()
-    if settings.redis_url is None:
+    if settings.redis.url is None:
         return Limits(None, None, local_rpm, local_quota)
-    timeout_s = settings.redis_timeout_ms / 1000
-    client = connect(settings.redis_url, timeout_s)
-    scripts = RespClient(settings.redis_url, timeout_s, watchdog)
-    degraded = settings.redis_failure_mode == "degraded"
+    timeout_s = settings.redis.timeout_ms / 1000
+    client = connect(settings.redis.url, timeout_s)
+    scripts = RespClient(settings.redis.url, timeout_s, watchdog)
+    degraded = settings.redis.failure_mode == "degraded"
     quota = RedisQuotaLedger(
         scripts,
         local_quota,
-        lease_s=settings.quota_lease_s,
-        pending_ttl_s=settings.quota_pending_ttl_s,
+        lease_s=settings.limits.quota_lease_s,
+        pending_ttl_s=settings.limits.quota_pending_ttl_s,
         degraded=degraded,
     )
-    rpm = RedisRateLimiter(scripts, settings.rpm_window_s, fallback=local_rpm if degraded else None)
+    rpm = RedisRateLimiter(
+        scripts, settings.limits.rpm_window_s, fallback=local_rpm if degraded else None
+    )
     return Limits(client, scripts, rpm, quota)
 
 
 def retry_config(settings: Settings) -> RetryConfig:
     return RetryConfig(
-        retries=settings.retries,
-        backoff_s=settings.retry_backoff_ms / 1000,
-        backoff_max_s=settings.retry_backoff_max_ms / 1000,
-        retry_after_max_s=settings.retry_after_max_s,
-        max_attempts=settings.max_attempts,
-        deadline_s=settings.request_timeout_s,
+        retries=settings.retry.retries,
+        backoff_s=settings.retry.backoff_ms / 1000,
+        backoff_max_s=settings.retry.backoff_max_ms / 1000,
+        retry_after_max_s=settings.retry.after_max_s,
+        max_attempts=settings.retry.max_attempts,
+        deadline_s=settings.retry.request_timeout_s,
     )
 
 
 def circuit_config(settings: Settings) -> CircuitConfig:
     return CircuitConfig(
-        window_s=settings.circuit_window_s,
-        min_calls=settings.circuit_min_calls,
-        failure_ratio=settings.circuit_failure_ratio,
-        cooldown_s=settings.circuit_cooldown_s,
+        window_s=settings.circuit.window_s,
+        min_calls=settings.circuit.min_calls,
+        failure_ratio=settings.circuit.failure_ratio,
+        cooldown_s=settings.circuit.cooldown_s,
     )
 
 
@@ -324,28 +326,28 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
     recorder = UsageRecorder(
         usage,
         metrics,
-        flush_ms=settings.usage_flush_ms,
+        flush_ms=settings.usage.flush_ms,
         lock=lock,
         on_flushed=quota.flushed,
         outbox=Outbox(settings.outbox_dir),
         inflight=InFlightRegistry(instance_id),
-        checkpoint_s=settings.inflight_checkpoint_s,
+        checkpoint_s=settings.usage.inflight_checkpoint_s,
     )
     session = new_session(
-        DestinationPolicy(settings.upstream_allow_private), settings.upstream_pool_size
+        DestinationPolicy(settings.upstream.allow_private), settings.upstream.pool_size
     )
     files = FileStore(settings.files_root, FileRepository(engine))
-    signer = UrlSigner(box.signing_key, settings.file_url_ttl_s, settings.public_base_url)
+    signer = UrlSigner(box.signing_key, settings.files.url_ttl_s, settings.files.public_base_url)
     tokenizer = Tokenizer()
     dispatcher = Dispatcher(
         directory=directory,
         rate_limiter=limits.rate_limiter,
         quota=quota,
         providers=build_providers(
-            Transport(session, watchdog, settings.upstream_max_body_bytes),
+            Transport(session, watchdog, settings.upstream.max_body_bytes),
             ComfyUIProvider(
                 ComfyUIClient(
-                    session, "lowart-" + secrets.token_hex(6), settings.upstream_max_body_bytes
+                    session, "lowart-" + secrets.token_hex(6), settings.upstream.max_body_bytes
                 ),
                 files,
                 signer,
@@ -356,20 +358,20 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         metrics=metrics,
         circuits=Circuits(circuit_config(settings)),
         retry=RetryPolicy(retry_config(settings)),
-        default_reserve=settings.quota_default_reserve,
+        default_reserve=settings.limits.quota_default_reserve,
     )
     job_repo = JobRepository(engine)
     tool_repo = ToolRepository(engine)
     mcp = MCPManager(
-        call_timeout_s=settings.mcp_call_timeout_s,
-        destinations=DestinationPolicy(settings.upstream_allow_private),
+        call_timeout_s=settings.tools.mcp_call_timeout_s,
+        destinations=DestinationPolicy(settings.upstream.allow_private),
     )
     tools = ToolLoop(
         dispatcher=dispatcher,
         manager=mcp,
         repo=tool_repo,
-        max_rounds=settings.max_tool_rounds,
-        session_ttl_s=settings.tool_session_ttl_s,
+        max_rounds=settings.tools.max_rounds,
+        session_ttl_s=settings.tools.session_ttl_s,
     )
     confirmations = Confirmations(loop=tools, repo=tool_repo, jobs=job_repo)
     job_runner = JobRunner(
@@ -378,10 +380,10 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         on_beat=confirmations.expire,
         settle_usage=recorder.flush,
         config=JobConfig(
-            lease_s=settings.job_lease_s,
-            heartbeat_s=settings.job_heartbeat_s,
-            poll_s=settings.job_poll_s,
-            concurrency=settings.job_concurrency,
+            lease_s=settings.jobs.lease_s,
+            heartbeat_s=settings.jobs.heartbeat_s,
+            poll_s=settings.jobs.poll_s,
+            concurrency=settings.jobs.concurrency,
         ),
         owner=instance_id,
         metrics=metrics,
@@ -415,8 +417,8 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         liveness=Liveness(
             InstanceRepository(engine),
             recorder,
-            heartbeat_s=settings.instance_heartbeat_s,
-            dead_after_s=settings.instance_dead_after_s,
+            heartbeat_s=settings.liveness.heartbeat_s,
+            dead_after_s=settings.liveness.dead_after_s,
             lock=lock,
             on_recovered=functools.partial(settle_recovered, quota),
         ),
