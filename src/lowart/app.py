@@ -120,10 +120,10 @@ def probes(services: Services) -> dict[str, Callable[[], Awaitable[None]]]:
     """What ``/ready`` checks: the database, and Redis when configured, with the invalidation
     listener's first subscription."""
     checks: dict[str, Callable[[], Awaitable[None]]] = {"database": services.ping_database}
-    if services.redis is not None:
+    if services.limits.redis is not None:
         checks["redis"] = services.ping_redis
-    if services.invalidations is not None:
-        checks["invalidations"] = services.invalidations.check
+    if services.broadcast.listener is not None:
+        checks["invalidations"] = services.broadcast.listener.check
     return checks
 
 

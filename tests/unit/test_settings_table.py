@@ -1,4 +1,4 @@
-"""Every setting is declared once: the loader, ``Settings.replace`` and the README read one table."""
+"""Every setting is declared once: the loader, `Settings.replace` and the README read one table."""
 
 from __future__ import annotations
 
