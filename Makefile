@@ -10,7 +10,7 @@ CONSOLE := src/lowart/ui/dist
 CHROMIUM := /usr/bin/chromium
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install console run test lint bench clean
+.PHONY: install console run test lint bench clean settings-doc
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -48,6 +48,10 @@ install: $(BIN)/lowart console
 
 run: install
 	$(BIN)/lowart serve
+
+# The README's settings tables, generated from the settings' declarations (a test checks them).
+settings-doc: install
+	$(BIN)/python -c "from pathlib import Path; from lowart.settings import update_readme; update_readme(Path('README.md'))"
 
 test: install $(CHROMIUM)
 	$(BIN)/pytest -q -p no:cacheprovider

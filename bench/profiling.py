@@ -22,7 +22,7 @@ import secrets
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -102,12 +102,11 @@ async def _profile(upstream: Upstream, home: Path) -> list[Profiled]:
     from lowart.testing.server import serve_fake  # noqa: PLC0415
 
     configure_logging("warning", "console")
-    settings = replace(
-        Settings(),
+    settings = Settings().replace(
         database_url=f"sqlite:///{home}/lowart.db",
         admin_key=ADMIN_KEY,
         master_key=secrets.token_hex(32),
-        workdir=home,
+        lowart_workdir=home,
         port=0,
         log_level="warning",
     )

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ class Gateway:
 
     @property
     def db_path(self) -> Path:
-        return Path(self.settings.database_url.removeprefix("sqlite:///"))
+        return Path(self.settings.database.url.removeprefix("sqlite:///"))
 
     def client(self, key: str | None = ADMIN_KEY) -> httpx.Client:
         headers = {"authorization": f"Bearer {key}"} if key else {}
@@ -113,16 +113,16 @@ class Gateway:
 
 
 def gateway_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    base = Settings(
+    base = Settings().replace(
         database_url=f"sqlite:///{tmp_path}/lowart.db",
         admin_key=ADMIN_KEY,
         master_key=MASTER_KEY,
         usage_flush_ms=20,
         cache_refresh_s=0.2,
-        workdir=tmp_path,
+        lowart_workdir=tmp_path,
         port=0,
     )
-    return replace(base, **overrides)
+    return base.replace(**overrides)
 
 
 @pytest.fixture

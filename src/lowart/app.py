@@ -70,8 +70,10 @@ async def bootstrap(services: Services) -> str | None:
     printed = None
     if not await services.users.any_admin():
         await services.users.upsert(BOOTSTRAP_ADMIN, {"name": "Administrator", "is_admin": True})
-        _, key = await issue_key(services.users, BOOTSTRAP_ADMIN, "bootstrap", settings.admin_key)
-        if settings.admin_key is None:
+        _, key = await issue_key(
+            services.users, BOOTSTRAP_ADMIN, "bootstrap", settings.security.admin_key
+        )
+        if settings.security.admin_key is None:
             printed = key
     if await services.meta.put_if_absent(FIRST_RUN_KEY, "1"):
         await _starter_models(services)
@@ -106,7 +108,9 @@ async def start_services(
     (several workers must not redo it at once). ``vendors``: the vendor table (``VENDORS``).
     """
     master_key, generated = resolve_master_key(settings)
-    engine = create_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    engine = create_engine(
+        settings.database.url, busy_timeout_ms=settings.database.sqlite_busy_timeout_ms
+    )
     try:
         if not prepared:
             await migrate(engine)
@@ -123,16 +127,16 @@ def probes(services: Services) -> dict[str, Callable[[], Awaitable[None]]]:
     """What ``/ready`` checks: the database, and Redis when configured, with the invalidation
     listener's first subscription."""
     checks: dict[str, Callable[[], Awaitable[None]]] = {"database": services.ping_database}
-    if services.redis is not None:
+    if services.limits.redis is not None:
         checks["redis"] = services.ping_redis
-    if services.invalidations is not None:
-        checks["invalidations"] = services.invalidations.check
+    if services.broadcast.listener is not None:
+        checks["invalidations"] = services.broadcast.listener.check
     return checks
 
 
 def build_stack(services: Services) -> ASGIApp:
     """Routes behind the pure ASGI middleware."""
-    write_timeout = WriteTimeout(services.watchdog, services.settings.stream_write_timeout_s)
+    write_timeout = WriteTimeout(services.watchdog, services.settings.edge.stream_write_timeout_s)
     chat = ChatEndpoint(
         services.dispatcher,
         jobs=services.jobs,
@@ -144,7 +148,7 @@ def build_stack(services: Services) -> ASGIApp:
     messages = messages_endpoint(services.dispatcher, services.jobs, services.tools, write_timeout)
     models = Models(services.directory)
     refresh, settle = services.invalidate, services.settle_usage
-    destinations = DestinationPolicy(services.settings.upstream_allow_private)
+    destinations = DestinationPolicy(services.settings.upstream.allow_private)
     routes: list[Route] = [
         *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
         *ModelAdmin(
@@ -154,7 +158,7 @@ def build_stack(services: Services) -> ASGIApp:
         *Ops(
             services.metrics,
             probes(services),
-            services.settings.metrics_token,
+            services.settings.security.metrics_token,
             openapi_document(services.vendors),
         ).routes(),
         *models.routes(),
@@ -162,7 +166,7 @@ def build_stack(services: Services) -> ASGIApp:
             services.directory,
             services.tokenizer,
             services.dispatcher,
-            services.settings.count_tokens_max_body_bytes,
+            services.settings.edge.count_tokens_max_body_bytes,
         ).routes(),
         *JobRoutes(services.jobs).routes(),
         *FileRoutes(services.files, services.signer).routes(),
@@ -185,10 +189,10 @@ def build_stack(services: Services) -> ASGIApp:
     # No trailing-slash redirects: Starlette builds them from the client's Host header.
     router = Router(routes=routes, default=not_found, redirect_slashes=False)
     fast = IdempotencyKeys(FastPaths(router, fast_paths), services.idempotency)
-    limit = services.settings.max_in_flight
+    limit = services.settings.edge.max_in_flight
     bounded = InFlightLimit(fast, limit, services.metrics) if limit > 0 else fast
     authed = AuthMiddleware(bounded, services.directory)
-    return EdgeMiddleware(authed, services.metrics, services.settings.max_body_bytes)
+    return EdgeMiddleware(authed, services.metrics, services.settings.edge.max_body_bytes)
 
 
 class LowartApp:

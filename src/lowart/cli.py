@@ -50,7 +50,9 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
 
 
 async def _migrate(settings: Settings) -> None:
-    engine = create_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    engine = create_engine(
+        settings.database.url, busy_timeout_ms=settings.database.sqlite_busy_timeout_ms
+    )
     try:
         await migrate(engine)
     finally:
@@ -143,7 +145,7 @@ async def _models(settings: Settings, args: argparse.Namespace) -> None:
         fields: dict[str, Any] = {
             "vendor_type": vendor.name,
             "base_url": await vendor.check_base_url(
-                args.base_url or "", DestinationPolicy(settings.upstream_allow_private)
+                args.base_url or "", DestinationPolicy(settings.upstream.allow_private)
             ),
             "upstream_model": args.upstream_model,
             "params": msgspec.json.decode(args.params) if args.params else None,
@@ -246,7 +248,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        configure_logging(settings.log_level, settings.log_format)
+        configure_logging(settings.log.level, settings.log.format)
         if args.command == "serve":
             return serve(settings)
         if args.command == "mock-upstream":

@@ -49,8 +49,8 @@ def _given_key(new_key_file: Path | None, env: Mapping[str, str]) -> str | None:
 
 def plan(settings: Settings, new_key_file: Path | None, env: Mapping[str, str]) -> Rotation:
     """The current key, the new one and the key file, or StartupError saying what is missing."""
-    from_file = settings.master_key is None
-    if from_file and not (settings.is_sqlite and settings.key_file.exists()):
+    from_file = settings.security.master_key is None
+    if from_file and not (settings.database.is_sqlite and settings.key_file.exists()):
         raise StartupError("no master key to rotate: set MASTER_KEY, or run where lowart.key is")
     old_key, _ = resolve_master_key(settings)
     new_key = _given_key(new_key_file, env)
@@ -110,7 +110,9 @@ async def rotate(settings: Settings, rotation: Rotation) -> dict[str, int]:
     if rotation.key_file is not None:
         staged = rotation.key_file.with_name(rotation.key_file.name + ".new")
         _write_private(staged, rotation.new_key + "\n")
-    engine = create_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    engine = create_engine(
+        settings.database.url, busy_timeout_ms=settings.database.sqlite_busy_timeout_ms
+    )
     try:
         await migrate(engine)
         # Proves the current key opens this database, and leaves a check value to re-seal, so

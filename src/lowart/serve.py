@@ -63,24 +63,30 @@ def _unix_socket(path: Path, mode: int) -> socket.socket:
 
 def bind(settings: Settings) -> socket.socket:
     """The listening socket, bound here so that workers share it."""
-    if settings.listen_mode == "UDS":
-        sock = _unix_socket(Path(settings.uds_path), settings.uds_mode)
+    if settings.server.listen_mode == "UDS":
+        sock = _unix_socket(Path(settings.server.uds_path), settings.server.uds_mode)
     else:
-        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        family = socket.AF_INET6 if ":" in settings.server.host else socket.AF_INET
         try:
-            sock = socket.create_server((settings.host, settings.port), family=family, backlog=2048)
+            sock = socket.create_server(
+                (settings.server.host, settings.server.port), family=family, backlog=2048
+            )
         except OSError as exc:
-            raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from exc
+            raise StartupError(
+                f"cannot listen on {settings.server.host}:{settings.server.port}: {exc}"
+            ) from exc
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
 def describe(sock: socket.socket, settings: Settings) -> str:
-    if settings.listen_mode == "UDS":
-        return f"unix:{Path(settings.uds_path).resolve()}"
+    if settings.server.listen_mode == "UDS":
+        return f"unix:{Path(settings.server.uds_path).resolve()}"
     host, port = sock.getsockname()[:2]
-    return f"http://{settings.host if ':' not in settings.host else f'[{host}]'}:{port}"
+    return (
+        f"http://{settings.server.host if ':' not in settings.server.host else f'[{host}]'}:{port}"
+    )
 
 
 GC_YOUNG_THRESHOLD = 20_000  # a request allocates hundreds of objects: collect less often
@@ -136,14 +142,16 @@ def _config(settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(settings, prepared=True),
         loop="uvloop",
-        http=read_timeout_protocol(settings.header_timeout_s, settings.body_timeout_s),
+        http=read_timeout_protocol(
+            settings.server.header_timeout_s, settings.server.body_timeout_s
+        ),
         ws="none",
         lifespan="on",
         log_config=None,
         access_log=False,
         server_header=False,
         proxy_headers=False,  # the gateway never uses client addresses: skip that middleware
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
+        timeout_graceful_shutdown=int(settings.server.shutdown_grace_s) or None,
         timeout_keep_alive=30,
     )
 
@@ -151,7 +159,7 @@ def _config(settings: Settings) -> uvicorn.Config:
 def run_worker(settings: Settings, sock: socket.socket, parent: Connection) -> None:
     """One worker process (spawned by the parent): the app, on the parent's socket."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the parent, which stops us
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log.level, settings.log.format)
     link = ParentLink(parent)
     link.watch()
     server = _Server(_config(settings), link.serving, signals=(signal.SIGTERM,))
@@ -180,8 +188,8 @@ def _serve_workers(settings: Settings, sock: socket.socket) -> int:
     supervisor = Supervisor(
         run_worker,
         (settings, sock),
-        settings.workers,
-        stop_timeout_s=settings.shutdown_grace_s + STOP_MARGIN_S,
+        settings.server.workers,
+        stop_timeout_s=settings.server.shutdown_grace_s + STOP_MARGIN_S,
         on_exit=functools.partial(forget_process, metrics_dir),
     )
     return supervisor.run(on_ready=functools.partial(_announce, describe(sock, settings)))
@@ -194,12 +202,12 @@ def serve(settings: Settings) -> int:
     sock = bind(settings)
     try:
         asyncio.run(preflight(settings))
-        code = (_serve_workers if settings.workers > 1 else _serve_here)(settings, sock)
+        code = (_serve_workers if settings.server.workers > 1 else _serve_here)(settings, sock)
     finally:
         sock.close()
-        if settings.listen_mode == "UDS":
+        if settings.server.listen_mode == "UDS":
             with contextlib.suppress(FileNotFoundError):
-                Path(settings.uds_path).unlink()
+                Path(settings.server.uds_path).unlink()
     if code != 0:
         sys.stderr.write("lowart: error: the gateway failed to start (see the log above)\n")
     return code

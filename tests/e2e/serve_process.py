@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from lowart.settings import setting_names
+
 ADMIN_KEY = "lw-e2e-admin-key-0123456789abcdef"
 MASTER_KEY = "e2e-master-key-A-0123456789abcdefghijklmnop"
 OTHER_MASTER_KEY = "e2e-master-key-B-0123456789abcdefghijklmnop"
@@ -29,44 +31,9 @@ LISTENING = "Lowart listening on "
 # How a SIGTERM-ed server ends (docs/deployment.md, "Shutdown": exit 0).
 STOPPED = (0,)
 
-# Every setting the gateway reads: the parent's values must not leak into a child.
-_SETTINGS = (
-    "HOST",
-    "PORT",
-    "LISTEN_MODE",
-    "UDS_PATH",
-    "UDS_MODE",
-    "DATABASE_URL",
-    "SQLITE_BUSY_TIMEOUT_MS",
-    "REDIS_URL",
-    "MASTER_KEY",
-    "ADMIN_KEY",
-    "WORKERS",
-    "PUBLIC_BASE_URL",
-    "METRICS_TOKEN",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "MAX_BODY_BYTES",
-    "SHUTDOWN_GRACE_S",
-    "USAGE_FLUSH_MS",
-    "CACHE_REFRESH_S",
-    "RPM_WINDOW_S",
-    "QUOTA_DEFAULT_RESERVE",
-    "LOWART_WORKDIR",
-    "NEW_MASTER_KEY",
-    "UPSTREAM_ALLOW_PRIVATE",
-    "UPSTREAM_POOL_SIZE",
-    "UPSTREAM_MAX_BODY_BYTES",
-    "STREAM_WRITE_TIMEOUT_S",
-    "MAX_IN_FLIGHT",
-    "QUOTA_LEASE_S",
-    "QUOTA_PENDING_TTL_S",
-    "INFLIGHT_CHECKPOINT_S",
-    "INSTANCE_HEARTBEAT_S",
-    "INSTANCE_DEAD_AFTER_S",
-    "HEADER_TIMEOUT_S",
-    "BODY_TIMEOUT_S",
-)
+# Every setting the gateway reads (and the new key of `lowart rotate-master-key`): the parent's
+# values must not leak into a child.
+_SETTINGS = (*setting_names(), "NEW_MASTER_KEY")
 
 
 def child_env(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:

@@ -268,7 +268,7 @@ def test_sigkill_after_the_usage_was_spooled_before_the_result_was_stored(
 ) -> None:
     fake, server = upstream
     db = tmp_path / "lowart.db"
-    outbox = Settings(workdir=tmp_path).outbox_dir
+    outbox = Settings().replace(lowart_workdir=tmp_path).outbox_dir
     first = ServeProcess(tmp_path, {**JOB_ENV, "SQLITE_BUSY_TIMEOUT_MS": "200"})
     lock = None
     try:

@@ -16,7 +16,7 @@ NEW = "new-master-key-0123456789abcdefghijklmnop"
 
 def _settings(tmp_path: Path, master_key: str | None = OLD, db: str = "") -> Settings:
     url = db or f"sqlite:///{tmp_path}/lowart.db"
-    return Settings(database_url=url, master_key=master_key, workdir=tmp_path)
+    return Settings().replace(database_url=url, master_key=master_key, lowart_workdir=tmp_path)
 
 
 def test_the_new_key_comes_from_the_environment_or_a_file(tmp_path: Path) -> None:

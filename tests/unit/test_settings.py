@@ -15,36 +15,36 @@ GOOD_MASTER_KEY = "m" * 32
 
 def test_defaults() -> None:
     settings = Settings.from_env({})
-    assert settings.host == "127.0.0.1"
-    assert settings.port == 8080
-    assert settings.listen_mode == "TCP"
-    assert settings.uds_path == "./lowart.sock"
-    assert settings.uds_mode == 0o660
-    assert settings.database_url == "sqlite:///lowart.db"
-    assert settings.is_sqlite
-    assert settings.usage_flush_ms == 100
-    assert settings.workers == 1
-    assert settings.redis_url is None
-    assert settings.master_key is None
-    assert settings.admin_key is None
-    assert settings.metrics_token is None
-    assert settings.public_base_url is None
-    assert settings.log_level == "info"
-    assert settings.log_format == "console"
-    assert settings.max_body_bytes == 32 * 1024 * 1024
-    assert settings.shutdown_grace_s == 30.0
-    assert settings.rpm_window_s == 60.0
-    assert settings.quota_default_reserve == 1000
-    assert settings.sqlite_busy_timeout_ms == 5000
+    assert settings.server.host == "127.0.0.1"
+    assert settings.server.port == 8080
+    assert settings.server.listen_mode == "TCP"
+    assert settings.server.uds_path == "./lowart.sock"
+    assert settings.server.uds_mode == 0o660
+    assert settings.database.url == "sqlite:///lowart.db"
+    assert settings.database.is_sqlite
+    assert settings.usage.flush_ms == 100
+    assert settings.server.workers == 1
+    assert settings.redis.url is None
+    assert settings.security.master_key is None
+    assert settings.security.admin_key is None
+    assert settings.security.metrics_token is None
+    assert settings.files.public_base_url is None
+    assert settings.log.level == "info"
+    assert settings.log.format == "console"
+    assert settings.edge.max_body_bytes == 32 * 1024 * 1024
+    assert settings.server.shutdown_grace_s == 30.0
+    assert settings.limits.rpm_window_s == 60.0
+    assert settings.limits.quota_default_reserve == 1000
+    assert settings.database.sqlite_busy_timeout_ms == 5000
 
 
 def test_blank_values_mean_defaults() -> None:
     settings = Settings.from_env({"HOST": " ", "PORT": "", "LISTEN_MODE": "", "DATABASE_URL": "  "})
-    assert settings.host == "127.0.0.1"
-    assert settings.port == 8080
-    assert settings.listen_mode == "TCP"
-    assert settings.database_url == "sqlite:///lowart.db"
-    assert settings.admin_key is None
+    assert settings.server.host == "127.0.0.1"
+    assert settings.server.port == 8080
+    assert settings.server.listen_mode == "TCP"
+    assert settings.database.url == "sqlite:///lowart.db"
+    assert settings.security.admin_key is None
 
 
 def test_values_are_read() -> None:
@@ -62,45 +62,45 @@ def test_values_are_read() -> None:
             "SQLITE_BUSY_TIMEOUT_MS": "250",
         }
     )
-    assert settings.host == "0.0.0.0"
-    assert settings.port == 9000
-    assert settings.usage_flush_ms == 20
-    assert settings.rpm_window_s == 1.5
-    assert settings.uds_mode == 0o600
-    assert settings.workers == 4
-    assert settings.log_format == "json"
+    assert settings.server.host == "0.0.0.0"
+    assert settings.server.port == 9000
+    assert settings.usage.flush_ms == 20
+    assert settings.limits.rpm_window_s == 1.5
+    assert settings.server.uds_mode == 0o600
+    assert settings.server.workers == 4
+    assert settings.log.format == "json"
     assert settings.key_file == Path("/tmp/lowart-x/lowart.key")
-    assert settings.sqlite_busy_timeout_ms == 250
+    assert settings.database.sqlite_busy_timeout_ms == 250
 
 
 @pytest.mark.parametrize("raw", ["uds", "UDS", "Uds", " uds "])
 def test_listen_mode_is_case_insensitive(raw: str) -> None:
-    assert Settings.from_env({"LISTEN_MODE": raw}).listen_mode == "UDS"
+    assert Settings.from_env({"LISTEN_MODE": raw}).server.listen_mode == "UDS"
 
 
 @pytest.mark.parametrize("raw", ["tcp", "Tcp"])
 def test_listen_mode_tcp(raw: str) -> None:
-    assert Settings.from_env({"LISTEN_MODE": raw}).listen_mode == "TCP"
+    assert Settings.from_env({"LISTEN_MODE": raw}).server.listen_mode == "TCP"
 
 
 def test_admin_key_of_minimum_length_is_accepted() -> None:
-    assert Settings.from_env({"ADMIN_KEY": GOOD_ADMIN_KEY}).admin_key == GOOD_ADMIN_KEY
+    assert Settings.from_env({"ADMIN_KEY": GOOD_ADMIN_KEY}).security.admin_key == GOOD_ADMIN_KEY
 
 
 def test_master_key_of_minimum_length_is_accepted() -> None:
-    assert Settings.from_env({"MASTER_KEY": GOOD_MASTER_KEY}).master_key == GOOD_MASTER_KEY
+    assert Settings.from_env({"MASTER_KEY": GOOD_MASTER_KEY}).security.master_key == GOOD_MASTER_KEY
 
 
 def test_postgres_with_master_key() -> None:
     settings = Settings.from_env(
         {"DATABASE_URL": "postgresql://u@db/lowart", "MASTER_KEY": GOOD_MASTER_KEY}
     )
-    assert not settings.is_sqlite
+    assert not settings.database.is_sqlite
 
 
 def test_workers_with_redis() -> None:
     settings = Settings.from_env({"WORKERS": "2", "REDIS_URL": "redis://127.0.0.1"})
-    assert settings.workers == 2
+    assert settings.server.workers == 2
 
 
 @pytest.mark.parametrize(
@@ -151,4 +151,4 @@ def test_bad_uds_mode_refuses_to_start(raw: str) -> None:
 
 def test_from_env_does_not_read_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORT", "not-a-number")
-    assert Settings.from_env({}).port == 8080
+    assert Settings.from_env({}).server.port == 8080

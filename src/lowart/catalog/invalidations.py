@@ -65,12 +65,12 @@ class InvalidationListener:
     def for_settings(cls, settings: Settings) -> InvalidationListener | None:
         """With ``REDIS_URL``: a listener that retries at once, then from ``REDIS_TIMEOUT_MS``
         doubling up to ``CACHE_REFRESH_S`` (past that, the refresh timer reloads anyway)."""
-        if settings.redis_url is None:
+        if settings.redis.url is None:
             return None
         return cls(
-            listener_client(settings.redis_url),
-            step_s=settings.redis_timeout_ms / 1000,
-            cap_s=settings.cache_refresh_s,
+            listener_client(settings.redis.url),
+            step_s=settings.redis.timeout_ms / 1000,
+            cap_s=settings.database.cache_refresh_s,
         )
 
     async def check(self) -> None:

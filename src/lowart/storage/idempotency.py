@@ -88,9 +88,9 @@ class IdempotencyStore:
     def from_settings(cls, engine: AsyncEngine, settings: Settings) -> IdempotencyStore:
         return cls(
             engine,
-            ttl_s=settings.idempotency_ttl_s,
-            lease_s=settings.idempotency_lease_s,
-            sweep_s=settings.idempotency_sweep_s,
+            ttl_s=settings.idempotency.ttl_s,
+            lease_s=settings.idempotency.lease_s,
+            sweep_s=settings.idempotency.sweep_s,
         )
 
     async def claim(self, user_id: str, key: str, route: str, digest: str) -> Claim | Held:

@@ -1,0 +1,281 @@
+"""``build_services``: the services wired together from ``Settings`` (no I/O here)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import secrets
+from dataclasses import dataclass
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lowart.catalog.circuit import CircuitConfig, Circuits
+from lowart.catalog.directory import Directory
+from lowart.catalog.invalidations import InvalidationListener
+from lowart.dispatch.billing import Billing
+from lowart.dispatch.flow import Dispatcher
+from lowart.dispatch.retry import RetryConfig, RetryPolicy
+from lowart.jobs.chat import ChatJobs
+from lowart.jobs.runner import JobConfig, JobRunner
+from lowart.jobs.service import CHAT, IMAGES, JobService
+from lowart.limits.base import settle_recovered
+from lowart.providers.http import Transport, new_session
+from lowart.providers.registry import VendorTable
+from lowart.providers.vendor import ProviderParts
+from lowart.security.secretbox import SecretBox
+from lowart.security.signing import UrlSigner
+from lowart.security.ssrf import DestinationPolicy
+from lowart.services.broadcast import Broadcast
+from lowart.services.composition import Services
+from lowart.services.limits import Limits, build_limits
+from lowart.settings import Settings
+from lowart.storage.files import FileRepository
+from lowart.storage.filestore import FileStore
+from lowart.storage.idempotency import IdempotencyStore
+from lowart.storage.inflight import InstanceRepository
+from lowart.storage.jobs import JobRepository
+from lowart.storage.meta import MetaRepository
+from lowart.storage.models import ModelRepository
+from lowart.storage.tools import ToolRepository
+from lowart.storage.usage import UsageRepository
+from lowart.storage.users import UserRepository
+from lowart.telemetry.metrics import Metrics
+from lowart.tools.loop import ToolLoop
+from lowart.tools.mcp import MCPManager
+from lowart.tools.sessions import Confirmations
+from lowart.usage.estimate import Tokenizer
+from lowart.usage.inflight import InFlightRegistry
+from lowart.usage.liveness import Liveness
+from lowart.usage.outbox import Outbox
+from lowart.usage.recorder import UsageRecorder
+from lowart.watchdog import Watchdog
+
+
+def retry_config(settings: Settings) -> RetryConfig:
+    retry = settings.retry
+    return RetryConfig(
+        retries=retry.retries,
+        backoff_s=retry.backoff_ms / 1000,
+        backoff_max_s=retry.backoff_max_ms / 1000,
+        retry_after_max_s=retry.after_max_s,
+        max_attempts=retry.max_attempts,
+        deadline_s=retry.request_timeout_s,
+    )
+
+
+def circuit_config(settings: Settings) -> CircuitConfig:
+    circuit = settings.circuit
+    return CircuitConfig(
+        window_s=circuit.window_s,
+        min_calls=circuit.min_calls,
+        failure_ratio=circuit.failure_ratio,
+        cooldown_s=circuit.cooldown_s,
+    )
+
+
+@dataclass(frozen=True)
+class _Core:
+    """What the dispatcher, the tools and the jobs all build on."""
+
+    settings: Settings
+    engine: AsyncEngine
+    box: SecretBox
+    metrics: Metrics
+    directory: Directory
+    watchdog: Watchdog
+    limits: Limits
+    lock: asyncio.Lock
+    usage: UsageRepository
+    recorder: UsageRecorder
+    instance_id: str
+
+
+def _core(settings: Settings, engine: AsyncEngine, master_key: str, vendors: VendorTable) -> _Core:
+    box = SecretBox(master_key)
+    metrics = Metrics(multiprocess_dir=settings.metrics_dir)
+    watchdog = Watchdog()
+    limits = build_limits(settings, watchdog)
+    lock = asyncio.Lock()
+    usage = UsageRepository(engine)
+    instance_id = "gw-" + secrets.token_hex(6)
+    recorder = _recorder(
+        settings, usage, metrics=metrics, lock=lock, limits=limits, instance_id=instance_id
+    )
+    return _Core(
+        settings=settings,
+        engine=engine,
+        box=box,
+        metrics=metrics,
+        directory=Directory(box.decrypt, vendors.operations()),
+        watchdog=watchdog,
+        limits=limits,
+        lock=lock,
+        usage=usage,
+        recorder=recorder,
+        instance_id=instance_id,
+    )
+
+
+def _recorder(
+    settings: Settings,
+    usage: UsageRepository,
+    *,
+    metrics: Metrics,
+    lock: asyncio.Lock,
+    limits: Limits,
+    instance_id: str,
+) -> UsageRecorder:
+    return UsageRecorder(
+        usage,
+        metrics,
+        flush_ms=settings.usage.flush_ms,
+        lock=lock,
+        on_flushed=limits.quota.flushed,
+        outbox=Outbox(settings.outbox_dir),
+        inflight=InFlightRegistry(instance_id),
+        checkpoint_s=settings.usage.inflight_checkpoint_s,
+    )
+
+
+@dataclass(frozen=True)
+class _Upstream:
+    """The connections out, and the files and signed URLs of what they generate."""
+
+    session: aiohttp.ClientSession
+    files: FileStore
+    signer: UrlSigner
+    tokenizer: Tokenizer
+    dispatcher: Dispatcher
+
+
+def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
+    settings = core.settings
+    allow_private = DestinationPolicy(settings.upstream.allow_private)
+    session = new_session(allow_private, settings.upstream.pool_size)
+    files = FileStore(settings.files_root, FileRepository(core.engine))
+    signer = UrlSigner(
+        core.box.signing_key, settings.files.url_ttl_s, settings.files.public_base_url
+    )
+    max_body = settings.upstream.max_body_bytes
+    tokenizer = Tokenizer()
+    quota = core.limits.quota
+    dispatcher = Dispatcher(
+        directory=core.directory,
+        rate_limiter=core.limits.rate_limiter,
+        quota=quota,
+        providers=vendors.providers(
+            ProviderParts(Transport(session, core.watchdog, max_body), session, files, signer)
+        ),
+        recorder=core.recorder,
+        billing=Billing(quota=quota, recorder=core.recorder, tokenizer=tokenizer),
+        metrics=core.metrics,
+        circuits=Circuits(circuit_config(settings)),
+        retry=RetryPolicy(retry_config(settings)),
+        default_reserve=settings.limits.quota_default_reserve,
+    )
+    return _Upstream(session, files, signer, tokenizer, dispatcher)
+
+
+@dataclass(frozen=True)
+class _Work:
+    """The tool loop and the jobs, over the dispatcher."""
+
+    tool_repo: ToolRepository
+    mcp: MCPManager
+    tools: ToolLoop
+    confirmations: Confirmations
+    job_runner: JobRunner
+    jobs: JobService
+
+
+def _work(core: _Core, dispatcher: Dispatcher) -> _Work:
+    settings = core.settings
+    job_repo = JobRepository(core.engine)
+    tool_repo = ToolRepository(core.engine)
+    mcp = MCPManager(
+        call_timeout_s=settings.tools.mcp_call_timeout_s,
+        destinations=DestinationPolicy(settings.upstream.allow_private),
+    )
+    tools = ToolLoop(
+        dispatcher=dispatcher,
+        manager=mcp,
+        repo=tool_repo,
+        max_rounds=settings.tools.max_rounds,
+        session_ttl_s=settings.tools.session_ttl_s,
+    )
+    confirmations = Confirmations(loop=tools, repo=tool_repo, jobs=job_repo)
+    executor = ChatJobs(core.directory, dispatcher, core.usage, tools)
+    job_runner = _job_runner(core, job_repo, executor, confirmations)
+    jobs = JobService(job_repo, job_runner, tool_repo)
+    return _Work(tool_repo, mcp, tools, confirmations, job_runner, jobs)
+
+
+def _job_runner(
+    core: _Core, repo: JobRepository, executor: ChatJobs, confirmations: Confirmations
+) -> JobRunner:
+    settings = core.settings.jobs
+    return JobRunner(
+        repo=repo,
+        executors=dict.fromkeys((CHAT, IMAGES), executor),
+        on_beat=confirmations.expire,
+        settle_usage=core.recorder.flush,
+        config=JobConfig(
+            lease_s=settings.lease_s,
+            heartbeat_s=settings.heartbeat_s,
+            poll_s=settings.poll_s,
+            concurrency=settings.concurrency,
+        ),
+        owner=core.instance_id,
+        metrics=core.metrics,
+    )
+
+
+def build_services(
+    settings: Settings, engine: AsyncEngine, master_key: str, vendors: VendorTable
+) -> Services:
+    """Wire the services together (no I/O here)."""
+    core = _core(settings, engine, master_key, vendors)
+    out = _upstream(core, vendors)
+    work = _work(core, out.dispatcher)
+    return Services(
+        settings=settings,
+        vendors=vendors,
+        engine=engine,
+        box=core.box,
+        metrics=core.metrics,
+        users=UserRepository(engine),
+        models=ModelRepository(engine),
+        usage=core.usage,
+        meta=MetaRepository(engine),
+        directory=core.directory,
+        limits=core.limits,
+        recorder=core.recorder,
+        session=out.session,
+        dispatcher=out.dispatcher,
+        lock=core.lock,
+        tokenizer=out.tokenizer,
+        files=out.files,
+        signer=out.signer,
+        job_runner=work.job_runner,
+        jobs=work.jobs,
+        tool_repo=work.tool_repo,
+        mcp=work.mcp,
+        tools=work.tools,
+        confirmations=work.confirmations,
+        watchdog=core.watchdog,
+        liveness=_liveness(core),
+        idempotency=IdempotencyStore.from_settings(engine, settings),
+        broadcast=Broadcast(core.limits.redis, InvalidationListener.for_settings(settings)),
+    )
+
+
+def _liveness(core: _Core) -> Liveness:
+    return Liveness(
+        InstanceRepository(core.engine),
+        core.recorder,
+        heartbeat_s=core.settings.liveness.heartbeat_s,
+        dead_after_s=core.settings.liveness.dead_after_s,
+        lock=core.lock,
+        on_recovered=functools.partial(settle_recovered, core.limits.quota),
+    )

@@ -1,0 +1,161 @@
+"""``Services``: every long-lived object of one gateway process, its background tasks in their
+declared order, and the order it shuts down in."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass, field
+
+import aiohttp
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lowart.catalog.directory import Directory
+from lowart.dispatch.flow import Dispatcher
+from lowart.jobs.runner import JobRunner
+from lowart.jobs.service import JobService
+from lowart.providers.registry import VendorTable
+from lowart.security.secretbox import SecretBox
+from lowart.security.signing import UrlSigner
+from lowart.services.background import Background, BackgroundTasks
+from lowart.services.broadcast import REFRESH, TOOLS_CHANGED, Broadcast
+from lowart.services.limits import Limits
+from lowart.services.tool_servers import ToolServers
+from lowart.settings import Settings
+from lowart.storage.filestore import FileStore
+from lowart.storage.idempotency import IdempotencyStore
+from lowart.storage.meta import MetaRepository
+from lowart.storage.models import ModelRepository
+from lowart.storage.snapshot import load_snapshot
+from lowart.storage.tools import ToolRepository
+from lowart.storage.usage import UsageRepository
+from lowart.storage.users import UserRepository
+from lowart.telemetry.metrics import Metrics
+from lowart.tools.loop import ToolLoop
+from lowart.tools.mcp import MCPManager
+from lowart.tools.sessions import Confirmations
+from lowart.usage.estimate import Tokenizer
+from lowart.usage.liveness import Liveness
+from lowart.usage.recorder import UsageRecorder
+from lowart.watchdog import Watchdog
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Services:
+    """Every long-lived object of one gateway process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    box: SecretBox
+    metrics: Metrics
+    users: UserRepository
+    models: ModelRepository
+    usage: UsageRepository
+    meta: MetaRepository
+    directory: Directory
+    limits: Limits
+    recorder: UsageRecorder
+    session: aiohttp.ClientSession
+    dispatcher: Dispatcher
+    lock: asyncio.Lock
+    tokenizer: Tokenizer
+    files: FileStore
+    signer: UrlSigner
+    job_runner: JobRunner
+    jobs: JobService
+    tool_repo: ToolRepository
+    mcp: MCPManager
+    tools: ToolLoop
+    confirmations: Confirmations
+    watchdog: Watchdog
+    liveness: Liveness
+    idempotency: IdempotencyStore
+    broadcast: Broadcast
+    vendors: VendorTable
+    tool_servers: ToolServers = field(init=False)
+    background: BackgroundTasks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tool_servers = ToolServers(self.mcp, self.tool_repo, self.box)
+        self.background = BackgroundTasks(self._background())
+
+    def _background(self) -> list[Background]:
+        """The tasks, in start order. The usage recorder starts first and stops last: it is
+        asked to stop after the others are cancelled, and writes what they billed."""
+        tasks = [
+            Background("usage_recorder", self.recorder.run, stop=self.recorder.stop),
+            Background("directory_refresh", self._refresh_loop),
+            Background("job_runner", self.job_runner.run),
+            Background("watchdog", self.watchdog.run),
+            Background("liveness", self.liveness.run),
+            Background("idempotency_sweeps", self.idempotency.run_sweeps),
+        ]
+        if self.broadcast.listener is not None:
+            listen = functools.partial(self.broadcast.listen, self.refresh, self._tools_changed)
+            tasks.append(Background("invalidations", listen))
+        return tasks
+
+    async def refresh(self) -> None:
+        """Reload the directory from the database (serialised with usage flushes)."""
+        async with self.lock:
+            snapshot = await self.limits.quota.reload(lambda: load_snapshot(self.engine))
+            self.directory.apply(snapshot)
+        self.metrics.set_models(self.directory.model_ids())
+
+    async def invalidate(self) -> None:
+        """An admin write: reload here at once, and tell every other instance to reload."""
+        await self.refresh()
+        await self.broadcast.publish(REFRESH)
+
+    def _tools_changed(self) -> None:
+        """Another instance changed the tool servers: follow, beside the listener."""
+        self.background.spawn("tool_servers", self.tool_servers.reconcile())
+
+    async def ping_redis(self) -> None:
+        assert self.limits.redis is not None
+        await self.limits.redis.ping()
+
+    async def settle_usage(self) -> None:
+        """Write every usage row now: the streams billed in the background first (an estimate
+        may still be counting), then the queue."""
+        await self.dispatcher.drain()
+        await self.recorder.flush()
+
+    async def ping_database(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.database.cache_refresh_s)
+            try:
+                await self.refresh()
+            except Exception:  # keep serving from the last good snapshot
+                log.exception("directory_refresh_failed")
+
+    def start_background(self) -> None:
+        self.background.start()
+
+    async def start_tool_servers(self) -> None:
+        """Run exactly the registered MCP servers (``ToolServers.reconcile``)."""
+        await self.tool_servers.reconcile()
+
+    async def tool_servers_changed(self) -> None:
+        """An admin registered or deleted a tool server here: the other instances follow."""
+        await self.broadcast.publish(TOOLS_CHANGED)
+
+    async def close(self) -> None:
+        """Hand running jobs back, drain billing, stop the background tasks (the usage recorder
+        last, writing what is left), then release connections."""
+        await self.job_runner.stop()
+        await self.mcp.close()
+        await self.dispatcher.drain()
+        await self.background.stop()
+        await self.session.close()
+        await self.limits.close()
+        await self.broadcast.close()
+        await self.engine.dispose()

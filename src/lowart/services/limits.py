@@ -1,0 +1,55 @@
+"""The RPM limiter and the quota ledger: in-process, or shared through Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from lowart.limits.base import QuotaLedger, RateLimiter
+from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
+from lowart.limits.redis import RedisRateLimiter, connect
+from lowart.limits.redis_quota import RedisQuotaLedger
+from lowart.limits.resp import RespClient
+from lowart.settings import Settings
+from lowart.watchdog import Watchdog
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The RPM limiter and the quota ledger, and with Redis the clients they share it through."""
+
+    redis: aioredis.Redis | None  # pub/sub, /ready
+    scripts: RespClient | None  # the hot path's scripts
+    rate_limiter: RateLimiter
+    quota: QuotaLedger
+
+    async def close(self) -> None:
+        """Release the Redis connections (nothing to release in-process)."""
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.scripts is not None:
+            await self.scripts.close()
+
+
+def build_limits(settings: Settings, watchdog: Watchdog) -> Limits:
+    """In-process without ``REDIS_URL``; shared through Redis with it."""
+    local_rpm = MemoryRateLimiter(settings.limits.rpm_window_s)
+    local_quota = MemoryQuotaLedger()
+    if settings.redis.url is None:
+        return Limits(None, None, local_rpm, local_quota)
+    timeout_s = settings.redis.timeout_ms / 1000
+    client = connect(settings.redis.url, timeout_s)
+    scripts = RespClient(settings.redis.url, timeout_s, watchdog)
+    degraded = settings.redis.failure_mode == "degraded"
+    quota = RedisQuotaLedger(
+        scripts,
+        local_quota,
+        lease_s=settings.limits.quota_lease_s,
+        pending_ttl_s=settings.limits.quota_pending_ttl_s,
+        degraded=degraded,
+    )
+    rpm = RedisRateLimiter(
+        scripts, settings.limits.rpm_window_s, fallback=local_rpm if degraded else None
+    )
+    return Limits(client, scripts, rpm, quota)

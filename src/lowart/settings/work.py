@@ -1,0 +1,211 @@
+"""The settings of the work: limits, usage, upstream calls, jobs, tools, idempotency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lowart.settings.declare import boolean, integer, number, setting
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """The RPM limit and the token quota."""
+
+    rpm_window_s: float = setting(
+        "RPM_WINDOW_S", 60.0, number, "the sliding window of the RPM limit"
+    )
+    quota_default_reserve: int = setting(
+        "QUOTA_DEFAULT_RESERVE",
+        1000,
+        integer,
+        "tokens reserved for a request without `max_tokens`",
+    )
+    quota_lease_s: float = setting(
+        "QUOTA_LEASE_S",
+        900.0,
+        number,
+        "with `REDIS_URL`: how long a reservation is held for an instance that may have died",
+    )
+    quota_pending_ttl_s: float = setting(
+        "QUOTA_PENDING_TTL_S",
+        600.0,
+        number,
+        "with `REDIS_URL`: how long usage not yet written is held for an instance that may have "
+        "died",
+    )
+
+
+@dataclass(frozen=True)
+class UsageSettings:
+    """How usage rows are written, and checkpointed while a stream runs."""
+
+    flush_ms: int = setting(
+        "USAGE_FLUSH_MS", 100, integer, "how often usage rows are written in a batch"
+    )
+    inflight_checkpoint_s: float = setting(
+        "INFLIGHT_CHECKPOINT_S",
+        1.0,
+        number,
+        "how often the streams in flight longer than this are checkpointed, so a killed process "
+        'loses at most this much of their billing (docs/operations.md, "Requests in flight")',
+    )
+
+
+@dataclass(frozen=True)
+class LivenessSettings:
+    """How an instance shows it is alive, and when another is taken for dead."""
+
+    heartbeat_s: float = setting(
+        "INSTANCE_HEARTBEAT_S", 5.0, number, "how often a process renews its heartbeat"
+    )
+    dead_after_s: float = setting(
+        "INSTANCE_DEAD_AFTER_S",
+        30.0,
+        number,
+        "how old a heartbeat is when its instance is taken for dead and its streams in flight "
+        "are billed from their checkpoints",
+    )
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    """The connections to the vendors (and to MCP servers over HTTP)."""
+
+    pool_size: int = setting(
+        "UPSTREAM_POOL_SIZE",
+        1024,
+        integer,
+        "upstream connections kept per process (also the most concurrent upstream calls)",
+    )
+    max_body_bytes: int = setting(
+        "UPSTREAM_MAX_BODY_BYTES",
+        32 * MIB,
+        integer,
+        "the largest upstream body read whole into memory (a non-streamed answer, an error body, "
+        "a ComfyUI answer or output file); a larger one, by its `Content-Length` or counted while "
+        "read, ends the attempt with 502. Streams are relayed, not held, so it does not apply to "
+        "them",
+    )
+    allow_private: bool = setting(
+        "UPSTREAM_ALLOW_PRIVATE",
+        True,
+        boolean,
+        "upstreams (model `base_url`s, MCP servers over HTTP) on loopback and private networks "
+        "are allowed; `false` refuses them. Link-local and cloud metadata addresses are always "
+        'refused, at registration and at connect time (docs/operations.md, "Outbound '
+        'connections")',
+    )
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Retries of one model, and the budget of one request across its fallbacks."""
+
+    retries: int = setting(
+        "RETRIES",
+        1,
+        integer,
+        "extra tries of the same model after a connection error, timeout, 5xx or 429",
+    )
+    backoff_ms: int = setting(
+        "RETRY_BACKOFF_MS",
+        200,
+        integer,
+        "the first backoff (exponential, with jitter) between those tries",
+    )
+    backoff_max_ms: int = setting(
+        "RETRY_BACKOFF_MAX_MS", 2000, integer, "the longest backoff between those tries"
+    )
+    after_max_s: float = setting(
+        "RETRY_AFTER_MAX_S",
+        0.0,
+        number,
+        "an upstream 429's `Retry-After` is waited out only up to this; longer ones fall back at "
+        "once",
+    )
+    max_attempts: int = setting(
+        "MAX_ATTEMPTS", 6, integer, "upstream attempts per request, across the whole fallback chain"
+    )
+    request_timeout_s: float = setting(
+        "REQUEST_TIMEOUT_S",
+        900.0,
+        number,
+        "the deadline of one request, retries and fallbacks included",
+    )
+
+
+@dataclass(frozen=True)
+class CircuitSettings:
+    """A model that keeps failing is skipped for a while, then probed."""
+
+    window_s: float = setting(
+        "CIRCUIT_WINDOW_S", 30.0, number, "the window a model's failure ratio is measured over"
+    )
+    min_calls: int = setting(
+        "CIRCUIT_MIN_CALLS", 5, integer, "calls in the window before the ratio counts"
+    )
+    failure_ratio: float = setting(
+        "CIRCUIT_FAILURE_RATIO",
+        0.5,
+        number,
+        "a model whose failure ratio over the window reaches this is skipped for the cooldown",
+    )
+    cooldown_s: float = setting(
+        "CIRCUIT_COOLDOWN_S",
+        30.0,
+        number,
+        "how long a failing model is skipped before it is probed",
+    )
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Asynchronous jobs."""
+
+    concurrency: int = setting("JOB_CONCURRENCY", 4, integer, "jobs one process runs at once")
+    lease_s: float = setting("JOB_LEASE_S", 30.0, number, "a running job's lease")
+    heartbeat_s: float = setting(
+        "JOB_HEARTBEAT_S", 10.0, number, "how often a running job's lease is renewed"
+    )
+    poll_s: float = setting("JOB_POLL_S", 0.5, number, "how often new jobs are looked for")
+
+
+@dataclass(frozen=True)
+class ToolSettings:
+    """The tool loop and its MCP servers."""
+
+    max_rounds: int = setting("MAX_TOOL_ROUNDS", 8, integer, "model rounds of one tool loop")
+    session_ttl_s: float = setting(
+        "TOOL_SESSION_TTL_S",
+        900.0,
+        number,
+        "how long a paused tool call waits for its confirmation",
+    )
+    mcp_call_timeout_s: float = setting(
+        "MCP_CALL_TIMEOUT_S", 30.0, number, "the timeout of one MCP tool call"
+    )
+
+
+@dataclass(frozen=True)
+class IdempotencySettings:
+    """Requests sent with an Idempotency-Key header."""
+
+    ttl_s: float = setting(
+        "IDEMPOTENCY_TTL_S",
+        86400.0,
+        number,
+        "how long the answer of a request sent with an `Idempotency-Key` is replayed to a retry "
+        'with the same key (docs/api.md, "Idempotency-Key")',
+    )
+    lease_s: float = setting(
+        "IDEMPOTENCY_LEASE_S",
+        30.0,
+        number,
+        "a running keyed request's claim, renewed every third of it (an instance that died "
+        "frees its keys after it)",
+    )
+    sweep_s: float = setting(
+        "IDEMPOTENCY_SWEEP_S", 600.0, number, "how often expired keys are deleted"
+    )
