@@ -10,7 +10,7 @@ CONSOLE := src/lowart/ui/dist
 CHROMIUM := /usr/bin/chromium
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install console run test lint bench clean settings-doc
+.PHONY: install console run test lint bench bench-instructions clean settings-doc
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)

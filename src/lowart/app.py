@@ -22,7 +22,7 @@ from lowart.api.idempotency import IdempotencyKeys
 from lowart.api.images import ImageRoutes
 from lowart.api.jobs import JobRoutes
 from lowart.api.middleware import ROUTE_KEY, AuthMiddleware, EdgeMiddleware
-from lowart.api.openai import Models
+from lowart.api.models import Models
 from lowart.api.openapi import openapi_document
 from lowart.api.ops import Ops
 from lowart.api.relay import ChatEndpoint

@@ -12,9 +12,9 @@ import pytest
 from lowart.errors import UpstreamError
 from lowart.formats.anthropic import (
     ToolNames,
+    anthropic_event,
     anthropic_type_for_openai,
     anthropic_type_for_status,
-    encode_event,
     error_event,
     error_payload,
     finish_to_stop,
@@ -351,7 +351,7 @@ def test_anthropic_type_for_openai_prefers_the_code() -> None:
 
 
 def test_events_and_error_bodies() -> None:
-    raw = encode_event("content_block_stop", {"index": 2, "type": "ignored"})
+    raw = anthropic_event("content_block_stop", {"index": 2, "type": "ignored"})
     assert raw == b'event: content_block_stop\ndata: {"type":"content_block_stop","index":2}\n\n'
     assert error_payload("overloaded_error", "Overloaded") == {
         "type": "error",

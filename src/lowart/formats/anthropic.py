@@ -134,7 +134,7 @@ def finish_to_stop(finish_reason: str | None, has_tool_use: bool) -> str:
     return "end_turn" if stop == "tool_use" else stop
 
 
-def encode_event(name: str, payload: Mapping[str, object]) -> bytes:
+def anthropic_event(name: str, payload: Mapping[str, object]) -> bytes:
     """One Anthropic SSE event: ``event: <name>`` and JSON data whose ``type`` repeats the name."""
     body: dict[str, object] = {"type": name}
     body.update((key, value) for key, value in payload.items() if key != "type")
@@ -148,7 +148,7 @@ def error_payload(error_type: str, message: str) -> dict[str, object]:
 
 def error_event(error_type: str, message: str) -> bytes:
     """An in-stream Anthropic ``event: error``."""
-    return encode_event("error", error_payload(error_type, message))
+    return anthropic_event("error", error_payload(error_type, message))
 
 
 def openai_error_type_for(anthropic_type: str) -> tuple[str, str | None]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from lowart.formats.anthropic import encode_event
+from lowart.formats.anthropic import anthropic_event
 
 
 def _block_events(index: int, block: Mapping[str, Any]) -> list[bytes]:
@@ -24,9 +24,9 @@ def _block_events(index: int, block: Mapping[str, Any]) -> list[bytes]:
     else:
         return []
     return [
-        encode_event("content_block_start", {"index": index, "content_block": start}),
-        encode_event("content_block_delta", {"index": index, "delta": delta}),
-        encode_event("content_block_stop", {"index": index}),
+        anthropic_event("content_block_start", {"index": index, "content_block": start}),
+        anthropic_event("content_block_delta", {"index": index, "delta": delta}),
+        anthropic_event("content_block_stop", {"index": index}),
     ]
 
 
@@ -47,12 +47,12 @@ def message_events(
         "stop_reason": None,
         "usage": {**usage, "output_tokens": 0},
     }
-    out = [encode_event("message_start", {"message": start})]
+    out = [anthropic_event("message_start", {"message": start})]
     content = message.get("content")
     blocks = [b for b in content if isinstance(b, Mapping)] if isinstance(content, list) else []
     for index, block in enumerate(b for b in blocks if b.get("type") in ("text", "tool_use")):
         out.extend(_block_events(index, block))
     delta = {"stop_reason": message.get("stop_reason"), "stop_sequence": None}
-    out.append(encode_event("message_delta", {"delta": delta, "usage": usage}))
-    out.append(encode_event("message_stop", {}))
+    out.append(anthropic_event("message_delta", {"delta": delta, "usage": usage}))
+    out.append(anthropic_event("message_stop", {}))
     return out

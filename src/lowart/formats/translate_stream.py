@@ -286,9 +286,9 @@ class OpenAIToAnthropic(_Translator):
         stop = anthropic.finish_to_stop(self._finish, bool(self._calls))
         delta = {"stop_reason": stop, "stop_sequence": None}
         usage = anthropic.usage_to_anthropic(self._usage or Usage(0, 0))
-        out += anthropic.encode_event("message_delta", {"delta": delta, "usage": usage})
+        out += anthropic.anthropic_event("message_delta", {"delta": delta, "usage": usage})
         self._done = True
-        return out + anthropic.encode_event("message_stop", {})
+        return out + anthropic.anthropic_event("message_stop", {})
 
     def _start(self) -> bytes:
         if self._started:
@@ -302,7 +302,7 @@ class OpenAIToAnthropic(_Translator):
         }
         message |= {"content": [], "stop_reason": None, "stop_sequence": None}
         message["usage"] = {"input_tokens": 0, "output_tokens": 0}
-        return anthropic.encode_event("message_start", {"message": message})
+        return anthropic.anthropic_event("message_start", {"message": message})
 
     def _on_choice(self, choice: dict[str, object]) -> bytes:
         delta = choice.get("delta")
@@ -330,13 +330,14 @@ class OpenAIToAnthropic(_Translator):
             out = self._close() + self._open_block(kind, skeleton)
         delta = {"type": f"{kind}_delta", kind: text}
         index = self._next - 1  # the open block is always the last one opened
-        return out + anthropic.encode_event("content_block_delta", {"index": index, "delta": delta})
+        event = {"index": index, "delta": delta}
+        return out + anthropic.anthropic_event("content_block_delta", event)
 
     def _open_block(self, kind: str, block: Mapping[str, object]) -> bytes:
         index = self._next
         self._next += 1
         self._open = (kind, index)
-        return anthropic.encode_event(
+        return anthropic.anthropic_event(
             "content_block_start", {"index": index, "content_block": block}
         )
 
@@ -345,7 +346,7 @@ class OpenAIToAnthropic(_Translator):
             return b""
         index = self._open[1]
         self._open = self._open_call = None
-        return anthropic.encode_event("content_block_stop", {"index": index})
+        return anthropic.anthropic_event("content_block_stop", {"index": index})
 
     def _tool_fragment(self, position: int, fragment: dict[str, object]) -> bytes:
         key = fragment.get("index")
@@ -385,7 +386,7 @@ class OpenAIToAnthropic(_Translator):
 
     def _json_delta(self, index: int, partial: str) -> bytes:
         delta = {"type": "input_json_delta", "partial_json": partial}
-        return anthropic.encode_event("content_block_delta", {"index": index, "delta": delta})
+        return anthropic.anthropic_event("content_block_delta", {"index": index, "delta": delta})
 
     def _on_error(self, error: object) -> bytes:
         code = _get(error, "code")
