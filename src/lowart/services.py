@@ -23,7 +23,6 @@ from lowart.dispatch.billing import Billing
 from lowart.dispatch.flow import Dispatcher
 from lowart.dispatch.retry import RetryConfig, RetryPolicy
 from lowart.errors import StartupError
-from lowart.jobs.chat import ChatJobs
 from lowart.jobs.runner import JobConfig, JobRunner
 from lowart.jobs.service import CHAT, IMAGES, JobService
 from lowart.limits.base import QuotaLedger, RateLimiter, settle_recovered
@@ -31,6 +30,10 @@ from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
 from lowart.limits.redis import RedisRateLimiter, connect
 from lowart.limits.redis_quota import RedisQuotaLedger
 from lowart.limits.resp import RespClient
+from lowart.pipeline.flow import Pipeline
+from lowart.pipeline.job_executor import JobExecutor
+from lowart.pipeline.job_tools import JobsOfSessions, SessionsOfJobs
+from lowart.pipeline.stages import Stages
 from lowart.providers.comfyui import ComfyUIClient
 from lowart.providers.http import Transport, new_session
 from lowart.providers.images import ComfyUIProvider
@@ -150,6 +153,7 @@ class Services:
     mcp: MCPManager
     tools: ToolLoop
     confirmations: Confirmations
+    pipeline: Pipeline
     watchdog: Watchdog
     liveness: Liveness
     idempotency: IdempotencyStore
@@ -372,10 +376,11 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         max_rounds=settings.max_tool_rounds,
         session_ttl_s=settings.tool_session_ttl_s,
     )
-    confirmations = Confirmations(loop=tools, repo=tool_repo, jobs=job_repo)
+    confirmations = Confirmations(loop=tools, repo=tool_repo, jobs=JobsOfSessions(job_repo))
+    stages = Stages(dispatcher, tools)
     job_runner = JobRunner(
         repo=job_repo,
-        executors=dict.fromkeys((CHAT, IMAGES), ChatJobs(directory, dispatcher, usage, tools)),
+        executors=dict.fromkeys((CHAT, IMAGES), JobExecutor(directory, stages, usage)),
         on_beat=confirmations.expire,
         settle_usage=recorder.flush,
         config=JobConfig(
@@ -387,6 +392,7 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         owner=instance_id,
         metrics=metrics,
     )
+    jobs = JobService(job_repo, job_runner, SessionsOfJobs(tool_repo).cancel_session)
     return Services(
         settings=settings,
         engine=engine,
@@ -407,11 +413,12 @@ def build_services(settings: Settings, engine: AsyncEngine, master_key: str) -> 
         files=files,
         signer=signer,
         job_runner=job_runner,
-        jobs=JobService(job_repo, job_runner, tool_repo),
+        jobs=jobs,
         tool_repo=tool_repo,
         mcp=mcp,
         tools=tools,
         confirmations=confirmations,
+        pipeline=Pipeline(stages, jobs),
         watchdog=watchdog,
         liveness=Liveness(
             InstanceRepository(engine),
