@@ -13,26 +13,24 @@ from starlette.routing import Route, Router
 
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_users import UserAdmin
-from lowart.api.anthropic import TokenCounter, messages_endpoint
+from lowart.api.anthropic import TokenCounter
 from lowart.api.asgi import ASGIApp, Receive, Scope, Send
-from lowart.api.chat import chat_fields
 from lowart.api.console import Console
 from lowart.api.files import FileRoutes
 from lowart.api.idempotency import IdempotencyKeys
-from lowart.api.images import ImageRoutes
 from lowart.api.jobs import JobRoutes
 from lowart.api.middleware import ROUTE_KEY, AuthMiddleware, EdgeMiddleware
 from lowart.api.models import Models
 from lowart.api.openapi import openapi_document
+from lowart.api.operations import OPERATIONS
 from lowart.api.ops import Ops
-from lowart.api.relay import ChatEndpoint
+from lowart.api.relay import OperationEndpoint
 from lowart.api.routing import not_found, served_before
 from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
 from lowart.api.tools import ConfirmRoutes, ToolAdmin
 from lowart.api.usage import UsageReports
 from lowart.catalog.accounts import issue_key
-from lowart.formats.ids import OPENAI
 from lowart.providers.registry import VendorTable
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
@@ -137,15 +135,6 @@ def probes(services: Services) -> dict[str, Callable[[], Awaitable[None]]]:
 def build_stack(services: Services) -> ASGIApp:
     """Routes behind the pure ASGI middleware."""
     write_timeout = WriteTimeout(services.watchdog, services.settings.edge.stream_write_timeout_s)
-    chat = ChatEndpoint(
-        services.dispatcher,
-        jobs=services.jobs,
-        tools=services.tools,
-        fmt=OPENAI,
-        validate=chat_fields,
-        write_timeout=write_timeout,
-    )
-    messages = messages_endpoint(services.dispatcher, services.jobs, services.tools, write_timeout)
     models = Models(services.directory)
     refresh, settle = services.invalidate, services.settle_usage
     destinations = DestinationPolicy(services.settings.upstream.allow_private)
@@ -170,7 +159,6 @@ def build_stack(services: Services) -> ASGIApp:
         ).routes(),
         *JobRoutes(services.jobs).routes(),
         *FileRoutes(services.files, services.signer).routes(),
-        *ImageRoutes(services.dispatcher, services.jobs).routes(),
         *ToolAdmin(
             services.tool_repo,
             services.mcp,
@@ -182,8 +170,8 @@ def build_stack(services: Services) -> ASGIApp:
         *Console().routes(),
     ]
     fast_paths: dict[tuple[str, str], tuple[str, ASGIApp]] = {
-        ("POST", "/v1/chat/completions"): ("/v1/chat/completions", chat),
-        ("POST", "/v1/messages"): ("/v1/messages", messages),
+        ("POST", path): (path, OperationEndpoint(services.pipeline, op, write_timeout))
+        for path, op in OPERATIONS
     }
     routes += [served_before(path, method) for method, path in fast_paths]
     # No trailing-slash redirects: Starlette builds them from the client's Host header.

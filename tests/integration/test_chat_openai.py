@@ -207,6 +207,30 @@ def test_async_chat_runs_as_a_billed_job(gw: Gateway) -> None:
         )
 
 
+def test_an_async_job_is_admitted_once_rpm_at_submit_quota_at_run(gw: Gateway) -> None:
+    """Each limit applies once (docs/api.md, "Jobs"): the RPM window counts the job when it is
+    submitted, never again; its quota is reserved when it runs, not at submit, so a job whose
+    user has no quota left is accepted and then fails with the quota error."""
+    key = gw.create_user(rpm_limit=5, token_quota=5)
+    client = sdk(gw, key)
+    client.chat.completions.create(model="gpt-ok", messages=MESSAGES)  # overspends once
+    gw.flush()
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-ok", messages=MESSAGES, extra_body={"async": True}
+    )
+    assert raw.status_code == 202
+    assert raw.headers["x-ratelimit-remaining-requests"] == "3"
+    job_id = raw.http_response.json()["job_id"]
+    with gw.client(key) as http:
+        wait_for(lambda: http.get(f"/v1/jobs/{job_id}").json()["status"] == "failed")
+        job = http.get(f"/v1/jobs/{job_id}").json()
+        counted = http.post(
+            "/v1/messages/count_tokens", json={"model": "gpt-ok", "messages": MESSAGES}
+        )
+    assert job["error"] == "You exceeded your token quota."
+    assert counted.headers["x-ratelimit-remaining-requests"] == "2"  # the job's run counted none
+
+
 def test_mid_stream_failure_ends_with_an_error_and_is_billed_partial(gw: Gateway) -> None:
     client = sdk(gw, gw.create_user())
     seen = []

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from lowart.api.asgi import parse_object
-from lowart.api.chat import MAX_TOKENS_CAP, ChatFields, chat_fields
+from lowart.api.chat import MAX_TOKENS_CAP, chat_fields
 from lowart.errors import InvalidRequest
+from lowart.pipeline.operation import OperationFields
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -18,7 +19,7 @@ def body(**fields: Any) -> dict[str, Any]:
 
 
 def test_minimal_body() -> None:
-    assert chat_fields(body()) == ChatFields(
+    assert chat_fields(body()) == OperationFields(
         model="gpt", stream=False, wants_usage=False, is_async=False
     )
 
@@ -42,7 +43,7 @@ def test_full_valid_body() -> None:
             unknown_vendor_field={"passes": "through"},
         )
     )
-    assert fields == ChatFields(model="gpt", stream=True, wants_usage=True, is_async=False)
+    assert fields == OperationFields(model="gpt", stream=True, wants_usage=True, is_async=False)
 
 
 def test_include_usage_false() -> None:
@@ -61,7 +62,7 @@ def test_async_flag_is_read() -> None:
 
 def test_explicit_nulls_are_defaults() -> None:
     fields = chat_fields(body(stream=None, max_tokens=None, stream_options=None, tools=None))
-    assert fields == ChatFields(model="gpt", stream=False, wants_usage=False, is_async=False)
+    assert fields == OperationFields(model="gpt", stream=False, wants_usage=False, is_async=False)
 
 
 def _nested(depth: int) -> dict[str, Any]:

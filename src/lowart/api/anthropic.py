@@ -1,4 +1,5 @@
-"""The Anthropic surface: ``/v1/messages`` and ``/v1/messages/count_tokens``."""
+"""The Anthropic surface: ``/v1/messages/count_tokens``, and the client headers ``/v1/messages``
+passes to an Anthropic vendor (the operation itself is registered in ``api/operations.py``)."""
 
 from __future__ import annotations
 
@@ -9,36 +10,15 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from lowart.api.asgi import parse_object
-from lowart.api.chat import messages_fields
-from lowart.api.relay import ChatEndpoint
 from lowart.api.responses import JSON, body_of, caller
 from lowart.api.routing import route
-from lowart.api.stream import WriteTimeout
 from lowart.catalog.directory import Directory
 from lowart.dispatch.flow import Dispatcher
 from lowart.errors import InvalidRequest, ModelNotFound
-from lowart.formats.ids import ANTHROPIC
 from lowart.formats.openai import prompt_text
-from lowart.jobs.service import JobService
-from lowart.tools.loop import ToolLoop
 from lowart.usage.estimate import Tokenizer
 
 PASSED_HEADERS = (b"anthropic-version", b"anthropic-beta")
-
-
-def messages_endpoint(
-    dispatcher: Dispatcher, jobs: JobService, tools: ToolLoop, write_timeout: WriteTimeout
-) -> ChatEndpoint:
-    """``POST /v1/messages``: the Messages API for any vendor behind the model."""
-    return ChatEndpoint(
-        dispatcher,
-        jobs=jobs,
-        tools=tools,
-        fmt=ANTHROPIC,
-        validate=messages_fields,
-        write_timeout=write_timeout,
-        headers=PASSED_HEADERS,
-    )
 
 
 class TokenCounter:

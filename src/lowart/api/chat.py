@@ -1,28 +1,19 @@
-"""Validation of a chat request's gateway-relevant fields (the rest passes through)."""
+"""The parsers of the chat operations: validation of a chat or Messages request's
+gateway-relevant fields (the rest passes through)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from lowart.errors import InvalidRequest
+from lowart.pipeline.operation import OperationFields
 
 MAX_TOKENS_CAP = 10_000_000
 MAX_N = 128
 MAX_SCHEMA_DEPTH = 64  # nesting of tool schemas and response formats (docs/reliability.md, B3)
 # OpenAI's fields that admission and billing read: Anthropic has neither (docs/api.md, "Quotas").
 _NOT_ANTHROPIC = ("n", "max_completion_tokens")
-
-
-@dataclass(slots=True)  # per request: frozen ones cost more to build
-class ChatFields:
-    """What the gateway itself reads from a chat body."""
-
-    model: str
-    stream: bool
-    wants_usage: bool
-    is_async: bool
 
 
 def _bool(body: dict[str, Any], name: str) -> bool:
@@ -100,7 +91,7 @@ def _shallow(body: dict[str, Any], name: str) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def messages_fields(body: dict[str, Any]) -> ChatFields:
+def messages_fields(body: dict[str, Any]) -> OperationFields:
     """Validate an Anthropic Messages request's gateway-relevant fields."""
     model = _model(body)
     for name in _NOT_ANTHROPIC:  # dropped upstream anyway; admission must not read them
@@ -123,7 +114,9 @@ def messages_fields(body: dict[str, Any]) -> ChatFields:
             "'system' must be a string or an array of text blocks.", param="system"
         )
     stream = _bool(body, "stream")
-    return ChatFields(model=model, stream=stream, wants_usage=stream, is_async=_bool(body, "async"))
+    return OperationFields(
+        model=model, stream=stream, wants_usage=stream, is_async=_bool(body, "async")
+    )
 
 
 # The optional fields ``chat_fields`` checks: a body with none of them skips those checks.
@@ -142,13 +135,13 @@ _CHAT_OPTIONAL = frozenset(
 )
 
 
-def chat_fields(body: dict[str, Any]) -> ChatFields:
+def chat_fields(body: dict[str, Any]) -> OperationFields:
     """Validate the fields the gateway acts on; 400 for anything out of shape."""
     model = _model(body)
     _messages(body)
     stream = _bool(body, "stream")
     if _CHAT_OPTIONAL.isdisjoint(body):
-        return ChatFields(model=model, stream=stream, wants_usage=False, is_async=False)
+        return OperationFields(model=model, stream=stream, wants_usage=False, is_async=False)
     _positive_int(body, "max_tokens", MAX_TOKENS_CAP)
     _positive_int(body, "max_completion_tokens", MAX_TOKENS_CAP)
     _positive_int(body, "n", MAX_N)
@@ -167,6 +160,6 @@ def chat_fields(body: dict[str, Any]) -> ChatFields:
     _list(body, "tools")
     _shallow(body, "tools")
     _shallow(body, "response_format")
-    return ChatFields(
+    return OperationFields(
         model=model, stream=stream, wants_usage=wants_usage, is_async=_bool(body, "async")
     )

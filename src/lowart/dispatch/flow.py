@@ -150,6 +150,19 @@ class Dispatcher:
         self._recorder.key_used(principal.key_id)
         return Admission(principal, model_id, chain, reservation, rpm, max_tokens, choices)
 
+    async def admit_job(
+        self, principal: Principal, model_id: str, *, operation: Operation = Operation.CHAT
+    ) -> RpmDecision | None:
+        """A job submitted now, run later: its model is checked and the RPM window counts it
+        now; its quota is reserved when it runs (``admit`` with ``count_rpm=False``), so that
+        each limit applies once (docs/api.md, "Jobs")."""
+        if not self._recorder.healthy:
+            raise ServiceUnavailable("Usage cannot be recorded right now; try again soon.")
+        self._chain(principal, model_id, operation)
+        rpm = await self.count_request(principal)
+        self._recorder.key_used(principal.key_id)
+        return rpm
+
     def _chain(self, principal: Principal, model_id: str, operation: Operation) -> list[ModelEntry]:
         """The model and the fallbacks the caller may use (docs/api.md, "Chat"): a fallback
         outside the caller's allowlist is skipped, never served in its stead."""
@@ -368,11 +381,6 @@ class Dispatcher:
     def _observe_upstream(self, attempt: Attempt) -> None:
         elapsed = time.perf_counter() - attempt.started
         self._metrics.time(self._metrics.upstream_duration, elapsed, self._label(attempt.model))
-
-    async def release(self, admission: Admission) -> None:
-        """Give back an admission's held tokens (a job submitted now, run later)."""
-        if admission.reservation is not None:
-            await self._quota.settle(admission.reservation, 0)
 
     async def drain(self) -> None:
         """Wait for billing still in progress (at shutdown)."""

@@ -1,19 +1,25 @@
-"""Submitting, reading and cancelling jobs: what the API layer calls."""
+"""Submitting, reading and cancelling jobs: what the API layer calls.
+
+A job paused on a tool confirmation has a session; stopping the job must end that session too.
+Sessions are not this package's: ``on_stop`` is told, wired by the pipeline
+(``pipeline/job_tools.py``).
+"""
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from lowart.entries import Principal
 from lowart.errors import NotFound
 from lowart.jobs.runner import KEY_REVOKED, JobRunner
 from lowart.storage.jobs import JobRepository, JobRow
-from lowart.storage.tools import ToolRepository
 
 CHAT, IMAGES = "chat", "images"
+# A stopped job's confirmation session (its id) must not run its calls any more; ``now``.
+SessionStopped = Callable[[str, float], Awaitable[None]]
 
 
 def new_job_id() -> str:
@@ -27,12 +33,12 @@ class JobService:
         self,
         repo: JobRepository,
         runner: JobRunner,
-        sessions: ToolRepository,
+        on_stop: SessionStopped,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repo = repo
         self._runner = runner
-        self._sessions = sessions
+        self._on_stop = on_stop
         self._clock = clock
 
     async def submit(
@@ -77,6 +83,4 @@ class JobService:
     async def _stop(self, job: JobRow) -> None:
         self._runner.cancel(job.job_id)
         if job.session_id is not None:  # its pending tool calls must not run any more
-            await self._sessions.set_session_status(
-                job.session_id, "cancelled", self._clock(), only_from="pending"
-            )
+            await self._on_stop(job.session_id, self._clock())

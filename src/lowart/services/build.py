@@ -16,10 +16,13 @@ from lowart.catalog.invalidations import InvalidationListener
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.flow import Dispatcher
 from lowart.dispatch.retry import RetryConfig, RetryPolicy
-from lowart.jobs.chat import ChatJobs
 from lowart.jobs.runner import JobConfig, JobRunner
 from lowart.jobs.service import CHAT, IMAGES, JobService
 from lowart.limits.base import settle_recovered
+from lowart.pipeline.flow import Pipeline
+from lowart.pipeline.job_executor import JobExecutor
+from lowart.pipeline.job_tools import JobsOfSessions, SessionsOfJobs
+from lowart.pipeline.stages import Stages
 from lowart.providers.http import Transport, new_session
 from lowart.providers.registry import VendorTable
 from lowart.providers.vendor import ProviderParts
@@ -187,6 +190,7 @@ class _Work:
     confirmations: Confirmations
     job_runner: JobRunner
     jobs: JobService
+    pipeline: Pipeline
 
 
 def _work(core: _Core, dispatcher: Dispatcher) -> _Work:
@@ -204,15 +208,17 @@ def _work(core: _Core, dispatcher: Dispatcher) -> _Work:
         max_rounds=settings.tools.max_rounds,
         session_ttl_s=settings.tools.session_ttl_s,
     )
-    confirmations = Confirmations(loop=tools, repo=tool_repo, jobs=job_repo)
-    executor = ChatJobs(core.directory, dispatcher, core.usage, tools)
+    confirmations = Confirmations(loop=tools, repo=tool_repo, jobs=JobsOfSessions(job_repo))
+    stages = Stages(dispatcher, tools)
+    executor = JobExecutor(core.directory, stages, core.usage)
     job_runner = _job_runner(core, job_repo, executor, confirmations)
-    jobs = JobService(job_repo, job_runner, tool_repo)
-    return _Work(tool_repo, mcp, tools, confirmations, job_runner, jobs)
+    jobs = JobService(job_repo, job_runner, SessionsOfJobs(tool_repo).cancel_session)
+    pipeline = Pipeline(stages, jobs)
+    return _Work(tool_repo, mcp, tools, confirmations, job_runner, jobs, pipeline)
 
 
 def _job_runner(
-    core: _Core, repo: JobRepository, executor: ChatJobs, confirmations: Confirmations
+    core: _Core, repo: JobRepository, executor: JobExecutor, confirmations: Confirmations
 ) -> JobRunner:
     settings = core.settings.jobs
     return JobRunner(
@@ -263,6 +269,7 @@ def build_services(
         mcp=work.mcp,
         tools=work.tools,
         confirmations=work.confirmations,
+        pipeline=work.pipeline,
         watchdog=core.watchdog,
         liveness=_liveness(core),
         idempotency=IdempotencyStore.from_settings(engine, settings),

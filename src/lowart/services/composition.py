@@ -16,6 +16,7 @@ from lowart.catalog.directory import Directory
 from lowart.dispatch.flow import Dispatcher
 from lowart.jobs.runner import JobRunner
 from lowart.jobs.service import JobService
+from lowart.pipeline.flow import Pipeline
 from lowart.providers.registry import VendorTable
 from lowart.security.secretbox import SecretBox
 from lowart.security.signing import UrlSigner
@@ -71,6 +72,7 @@ class Services:
     mcp: MCPManager
     tools: ToolLoop
     confirmations: Confirmations
+    pipeline: Pipeline
     watchdog: Watchdog
     liveness: Liveness
     idempotency: IdempotencyStore

@@ -2,7 +2,9 @@
 
 Only the session's owner may confirm (anyone else gets 404); a session confirms once (409 after
 that, and two concurrent confirms run the calls once); an expired one gets 410. A session that
-belongs to a job resumes that job: its answer becomes the job's result.
+belongs to a job resumes that job: its answer becomes the job's result. The jobs themselves are
+not this package's: ``WaitingJobs`` is how a session tells its job, wired by the pipeline
+(``pipeline/job_tools.py``).
 """
 
 from __future__ import annotations
@@ -10,17 +12,29 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
 from lowart.entries import Principal
 from lowart.errors import Conflict, Expired, InvalidRequest, LowartError, NotFound
-from lowart.storage.jobs import JobRepository
 from lowart.storage.tools import SessionRow, ToolRepository
 from lowart.tools.calls import Call
 from lowart.tools.loop import REJECTED, Outcome, ToolLoop
 from lowart.tools.policy import CONFIRM
+
+
+class WaitingJobs(Protocol):
+    """The jobs paused on sessions, as this package sees them."""
+
+    async def resumed(self, job_id: str, outcome: Outcome, now: float) -> None:
+        """The job's session was confirmed: its answer, or a pause on a new session."""
+
+    async def failed(self, job_id: str, message: str, now: float) -> None:
+        """The job's session failed: the job must not wait on it any more."""
+
+    async def expired(self, session_ids: Sequence[str], now: float) -> int:
+        """Sessions nobody confirmed in time: the jobs waiting on them end. How many did."""
 
 
 class Confirmations:
@@ -31,7 +45,7 @@ class Confirmations:
         *,
         loop: ToolLoop,
         repo: ToolRepository,
-        jobs: JobRepository,
+        jobs: WaitingJobs,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._loop = loop
@@ -78,13 +92,11 @@ class Confirmations:
                 message = (
                     exc.message if isinstance(exc, LowartError) else "The confirmation failed."
                 )
-                await self._jobs.settle_paused(
-                    session.job_id, self._clock(), status="failed", error=message
-                )
+                await self._jobs.failed(session.job_id, message, self._clock())
             raise
         await self._repo.set_session_status(session_id, "done", self._clock())
         if session.job_id is not None:
-            await self._settle_job(session.job_id, outcome)
+            await self._jobs.resumed(session.job_id, outcome, self._clock())
         return outcome
 
     async def _claim(self, session: SessionRow) -> None:
@@ -138,17 +150,8 @@ class Confirmations:
                 )
         return results
 
-    async def _settle_job(self, job_id: str, outcome: Outcome) -> None:
-        now = self._clock()
-        if outcome.paused:
-            await self._jobs.settle_paused(
-                job_id, now, status="require_confirmation", session_id=outcome.session_id
-            )
-        else:
-            await self._jobs.settle_paused(job_id, now, status="completed", result=outcome.body)
-
     async def expire(self) -> int:
         """Sessions past their expiry end; jobs waiting on them fail."""
         now = self._clock()
         expired = await self._repo.expire_sessions(now)
-        return await self._jobs.fail_unconfirmed(expired, now)
+        return await self._jobs.expired(expired, now)
