@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from lowart.entries import ModelEntry, Timeouts
 from lowart.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from lowart.formats.comfyui import OutputRef
+from lowart.model_entry import ModelEntry, Timeouts
 from lowart.providers.comfyui_client import ComfyUIClient
 from lowart.providers.http import new_session
 from lowart.testing.comfyui_fake import FakeComfyUI

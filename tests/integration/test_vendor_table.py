@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from lowart.entries import ModelEntry
 from lowart.formats.ids import OPENAI
+from lowart.model_entry import ModelEntry
 from lowart.providers.base import ChatRequest, ChatStream, Completion
 from lowart.providers.mock import MockProvider
 from lowart.providers.registry import VENDORS, VendorTable

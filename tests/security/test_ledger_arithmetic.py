@@ -183,7 +183,7 @@ def test_s14_any_reported_usage_becomes_bounded_ints(usage: Any) -> None:
 def test_s14_sums_of_charges_are_exact(charges: list[int]) -> None:
     ledger = MemoryQuotaLedger()
     for charge in charges:
-        ledger.record(USER, charge)
+        ledger.charge(USER, charge)
     assert ledger.unsettled(USER) == sum(charges)  # ints: no float drift
 
 

@@ -9,10 +9,11 @@ import pytest
 
 from lowart.dispatch.attempt import Admission, Attempt
 from lowart.dispatch.billing import Billing
-from lowart.entries import ModelEntry, Principal, Timeouts
 from lowart.formats.ids import OPENAI
 from lowart.formats.openai import Usage
 from lowart.limits.base import Reservation
+from lowart.model_entry import ModelEntry, Timeouts
+from lowart.principal import Principal
 from lowart.providers.base import ChatRequest
 from lowart.usage.events import UsageEvent
 

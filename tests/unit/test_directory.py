@@ -9,7 +9,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from lowart.catalog.directory import Directory, build_index
-from lowart.entries import DEFAULT_CONNECT_S, DEFAULT_IDLE_S, Principal, Timeouts, timeouts_of
+from lowart.model_entry import DEFAULT_CONNECT_S, DEFAULT_IDLE_S, Timeouts, timeouts_of
+from lowart.principal import Principal
 from lowart.providers.registry import VendorTable
 from lowart.security.keys import hash_key
 from lowart.security.secretbox import SecretBox

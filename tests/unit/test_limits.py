@@ -317,7 +317,7 @@ async def test_settled_usage_survives_flush_until_snapshot() -> None:
 
 async def test_partial_flush_keeps_the_rest_pending() -> None:
     ledger = MemoryQuotaLedger()
-    ledger.record("u", 25)
+    ledger.charge("u", 25)
     ledger.mark_flushed({"u": 10})
     assert ledger.unsettled("u") == 25
     ledger.snapshot_loaded()
@@ -329,8 +329,8 @@ async def test_partial_flush_keeps_the_rest_pending() -> None:
 
 async def test_record_without_reservation_counts_as_unsettled() -> None:
     ledger = MemoryQuotaLedger()
-    ledger.record("u", 7)
-    ledger.record("u", -3)
+    ledger.charge("u", 7)
+    ledger.charge("u", -3)
     assert ledger.unsettled("u") == 7
     assert ledger.reserved("u") == 0
 

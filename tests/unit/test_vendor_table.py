@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lowart.entries import Operation
 from lowart.errors import InvalidRequest
+from lowart.model_entry import OperationKind
 from lowart.providers import mock
 from lowart.providers.registry import VENDORS, VendorTable
 
@@ -21,8 +21,8 @@ def test_vendors_are_found_whatever_the_case_and_unknown_ones_are_refused() -> N
 
 def test_what_each_vendor_serves_comes_from_its_declaration() -> None:
     served = VendorTable().operations()
-    assert served["comfyui"] == {Operation.CHAT, Operation.IMAGES}
-    assert served["openai"] == served["anthropic"] == served["mock"] == {Operation.CHAT}
+    assert served["comfyui"] == {OperationKind.CHAT, OperationKind.IMAGES}
+    assert served["openai"] == served["anthropic"] == served["mock"] == {OperationKind.CHAT}
 
 
 def test_a_vendor_declared_twice_is_refused() -> None:

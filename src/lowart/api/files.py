@@ -11,8 +11,8 @@ from starlette.routing import Route
 from lowart.api.jobs import valid_id
 from lowart.api.middleware import PRINCIPAL_KEY
 from lowart.api.routing import route
-from lowart.entries import Principal
 from lowart.errors import NotFound
+from lowart.principal import Principal
 from lowart.security.signing import UrlSigner
 from lowart.storage.files import FileRow
 from lowart.storage.filestore import FileStore

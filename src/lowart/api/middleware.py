@@ -12,8 +12,8 @@ import structlog
 from lowart.api.asgi import MAX_BODY_KEY, ASGIApp, Message, Receive, Scope, Send, header
 from lowart.api.errors import is_anthropic_path, render
 from lowart.catalog.directory import Directory
-from lowart.entries import Principal
 from lowart.errors import AuthError, LowartError, PermissionDenied
+from lowart.principal import Principal
 from lowart.telemetry.metrics import Metrics
 
 log = structlog.get_logger()

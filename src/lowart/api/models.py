@@ -11,8 +11,9 @@ from starlette.routing import Route
 from lowart.api.responses import JSON, caller
 from lowart.api.routing import route
 from lowart.catalog.directory import Directory
-from lowart.entries import ModelEntry, Principal
 from lowart.errors import ModelNotFound
+from lowart.model_entry import ModelEntry
+from lowart.principal import Principal
 
 
 def _openai_model(model: ModelEntry) -> dict[str, Any]:

@@ -10,11 +10,11 @@ from typing import Any
 from lowart.api.anthropic import PASSED_HEADERS
 from lowart.api.chat import chat_fields, messages_fields
 from lowart.api.images import image_fields
-from lowart.entries import Operation as Kind
 from lowart.formats.anthropic_events import message_events
 from lowart.formats.ids import ANTHROPIC, IMAGES, OPENAI
 from lowart.formats.openai import completion_chunks
 from lowart.jobs.service import IMAGES as IMAGE_JOB
+from lowart.model_entry import OperationKind
 from lowart.pipeline.operation import Operation
 
 
@@ -31,7 +31,7 @@ MESSAGES = Operation(
     "messages", ANTHROPIC, messages_fields, anthropic_events, headers=PASSED_HEADERS
 )
 IMAGE_GENERATION = Operation(
-    "images", IMAGES, image_fields, None, job_kind=IMAGE_JOB, kind=Kind.IMAGES, tools=False
+    "images", IMAGES, image_fields, None, job_kind=IMAGE_JOB, kind=OperationKind.IMAGES, tools=False
 )
 
 OPERATIONS: tuple[tuple[str, Operation], ...] = (

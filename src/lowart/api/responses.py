@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from lowart.api.asgi import read_body
 from lowart.api.middleware import principal_of
-from lowart.entries import Principal
+from lowart.principal import Principal
 
 
 class JSON(Response):

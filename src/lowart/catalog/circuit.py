@@ -52,7 +52,7 @@ class Breaker:
             return True
         return False
 
-    def record(self, now: float, *, failed: bool) -> None:
+    def report(self, now: float, *, failed: bool) -> None:
         """The outcome of a call that ``allow`` let through."""
         if self.state == HALF_OPEN:
             self._probing = False
@@ -113,10 +113,10 @@ class Circuits:
             _changed(model_id, was, breaker.state)
         return allowed
 
-    def record(self, model_id: str, *, failed: bool) -> None:
+    def report(self, model_id: str, *, failed: bool) -> None:
         breaker = self._breakers[model_id]
         was = breaker.state
-        breaker.record(self._clock(), failed=failed)
+        breaker.report(self._clock(), failed=failed)
         if breaker.state != was:
             _changed(model_id, was, breaker.state)
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from lowart.entries import ModelEntry, Operation, Principal, timeouts_of
+from lowart.model_entry import ModelEntry, OperationKind, timeouts_of
+from lowart.principal import Principal
 from lowart.security.keys import digests_match, hash_key
 from lowart.security.secretbox import SecretDecryptError
 from lowart.storage.rows import ModelRow, Snapshot, UserRow
@@ -21,7 +22,7 @@ from lowart.storage.sealed import vendor_key_context
 log = structlog.get_logger()
 
 Decrypt = Callable[[str, str], str]
-Vendors = Mapping[str, frozenset[Operation]]  # what each known vendor serves, by lower-case key
+Vendors = Mapping[str, frozenset[OperationKind]]  # what each known vendor serves, by lower-case key
 
 
 @dataclass(frozen=True)

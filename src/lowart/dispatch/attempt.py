@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lowart.entries import ModelEntry, Principal
 from lowart.formats.openai import prompt_text
 from lowart.limits.base import Reservation, RpmDecision
+from lowart.model_entry import ModelEntry
+from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream
 from lowart.usage.inflight import InFlight
 

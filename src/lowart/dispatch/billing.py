@@ -76,7 +76,7 @@ class Billing:
         if admission.reservation is not None:
             await self._quota.settle(admission.reservation, usage.total_tokens)
         else:
-            self._quota.record(admission.principal.user_id, usage.total_tokens)
+            self._quota.charge(admission.principal.user_id, usage.total_tokens)
 
     def bill_later(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run billing in a tracked task: a cancelled stream (client gone) is still billed."""

@@ -8,8 +8,8 @@ import time
 import structlog
 
 from lowart.dispatch.attempt import Attempt
-from lowart.entries import ModelEntry
 from lowart.errors import LowartError
+from lowart.model_entry import ModelEntry
 from lowart.providers.transport_failure import host_of
 
 log = structlog.get_logger()

@@ -33,7 +33,6 @@ from lowart.dispatch.attempt import (
 )
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.retry import RetryPolicy
-from lowart.entries import ModelEntry, Operation, Principal
 from lowart.errors import (
     InvalidRequest,
     LowartError,
@@ -52,6 +51,8 @@ from lowart.formats.ids import ANTHROPIC
 from lowart.formats.openai import completion_text_from_body, error_body
 from lowart.formats.sse import encode_event
 from lowart.limits.base import QuotaLedger, RateLimiter, Reservation, RpmDecision
+from lowart.model_entry import ModelEntry, OperationKind
+from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream, Completion, Provider
 from lowart.providers.crossing import in_caller_format
 from lowart.telemetry.metrics import Metrics
@@ -61,7 +62,10 @@ from lowart.usage.recorder import UsageRecorder
 log = structlog.get_logger()
 
 FALLBACK_ERRORS = (UpstreamError, UpstreamTimeout, UpstreamRateLimited)
-_CHAT, _IMAGES = Operation.CHAT, Operation.IMAGES  # an enum member lookup costs ~250 ns (3.11)
+_CHAT, _IMAGES = (
+    OperationKind.CHAT,
+    OperationKind.IMAGES,
+)  # an enum member lookup costs ~250 ns (3.11)
 T = TypeVar("T")
 Opened = tuple[ChatStream, AsyncIterator[bytes], bytes]
 
@@ -126,7 +130,7 @@ class Dispatcher:
         body_bytes: int,
         *,
         count_rpm: bool = True,
-        operation: Operation = Operation.CHAT,
+        operation: OperationKind = OperationKind.CHAT,
     ) -> Admission:
         """Check the model, the quota and the RPM window; raise when the request may not run.
 
@@ -151,7 +155,7 @@ class Dispatcher:
         return Admission(principal, model_id, chain, reservation, rpm, max_tokens, choices)
 
     async def admit_job(
-        self, principal: Principal, model_id: str, *, operation: Operation = Operation.CHAT
+        self, principal: Principal, model_id: str, *, operation: OperationKind = OperationKind.CHAT
     ) -> RpmDecision | None:
         """A job submitted now, run later: its model is checked and the RPM window counts it
         now; its quota is reserved when it runs (``admit`` with ``count_rpm=False``), so that
@@ -163,7 +167,9 @@ class Dispatcher:
         self._recorder.key_used(principal.key_id)
         return rpm
 
-    def _chain(self, principal: Principal, model_id: str, operation: Operation) -> list[ModelEntry]:
+    def _chain(
+        self, principal: Principal, model_id: str, operation: OperationKind
+    ) -> list[ModelEntry]:
         """The model and the fallbacks the caller may use (docs/api.md, "Chat"): a fallback
         outside the caller's allowlist is skipped, never served in its stead."""
         chain = self._directory.chain(model_id) if principal.may_use(model_id) else []
@@ -324,7 +330,7 @@ class Dispatcher:
                     await asyncio.sleep(delay)
                     continue
                 except LowartError as exc:
-                    self._circuits.record(model.model_id, failed=False)  # the caller's fault
+                    self._circuits.report(model.model_id, failed=False)  # the caller's fault
                     failure_log.attempt_failed(attempt, exc, retry + 1)
                     self._billing.failed(attempt)
                     await self._billing.release(attempt)
@@ -334,7 +340,7 @@ class Dispatcher:
                     self._billing.cancelled(attempt)
                     await self._billing.release(attempt)
                     raise
-                self._circuits.record(model.model_id, failed=False)
+                self._circuits.report(model.model_id, failed=False)
                 return attempt, result
         raise await self._exhausted(admission, last)
 
@@ -345,7 +351,7 @@ class Dispatcher:
         wait before trying the same model again (None: move on). An answer that broke after its
         head (the vendor may have generated and billed it) is never sent again: the request
         ends with it, and its row carries the prompt's estimate, not charged (F20)."""
-        self._circuits.record(attempt.model.model_id, failed=True)
+        self._circuits.report(attempt.model.model_id, failed=True)
         failure_log.attempt_failed(attempt, error, retry + 1)
         if isinstance(error, UpstreamAnswerBroken):
             self._billing.broken(attempt)

@@ -12,9 +12,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from lowart.entries import Principal
 from lowart.errors import NotFound
 from lowart.jobs.runner import KEY_REVOKED, JobRunner
+from lowart.principal import Principal
 from lowart.storage.jobs import JobRepository, JobRow
 
 CHAT, IMAGES = "chat", "images"

@@ -64,7 +64,7 @@ class QuotaLedger(Protocol):
         """Replace the reservation with the real usage."""
         ...
 
-    def record(self, user_id: str, actual: int) -> None:
+    def charge(self, user_id: str, actual: int) -> None:
         """Usage with no reservation (a user without a quota)."""
         ...
 
@@ -82,5 +82,5 @@ async def settle_recovered(quota: QuotaLedger, deltas: Mapping[str, int]) -> Non
     it as settled and written. The dead process's reservations ended with it (in memory) or end
     with their lease (Redis), so nothing is reserved twice for long."""
     for user_id, tokens in deltas.items():
-        quota.record(user_id, tokens)
+        quota.charge(user_id, tokens)
     await quota.flushed(deltas, {})

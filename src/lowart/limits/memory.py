@@ -64,7 +64,7 @@ class MemoryQuotaLedger:
         self._capped[reservation.user_id] -= reservation.capped
         self._pending[reservation.user_id] += max(0, actual)
 
-    def record(self, user_id: str, actual: int) -> None:
+    def charge(self, user_id: str, actual: int) -> None:
         """Usage with no reservation (a user without a quota)."""
         self._pending[user_id] += max(0, actual)
 

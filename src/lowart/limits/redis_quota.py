@@ -194,7 +194,7 @@ class RedisQuotaLedger:
         if reservation.settled:
             return
         reservation.settled = True
-        self._local.record(reservation.user_id, actual)
+        self._local.charge(reservation.user_id, actual)
         try:
             await self._client.run(
                 SETTLE,
@@ -204,8 +204,8 @@ class RedisQuotaLedger:
         except REDIS_ERRORS as exc:  # the lease returns the tokens; the flush counts the usage
             log.warning("quota_settle_failed", error=type(exc).__name__)
 
-    def record(self, user_id: str, actual: int) -> None:
-        self._local.record(user_id, actual)
+    def charge(self, user_id: str, actual: int) -> None:
+        self._local.charge(user_id, actual)
 
     async def flushed(self, deltas: Mapping[str, int], tags: Mapping[str, Sequence[str]]) -> None:
         self._local.mark_flushed(deltas)

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from lowart.dispatch.flow import Dispatcher
-from lowart.entries import Principal
 from lowart.errors import InvalidRequest
 from lowart.jobs.service import JobService
 from lowart.pipeline.operation import Operation, OperationFields
 from lowart.pipeline.outcomes import Outcome, Submitted
 from lowart.pipeline.stages import Stages
+from lowart.principal import Principal
 from lowart.providers.base import ChatRequest
 
 

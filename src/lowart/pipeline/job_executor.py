@@ -13,14 +13,14 @@ import msgspec
 
 from lowart.catalog.directory import Directory
 from lowart.dispatch.attempt import Served
-from lowart.entries import Operation as Kind
-from lowart.entries import Principal
 from lowart.errors import PermissionDenied
 from lowart.formats.ids import IMAGES
 from lowart.jobs.chat import check_rerun
 from lowart.jobs.runner import KEY_REVOKED, AwaitingConfirmation, JobCancelled, JobContext
+from lowart.model_entry import OperationKind
 from lowart.pipeline.outcomes import Answered, Paused
 from lowart.pipeline.stages import Stages
+from lowart.principal import Principal
 from lowart.providers.base import ChatRequest
 from lowart.storage.jobs import JobRow
 from lowart.storage.usage import UsageRepository
@@ -47,7 +47,7 @@ class JobExecutor:
             body,
             len(msgspec.json.encode(body)),
             count_rpm=False,
-            operation=Kind.IMAGES if fmt == IMAGES else Kind.CHAT,
+            operation=OperationKind.IMAGES if fmt == IMAGES else OperationKind.CHAT,
         )
         request = ChatRequest(
             body=body,

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lowart.entries import Operation as Kind
 from lowart.jobs.service import CHAT
+from lowart.model_entry import OperationKind
 
 
 @dataclass(slots=True)  # per request: frozen ones cost more to build
@@ -36,6 +36,6 @@ class Operation:
     parse: Parse  # validates the body (400 in the caller's format), returns its fields
     events: Events | None  # how a whole answer streams; None: the operation never streams
     job_kind: str = CHAT
-    kind: Kind = Kind.CHAT  # only models whose vendor serves this kind serve it (images)
+    kind: OperationKind = OperationKind.CHAT  # only models whose vendors serve this kind
     tools: bool = True  # may opt into gateway-run MCP tools
     headers: tuple[bytes, ...] = ()  # client headers a same-format vendor may see

@@ -13,13 +13,13 @@ from typing import Any
 
 import msgspec
 
-from lowart.entries import ModelEntry
 from lowart.errors import UpstreamAnswerBroken, UpstreamError, UpstreamStreamError
 from lowart.formats.anthropic import usage_from_anthropic
 from lowart.formats.ids import ANTHROPIC
 from lowart.formats.openai import Usage
 from lowart.formats.request_fields import ANTHROPIC_MESSAGES_FIELDS
 from lowart.formats.sse import SSEEvent, SSEParser, encode_event
+from lowart.model_entry import ModelEntry
 from lowart.providers.base import ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
 from lowart.providers.statuses import UpstreamFailure, check_status

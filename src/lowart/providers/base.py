@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lowart.entries import ModelEntry
 from lowart.formats.ids import OPENAI
 from lowart.formats.openai import Usage
+from lowart.model_entry import ModelEntry
 
 
 class JobHooks(Protocol):

@@ -18,11 +18,11 @@ from typing import Any
 
 import msgspec
 
-from lowart.entries import ModelEntry, Operation
 from lowart.errors import UpstreamError, UpstreamLost
 from lowart.formats.comfyui import OutputRef, image_values, random_seed, render_workflow
 from lowart.formats.ids import IMAGES, OPENAI
 from lowart.formats.openai import Usage, completion_chunks, last_user_text
+from lowart.model_entry import ModelEntry, OperationKind
 from lowart.providers.base import ChatRequest, Completion, JobHooks
 from lowart.providers.comfyui_client import ComfyUIClient
 from lowart.providers.vendor import ProviderParts, RequiredParam, Vendor
@@ -197,6 +197,6 @@ VENDOR = Vendor(
     name="ComfyUI",
     native=ComfyUIProvider.native,
     build=_build,
-    operations=frozenset({Operation.CHAT, Operation.IMAGES}),
+    operations=frozenset({OperationKind.CHAT, OperationKind.IMAGES}),
     params=(RequiredParam("workflow", "its graph in ComfyUI's API format"),),
 )

@@ -22,7 +22,6 @@ import structlog
 from aiohttp import WSMsgType
 from yarl import URL
 
-from lowart.entries import ModelEntry
 from lowart.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from lowart.formats.comfyui import (
     OutputRef,
@@ -36,6 +35,7 @@ from lowart.formats.comfyui import (
     validate_ref,
     ws_event,
 )
+from lowart.model_entry import ModelEntry
 from lowart.providers.http import DEFAULT_MAX_BODY, UpstreamErrors, read_capped
 from lowart.providers.transport_failure import host_of, status_of
 

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from lowart.entries import ModelEntry
 from lowart.errors import UpstreamError
 from lowart.formats.anthropic import ToolNames
 from lowart.formats.ids import ANTHROPIC, OPENAI
@@ -25,6 +24,7 @@ from lowart.formats.translate_response import (
     openai_to_anthropic_response,
 )
 from lowart.formats.translate_stream import AnthropicToOpenAI, OpenAIToAnthropic
+from lowart.model_entry import ModelEntry
 from lowart.providers.base import ChatRequest, ChatStream, Completion, Provider
 
 DEFAULT_MAX_TOKENS = 4096

@@ -9,8 +9,8 @@ from types import TracebackType
 
 import aiohttp
 
-from lowart.entries import ModelEntry, Timeouts
 from lowart.errors import UpstreamAnswerBroken, UpstreamError, UpstreamTimeout
+from lowart.model_entry import ModelEntry, Timeouts
 from lowart.providers.statuses import ReadFailure, check_status
 from lowart.providers.transport_failure import describe, status_of
 from lowart.security.connect_guard import GuardedConnector

@@ -21,10 +21,10 @@ from typing import Any
 
 import msgspec
 
-from lowart.entries import ModelEntry
 from lowart.formats.ids import OPENAI
 from lowart.formats.openai import Usage, last_user_text, prompt_text
 from lowart.formats.sse import DONE, encode_event
+from lowart.model_entry import ModelEntry
 from lowart.providers.base import ChatRequest, Completion
 from lowart.providers.vendor import BaseUrl, Vendor
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import msgspec
 
-from lowart.entries import ModelEntry
 from lowart.errors import UpstreamAnswerBroken, UpstreamError
 from lowart.formats.ids import OPENAI
 from lowart.formats.openai import (
@@ -26,6 +25,7 @@ from lowart.formats.openai import (
 )
 from lowart.formats.request_fields import OPENAI_CHAT_FIELDS
 from lowart.formats.sse import DONE, SSEParser, encode_event
+from lowart.model_entry import ModelEntry
 from lowart.providers.base import ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
 from lowart.providers.statuses import UpstreamFailure, check_status

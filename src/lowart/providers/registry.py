@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from lowart.entries import Operation
 from lowart.errors import InvalidRequest
+from lowart.model_entry import OperationKind
 from lowart.providers import anthropic, comfyui, mock, openai
 from lowart.providers.base import Provider
 from lowart.providers.vendor import ProviderParts, Vendor
@@ -54,7 +54,7 @@ class VendorTable:
         vendor = self._by_key.get(vendor_type.lower())
         return vendor_type if vendor is None else vendor.name
 
-    def operations(self) -> Mapping[str, frozenset[Operation]]:
+    def operations(self) -> Mapping[str, frozenset[OperationKind]]:
         """What each vendor serves, by key: the directory routes only these vendors' models."""
         return {key: vendor.operations for key, vendor in self._by_key.items()}
 

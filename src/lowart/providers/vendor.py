@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from lowart.entries import CHAT_ONLY, Operation
 from lowart.errors import InvalidRequest
+from lowart.model_entry import CHAT_ONLY, OperationKind
 from lowart.providers.base import Provider
 from lowart.providers.http import Transport
 from lowart.security.connect_guard import vet_url
@@ -58,7 +58,7 @@ class Vendor:
     name: str  # the ``vendor_type`` spelling; matched whatever the case given
     native: str  # the wire format it speaks: OPENAI or ANTHROPIC (its provider's ``native``)
     build: Callable[[ProviderParts], Provider]
-    operations: frozenset[Operation] = CHAT_ONLY
+    operations: frozenset[OperationKind] = CHAT_ONLY
     base_url: BaseUrl = BaseUrl()
     params: tuple[RequiredParam, ...] = ()
     starter_model: str | None = None  # a model of this vendor that first run registers

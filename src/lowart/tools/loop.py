@@ -22,8 +22,8 @@ import structlog
 
 from lowart.dispatch.attempt import Admission
 from lowart.dispatch.flow import Dispatcher
-from lowart.entries import Principal
 from lowart.errors import InvalidRequest
+from lowart.principal import Principal
 from lowart.providers.base import ChatRequest
 from lowart.storage.tools import SessionRow, ToolRepository
 from lowart.tools.calls import Call, assistant_turn, calls_of, only_calls, result_turns

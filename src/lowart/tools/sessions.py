@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from lowart.entries import Principal
 from lowart.errors import Conflict, Expired, InvalidRequest, LowartError, NotFound
+from lowart.principal import Principal
 from lowart.storage.tools import SessionRow, ToolRepository
 from lowart.tools.calls import Call
 from lowart.tools.loop import REJECTED, Outcome, ToolLoop

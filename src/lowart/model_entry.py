@@ -1,5 +1,5 @@
-"""Shared value types: a caller's principal, a routable model and the kinds of operation a vendor
-serves (read on the hot path)."""
+"""What a request can be routed to, read on the hot path: a model as the directory holds it
+(vendor, upstream, timeouts, the kinds of operation its vendor serves)."""
 
 from __future__ import annotations
 
@@ -11,30 +11,14 @@ DEFAULT_CONNECT_S = 10.0
 DEFAULT_IDLE_S = 120.0
 
 
-class Operation(StrEnum):
+class OperationKind(StrEnum):
     """A kind of operation a vendor serves (its declaration in ``providers/``)."""
 
     CHAT = "chat"
     IMAGES = "images"
 
 
-CHAT_ONLY = frozenset({Operation.CHAT})
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the key's user and the limits that apply."""
-
-    user_id: str
-    key_id: str
-    is_admin: bool
-    active: bool
-    rpm_limit: int | None
-    token_quota: int | None
-    models: frozenset[str] | None
-
-    def may_use(self, model_id: str) -> bool:
-        return self.models is None or model_id in self.models
+CHAT_ONLY = frozenset({OperationKind.CHAT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +44,7 @@ class ModelEntry:
     timeouts: Timeouts
     enabled: bool
     created: int = 0  # Unix seconds
-    operations: frozenset[Operation] = CHAT_ONLY  # what its vendor serves
+    operations: frozenset[OperationKind] = CHAT_ONLY  # what its vendor serves
 
 
 def _seconds(value: object, default: float) -> float:

@@ -1,0 +1,21 @@
+"""Who is calling: a key's user and the limits that apply, as the directory resolves it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's user and the limits that apply."""
+
+    user_id: str
+    key_id: str
+    is_admin: bool
+    active: bool
+    rpm_limit: int | None
+    token_quota: int | None
+    models: frozenset[str] | None
+
+    def may_use(self, model_id: str) -> bool:
+        return self.models is None or model_id in self.models
