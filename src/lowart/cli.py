@@ -15,10 +15,10 @@ import msgspec
 import uvicorn
 
 from lowart import __version__, key_rotation
-from lowart.api.bodies import identifier
 from lowart.app import BOOTSTRAP_ADMIN, announce_admin_key, start_services
 from lowart.catalog.accounts import create_user, issue_key, reset_admin_key
 from lowart.errors import LowartError, StartupError
+from lowart.identifiers import identifier
 from lowart.providers.registry import VendorTable
 from lowart.security.ssrf import DestinationPolicy
 from lowart.serve import serve

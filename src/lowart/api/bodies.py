@@ -9,15 +9,10 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from lowart.api.asgi import parse_object
 from lowart.errors import InvalidRequest
+from lowart.identifiers import END, Id
 
 T = TypeVar("T")
 
-# The end of the text in both regex dialects: Python's ``$`` (msgspec validates with ``re``)
-# also matches before a final newline, which let ``"mnl\n"`` in as a model id; ECMA's does not.
-END = r"(?!\n)$"
-Id = Annotated[
-    str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*" + END)
-]
 Count = Annotated[int, Meta(ge=0, le=2**62)]
 Name = Annotated[str, Meta(max_length=256)]
 ModelList = list[Id]
@@ -68,14 +63,6 @@ class ModelUpdate(Struct, forbid_unknown_fields=True):
 
 class Fallbacks(Struct, forbid_unknown_fields=True):
     fallbacks: list[Id]
-
-
-def identifier(value: str, param: str) -> str:
-    """``value`` when it is an ``Id``: for ids that arrive outside a body (the CLI's arguments)."""
-    try:
-        return msgspec.convert(value, Id)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"{param}: {exc}", param=param) from exc
 
 
 def decode(body: bytes, kind: type[T]) -> T:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from lowart.api.bodies import END
 from lowart.api.chat import MAX_N, MAX_TOKENS_CAP
 from lowart.api.jobs import MAX_PAGE
 from lowart.api.openapi_vendors import base_url_rule, params_rules, vendor_type
 from lowart.formats.comfyui import MAX_IMAGES, SEED_MAX
+from lowart.identifiers import END
 from lowart.providers.registry import VendorTable
 from lowart.storage.usage import GROUPINGS
 from lowart.tools.policy import POLICIES

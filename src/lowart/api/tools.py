@@ -12,11 +12,12 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from starlette.requests import Request
 from starlette.routing import Route
 
-from lowart.api.bodies import END, Id, decode
+from lowart.api.bodies import decode
 from lowart.api.middleware import REQUEST_ID_KEY
 from lowart.api.responses import JSON, body_of, caller
 from lowart.api.routing import route
 from lowart.errors import InvalidRequest, NotFound
+from lowart.identifiers import END, Id
 from lowart.security.connect_guard import vet_url
 from lowart.security.secretbox import SecretBox
 from lowart.security.ssrf import DestinationPolicy
