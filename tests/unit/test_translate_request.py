@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lowart.errors import InvalidRequest
-from lowart.formats.anthropic import ToolNames, clean_id, shorten_tool_name
+from lowart.formats.anthropic import clean_id
+from lowart.formats.anthropic_tools import ToolNames, shorten_tool_name
 from lowart.formats.translate_request import (
     JSON_INSTRUCTION,
     anthropic_to_openai,

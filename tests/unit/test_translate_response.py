@@ -11,7 +11,6 @@ import pytest
 
 from lowart.errors import UpstreamError
 from lowart.formats.anthropic import (
-    ToolNames,
     anthropic_event,
     anthropic_type_for_openai,
     anthropic_type_for_status,
@@ -23,6 +22,7 @@ from lowart.formats.anthropic import (
     usage_from_anthropic,
     usage_to_anthropic,
 )
+from lowart.formats.anthropic_tools import ToolNames
 from lowart.formats.openai import Usage
 from lowart.formats.sse import SSEParser
 from lowart.formats.translate_response import (

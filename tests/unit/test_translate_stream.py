@@ -25,7 +25,7 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk, ParsedChatCompletion
 
 from lowart.errors import UpstreamError
-from lowart.formats.anthropic import ToolNames
+from lowart.formats.anthropic_tools import ToolNames
 from lowart.formats.openai import Usage
 from lowart.formats.sse import DONE, SSEEvent, SSEParser
 from lowart.formats.translate_stream import PING_COMMENT, AnthropicToOpenAI, OpenAIToAnthropic

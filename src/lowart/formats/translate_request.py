@@ -20,16 +20,9 @@ from typing import Final
 import msgspec
 
 from lowart.errors import InvalidRequest
-from lowart.formats.anthropic import (
-    ToolNames,
-    clean_id,
-    document_block,
-    image_block,
-    openai_part,
-    tool_input,
-    tools_to_anthropic,
-    tools_to_openai,
-)
+from lowart.formats.anthropic import clean_id, document_block, image_block, openai_part, tool_input
+from lowart.formats.anthropic_tools import ToolNames, tools_to_anthropic, tools_to_openai
+from lowart.formats.json_values import among, get, list_of, number, obj, string
 
 Body = Mapping[str, object]
 Block = dict[str, object]
@@ -38,44 +31,6 @@ JSON_INSTRUCTION: Final = "Respond only with a single valid JSON object, with no
 MAX_OPENAI_STOP: Final = 4
 _SYSTEM_ROLES: Final = frozenset({"system", "developer"})
 _THINKING: Final = frozenset({"thinking", "redacted_thinking"})
-
-
-def _get(value: object, key: str) -> object:
-    """``value[key]`` when value is an object, else None."""
-    return value.get(key) if isinstance(value, dict) else None
-
-
-def _among(value: object, names: frozenset[str]) -> bool:
-    """Whether value is one of names: a list or an object is not (nor hashable)."""
-    return isinstance(value, str) and value in names
-
-
-def _obj(value: object, param: str, what: str) -> Body:
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{what} must be an object", param=param)
-    return value
-
-
-def _string(value: object, param: str, what: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidRequest(f"{what} must be a string", param=param)
-    return value
-
-
-def _list(value: object, param: str) -> list[object]:
-    """A list field; None is an empty list."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidRequest(f"{param} must be a list", param=param)
-    return value
-
-
-def _number(body: Body, key: str) -> float | None:
-    value = body.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise InvalidRequest(f"{key} must be a number", param=key)
-    return value
 
 
 def _messages(body: Body) -> list[Body]:
@@ -99,7 +54,7 @@ def openai_to_anthropic(
     names = ToolNames.from_tools(body.get("tools"))
     messages = _messages(body)
     lead = next(
-        (i for i, m in enumerate(messages) if not _among(m.get("role"), _SYSTEM_ROLES)), None
+        (i for i, m in enumerate(messages) if not among(m.get("role"), _SYSTEM_ROLES)), None
     )
     lead = len(messages) if lead is None else lead
     instruction, output_config = _json_mode(body.get("response_format"))
@@ -134,11 +89,11 @@ def _texts(content: object, param: str) -> list[tuple[str, object]]:
     if isinstance(content, str):
         return [(content, None)]
     texts: list[tuple[str, object]] = []
-    for part in _list(content, param):
-        text = _get(part, "text")
-        if _get(part, "type") != "text" or not isinstance(text, str):
+    for part in list_of(content, param):
+        text = get(part, "text")
+        if get(part, "type") != "text" or not isinstance(text, str):
             raise InvalidRequest("this message accepts only text parts", param=param)
-        texts.append((text, _get(part, "cache_control")))
+        texts.append((text, get(part, "cache_control")))
     return texts
 
 
@@ -179,7 +134,7 @@ def _turns(messages: list[Body], start: int, names: ToolNames) -> list[Block]:
 def _turn(message: Body, names: ToolNames, param: str) -> tuple[str, list[Block]]:
     role = message.get("role")
     content = message.get("content")
-    if _among(role, _SYSTEM_ROLES):
+    if among(role, _SYSTEM_ROLES):
         return "user", _text_blocks(_texts(content, param), "[system] ")
     if role == "user":
         return "user", _user_blocks(content, param)
@@ -201,21 +156,21 @@ def _finish_turn(blocks: list[Block]) -> str | list[Block]:
 def _user_blocks(content: object, param: str) -> list[Block]:
     if isinstance(content, str):
         return _text_blocks([(content, None)])
-    parts = _list(content, param)
+    parts = list_of(content, param)
     return [block for j, part in enumerate(parts) for block in _user_part(part, f"{param}[{j}]")]
 
 
 def _user_part(part: object, param: str) -> list[Block]:
-    kind = _obj(part, param, "a content part").get("type")
+    kind = obj(part, param, "a content part").get("type")
     if kind == "text":
         return _text_blocks(_texts([part], param))
     if kind == "image_url":
-        image = _get(part, "image_url")
-        url = _get(image, "url") if isinstance(image, dict) else image
-        return [image_block(_string(url, param, "image_url.url"), param)]
+        image = get(part, "image_url")
+        url = get(image, "url") if isinstance(image, dict) else image
+        return [image_block(string(url, param, "image_url.url"), param)]
     if kind == "file":
-        data = _get(_get(part, "file"), "file_data")
-        return [document_block(_string(data, param, "file.file_data"), param)]
+        data = get(get(part, "file"), "file_data")
+        return [document_block(string(data, param, "file.file_data"), param)]
     if kind == "input_audio":
         raise InvalidRequest("audio input is not supported by this model", param=param)
     raise InvalidRequest(f"unsupported content part type {kind!r}", param=param)
@@ -225,31 +180,31 @@ def _assistant_blocks(message: Body, names: ToolNames, param: str) -> list[Block
     content = message.get("content")
     if isinstance(content, list):  # refusal parts are kept as text
         content = [
-            {"type": "text", "text": _get(part, "refusal")}
-            if _get(part, "type") == "refusal"
+            {"type": "text", "text": get(part, "refusal")}
+            if get(part, "type") == "refusal"
             else part
             for part in content
         ]
     blocks = _text_blocks(_texts(content, param))
-    calls = _list(message.get("tool_calls"), f"{param}.tool_calls")
+    calls = list_of(message.get("tool_calls"), f"{param}.tool_calls")
     return blocks + [_tool_use(c, names, f"{param}.tool_calls[{j}]") for j, c in enumerate(calls)]
 
 
 def _tool_use(call: object, names: ToolNames, param: str) -> Block:
-    function = _obj(_get(call, "function"), param, "a tool call's function")
-    if _get(call, "type") not in (None, "function"):
+    function = obj(get(call, "function"), param, "a tool call's function")
+    if get(call, "type") not in (None, "function"):
         raise InvalidRequest("only function tool calls are supported", param=param)
-    call_id = _get(call, "id")
+    call_id = get(call, "id")
     return {
         "type": "tool_use",
         "id": clean_id(call_id if isinstance(call_id, str) else ""),
-        "name": names.short(_string(function.get("name"), param, "function.name")),
+        "name": names.short(string(function.get("name"), param, "function.name")),
         "input": tool_input(function.get("arguments")),
     }
 
 
 def _tool_result(message: Body, param: str) -> Block:
-    call_id = _string(message.get("tool_call_id"), f"{param}.tool_call_id", "tool_call_id")
+    call_id = string(message.get("tool_call_id"), f"{param}.tool_call_id", "tool_call_id")
     block: Block = {"type": "tool_result", "tool_use_id": clean_id(call_id)}
     text = "\n".join(text for text, _ in _texts(message.get("content"), param))
     if text.strip():
@@ -258,10 +213,10 @@ def _tool_result(message: Body, param: str) -> Block:
 
 
 def _sampling(body: Body, out: dict[str, object]) -> None:
-    temperature = _number(body, "temperature")
+    temperature = number(body, "temperature")
     if temperature is not None:
         out["temperature"] = min(max(temperature, 0), 1)
-    top_p = _number(body, "top_p")
+    top_p = number(body, "top_p")
     if top_p is not None:
         out["top_p"] = top_p
     stop = body.get("stop")
@@ -276,8 +231,8 @@ def _sampling(body: Body, out: dict[str, object]) -> None:
 
 def _json_mode(response_format: object) -> tuple[str | None, Block | None]:
     """(system instruction, output_config) for ``response_format``."""
-    kind = _get(response_format, "type")
-    schema = _get(_get(response_format, "json_schema"), "schema")
+    kind = get(response_format, "type")
+    schema = get(get(response_format, "json_schema"), "schema")
     if response_format is None or kind == "text":
         return None, None
     if kind == "json_schema" and isinstance(schema, dict):
@@ -311,9 +266,9 @@ def anthropic_to_openai(body: Body, *, upstream_model: str | None = None) -> dic
     out |= {"messages": messages, "max_tokens": max_tokens}
     _openai_sampling(body, out)
     out |= tools_to_openai(body, names)
-    fmt = _get(body.get("output_config"), "format")
-    schema = _get(fmt, "schema")
-    if _get(fmt, "type") == "json_schema" and isinstance(schema, dict):
+    fmt = get(body.get("output_config"), "format")
+    schema = get(fmt, "schema")
+    if get(fmt, "type") == "json_schema" and isinstance(schema, dict):
         spec = {"name": "output", "schema": schema}
         out["response_format"] = {"type": "json_schema", "json_schema": spec}
     if body.get("stream") is True:
@@ -336,7 +291,7 @@ def _openai_messages(message: Body, names: ToolNames, param: str) -> list[Block]
         return [{"role": role, "content": content}] if content or role == "user" else []
     if not isinstance(content, list):
         raise InvalidRequest("content must be a string or a list", param=f"{param}.content")
-    blocks = [_obj(block, f"{param}[{j}]", "a content block") for j, block in enumerate(content)]
+    blocks = [obj(block, f"{param}[{j}]", "a content block") for j, block in enumerate(content)]
     if role == "assistant":
         return _assistant_message(blocks, names, param)
     tools: list[Block] = []
@@ -346,7 +301,7 @@ def _openai_messages(message: Body, names: ToolNames, param: str) -> list[Block]
             tool, moved = _tool_message(block, f"{param}[{j}]")
             tools.append(tool)
             parts.extend(moved)
-        elif not _among(block.get("type"), _THINKING):
+        elif not among(block.get("type"), _THINKING):
             parts.append(openai_part(block, f"{param}[{j}]"))
     return tools + ([{"role": "user", "content": parts}] if parts else [])
 
@@ -357,10 +312,10 @@ def _assistant_message(blocks: list[Body], names: ToolNames, param: str) -> list
     for j, block in enumerate(blocks):
         kind = block.get("type")
         if kind == "text":
-            texts.append(_string(block.get("text"), f"{param}[{j}]", "text"))
+            texts.append(string(block.get("text"), f"{param}[{j}]", "text"))
         elif kind == "tool_use":
             calls.append(_tool_call(block, names, f"{param}[{j}]"))
-        elif not _among(kind, _THINKING):
+        elif not among(kind, _THINKING):
             raise InvalidRequest(f"unsupported assistant block type {kind!r}", param=param)
     message: Block = {"role": "assistant", "content": "".join(texts) or None}
     if calls:
@@ -369,24 +324,24 @@ def _assistant_message(blocks: list[Body], names: ToolNames, param: str) -> list
 
 
 def _tool_call(block: Body, names: ToolNames, param: str) -> Block:
-    name = names.short(_string(block.get("name"), param, "tool_use.name"))
+    name = names.short(string(block.get("name"), param, "tool_use.name"))
     arguments = msgspec.json.encode(block.get("input") or {}).decode()
-    call_id = _string(block.get("id"), param, "tool_use.id")
+    call_id = string(block.get("id"), param, "tool_use.id")
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
 def _tool_message(block: Body, param: str) -> tuple[Block, list[Block]]:
     """A ``tool`` message for a tool_result, and the non-text parts OpenAI cannot put there."""
-    call_id = _string(block.get("tool_use_id"), param, "tool_use_id")
+    call_id = string(block.get("tool_use_id"), param, "tool_use_id")
     content = block.get("content")
     items = [{"type": "text", "text": content}] if isinstance(content, str) else content
     texts: list[str] = []
     moved: list[Block] = []
-    for item in _list(items, param):
-        if _get(item, "type") == "text":
-            texts.append(_string(_get(item, "text"), param, "text"))
+    for item in list_of(items, param):
+        if get(item, "type") == "text":
+            texts.append(string(get(item, "text"), param, "text"))
         else:
-            moved.append(openai_part(_obj(item, param, "a content block"), param))
+            moved.append(openai_part(obj(item, param, "a content block"), param))
     text = "\n".join(texts)
     text = "ERROR: " + text if block.get("is_error") is True else text
     return {"role": "tool", "tool_call_id": call_id, "content": text}, moved
@@ -394,12 +349,12 @@ def _tool_message(block: Body, param: str) -> tuple[Block, list[Block]]:
 
 def _openai_sampling(body: Body, out: dict[str, object]) -> None:
     for key in ("temperature", "top_p"):
-        value = _number(body, key)
+        value = number(body, key)
         if value is not None:
             out[key] = value
-    stops = [s for s in _list(body.get("stop_sequences"), "stop_sequences") if isinstance(s, str)]
+    stops = [s for s in list_of(body.get("stop_sequences"), "stop_sequences") if isinstance(s, str)]
     if stops:
         out["stop"] = stops[:MAX_OPENAI_STOP]
-    user = _get(body.get("metadata"), "user_id")
+    user = get(body.get("metadata"), "user_id")
     if isinstance(user, str) and user:
         out["user"] = user

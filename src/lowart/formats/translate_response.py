@@ -11,7 +11,6 @@ import msgspec
 
 from lowart.errors import UpstreamError
 from lowart.formats.anthropic import (
-    ToolNames,
     clean_id,
     finish_to_stop,
     new_id,
@@ -20,6 +19,7 @@ from lowart.formats.anthropic import (
     usage_from_anthropic,
     usage_to_anthropic,
 )
+from lowart.formats.anthropic_tools import ToolNames
 from lowart.formats.openai import Usage, sane_tokens
 
 Body = Mapping[str, object]

@@ -13,7 +13,8 @@ import msgspec
 
 from lowart.errors import UpstreamError
 from lowart.formats import anthropic
-from lowart.formats.anthropic import ToolNames
+from lowart.formats.anthropic_tools import ToolNames
+from lowart.formats.json_values import get
 from lowart.formats.openai import Usage, error_body
 from lowart.formats.sse import DONE, SSEEvent
 from lowart.formats.sse import encode_event as encode_sse
@@ -31,10 +32,6 @@ def _decode(data: bytes) -> dict[str, object]:
         return _OBJECT.decode(data)
     except msgspec.DecodeError as exc:  # also raised for JSON that is not an object
         raise UpstreamError(MALFORMED) from exc
-
-
-def _get(value: object, key: str) -> object:
-    return value.get(key) if isinstance(value, dict) else None
 
 
 def _index(data: dict[str, object]) -> int:
@@ -135,9 +132,9 @@ class AnthropicToOpenAI(_Translator):
         if self._usage is not None:
             raise UpstreamError(f"{MALFORMED}: a second message_start")
         message = data.get("message")
-        usage = _get(message, "usage")
-        chunk_id = "chatcmpl-" + (_text(_get(message, "id")) or anthropic.new_id(""))
-        model = msgspec.json.encode(_text(_get(message, "model")))
+        usage = get(message, "usage")
+        chunk_id = "chatcmpl-" + (_text(get(message, "id")) or anthropic.new_id(""))
+        model = msgspec.json.encode(_text(get(message, "model")))
         self._usage = dict(usage) if isinstance(usage, dict) else {}
         fields = (msgspec.json.encode(chunk_id), self._created, model)
         self._head = b'{"id":%s,"object":"chat.completion.chunk","created":%d,"model":%s,' % fields
@@ -158,11 +155,11 @@ class AnthropicToOpenAI(_Translator):
 
     def _on_block_delta(self, data: dict[str, object]) -> bytes:
         index, delta = _index(data), data.get("delta")
-        kind = _get(delta, "type")
+        kind = get(delta, "type")
         if kind == "text_delta":
-            text = _text(_get(delta, "text"))
+            text = _text(get(delta, "text"))
             return self._chunk({"content": text}) if text else b""
-        partial = _text(_get(delta, "partial_json"))
+        partial = _text(get(delta, "partial_json"))
         if kind != "input_json_delta" or index not in self._tools or not partial:
             return b""  # thinking, signatures and citations have no OpenAI field
         self._inputs.pop(index, None)
@@ -180,7 +177,7 @@ class AnthropicToOpenAI(_Translator):
         return self._chunk({"tool_calls": [call]})
 
     def _on_message_delta(self, data: dict[str, object]) -> bytes:
-        stop = _get(data.get("delta"), "stop_reason")
+        stop = get(data.get("delta"), "stop_reason")
         if isinstance(stop, str):
             self._stop = stop
         usage = data.get("usage")
@@ -198,8 +195,8 @@ class AnthropicToOpenAI(_Translator):
 
     def _on_error(self, data: dict[str, object]) -> bytes:
         error = data.get("error")
-        kind = _text(_get(error, "type")) or "api_error"
-        message = _text(_get(error, "message")) or "upstream error"
+        kind = _text(get(error, "type")) or "api_error"
+        message = _text(get(error, "message")) or "upstream error"
         self._error = (kind, message)
         openai_type, code = anthropic.openai_error_type_for(kind)
         return encode_sse(error_body(message, openai_type, code))
@@ -355,10 +352,10 @@ class OpenAIToAnthropic(_Translator):
         out = b""
         call = self._calls.get(key)
         if call is None:
-            call_id, name = _text(fragment.get("id")), _text(_get(function, "name"))
+            call_id, name = _text(fragment.get("id")), _text(get(function, "name"))
             call = self._calls[key] = _Call(anthropic.clean_id(call_id), self._names.original(name))
             out = self._begin(key, call)
-        arguments = _text(_get(function, "arguments"))
+        arguments = _text(get(function, "arguments"))
         return out + self._arguments(key, call, arguments) if arguments else out
 
     def _begin(self, key: int, call: _Call) -> bytes:
@@ -389,11 +386,11 @@ class OpenAIToAnthropic(_Translator):
         return anthropic.anthropic_event("content_block_delta", {"index": index, "delta": delta})
 
     def _on_error(self, error: object) -> bytes:
-        code = _get(error, "code")
+        code = get(error, "code")
         kind = anthropic.anthropic_type_for_openai(
-            _text(_get(error, "type")) or None, _text(code) or None
+            _text(get(error, "type")) or None, _text(code) or None
         )
-        message = _text(_get(error, "message")) if isinstance(error, dict) else _text(error)
+        message = _text(get(error, "message")) if isinstance(error, dict) else _text(error)
         message = message or "upstream error"
         self._error = (kind, message)
         self._done = True

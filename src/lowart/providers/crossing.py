@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import msgspec
 
 from lowart.errors import UpstreamError
-from lowart.formats.anthropic import ToolNames
+from lowart.formats.anthropic_tools import ToolNames
 from lowart.formats.ids import ANTHROPIC, OPENAI
 from lowart.formats.openai import Usage
 from lowart.formats.sse import SSEEvent, SSEParser
