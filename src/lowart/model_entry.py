@@ -1,11 +1,16 @@
 """What a request can be routed to, read on the hot path: a model as the directory holds it
-(vendor, upstream, timeouts, the kinds of operation its vendor serves)."""
+(vendor, upstream, timeouts, how the vendor is reached, the kinds of operation its vendor
+serves)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote, urlencode
+
+from lowart.errors import InvalidRequest
 
 DEFAULT_CONNECT_S = 10.0
 DEFAULT_IDLE_S = 120.0
@@ -32,6 +37,18 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class Access:
+    """How an OpenAI-compatible vendor is reached (``params.auth_header`` and ``params.query``,
+    docs/api.md "OpenAI-compatible vendors"), worked out once when the directory loads the model."""
+
+    auth_header: str | None = None  # carries the key as it is; None: ``Authorization: Bearer``
+    query: str = ""  # appended to every URL: "" or "?api-version=2024-10-21"
+
+
+DEFAULT_ACCESS = Access()
+
+
+@dataclass(frozen=True, slots=True)
 class ModelEntry:
     """A routable model with its vendor key already decrypted."""
 
@@ -45,6 +62,7 @@ class ModelEntry:
     enabled: bool
     created: int = 0  # Unix seconds
     operations: frozenset[OperationKind] = CHAT_ONLY  # what its vendor serves
+    access: Access = DEFAULT_ACCESS
 
 
 def _seconds(value: object, default: float) -> float:
@@ -64,3 +82,65 @@ def timeouts_of(params: dict[str, Any], total: float) -> Timeouts:
         idle=min(_seconds(spec.get("idle"), DEFAULT_IDLE_S), total),
         total=total,
     )
+
+
+ACCESS_PARAMS = ("auth_header", "query")
+MAX_QUERY_PARAMS = 16
+MAX_QUERY_CHARS = 256  # a query parameter's name or value
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+_GATEWAY_OWNED = frozenset(
+    {  # hop-by-hop headers and those the gateway's HTTP client writes itself
+        "host", "content-length", "content-type", "content-encoding", "transfer-encoding",
+        "connection", "keep-alive", "proxy-authorization", "proxy-authenticate", "proxy-connection",
+        "te", "trailer", "upgrade", "expect", "accept", "accept-encoding", "cookie",
+    }
+)  # fmt: skip
+
+
+def _auth_header(value: object) -> str | None:
+    if value is None:
+        return None
+    name = value.lower() if isinstance(value, str) else ""
+    if not _TOKEN.fullmatch(name) or name in _GATEWAY_OWNED:
+        raise InvalidRequest(
+            "params.auth_header must be an HTTP header name (up to 64 characters) that the "
+            "gateway does not write itself, such as api-key.",
+            param="params.auth_header",
+        )
+    return None if name == "authorization" else name
+
+
+def _query_text(value: object) -> str | None:
+    """A query parameter's name or value as sent, or None when it cannot be one."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value) if isinstance(value, str | int | float) else None
+    if text is None or not 0 < len(text) <= MAX_QUERY_CHARS:
+        return None
+    return None if any(c in text for c in "\r\n\0") else text
+
+
+def _query(value: object) -> str:
+    if value is None:
+        return ""
+    pairs: list[tuple[str, str]] = []
+    for name, item in value.items() if isinstance(value, dict) else [(None, None)]:
+        key, text = _query_text(name), _query_text(item)
+        if key is None or text is None or len(pairs) == MAX_QUERY_PARAMS:
+            raise InvalidRequest(
+                f"params.query must be an object of at most {MAX_QUERY_PARAMS} query parameters, "
+                f"each name and value a string, number or boolean of 1 to {MAX_QUERY_CHARS} "
+                "characters with no line breaks or NUL.",
+                param="params.query",
+            )
+        pairs.append((key, text))
+    return "?" + urlencode(pairs, quote_via=quote) if pairs else ""
+
+
+def access_of(params: dict[str, Any]) -> Access:
+    """``params.auth_header`` and ``params.query`` checked and prepared (InvalidRequest, its
+    ``param`` naming the one at fault, when either cannot be sent)."""
+    auth_header, query = _auth_header(params.get("auth_header")), _query(params.get("query"))
+    if auth_header is None and not query:
+        return DEFAULT_ACCESS
+    return Access(auth_header=auth_header, query=query)

@@ -3,7 +3,8 @@ gateway, then searched for (whole, and every 8-character piece) in everything th
 its logs, ``/metrics``, the database file and its dump, and every response it sent.
 
 Planted: the master key, the admin key, a user's key, a vendor key (also echoed back by an
-upstream 401, as OpenAI does), an MCP server's env secret and header, and keys presented in
+upstream 401, as OpenAI does; sent as a bearer token, in ``x-api-key`` and in Azure's
+``api-key``), an MCP server's env secret and header, and keys presented in
 ``Authorization``, ``x-api-key`` and ``?key=``. Expected hits: 0, except a new key in the one
 response that creates it. The vendor key goes down every vendor path with forced errors: an
 upstream 401 (OpenAI, Anthropic, ComfyUI), a refused connection, a TLS handshake that fails, and
@@ -46,13 +47,16 @@ class EchoingUpstream(FakeUpstream):
     def __init__(self) -> None:
         super().__init__()
         self.refused = 0
+        self.api_key_refused = 0
 
     async def _http(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
     ) -> None:
         await read_body(receive)
         self.refused += 1
-        key = headers.get("authorization", "").removeprefix("Bearer ") or headers.get("x-api-key")
+        self.api_key_refused += "api-key" in headers
+        key = headers.get("authorization", "").removeprefix("Bearer ")
+        key = key or headers.get("x-api-key") or headers.get("api-key")
         body = {
             "error": {
                 "message": f"Incorrect API key provided: {key}.",
@@ -97,6 +101,7 @@ def _vendor_models(openai_url: str, echoing_url: str) -> list[tuple[str, str, st
     return [
         ("gpt-ok", "OpenAI", openai_url),
         ("gpt-refused", "OpenAI", echoing_url),
+        ("gpt-azure-refused", "OpenAI", echoing_url),  # the key in api-key, as Azure takes it
         ("claude-refused", "Anthropic", echoing_root),
         ("gpt-unreachable", "OpenAI", f"http://127.0.0.1:{_closed_port()}/v1"),
         ("gpt-tls", "OpenAI", openai_url.replace("http://", "https://")),
@@ -105,6 +110,13 @@ def _vendor_models(openai_url: str, echoing_url: str) -> list[tuple[str, str, st
 
 
 WORKFLOW = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
+AZURE = {"auth_header": "api-key", "query": {"api-version": "2024-10-21"}}
+
+
+def _params(model_id: str, vendor_type: str) -> dict[str, object]:
+    if vendor_type == "ComfyUI":
+        return {"workflow": WORKFLOW}
+    return AZURE if "azure" in model_id else {}
 
 
 def _pieces(secret: str) -> set[str]:
@@ -141,7 +153,7 @@ def test_no_canary_leaves_the_gateway(
                     "base_url": base_url,
                     "api_key": vendor,
                     "upstream_model": "ok",
-                    "params": {"workflow": WORKFLOW} if vendor_type == "ComfyUI" else {},
+                    "params": _params(model_id, vendor_type),
                 }
                 added = traffic.keep(root.post("/admin/models", json=body))
                 assert added.status_code == 201, added.text
@@ -232,5 +244,6 @@ def test_no_canary_leaves_the_gateway(
                 hits[f"{name} in {place}"] = found
     assert len(traffic.responses) >= 25
     assert echoing[0].refused >= 3  # the vendor key really came back to the gateway
+    assert echoing[0].api_key_refused >= 1  # and so did the one sent in api-key
     assert user_key in traffic.responses[0][0]  # the one place a new key may appear
     assert not hits, hits

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from lowart.model_entry import ModelEntry, OperationKind, timeouts_of
+from lowart.errors import InvalidRequest
+from lowart.model_entry import ModelEntry, OperationKind, access_of, timeouts_of
 from lowart.principal import Principal
 from lowart.security.keys import digests_match, hash_key
 from lowart.security.secretbox import SecretDecryptError
@@ -45,6 +46,11 @@ def _entry(row: ModelRow, decrypt: Decrypt, vendors: Vendors) -> ModelEntry | No
     except SecretDecryptError:
         log.error("model_api_key_undecryptable", model_id=row.model_id)
         return None
+    try:
+        access = access_of(row.params)  # checked on registration; a row edited by hand may fail
+    except InvalidRequest as exc:
+        log.error("model_params_invalid", model_id=row.model_id, param=exc.param)
+        return None
     return ModelEntry(
         model_id=row.model_id,
         vendor=vendor,
@@ -56,6 +62,7 @@ def _entry(row: ModelRow, decrypt: Decrypt, vendors: Vendors) -> ModelEntry | No
         enabled=row.enabled,
         created=int(row.created_at.replace(tzinfo=dt.UTC).timestamp()) if row.created_at else 0,
         operations=operations,
+        access=access,
     )
 
 

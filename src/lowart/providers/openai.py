@@ -48,9 +48,13 @@ def upstream_body(model: ModelEntry, request: ChatRequest) -> bytes:
 
 
 def upstream_headers(model: ModelEntry) -> dict[str, str]:
+    """The request headers: the key as a bearer token, or as it is in ``params.auth_header``."""
     headers = {"content-type": "application/json", "accept": "application/json"}
     if model.api_key:
-        headers["authorization"] = f"Bearer {model.api_key}"
+        if model.access.auth_header is None:
+            headers["authorization"] = f"Bearer {model.api_key}"
+        else:
+            headers[model.access.auth_header] = model.api_key
     return headers
 
 
@@ -139,7 +143,8 @@ class OpenAIStream:
 
 
 class OpenAIProvider:
-    """Chat Completions against any OpenAI-compatible ``base_url`` (which includes ``/v1``)."""
+    """Chat Completions against any OpenAI-compatible ``base_url`` (which includes ``/v1``); a
+    model's ``access`` (``params.auth_header``, ``params.query``) is prepared by the directory."""
 
     native = OPENAI
 
@@ -147,7 +152,7 @@ class OpenAIProvider:
         self._transport = transport
 
     async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
-        url = f"{model.base_url}/chat/completions"
+        url = f"{model.base_url}/chat/completions{model.access.query}"
         status, headers, body = await self._transport.fetch(
             url, upstream_headers(model), upstream_body(model, request), model
         )
@@ -161,7 +166,7 @@ class OpenAIProvider:
         return Completion(body=body, usage=usage)
 
     async def open_stream(self, model: ModelEntry, request: ChatRequest) -> OpenAIStream:
-        url = f"{model.base_url}/chat/completions"
+        url = f"{model.base_url}/chat/completions{model.access.query}"
         response = await self._transport.post(
             url, upstream_headers(model), upstream_body(model, request), model
         )
@@ -173,4 +178,5 @@ VENDOR = Vendor(
     name="OpenAI",
     native=OpenAIProvider.native,
     build=lambda parts: OpenAIProvider(parts.transport),
+    access=True,
 )

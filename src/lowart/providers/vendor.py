@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from lowart.errors import InvalidRequest
-from lowart.model_entry import CHAT_ONLY, OperationKind
+from lowart.model_entry import ACCESS_PARAMS, CHAT_ONLY, OperationKind, access_of
 from lowart.providers.base import Provider
 from lowart.providers.http import Transport
 from lowart.security.connect_guard import vet_url
@@ -62,6 +62,7 @@ class Vendor:
     base_url: BaseUrl = BaseUrl()
     params: tuple[RequiredParam, ...] = ()
     starter_model: str | None = None  # a model of this vendor that first run registers
+    access: bool = False  # whether a model's params may set auth_header and query (OpenAI's)
 
     @property
     def key(self) -> str:
@@ -82,7 +83,15 @@ class Vendor:
         return base_url.rstrip("/")
 
     def check_params(self, params: object) -> None:
-        """Refuse ``params`` without a key this vendor needs: every call on it would fail."""
+        """Refuse ``params`` without a key this vendor needs (every call on it would fail), and
+        ``auth_header`` or ``query`` that cannot be sent or that this vendor would not use."""
+        if isinstance(params, dict) and self.access:
+            access_of(params)
+        elif isinstance(params, dict) and (unused := [k for k in ACCESS_PARAMS if k in params]):
+            raise InvalidRequest(
+                f"params.{unused[0]} applies to OpenAI-compatible models only.",
+                param=f"params.{unused[0]}",
+            )
         for needed in self.params:
             value = params.get(needed.name) if isinstance(params, dict) else None
             if not isinstance(value, dict) or not value:

@@ -1,7 +1,8 @@
 """A fake OpenAI-compatible upstream, a raw ASGI app whose behaviour is chosen by the model name.
 
 Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /v1/models/{id}`` (each also
-without ``/v1``); others get a 404 error body. Responses carry ``x-request-id``; their ``model``
+without ``/v1``, and chat also as Azure's ``/openai/deployments/<name>/chat/completions``); others
+get a 404 error body. Responses carry ``x-request-id``; their ``model``
 is the requested one plus ``-2024-01-01``, as a vendor reports its dated snapshot. The requested
 ``model`` (the gateway's ``upstream_model``) is split on ``:`` into options; unknown parts, such
 as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` combine freely:
@@ -33,17 +34,21 @@ as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` c
 - ``nousage``: no usage in a body or a stream. ``usage-<prompt>-<completion>``: report these
   counts instead, where ``m`` marks a negative (``usage-m5-10``).
 - ``echo_headers``: the answer is the JSON object of the request headers (lowercased names).
+- ``azure``: as Azure OpenAI, a 401 unless the ``api-key`` header is ``azure_key`` (an attribute,
+  ``"azure-fake-key"`` at first), then a 404 unless the query has ``api-version``.
 
-On a ``FakeOpenAI``, ``calls`` records each chat request, ``requests`` counts HTTP requests and
-``disconnects`` counts streams the client left early.
+On a ``FakeOpenAI``, ``calls`` records each chat request (with its raw query string),
+``requests`` counts HTTP requests and ``disconnects`` counts streams the client left early.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import NotRequired, TypedDict
+from urllib.parse import parse_qs
 
 import msgspec
 from starlette.types import Receive, Scope, Send
@@ -55,6 +60,7 @@ from lowart.testing.asgi import FakeUpstream, Headers, option_number, read_body,
 MODEL_SUFFIX = "-2024-01-01"
 CREATED = 1735689600
 MODEL_IDS = ("ok", "tools", "nousage", "echo_headers")
+_AZURE_DEPLOYMENT = re.compile(r"^/openai/deployments/[^/]+")
 
 _ToolCall = tuple[str, str, str]  # id, function name, arguments
 _ERRORS: dict[int, tuple[str, str, str | None, str]] = {
@@ -73,6 +79,7 @@ class FakeCall(TypedDict):
     stream: bool
     headers: dict[str, str]
     body: dict[str, object]
+    query: NotRequired[str]  # the raw query string (the fake OpenAI's calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +98,7 @@ class Behaviour:
     redirect: int | None = None
     big_kib: int = 0
     chunked: bool = False
+    azure: bool = False
 
 
 def parse_behaviour(model: str) -> Behaviour:
@@ -117,6 +125,7 @@ def parse_behaviour(model: str) -> Behaviour:
         redirect=redirect if redirect is not None and 300 <= redirect <= 399 else None,
         big_kib=max(option_number(found.get("big")) or 0, 0),
         chunked="chunked" in found,
+        azure="azure" in found,
     )
 
 
@@ -277,13 +286,14 @@ class FakeOpenAI(FakeUpstream):
         self.calls: list[FakeCall] = []
         self.released = threading.Event()  # what ``held`` requests wait for
         self.released.set()
+        self.azure_key = "azure-fake-key"  # the ``api-key`` an ``azure`` model requires
 
     async def _http(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
     ) -> None:
-        path: str = scope["path"].removeprefix("/v1")
+        path: str = _AZURE_DEPLOYMENT.sub("", scope["path"].removeprefix("/v1"))
         if scope["method"] == "POST" and path == "/chat/completions":
-            await self._chat(receive, send, headers)
+            await self._chat(receive, send, headers, scope["query_string"].decode("latin-1"))
         elif scope["method"] == "GET" and path == "/models":
             models = [_model(model_id) for model_id in MODEL_IDS]
             await send_json(send, 200, msgspec.json.encode({"object": "list", "data": models}))
@@ -293,7 +303,9 @@ class FakeOpenAI(FakeUpstream):
             body = error_body(f"no route {scope['method']} {path}", "invalid_request_error", None)
             await send_json(send, 404, body)
 
-    async def _chat(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+    async def _chat(
+        self, receive: Receive, send: Send, headers: dict[str, str], query: str
+    ) -> None:
         try:
             body = msgspec.json.decode(await read_body(receive), type=dict[str, object])
             request = msgspec.convert(body, _Request)
@@ -301,14 +313,13 @@ class FakeOpenAI(FakeUpstream):
             await send_json(send, 400, error_body(str(exc), "invalid_request_error", None))
             return
         stream = bool(request.stream)
-        self.calls.append(FakeCall(model=request.model, stream=stream, headers=headers, body=body))
+        call = FakeCall(model=request.model, stream=stream, headers=headers, body=body, query=query)
+        self.calls.append(call)
         behaviour = parse_behaviour(request.model)
-        if behaviour.held:
-            await asyncio.to_thread(self.released.wait)
-        if behaviour.slow_ms:
-            await asyncio.sleep(behaviour.slow_ms / 1000)
-        if behaviour.error is not None:
-            await send_json(send, behaviour.error, *_error(behaviour.error))
+        await self._wait(behaviour)
+        refused = self._azure_refusal(headers, query) if behaviour.azure else None
+        if (status := refused or behaviour.error) is not None:
+            await send_json(send, status, *_error(status))
             return
         answer = _answer(request, behaviour, headers)
         completion_id, model = f"chatcmpl-fake{len(self.calls)}", request.model + MODEL_SUFFIX
@@ -319,6 +330,19 @@ class FakeOpenAI(FakeUpstream):
         events = _stream_events(completion_id, model, answer, include_usage, behaviour.cut)
         delay = behaviour.chunk_delay_ms / 1000
         await self._stream(receive, send, events, delay, behaviour.cut is None)
+
+    async def _wait(self, behaviour: Behaviour) -> None:
+        """Hold or slow the answer as the model name asks."""
+        if behaviour.held:
+            await asyncio.to_thread(self.released.wait)
+        if behaviour.slow_ms:
+            await asyncio.sleep(behaviour.slow_ms / 1000)
+
+    def _azure_refusal(self, headers: dict[str, str], query: str) -> int | None:
+        """Azure's status for a request without its key (401) or its ``api-version`` (404)."""
+        if headers.get("api-key") != self.azure_key:
+            return 401
+        return None if parse_qs(query).get("api-version") else 404
 
 
 async def _send_whole(send: Send, behaviour: Behaviour, body: bytes) -> None:
