@@ -22,7 +22,7 @@ from lowart.api.jobs import JobRoutes
 from lowart.api.middleware import ROUTE_KEY, AuthMiddleware, EdgeMiddleware
 from lowart.api.models import Models
 from lowart.api.openapi import openapi_document
-from lowart.api.operations import OPERATIONS
+from lowart.api.operations import EMBEDDING, OPERATIONS
 from lowart.api.ops import Ops
 from lowart.api.relay import OperationEndpoint
 from lowart.api.routing import not_found, served_before
@@ -169,8 +169,12 @@ def build_stack(services: Services) -> ASGIApp:
         *ConfirmRoutes(services.confirmations).routes(),
         *Console().routes(),
     ]
+    caps = {EMBEDDING.name: services.settings.edge.embeddings_max_body_bytes}
     fast_paths: dict[tuple[str, str], tuple[str, ASGIApp]] = {
-        ("POST", path): (path, OperationEndpoint(services.pipeline, op, write_timeout))
+        ("POST", path): (
+            path,
+            OperationEndpoint(services.pipeline, op, write_timeout, caps.get(op.name)),
+        )
         for path, op in OPERATIONS
     }
     routes += [served_before(path, method) for method, path in fast_paths]

@@ -21,6 +21,7 @@ class OperationKind(StrEnum):
 
     CHAT = "chat"
     IMAGES = "images"
+    EMBEDDINGS = "embeddings"
 
 
 CHAT_ONLY = frozenset({OperationKind.CHAT})

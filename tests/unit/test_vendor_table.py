@@ -22,7 +22,8 @@ def test_vendors_are_found_whatever_the_case_and_unknown_ones_are_refused() -> N
 def test_what_each_vendor_serves_comes_from_its_declaration() -> None:
     served = VendorTable().operations()
     assert served["comfyui"] == {OperationKind.CHAT, OperationKind.IMAGES}
-    assert served["openai"] == served["anthropic"] == served["mock"] == {OperationKind.CHAT}
+    assert served["openai"] == served["mock"] == {OperationKind.CHAT, OperationKind.EMBEDDINGS}
+    assert served["anthropic"] == {OperationKind.CHAT}
 
 
 def test_a_vendor_declared_twice_is_refused() -> None:

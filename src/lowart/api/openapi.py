@@ -123,6 +123,13 @@ def _user_paths() -> dict[str, Any]:
                 errors=(400, 401, 403, 404, 413, 429, 502, 504),
             )
         },
+        "/v1/embeddings": {
+            "post": _op(
+                "Embeddings (OpenAI format), whole answers only",
+                body="EmbeddingsRequest",
+                errors=(400, 401, 403, 404, 413, 429, 502, 503, 504),
+            )
+        },
         "/v1/jobs": {
             "get": _op("The caller's jobs, newest first", ok={200: "JobList"}),
             "parameters": _query("limit", "after"),

@@ -170,6 +170,32 @@ IMAGES_REQUEST: Schema = {
         "async": {"type": "boolean"},
     },
 }
+_TOKENS: Schema = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}
+EMBEDDINGS_REQUEST: Schema = {
+    "type": "object",
+    "required": ["model", "input"],
+    "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "input": {
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 2048,
+                    "items": {"type": "string", "minLength": 1},
+                },
+                _TOKENS,
+                {"type": "array", "minItems": 1, "maxItems": 2048, "items": _TOKENS},
+            ]
+        },
+        "dimensions": _nullable({"type": "integer", "minimum": 1, "maximum": 16384}),
+        "encoding_format": {"enum": ["float", "base64"]},
+        "user": {"type": "string"},
+    },
+    "examples": [{"model": "mock", "input": "Hello!"}],
+}
 
 ASYNC_STARTED: Schema = {
     "type": "object",
@@ -294,6 +320,7 @@ COMPONENTS: dict[str, Schema] = {
     "MessagesRequest": MESSAGES_REQUEST,
     "CountTokensRequest": COUNT_TOKENS_REQUEST,
     "ImagesRequest": IMAGES_REQUEST,
+    "EmbeddingsRequest": EMBEDDINGS_REQUEST,
     "AsyncStarted": ASYNC_STARTED,
     "Job": JOB,
     "JobList": JOB_LIST,

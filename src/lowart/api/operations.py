@@ -9,9 +9,10 @@ from typing import Any
 
 from lowart.api.anthropic import PASSED_HEADERS
 from lowart.api.chat import chat_fields, messages_fields
+from lowart.api.embeddings import embedding_fields
 from lowart.api.images import image_fields
 from lowart.formats.anthropic_events import message_events
-from lowart.formats.ids import ANTHROPIC, IMAGES, OPENAI
+from lowart.formats.ids import ANTHROPIC, EMBEDDINGS, IMAGES, OPENAI
 from lowart.formats.openai import completion_chunks
 from lowart.jobs.service import IMAGES as IMAGE_JOB
 from lowart.model_entry import OperationKind
@@ -33,9 +34,13 @@ MESSAGES = Operation(
 IMAGE_GENERATION = Operation(
     "images", IMAGES, image_fields, None, job_kind=IMAGE_JOB, kind=OperationKind.IMAGES, tools=False
 )
+EMBEDDING = Operation(
+    "embeddings", EMBEDDINGS, embedding_fields, None, kind=OperationKind.EMBEDDINGS, tools=False
+)
 
 OPERATIONS: tuple[tuple[str, Operation], ...] = (
     ("/v1/chat/completions", CHAT),
     ("/v1/messages", MESSAGES),
     ("/v1/images/generations", IMAGE_GENERATION),
+    ("/v1/embeddings", EMBEDDING),
 )

@@ -41,15 +41,22 @@ class OperationEndpoint:
     """A raw ASGI endpoint for one operation (``/v1/chat/completions``, ``/v1/messages``,
     ``/v1/images/generations``)."""
 
-    def __init__(self, pipeline: Pipeline, op: Operation, write_timeout: WriteTimeout) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        op: Operation,
+        write_timeout: WriteTimeout,
+        max_body: int | None = None,
+    ) -> None:
         self._pipeline = pipeline
         self._op = op
         self._write_timeout = write_timeout
+        self._max_body = max_body  # the operation's own cap (MAX_BODY_BYTES applies too)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         op = self._op
         principal = principal_of(scope)
-        raw = await read_body(scope, receive)
+        raw = await read_body(scope, receive, self._max_body)
         body = parse_object(raw)
         fields = op.parse(body)
         outcome = await self._pipeline.serve(

@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from lowart.dispatch.attempt import Attempt
+from lowart.formats.embeddings import input_texts, input_token_ids
 from lowart.formats.openai import Usage, prompt_text
 from lowart.limits.base import QuotaLedger
 from lowart.usage.estimate import Tokenizer, admission_estimate
@@ -20,6 +21,11 @@ from lowart.usage.recorder import UsageRecorder
 log = structlog.get_logger()
 
 NO_USAGE = Usage(0, 0)
+
+
+def _prompt(body: dict[str, Any]) -> str:
+    """The text a request sends: a chat's messages and tools, or an embedding's text inputs."""
+    return prompt_text(body) + input_texts(body)  # one of them is empty
 
 
 class Billing:
@@ -94,7 +100,7 @@ class Billing:
 
         def count() -> Usage:
             return Usage(
-                prompt_tokens=self._tokenizer.count(prompt_text(body)),
+                prompt_tokens=self._tokenizer.count(_prompt(body)) + input_token_ids(body),
                 completion_tokens=self._tokenizer.count(completion()),
             )
 
@@ -103,7 +109,7 @@ class Billing:
         except Exception:  # billing must not be lost to the estimator: bill the byte bound
             log.exception("usage_estimate_failed", request_id=attempt.request.request_id)
             return Usage(
-                admission_estimate(len(prompt_text(body).encode())),
+                admission_estimate(len(_prompt(body).encode())),
                 admission_estimate(len(completion().encode())),
             )
 

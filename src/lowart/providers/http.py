@@ -85,7 +85,7 @@ async def read_capped(response: aiohttp.ClientResponse, max_bytes: int, model_id
     kind = UpstreamAnswerBroken if 200 <= response.status < 300 else UpstreamError
     error = kind(
         f"The upstream for '{model_id}' sent an answer larger than {max_bytes} bytes "
-        "(UPSTREAM_MAX_BODY_BYTES)."
+        "(UPSTREAM_MAX_BODY_BYTES; EMBEDDINGS_MAX_ANSWER_BYTES for embeddings)."
     )
     error.upstream_status = response.status
     raise error

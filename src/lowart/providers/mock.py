@@ -8,7 +8,10 @@
 - ``usage``: ``{"prompt_tokens": n, "completion_tokens": m}`` to report; by default the prompt's and
   the answer's word counts;
 - ``tool_call``: ``{"name": …, "arguments": {…}}`` makes the answer that tool call; once the last
-  message is a tool result, the answer is ``"Tool said: <that result>"``.
+  message is a tool result, the answer is ``"Tool said: <that result>"``;
+- ``embedding_dimensions``: the length of its embeddings when the request gives no
+  ``dimensions`` (default 8): unit vectors derived from each input's hash; their
+  ``prompt_tokens`` are ``usage.prompt_tokens``, else the inputs' words plus token ids.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from typing import Any
 
 import msgspec
 
-from lowart.formats.ids import OPENAI
+from lowart.formats import embeddings
+from lowart.formats.ids import EMBEDDINGS, OPENAI
 from lowart.formats.openai import Usage, last_user_text, prompt_text
 from lowart.formats.sse import DONE, encode_event
-from lowart.model_entry import ModelEntry
+from lowart.model_entry import ModelEntry, OperationKind
 from lowart.providers.base import ChatRequest, Completion
 from lowart.providers.vendor import BaseUrl, Vendor
 
@@ -94,6 +98,18 @@ def _usage_dict(usage: Usage) -> dict[str, int]:
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
     }
+
+
+def _embeddings(model: ModelEntry, body: dict[str, Any]) -> Completion:
+    """Unit vectors of the requested ``dimensions`` (else ``params.embedding_dimensions``)."""
+    params = model.params
+    dimensions = _int(body.get("dimensions"), _int(params.get("embedding_dimensions"), 8)) or 8
+    usage = params.get("usage") if isinstance(params.get("usage"), dict) else {}
+    assert isinstance(usage, dict)
+    counted = len(embeddings.input_texts(body).split()) + embeddings.input_token_ids(body)
+    prompt = _int(usage.get("prompt_tokens"), counted or 1)
+    answer = embeddings.mock_answer(body, model.upstream_model, dimensions, prompt)
+    return Completion(body=answer, usage=Usage(prompt, 0))
 
 
 class MockStream:
@@ -180,6 +196,8 @@ class MockProvider:
 
     async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
         await self._wait(model)
+        if request.fmt == EMBEDDINGS:
+            return _embeddings(model, request.body)
         answer = MockAnswer(model.params, request.body)
         message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
         finish = "stop"
@@ -208,6 +226,7 @@ VENDOR = Vendor(
     name="Mock",
     native=MockProvider.native,
     build=lambda _parts: MockProvider(),
+    operations=frozenset({OperationKind.CHAT, OperationKind.EMBEDDINGS}),
     base_url=BaseUrl(required=False),  # in process: no upstream
     starter_model="mock",  # first run registers a ``mock`` model, to try the gateway with
 )

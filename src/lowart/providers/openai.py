@@ -15,7 +15,8 @@ from typing import Any
 import msgspec
 
 from lowart.errors import UpstreamAnswerBroken, UpstreamError
-from lowart.formats.ids import OPENAI
+from lowart.formats import embeddings
+from lowart.formats.ids import EMBEDDINGS, OPENAI
 from lowart.formats.openai import (
     Usage,
     carries_usage,
@@ -25,7 +26,7 @@ from lowart.formats.openai import (
 )
 from lowart.formats.request_fields import OPENAI_CHAT_FIELDS
 from lowart.formats.sse import DONE, SSEParser, encode_event
-from lowart.model_entry import ModelEntry
+from lowart.model_entry import ModelEntry, OperationKind
 from lowart.providers.base import ChatRequest, Completion
 from lowart.providers.http import Transport, UpstreamResponse
 from lowart.providers.statuses import UpstreamFailure, check_status
@@ -148,10 +149,13 @@ class OpenAIProvider:
 
     native = OPENAI
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, embeddings_max_answer: int) -> None:
         self._transport = transport
+        self._embeddings_max_answer = embeddings_max_answer
 
     async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
+        if request.fmt == EMBEDDINGS:
+            return await self._embed(model, request)
         url = f"{model.base_url}/chat/completions{model.access.query}"
         status, headers, body = await self._transport.fetch(
             url, upstream_headers(model), upstream_body(model, request), model
@@ -159,6 +163,26 @@ class OpenAIProvider:
         check_status(model.model_id, status, headers, body, failure_of)
         try:
             usage = completion_usage(body)
+        except ValueError as exc:
+            raise UpstreamAnswerBroken(
+                f"The upstream for '{model.model_id}' sent a broken answer."
+            ) from exc
+        return Completion(body=body, usage=usage)
+
+    async def _embed(self, model: ModelEntry, request: ChatRequest) -> Completion:
+        """``POST /embeddings``: the answer in the encoding the caller asked for, whatever the
+        upstream sent (docs/api.md, "Embeddings"); its size capped on its own."""
+        status, headers, body = await self._transport.fetch(
+            f"{model.base_url}/embeddings{model.access.query}",
+            upstream_headers(model),
+            embeddings.upstream_body(request.body, model.upstream_model),
+            model,
+            max_bytes=self._embeddings_max_answer,
+        )
+        check_status(model.model_id, status, headers, body, failure_of)
+        try:
+            usage = embeddings.answer_usage(body)
+            body = embeddings.in_encoding(body, embeddings.wants_base64(request.body))
         except ValueError as exc:
             raise UpstreamAnswerBroken(
                 f"The upstream for '{model.model_id}' sent a broken answer."
@@ -177,6 +201,7 @@ class OpenAIProvider:
 VENDOR = Vendor(
     name="OpenAI",
     native=OpenAIProvider.native,
-    build=lambda parts: OpenAIProvider(parts.transport),
+    build=lambda parts: OpenAIProvider(parts.transport, parts.embeddings_max_answer),
+    operations=frozenset({OperationKind.CHAT, OperationKind.EMBEDDINGS}),
     access=True,
 )

@@ -31,6 +31,7 @@ class ProviderParts:
     session: aiohttp.ClientSession  # the shared, SSRF-guarded upstream session
     files: FileStore  # where generated outputs are stored
     signer: UrlSigner  # signs the URLs of stored outputs
+    embeddings_max_answer: int  # EMBEDDINGS_MAX_ANSWER_BYTES: an embeddings answer read whole
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,7 +168,13 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
         rate_limiter=core.limits.rate_limiter,
         quota=quota,
         providers=vendors.providers(
-            ProviderParts(Transport(session, core.watchdog, max_body), session, files, signer)
+            ProviderParts(
+                Transport(session, core.watchdog, max_body),
+                session,
+                files,
+                signer,
+                settings.upstream.embeddings_max_answer_bytes,
+            )
         ),
         recorder=core.recorder,
         billing=Billing(quota=quota, recorder=core.recorder, tokenizer=tokenizer),

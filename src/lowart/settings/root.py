@@ -134,6 +134,8 @@ class Settings:
             "HEADER_TIMEOUT_S": self.server.header_timeout_s,
             "BODY_TIMEOUT_S": self.server.body_timeout_s,
             "UPSTREAM_MAX_BODY_BYTES": self.upstream.max_body_bytes,
+            "EMBEDDINGS_MAX_BODY_BYTES": self.edge.embeddings_max_body_bytes,
+            "EMBEDDINGS_MAX_ANSWER_BYTES": self.upstream.embeddings_max_answer_bytes,
             "IDEMPOTENCY_TTL_S": self.idempotency.ttl_s,
             "IDEMPOTENCY_LEASE_S": self.idempotency.lease_s,
             "IDEMPOTENCY_SWEEP_S": self.idempotency.sweep_s,

@@ -85,6 +85,13 @@ class EdgeSettings:
         "larger `/v1/messages/count_tokens` bodies get 413 (counting is free, so its bodies are "
         "kept small)",
     )
+    embeddings_max_body_bytes: int = setting(
+        "EMBEDDINGS_MAX_BODY_BYTES",
+        16 * MIB,
+        integer,
+        "larger `/v1/embeddings` bodies get 413 (`MAX_BODY_BYTES` applies too, if smaller): "
+        "2,048 inputs of 8 KiB of text each fit",
+    )
     max_in_flight: int = setting(
         "MAX_IN_FLIGHT",
         0,

@@ -88,6 +88,14 @@ class UpstreamSettings:
         "read, ends the attempt with 502. Streams are relayed, not held, so it does not apply to "
         "them",
     )
+    embeddings_max_answer_bytes: int = setting(
+        "EMBEDDINGS_MAX_ANSWER_BYTES",
+        160 * MIB,
+        integer,
+        "the largest upstream `/v1/embeddings` answer read whole (instead of "
+        "`UPSTREAM_MAX_BODY_BYTES`): 2,048 vectors of 3,072 floats as JSON fit; a larger one "
+        "ends the attempt with 502",
+    )
     allow_private: bool = setting(
         "UPSTREAM_ALLOW_PRIVATE",
         True,

@@ -1,8 +1,9 @@
 """A fake OpenAI-compatible upstream, a raw ASGI app whose behaviour is chosen by the model name.
 
-Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /v1/models/{id}`` (each also
-without ``/v1``, and chat also as Azure's ``/openai/deployments/<name>/chat/completions``); others
-get a 404 error body. Responses carry ``x-request-id``; their ``model``
+Routes: ``POST /v1/chat/completions``, ``POST /v1/embeddings`` (``openai_embeddings.py``, with
+its own ``floats`` option), ``GET /v1/models``, ``GET /v1/models/{id}`` (each also without
+``/v1``, and chat also as Azure's ``/openai/deployments/<name>/chat/completions``); others get a
+404 error body. Responses carry ``x-request-id``; their ``model``
 is the requested one plus ``-2024-01-01``, as a vendor reports its dated snapshot. The requested
 ``model`` (the gateway's ``upstream_model``) is split on ``:`` into options; unknown parts, such
 as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` combine freely:
@@ -56,6 +57,7 @@ from starlette.types import Receive, Scope, Send
 from lowart.formats.openai import error_body
 from lowart.formats.sse import DONE, encode_event
 from lowart.testing.asgi import FakeUpstream, Headers, option_number, read_body, send_json
+from lowart.testing.openai_embeddings import embeddings_body
 
 MODEL_SUFFIX = "-2024-01-01"
 CREATED = 1735689600
@@ -99,6 +101,7 @@ class Behaviour:
     big_kib: int = 0
     chunked: bool = False
     azure: bool = False
+    floats: bool = False
 
 
 def parse_behaviour(model: str) -> Behaviour:
@@ -126,6 +129,7 @@ def parse_behaviour(model: str) -> Behaviour:
         big_kib=max(option_number(found.get("big")) or 0, 0),
         chunked="chunked" in found,
         azure="azure" in found,
+        floats="floats" in found,
     )
 
 
@@ -294,6 +298,8 @@ class FakeOpenAI(FakeUpstream):
         path: str = _AZURE_DEPLOYMENT.sub("", scope["path"].removeprefix("/v1"))
         if scope["method"] == "POST" and path == "/chat/completions":
             await self._chat(receive, send, headers, scope["query_string"].decode("latin-1"))
+        elif scope["method"] == "POST" and path == "/embeddings":
+            await self._embeddings(receive, send, headers)
         elif scope["method"] == "GET" and path == "/models":
             models = [_model(model_id) for model_id in MODEL_IDS]
             await send_json(send, 200, msgspec.json.encode({"object": "list", "data": models}))
@@ -343,6 +349,21 @@ class FakeOpenAI(FakeUpstream):
         if headers.get("api-key") != self.azure_key:
             return 401
         return None if parse_qs(query).get("api-version") else 404
+
+    async def _embeddings(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        body = msgspec.json.decode(await read_body(receive), type=dict[str, object])
+        model = str(body.get("model", ""))
+        self.calls.append(FakeCall(model=model, stream=False, headers=headers, body=body))
+        behaviour = parse_behaviour(model)
+        await self._wait(behaviour)
+        if behaviour.error is not None:
+            await send_json(send, behaviour.error, *_error(behaviour.error))
+            return
+        reported = behaviour.reported[0] if behaviour.reported else None
+        answer = embeddings_body(
+            body, model, floats=behaviour.floats, usage=behaviour.usage, reported=reported
+        )
+        await send_json(send, 200, answer)
 
 
 async def _send_whole(send: Send, behaviour: Behaviour, body: bytes) -> None:
