@@ -60,11 +60,11 @@ def test_encodings_dimensions_and_inputs_through_the_sdk(
     floats = client.embeddings.create(model="emb", input="hello world", encoding_format="float")
     vector = floats.data[0].embedding
     assert len(vector) == 16 and abs(_norm(vector) - 1) < 1e-6
-    assert fake.calls[-1]["body"]["encoding_format"] == "float"
+    assert fake.embedding_calls[-1]["body"]["encoding_format"] == "float"
     # The SDK's default asks for base64 and decodes it: from an upstream that ignores the
     # encoding and answers floats, the gateway encodes them as little-endian float32.
     default = client.embeddings.create(model="emb-floats", input="hello world")
-    assert fake.calls[-1]["body"]["encoding_format"] == "base64"
+    assert fake.embedding_calls[-1]["body"]["encoding_format"] == "base64"
     assert default.data[0].embedding == pytest.approx(vector, abs=1e-6)
     raw = client.embeddings.with_raw_response.create(
         model="emb-floats", input="hello world", encoding_format="base64"
@@ -76,7 +76,10 @@ def test_encodings_dimensions_and_inputs_through_the_sdk(
     listed = client.embeddings.create(model="emb", input=["a b", "c", "d e f"], dimensions=4)
     assert [len(item.embedding) for item in listed.data] == [4, 4, 4]
     assert [item.index for item in listed.data] == [0, 1, 2]
-    assert fake.calls[-1]["body"]["dimensions"] == 4 and fake.calls[-1]["model"] == "ok"
+    assert (
+        fake.embedding_calls[-1]["body"]["dimensions"] == 4
+        and fake.embedding_calls[-1]["model"] == "ok"
+    )
     tokens = client.embeddings.create(model="emb", input=[[1, 2, 3], [4, 5]])
     assert tokens.usage.prompt_tokens == 5 and len(tokens.data) == 2
     # Mock: unit vectors of params.embedding_dimensions, the same for the same input.

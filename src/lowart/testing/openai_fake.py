@@ -38,7 +38,8 @@ as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` c
 - ``azure``: as Azure OpenAI, a 401 unless the ``api-key`` header is ``azure_key`` (an attribute,
   ``"azure-fake-key"`` at first), then a 404 unless the query has ``api-version``.
 
-On a ``FakeOpenAI``, ``calls`` records each chat request (with its raw query string),
+On a ``FakeOpenAI``, ``calls`` records each chat request (with its raw query string) and
+``embedding_calls`` each embeddings request;
 ``requests`` counts HTTP requests and ``disconnects`` counts streams the client left early.
 """
 
@@ -287,7 +288,8 @@ class FakeOpenAI(FakeUpstream):
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[FakeCall] = []
+        self.calls: list[FakeCall] = []  # chat requests
+        self.embedding_calls: list[FakeCall] = []  # embeddings requests
         self.released = threading.Event()  # what ``held`` requests wait for
         self.released.set()
         self.azure_key = "azure-fake-key"  # the ``api-key`` an ``azure`` model requires
@@ -353,7 +355,7 @@ class FakeOpenAI(FakeUpstream):
     async def _embeddings(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         body = msgspec.json.decode(await read_body(receive), type=dict[str, object])
         model = str(body.get("model", ""))
-        self.calls.append(FakeCall(model=model, stream=False, headers=headers, body=body))
+        self.embedding_calls.append(FakeCall(model=model, stream=False, headers=headers, body=body))
         behaviour = parse_behaviour(model)
         await self._wait(behaviour)
         if behaviour.error is not None:
