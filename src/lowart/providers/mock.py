@@ -104,8 +104,9 @@ def _embeddings(model: ModelEntry, body: dict[str, Any]) -> Completion:
     """Unit vectors of the requested ``dimensions`` (else ``params.embedding_dimensions``)."""
     params = model.params
     dimensions = _int(body.get("dimensions"), _int(params.get("embedding_dimensions"), 8)) or 8
-    usage = params.get("usage") if isinstance(params.get("usage"), dict) else {}
-    assert isinstance(usage, dict)
+    usage = params.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
     counted = len(embeddings.input_texts(body).split()) + embeddings.input_token_ids(body)
     prompt = _int(usage.get("prompt_tokens"), counted or 1)
     answer = embeddings.mock_answer(body, model.upstream_model, dimensions, prompt)
