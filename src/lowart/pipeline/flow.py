@@ -4,12 +4,13 @@
 Authentication happened at the edge (``api/middleware.py``); the operation's parser has read the
 body. A request with ``"async": true`` is submitted as a job: its model is checked and the RPM
 window counts it now, and its quota is reserved when it runs (``JobExecutor``), so that each
-limit applies once (docs/api.md, "Jobs").
+limit applies once (docs/api.md, "Jobs"). A model with a transform script runs it around the
+rest (``TransformStage``); a model without one pays a dict lookup.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from lowart.dispatch.flow import Dispatcher
@@ -18,19 +19,65 @@ from lowart.jobs.service import JobService
 from lowart.pipeline.operation import Operation, OperationFields
 from lowart.pipeline.outcomes import Outcome, Submitted
 from lowart.pipeline.stages import Stages
+from lowart.pipeline.transform_stage import TransformStage
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest
+from lowart.transforms.runner import Context
+from lowart.transforms.table import Script
 
 
 class Pipeline:
     """Serves one request of any registered operation."""
 
-    def __init__(self, stages: Stages, jobs: JobService) -> None:
+    def __init__(self, stages: Stages, jobs: JobService, transform: TransformStage) -> None:
         self._stages = stages
         self._dispatcher: Dispatcher = stages.dispatcher
         self._jobs = jobs
+        self._transform = transform
 
-    async def serve(
+    def serve(
+        self,
+        op: Operation,
+        principal: Principal,
+        fields: OperationFields,
+        body: dict[str, Any],
+        body_bytes: int,
+        *,
+        request_id: str,
+        headers: Mapping[str, str],
+    ) -> Awaitable[Outcome]:
+        """Admit, route and run ``body``: the outcome to render in the caller's format (a plain
+        function: a model without a script gets the awaitable of ``_plain`` itself)."""
+        script = self._transform.script_for(fields.model)
+        if script is not None:
+            return self._transformed(
+                op, script, principal, (fields, body, body_bytes), (request_id, headers)
+            )
+        return self._plain(
+            op, principal, fields, body, body_bytes, request_id=request_id, headers=headers
+        )
+
+    async def _transformed(
+        self,
+        op: Operation,
+        script: Script,
+        principal: Principal,
+        request: tuple[OperationFields, dict[str, Any], int],
+        edge: tuple[str, Mapping[str, str]],
+    ) -> Outcome:
+        """``on_request`` before admission; ``on_response`` or ``on_chunk`` on the answer."""
+        fields, body, size = request
+        request_id, headers = edge
+        ctx = Context(principal.user_id, fields.model, request_id, op.fmt)
+        new = await self._transform.request(op, script, fields, body, ctx)
+        if new is not None:
+            fields, body, size = new.fields, new.body, new.body_bytes
+        outcome = await self._plain(
+            op, principal, fields, body, size, request_id=request_id, headers=headers
+        )
+        return await self._transform.answer(script, outcome, ctx, op.fmt)
+
+    async def _plain(
         self,
         op: Operation,
         principal: Principal,
@@ -41,7 +88,6 @@ class Pipeline:
         request_id: str,
         headers: Mapping[str, str],
     ) -> Outcome:
-        """Admit, route and run ``body``: the outcome to render in the caller's format."""
         if fields.is_async:
             return await self._submit(op, principal, fields, body)
         admission = await self._dispatcher.admit(

@@ -31,12 +31,14 @@ from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
 from lowart.storage.snapshot import load_snapshot
 from lowart.storage.tools import ToolRepository
+from lowart.storage.transforms import TransformRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
 from lowart.tools.loop import ToolLoop
 from lowart.tools.mcp import MCPManager
 from lowart.tools.sessions import Confirmations
+from lowart.transforms.runner import Transforms
 from lowart.usage.estimate import Tokenizer
 from lowart.usage.liveness import Liveness
 from lowart.usage.recorder import UsageRecorder
@@ -73,6 +75,8 @@ class Services:
     tools: ToolLoop
     confirmations: Confirmations
     pipeline: Pipeline
+    transforms: Transforms
+    transform_repo: TransformRepository
     watchdog: Watchdog
     liveness: Liveness
     idempotency: IdempotencyStore
@@ -106,6 +110,7 @@ class Services:
         async with self.lock:
             snapshot = await self.limits.quota.reload(lambda: load_snapshot(self.engine))
             self.directory.apply(snapshot)
+            self.transforms.table.apply(snapshot.transforms)
         self.metrics.set_models(self.directory.model_ids())
 
     async def invalidate(self) -> None:
@@ -156,6 +161,7 @@ class Services:
         await self.job_runner.stop()
         await self.mcp.close()
         await self.dispatcher.drain()
+        await self.transforms.pool.close()
         await self.background.stop()
         await self.session.close()
         await self.limits.close()

@@ -33,6 +33,7 @@ from lowart.settings.work import (
     LivenessSettings,
     RetrySettings,
     ToolSettings,
+    TransformSettings,
     UpstreamSettings,
     UsageSettings,
 )
@@ -59,6 +60,7 @@ class Settings:
     files: FileSettings = field(default_factory=FileSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
+    transforms: TransformSettings = field(default_factory=TransformSettings)
 
     @property
     def files_root(self) -> Path:
@@ -139,6 +141,10 @@ class Settings:
             "IDEMPOTENCY_TTL_S": self.idempotency.ttl_s,
             "IDEMPOTENCY_LEASE_S": self.idempotency.lease_s,
             "IDEMPOTENCY_SWEEP_S": self.idempotency.sweep_s,
+            "TRANSFORM_WORKERS": self.transforms.workers,
+            "TRANSFORM_TIMEOUT_MS": self.transforms.timeout_ms,
+            "TRANSFORM_MEMORY_MB": self.transforms.memory_mb,
+            "TRANSFORM_KILL_AFTER_MS": self.transforms.kill_after_ms,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -217,3 +217,37 @@ class IdempotencySettings:
     sweep_s: float = setting(
         "IDEMPOTENCY_SWEEP_S", 600.0, number, "how often expired keys are deleted"
     )
+
+
+@dataclass(frozen=True)
+class TransformSettings:
+    """The sandboxed transform scripts and the worker processes that run them."""
+
+    workers: int = setting(
+        "TRANSFORM_WORKERS",
+        2,
+        integer,
+        "worker processes per gateway process that run transform scripts (started with it, "
+        "replaced when one dies)",
+    )
+    timeout_ms: int = setting(
+        "TRANSFORM_TIMEOUT_MS",
+        50,
+        integer,
+        "how long one script call (or a module's top-level code) may run; the interpreter "
+        'cancels it past this (docs/transforms.md, "Limits")',
+    )
+    memory_mb: int = setting(
+        "TRANSFORM_MEMORY_MB",
+        512,
+        integer,
+        "the address-space limit of each transform worker; a script that allocates past it "
+        "kills its worker, which is replaced",
+    )
+    kill_after_ms: int = setting(
+        "TRANSFORM_KILL_AFTER_MS",
+        1000,
+        integer,
+        "a worker that has not answered this long after a call's time limit is killed and "
+        "replaced (a call stuck where the interpreter cannot cancel it)",
+    )

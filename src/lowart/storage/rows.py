@@ -74,6 +74,23 @@ class FallbackRow:
 
 
 @dataclass(frozen=True, slots=True)
+class TransformRow:
+    """A transform script as stored (docs/transforms.md)."""
+
+    id: int
+    model_id: str | None
+    deployment: str | None
+    source: str
+    on_request: bool
+    on_response: bool
+    on_chunk: bool
+    on_error: str  # "fail" | "skip"
+    enabled: bool
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the hot path serves from memory, read in one transaction."""
 
@@ -81,3 +98,4 @@ class Snapshot:
     keys: tuple[KeyRow, ...]
     models: tuple[ModelRow, ...]
     fallbacks: tuple[FallbackRow, ...]
+    transforms: tuple[TransformRow, ...] = ()
