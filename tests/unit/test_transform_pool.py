@@ -48,9 +48,7 @@ def walk(req, ctx):
 
 @pytest.fixture
 async def pool() -> AsyncIterator[WorkerPool]:
-    workers = WorkerPool(
-        PoolConfig(size=2, timeout_ms=TIMEOUT_MS, memory_mb=256, kill_after_s=2.0)
-    )
+    workers = WorkerPool(PoolConfig(size=2, timeout_ms=TIMEOUT_MS, memory_mb=256, kill_after_s=2.0))
     workers.start()
     yield workers
     await workers.close()
@@ -94,7 +92,9 @@ async def test_load_errors_carry_line_and_column(pool: WorkerPool) -> None:
     ("entry", "status"),
     [("loops", "timeout"), ("deep", "error"), ("walk", "error")],
 )
-async def test_hostile_calls_end_within_the_limit(pool: WorkerPool, entry: str, status: str) -> None:
+async def test_hostile_calls_end_within_the_limit(
+    pool: WorkerPool, entry: str, status: str
+) -> None:
     started = time.monotonic()
     reply = await pool.run(call(entry, {}))
     assert reply.status == status, reply
