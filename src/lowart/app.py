@@ -12,6 +12,7 @@ import structlog
 from starlette.routing import Route, Router
 
 from lowart.api.admin_models import ModelAdmin
+from lowart.api.admin_transforms import TransformAdmin
 from lowart.api.admin_users import UserAdmin
 from lowart.api.anthropic import TokenCounter
 from lowart.api.asgi import ASGIApp, Receive, Scope, Send
@@ -142,6 +143,9 @@ def build_stack(services: Services) -> ASGIApp:
         *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
         *ModelAdmin(
             services.models, services.box, refresh, destinations, services.vendors
+        ).routes(),
+        *TransformAdmin(
+            services.transform_repo, services.models, services.transforms, refresh
         ).routes(),
         *UsageReports(services.usage, services.users, settle).routes(),
         *Ops(

@@ -86,3 +86,36 @@ def given(struct: Struct) -> dict[str, Any]:
     return {
         f: getattr(struct, f) for f in struct.__struct_fields__ if getattr(struct, f) is not UNSET
     }
+
+
+Source = Annotated[str, Meta(min_length=1, max_length=65536)]
+OnError = Annotated[str, Meta(pattern=r"^(fail|skip)" + END)]
+Entry = Annotated[str, Meta(pattern=r"^(on_request|on_response|on_chunk)" + END)]
+
+
+class TransformCreate(Struct, forbid_unknown_fields=True):
+    source: Source
+    model_id: Id | None = None
+    deployment: None = None  # reserved: deployments do not exist yet
+    on_request: bool = True
+    on_response: bool = False
+    on_chunk: bool = False
+    on_error: OnError = "fail"
+    enabled: bool = True
+
+
+class TransformUpdate(Struct, forbid_unknown_fields=True):
+    source: Source | UnsetType = UNSET
+    model_id: Id | UnsetType | None = UNSET
+    on_request: bool | UnsetType = UNSET
+    on_response: bool | UnsetType = UNSET
+    on_chunk: bool | UnsetType = UNSET
+    on_error: OnError | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+
+
+class TransformTrial(Struct, forbid_unknown_fields=True):
+    body: dict[str, Any]
+    entry: Entry = "on_request"
+    source: Source | UnsetType = UNSET  # an unsaved edit, tried instead of the stored source
+    format: Annotated[str, Meta(pattern=r"^(openai|anthropic)" + END)] = "openai"

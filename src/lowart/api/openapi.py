@@ -8,7 +8,17 @@ from typing import Any
 import msgspec
 
 from lowart import __version__
-from lowart.api.bodies import Fallbacks, KeyCreate, ModelCreate, ModelUpdate, UserPatch, UserQuota
+from lowart.api.bodies import (
+    Fallbacks,
+    KeyCreate,
+    ModelCreate,
+    ModelUpdate,
+    TransformCreate,
+    TransformTrial,
+    TransformUpdate,
+    UserPatch,
+    UserQuota,
+)
 from lowart.api.openapi_schemas import ANY_OBJECT, COMPONENTS, QUERY_SCHEMAS, admin_overrides
 from lowart.api.openapi_vendors import BASE_URL_PATTERN, params_rules, vendor_type
 from lowart.api.tools import ConfirmBody, PolicyBody, ServerBody
@@ -238,9 +248,45 @@ def _admin_paths() -> dict[str, Any]:
             "get": _op("A model's fallback chain"),
             "put": _op("Set a model's fallback chain", body="Fallbacks"),
         },
+        **_transform_paths(),
         "/admin/usage": {
             "get": _op("Usage across users"),
             "parameters": _query("user_id", "model", "served_model", "since", "until", "group_by"),
+        },
+    }
+
+
+def _transform_paths() -> dict[str, Any]:
+    """docs/transforms.md: scripts are loaded in a worker before they are stored (400)."""
+    one = _path_param("transform_id", r"^[0-9]+$")
+    return {
+        "/admin/transforms": {
+            "post": _op(
+                "Register a transform script",
+                body="TransformCreate",
+                ok={201: "Transform"},
+                errors=(400, 401, 403, 409),
+            ),
+            "get": _op("List transform scripts", ok={200: "TransformList"}),
+        },
+        "/admin/transforms/{transform_id}": {
+            "parameters": one,
+            "get": _op("One transform script", ok={200: "Transform"}),
+            "patch": _op(
+                "Change a transform script",
+                body="TransformUpdate",
+                ok={200: "Transform"},
+                errors=(400, 401, 403, 404, 409),
+            ),
+            "delete": _op("Delete a transform script"),
+        },
+        "/admin/transforms/{transform_id}/test": {
+            "parameters": one,
+            "post": _op(
+                "Run a transform's entry point on a sample body",
+                body="TransformTrial",
+                ok={200: "TransformTrialResult"},
+            ),
         },
     }
 
@@ -299,6 +345,9 @@ def _admin_schemas(vendors: VendorTable) -> dict[str, Any]:
             ServerBody,
             PolicyBody,
             ConfirmBody,
+            TransformCreate,
+            TransformUpdate,
+            TransformTrial,
         ],
         ref_template="#/components/schemas/{name}",
     )

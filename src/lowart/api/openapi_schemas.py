@@ -284,6 +284,36 @@ MODEL: Schema = {
 }
 
 
+_NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+TRANSFORM: Schema = {
+    "type": "object",
+    "required": ["id", "model_id", "source", "on_request", "on_response", "on_chunk", "on_error"],
+    "properties": {
+        "id": {"type": "integer"},
+        "model_id": _NULLABLE_STRING,
+        "deployment": {"type": "null"},
+        "source": {"type": "string"},
+        "on_request": {"type": "boolean"},
+        "on_response": {"type": "boolean"},
+        "on_chunk": {"type": "boolean"},
+        "on_error": {"enum": ["fail", "skip"]},
+        "enabled": {"type": "boolean"},
+        "created_at": _NULLABLE_STRING,
+        "updated_at": _NULLABLE_STRING,
+    },
+}
+TRANSFORM_TRIAL: Schema = {
+    "type": "object",
+    "required": ["entry", "outcome", "result", "message"],
+    "properties": {
+        "entry": {"enum": ["on_request", "on_response", "on_chunk"]},
+        "outcome": {"enum": ["ok", "rejected", "error", "timeout"]},
+        "result": {},
+        "message": _NULLABLE_STRING,
+    },
+}
+
+
 def _list_of(ref: str) -> Schema:
     items = {"$ref": f"#/components/schemas/{ref}"}
     return {
@@ -330,4 +360,7 @@ COMPONENTS: dict[str, Schema] = {
     "KeyCreated": KEY_CREATED,
     "Model": MODEL,
     "ModelList": _list_of("Model"),
+    "Transform": TRANSFORM,
+    "TransformList": _list_of("Transform"),
+    "TransformTrialResult": TRANSFORM_TRIAL,
 }

@@ -80,7 +80,12 @@ class Transforms:
         """Load ``source`` in a worker under the same limits and check it defines ``entries``:
         400 with the interpreter's message (line and column) when it does not."""
         call = Call(source_key(0, source), source, "", [], self.timeout_ms, entries)
-        reply = await self.pool.run(call)
+        try:
+            reply = await self.pool.run(call)
+        except TransformFailed as exc:  # its top-level code killed or stalled its worker
+            raise InvalidRequest(
+                f"The script does not load: {exc.message}", param="source"
+            ) from exc
         if reply.status != "ok":
             raise InvalidRequest(f"The script does not load: {reply.message}", param="source")
 
