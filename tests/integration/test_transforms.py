@@ -5,16 +5,21 @@ effect on the refresh timer, and hostile scripts while other models keep serving
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import time
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
+import asyncpg
 import httpx
 import openai
 import pytest
 
 from lowart.testing.openai_fake import FakeOpenAI
-from tests.conftest import Gateway, wait_for
+from tests.conftest import MASTER_KEY, Gateway, wait_for
+from tests.private_servers import PrivateRedis
 
 MESSAGES = [{"role": "user", "content": "hello gateway"}]
 
@@ -274,3 +279,39 @@ def test_hostile_scripts_end_while_other_models_serve(gw: Gateway) -> None:
     assert {r.json()["error"]["code"] for r in failed} == {"transform_failed"}
     assert pool.replaced == replaced + 1  # the bomb's worker died; the others were cancelled
     assert chat(gw, key, "tx").status_code == 200  # the pool serves the next one
+
+
+@pytest.mark.pg
+def test_every_instance_runs_the_edited_script_within_five_seconds(
+    make_gateway: Callable[..., Gateway],
+    fake_openai: tuple[FakeOpenAI, str],
+    pg_url: str,
+    private_redis: PrivateRedis,
+) -> None:
+    shared = {"database_url": pg_url, "master_key": MASTER_KEY, "redis_url": private_redis.url}
+    a = make_gateway(cache_refresh_s=2.0, **shared)
+    b = make_gateway(cache_refresh_s=2.0, **shared)
+    a.add_model("tx", "OpenAI", base_url=fake_openai[1], api_key="sk-v", upstream_model="ok")
+    key = a.create_user("scaled")
+    row = attach(a, "tx", TAG)  # an admin write: b reloads on the invalidation message
+
+    def answer(gw: Gateway) -> str:
+        return str(chat(gw, key, "tx").json()["choices"][0]["message"]["content"])
+
+    wait_for(lambda: "scaled|openai|" in answer(b), timeout=5.0)
+    edited = TAG.replace('"|"', '"#"')
+    asyncio.run(
+        _pg_execute(pg_url, "UPDATE transforms SET source = $1 WHERE id = $2", edited, row["id"])
+    )
+    started = time.monotonic()
+    for gw in (a, b):
+        wait_for(lambda gw=gw: "scaled#openai#" in answer(gw), timeout=5.0)  # type: ignore[misc]
+    assert time.monotonic() - started < 5.0
+
+
+async def _pg_execute(url: str, query: str, *args: Any) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(query, *args)
+    finally:
+        await conn.close()
