@@ -13,8 +13,9 @@ Systems, each measured with ``wrk`` non-streaming and streaming at 1 and 64 conn
 Then Lowart's memory (:mod:`memory`), the cost of checkpointing 1,000 streams in flight
 (:mod:`checkpoints`), ``WORKERS=2`` against one worker (:mod:`scaling`), the cost of
 transform scripts (:mod:`transform_cost`), and the load rows of the reliability catalogue
-against a slow upstream (:mod:`load_rows`, :mod:`slow_upstream`). The report (:mod:`report`, targets judged by :mod:`goals`) is printed and
-written to ``bench/out/report.md`` with its chart ``bench/out/performance.png`` (:mod:`chart`).
+against a slow upstream (:mod:`load_rows`, :mod:`slow_upstream`). The report (:mod:`report`,
+targets judged by :mod:`goals`) is printed and written to ``bench/out/report.md`` with its chart
+``bench/out/performance.png`` (:mod:`chart`).
 
 Settings, from the environment:
 
