@@ -315,3 +315,31 @@ async def _pg_execute(url: str, query: str, *args: Any) -> None:
         await conn.execute(query, *args)
     finally:
         await conn.close()
+
+
+CHUNKS = """
+def on_chunk(chunk, ctx):
+    for choice in chunk.get("choices", []):
+        text = choice["delta"].get("content") or ""
+        if text.startswith("drop"):
+            return None
+        if text.startswith("boom"):
+            fail("no booms")
+    return chunk
+"""
+
+
+def test_on_chunk_drops_events_and_a_failure_ends_the_stream(gw: Gateway) -> None:
+    attach(gw, "tx", CHUNKS, on_request=False, on_chunk=True)
+    client = gw.openai(gw.create_user())
+
+    def streamed(text: str) -> list[Any]:
+        messages = [{"role": "user", "content": text}]
+        return list(client.chat.completions.create(model="tx", messages=messages, stream=True))
+
+    chunks = streamed("keep drop keep")
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello from fake: keep keep"
+    with pytest.raises(openai.APIError) as ended:
+        streamed("keep boom")
+    assert "no booms" in str(ended.value)

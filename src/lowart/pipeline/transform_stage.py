@@ -19,7 +19,7 @@ import msgspec
 from lowart.dispatch.attempt import Served, Streaming
 from lowart.dispatch.flow import stream_error
 from lowart.errors import LowartError, TransformFailed
-from lowart.formats.sse import SSEParser, encode_event
+from lowart.formats.sse import SSEEvent, SSEParser, encode_event
 from lowart.pipeline.operation import Operation, OperationFields
 from lowart.pipeline.outcomes import Answered, Outcome
 from lowart.transforms.runner import Context, Transforms
@@ -86,14 +86,15 @@ class TransformStage:
     async def _chunks(
         self, script: Script, events: AsyncIterator[bytes], ctx: Context, fmt: str
     ) -> AsyncIterator[bytes]:
-        """Each event's JSON object through ``on_chunk`` (None drops the event); a failure ends
-        the stream with an error event in the caller's format."""
+        """Each event's JSON object through ``on_chunk`` (None drops the event), the events of
+        one upstream read in one worker call; a failure ends the stream with an error event in
+        the caller's format."""
         parser = SSEParser()
         try:
             async for raw in events:
-                out = [await self._event(script, e.event, e.data, ctx) for e in parser.feed(raw)]
-                if any(out):
-                    yield b"".join(out)
+                out = await self._events(script, parser.feed(raw), ctx)
+                if out:
+                    yield out
         except LowartError as exc:
             yield stream_error(exc, fmt)
         finally:
@@ -101,11 +102,15 @@ class TransformStage:
             if aclose is not None:
                 await aclose()
 
-    async def _event(self, script: Script, name: str | None, data: bytes, ctx: Context) -> bytes:
-        if not data.startswith(b"{"):
-            return encode_event(data, name)  # [DONE], pings
-        chunk = msgspec.json.decode(data)
-        new = await self._transforms.apply(script, CHUNK, chunk, ctx)
-        if new is None:
-            return b""
-        return encode_event(msgspec.json.encode(new), name)
+    async def _events(self, script: Script, events: list[SSEEvent], ctx: Context) -> bytes:
+        chunks = [msgspec.json.decode(e.data) for e in events if e.data.startswith(b"{")]
+        results = iter(
+            await self._transforms.apply_each(script, CHUNK, chunks, ctx) if chunks else []
+        )
+        out = []
+        for event in events:
+            if not event.data.startswith(b"{"):  # [DONE], pings
+                out.append(encode_event(event.data, event.event))
+            elif (new := next(results)) is not None:
+                out.append(encode_event(msgspec.json.encode(new), event.event))
+        return b"".join(out)

@@ -19,7 +19,10 @@ Status = Literal["ok", "rejected", "error", "timeout"]
 class Call(msgspec.Struct, array_like=True, frozen=True):
     """Run ``entry(*args)`` of the module ``source`` (known to the worker as ``key``, loaded
     once per worker), within ``timeout_ms``. An empty ``entry`` only loads the module and checks
-    that each of ``required`` is a function of it (validation at registration)."""
+    that each of ``required`` is a function of it (validation at registration). ``each``: the
+    first argument is a list, and ``entry`` runs on each of its items (each within
+    ``timeout_ms``), the reply's value the list of results (one call for the events of one
+    upstream read)."""
 
     key: str
     source: str
@@ -27,6 +30,7 @@ class Call(msgspec.Struct, array_like=True, frozen=True):
     args: list[Any]
     timeout_ms: int
     required: list[str] = []
+    each: bool = False
 
 
 class Reply(msgspec.Struct, array_like=True, frozen=True):

@@ -53,6 +53,13 @@ def _checked(entry: str, reply: Reply) -> Any:
     raise TransformFailed(f"The transform's {entry} must return a dict.")
 
 
+def _each_checked(entry: str, reply: Reply) -> list[Any]:
+    if reply.status != "ok" or not isinstance(reply.value, list):
+        _checked(entry, reply)  # raises for a failed reply
+        raise TransformFailed(f"The transform's {entry} answered no list.")
+    return [_checked(entry, Reply("ok", value)) for value in reply.value]
+
+
 class Transforms:
     """The scripts' table and the workers that run them."""
 
@@ -75,6 +82,22 @@ class Transforms:
                 raise
             log.warning("transform_skipped", transform_id=script.id, entry=entry, error=str(exc))
             return value
+
+    async def apply_each(
+        self, script: Script, entry: str, values: list[dict[str, Any]], ctx: Context
+    ) -> list[Any]:
+        """``entry`` on each of ``values`` in one worker call; ``values`` themselves when it
+        failed and the script says skip."""
+        call = Call(
+            script.key, script.source, entry, [values, ctx.value()], self.timeout_ms, each=True
+        )
+        try:
+            return _each_checked(entry, await self.pool.run(call))
+        except TransformFailed as exc:
+            if not script.skip_on_error:
+                raise
+            log.warning("transform_skipped", transform_id=script.id, entry=entry, error=str(exc))
+            return values
 
     async def validate(self, source: str, entries: list[str]) -> None:
         """Load ``source`` in a worker under the same limits and check it defines ``entries``:

@@ -84,12 +84,21 @@ class Interpreter:
             frozen = self._load(call)
             if not call.entry:
                 return Reply("ok")
-            value = frozen.call_with(self._options(call.timeout_ms), call.entry, *call.args).value
+            value = self._call(frozen, call)
         except Rejected as exc:
             return Reply("error", message=str(exc))
         except sl.StarlarkError as exc:
             return _classified(str(exc))
         return Reply("ok", value)
+
+    def _call(self, frozen: sl.FrozenModule, call: Call) -> object:
+        if not call.each:
+            return frozen.call_with(self._options(call.timeout_ms), call.entry, *call.args).value
+        items, *rest = call.args
+        return [
+            frozen.call_with(self._options(call.timeout_ms), call.entry, item, *rest).value
+            for item in items
+        ]
 
 
 def _defined(module: sl.Module, name: str) -> bool:
