@@ -3,6 +3,7 @@ import { useState } from 'preact/hooks';
 import { api, enc } from '../api.js';
 import { Alert, ConfirmButton, Empty, Section, useAction, useLoad } from '../ui.jsx';
 import { parseJsonObject } from './fields.jsx';
+import { ScriptEditor } from './transform.jsx';
 
 const VENDORS = ['OpenAI', 'Anthropic', 'ComfyUI', 'Mock'];
 
@@ -96,6 +97,9 @@ function ModelRow({ model, ids, open, onToggle, onChanged }) {
           <button type="button" onClick={() => onToggle('fallbacks')} aria-expanded={open === 'fallbacks'} data-testid="model-fallbacks-edit">
             Fallbacks
           </button>
+          <button type="button" onClick={() => onToggle('script')} aria-expanded={open === 'script'} data-testid="model-script">
+            Script
+          </button>
           <button type="button" disabled={action.busy} onClick={() => patch({ enabled: !model.enabled })} data-testid="model-toggle">
             {model.enabled ? 'Disable' : 'Enable'}
           </button>
@@ -108,6 +112,7 @@ function ModelRow({ model, ids, open, onToggle, onChanged }) {
           <td colSpan={6}>
             {open === 'edit' && <ModelForm model={model} onSaved={onChanged} />}
             {open === 'fallbacks' && <Fallbacks model={model} ids={ids} onSaved={onChanged} />}
+            {open === 'script' && <ScriptEditor model={model} />}
           </td>
         </tr>
       )}
