@@ -343,3 +343,32 @@ def test_on_chunk_drops_events_and_a_failure_ends_the_stream(gw: Gateway) -> Non
     with pytest.raises(openai.APIError) as ended:
         streamed("keep boom")
     assert "no booms" in str(ended.value)
+
+
+MARK = """
+def on_request(req, ctx):
+    req["user"] = "marked-by-script"
+    return req
+"""
+
+
+def test_every_retry_and_fallback_sends_the_transformed_request(
+    gw: Gateway, fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    fake = fake_openai[0]
+    gw.add_model(
+        "tx-down", "OpenAI", base_url=fake_openai[1], api_key="sk-v", upstream_model="error-500"
+    )
+    assert (
+        gw.admin(
+            "PUT", "/admin/models/tx-down/fallbacks", json={"fallbacks": ["tx-plain"]}
+        ).status_code
+        == 200
+    )
+    attach(gw, "tx-down", MARK)
+    before = len(fake.calls)
+    answer = chat(gw, gw.create_user(), "tx-down", user="the-caller")
+    assert answer.status_code == 200 and answer.headers["x-lowart-model"] == "tx-plain"
+    sent = fake.calls[before:]
+    assert [c["model"] for c in sent] == ["error-500", "error-500", "ok"]  # a retry, a fallback
+    assert {c["body"]["user"] for c in sent} == {"marked-by-script"}

@@ -34,6 +34,7 @@ class Pipeline:
         self._dispatcher: Dispatcher = stages.dispatcher
         self._jobs = jobs
         self._transform = transform
+        self._script_for = transform.script_for
 
     def serve(
         self,
@@ -48,7 +49,7 @@ class Pipeline:
     ) -> Awaitable[Outcome]:
         """Admit, route and run ``body``: the outcome to render in the caller's format (a plain
         function: a model without a script gets the awaitable of ``_plain`` itself)."""
-        script = self._transform.script_for(fields.model)
+        script = self._script_for(fields.model)
         if script is not None:
             return self._transformed(
                 op, script, principal, (fields, body, body_bytes), (request_id, headers)

@@ -40,9 +40,7 @@ class TransformStage:
 
     def __init__(self, transforms: Transforms) -> None:
         self._transforms = transforms
-
-    def script_for(self, model_id: str) -> Script | None:
-        return self._transforms.script_for(model_id)
+        self.script_for = transforms.table.for_model  # one dict lookup per request
 
     async def request(
         self,

@@ -68,9 +68,6 @@ class Transforms:
         self.timeout_ms = timeout_ms
         self.table = TransformTable(pool.start)
 
-    def script_for(self, model_id: str) -> Script | None:
-        return self.table.for_model(model_id)
-
     async def apply(self, script: Script, entry: str, value: dict[str, Any], ctx: Context) -> Any:
         """``entry(value, ctx)``'s result; ``value`` itself when it failed and the script says
         skip (a ``fail()`` is a decision, never skipped)."""
