@@ -20,7 +20,7 @@ from lowart.api.bodies import (
     UserQuota,
 )
 from lowart.api.openapi_schemas import ANY_OBJECT, COMPONENTS, QUERY_SCHEMAS, admin_overrides
-from lowart.api.openapi_vendors import BASE_URL_PATTERN, params_rules, vendor_type
+from lowart.api.openapi_vendors import BASE_URL_PATTERN, base_url_rule, params_rules, vendor_type
 from lowart.api.tools import ConfirmBody, PolicyBody, ServerBody
 from lowart.providers.registry import VendorTable
 
@@ -359,11 +359,13 @@ def _admin_schemas(vendors: VendorTable) -> dict[str, Any]:
     # model_id is only accepted when it repeats the path's: not part of the documented body.
     del update["properties"]["model_id"]
     update["properties"]["vendor_type"] = vendor_type(vendors)
-    update["properties"]["base_url"] = {"type": "string", "pattern": BASE_URL_PATTERN}
+    # PATCH: whether a blank base_url is allowed depends on the stored vendor (the handler says).
+    blank_or_url = {"anyOf": [{"pattern": r"^\s*$"}, {"pattern": BASE_URL_PATTERN}]}
+    update["properties"]["base_url"] = {"type": "string", **blank_or_url}
     components["ModelReplace"] = {
         **update,
         "required": ["vendor_type"],
-        "allOf": params_rules(vendors),
+        "allOf": [base_url_rule(vendors), *params_rules(vendors)],
     }
     return dict(components)
 
