@@ -175,6 +175,8 @@ def on_request(req, ctx):
         n = 0
         for i in range(1000000000):
             n += i
+    if text == "crash":
+        req["missing"]["secret_of_the_script"] = 1
     return req
 """
 
@@ -194,6 +196,12 @@ def test_fail_is_a_400_and_on_error_decides_the_rest(gw: Gateway) -> None:
     with pytest.raises(openai.InternalServerError) as failed:
         client.chat.completions.create(model="tx", messages=[{"role": "user", "content": "loop"}])
     assert failed.value.body["code"] == "transform_failed"  # type: ignore[index]
+    assert "time limit" in failed.value.body["message"]  # type: ignore[index]
+    with pytest.raises(openai.InternalServerError) as crashed:
+        client.chat.completions.create(model="tx", messages=[{"role": "user", "content": "crash"}])
+    message = crashed.value.body["message"]  # type: ignore[index]
+    assert "transform.star:" in message and "missing" in message
+    assert "secret_of_the_script" not in message  # the script's source stays the operator's
     gw.admin("PATCH", f"/admin/transforms/{row['id']}", json={"on_error": "skip"})
     passed = client.chat.completions.create(
         model="tx", messages=[{"role": "user", "content": "loop"}]

@@ -43,11 +43,20 @@ class Context:
         }
 
 
+def summary(message: str) -> str:
+    """The interpreter's first error line and where it happened, without the script's source
+    lines (a caller sees this; the admin's test route shows the whole message)."""
+    lines = message.splitlines() or ["error"]
+    first = next((line for line in lines if line.startswith("error: ")), lines[0])[:300]
+    where = next((line.strip()[4:] for line in lines if line.strip().startswith("--> ")), "")
+    return f"{first.removeprefix('error: ')} ({where})" if where else first.removeprefix("error: ")
+
+
 def _checked(entry: str, reply: Reply) -> Any:
     if reply.status == "rejected":
         raise TransformRejected(reply.message or "The request was refused by a transform.")
     if reply.status != "ok":
-        raise TransformFailed(f"The transform's {entry} failed: {reply.message}")
+        raise TransformFailed(f"The transform's {entry} failed: {summary(reply.message)}")
     if isinstance(reply.value, dict) or (entry == CHUNK and reply.value is None):
         return reply.value
     raise TransformFailed(f"The transform's {entry} must return a dict.")
@@ -74,10 +83,10 @@ class Transforms:
         call = Call(script.key, script.source, entry, [value, ctx.value()], self.timeout_ms)
         try:
             return _checked(entry, await self.pool.run(call))
-        except TransformFailed as exc:
+        except TransformFailed:
             if not script.skip_on_error:
                 raise
-            log.warning("transform_skipped", transform_id=script.id, entry=entry, error=str(exc))
+            log.warning("transform_skipped", transform_id=script.id, entry=entry)
             return value
 
     async def apply_each(
@@ -90,10 +99,10 @@ class Transforms:
         )
         try:
             return _each_checked(entry, await self.pool.run(call))
-        except TransformFailed as exc:
+        except TransformFailed:
             if not script.skip_on_error:
                 raise
-            log.warning("transform_skipped", transform_id=script.id, entry=entry, error=str(exc))
+            log.warning("transform_skipped", transform_id=script.id, entry=entry)
             return values
 
     async def validate(self, source: str, entries: list[str]) -> None:
