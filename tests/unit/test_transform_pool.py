@@ -41,6 +41,9 @@ def deep(req, ctx):
 def huge(req, ctx):
     return {"n": len([1] * 1000000000 * 10)}
 
+def builtin(req, ctx):
+    return {"n": len(sorted(list(range(req["n"])), reverse=True))}
+
 def walk(req, ctx):
     return {"c": on_request.__globals__}
 """
@@ -116,3 +119,17 @@ async def test_top_level_code_is_bounded_too(pool: WorkerPool) -> None:
     reply = await pool.run(Call("k4", source, "", [], TIMEOUT_MS))
     assert reply.status in {"timeout", "error"}
     assert time.monotonic() - started < 2.0
+
+
+async def test_a_builtin_past_the_limit_is_refused_or_killed(pool: WorkerPool) -> None:
+    late = await pool.run(call("builtin", {"n": 5_000_000}))  # ~0.25 s in one uncancellable sort
+    assert (late.status, late.value) == ("timeout", None)
+    config = PoolConfig(size=1, timeout_ms=TIMEOUT_MS, memory_mb=512, kill_after_s=0.05)
+    stuck = WorkerPool(config)
+    try:
+        with pytest.raises(TransformFailed):
+            await stuck.run(call("builtin", {"n": 12_000_000}))  # past timeout + kill_after
+        assert stuck.replaced == 1
+        assert (await stuck.run(call("on_request", {}))).status == "ok"
+    finally:
+        await stuck.close()

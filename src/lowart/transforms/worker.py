@@ -30,10 +30,15 @@ from lowart.transforms.protocol import HEADER, Call, Reply, frame, frame_length
 MAX_MODULES = 64  # modules kept loaded; past it the cache starts over
 FILENAME = "transform.star"
 _FAIL_PREFIX = "error: fail: "
+TIMED_OUT = "the script ran past its time limit"
 
 
 class Rejected(Exception):
     """The module lacks an entry point it declares."""
+
+
+class Late(Exception):
+    """A call finished past its deadline."""
 
 
 def _deadline(timeout_ms: int) -> Callable[[], bool]:
@@ -89,16 +94,24 @@ class Interpreter:
             return Reply("error", message=str(exc))
         except sl.StarlarkError as exc:
             return _classified(str(exc))
+        except Late:
+            return Reply("timeout", message=TIMED_OUT)
         return Reply("ok", value)
 
     def _call(self, frozen: sl.FrozenModule, call: Call) -> object:
         if not call.each:
-            return frozen.call_with(self._options(call.timeout_ms), call.entry, *call.args).value
+            return self._one(frozen, call, *call.args)
         items, *rest = call.args
-        return [
-            frozen.call_with(self._options(call.timeout_ms), call.entry, item, *rest).value
-            for item in items
-        ]
+        return [self._one(frozen, call, item, *rest) for item in items]
+
+    def _one(self, frozen: sl.FrozenModule, call: Call, *args: object) -> object:
+        """One call; a builtin that ran past the deadline (the interpreter checks between
+        steps, not inside a builtin) returned too late, and its result is refused."""
+        end = time.monotonic() + call.timeout_ms / 1000
+        value = frozen.call_with(self._options(call.timeout_ms), call.entry, *args).value
+        if time.monotonic() > end:
+            raise Late
+        return value
 
 
 def _defined(module: sl.Module, name: str) -> bool:
@@ -115,7 +128,7 @@ def _classified(message: str) -> Reply:
     if first.startswith(_FAIL_PREFIX):
         return Reply("rejected", message=first.removeprefix(_FAIL_PREFIX))
     if first == "error: Evaluation cancelled":
-        return Reply("timeout", message="the script ran past its time limit")
+        return Reply("timeout", message=TIMED_OUT)
     return Reply("error", message=message.strip())
 
 
