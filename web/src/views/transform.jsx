@@ -102,7 +102,7 @@ function Editor({ model, script, onSaved }) {
         <button type="button" class="primary" onClick={save} disabled={action.busy} data-testid="script-save">
           Save script
         </button>
-        {script && <ConfirmButton label="Delete script" onConfirm={remove} disabled={action.busy} />}
+        {script && <ConfirmButton label="Delete script" onConfirm={remove} disabled={action.busy} testId="script-delete" />}
       </div>
       {script ? <TestPane script={script} source={source} /> : <p class="hint">Save the script to test it.</p>}
     </div>
