@@ -285,7 +285,8 @@ def test_hostile_scripts_end_while_other_models_serve(gw: Gateway) -> None:
         failed = [f.result() for f in hostile]
     assert [r.status_code for r in failed] == [500] * len(attacks)
     assert {r.json()["error"]["code"] for r in failed} == {"transform_failed"}
-    assert pool.replaced == replaced + 1  # the bomb's worker died; the others were cancelled
+    # The bomb's worker died (on a loaded machine, a loop may also overrun into a kill).
+    assert pool.replaced >= replaced + 1
     assert chat(gw, key, "tx").status_code == 200  # the pool serves the next one
 
 
@@ -380,3 +381,24 @@ def test_every_retry_and_fallback_sends_the_transformed_request(
     sent = fake.calls[before:]
     assert [c["model"] for c in sent] == ["error-500", "error-500", "ok"]  # a retry, a fallback
     assert {c["body"]["user"] for c in sent} == {"marked-by-script"}
+
+
+def test_a_global_script_serves_models_without_their_own_and_jobs_store_the_result(
+    gw: Gateway,
+) -> None:
+    attach(gw, None, TAG)
+    attach(gw, "tx", ROUTE)  # tx's own script wins over the global one
+    key = gw.create_user("global")
+    plain = chat(gw, key, "tx-plain").json()["choices"][0]["message"]["content"]
+    assert plain == "Hello from fake: global|openai|hello gateway"
+    routed = chat(gw, key, "tx")
+    assert routed.headers["x-lowart-model"] == "tx-small"
+    assert routed.json()["choices"][0]["message"]["content"] == "Hello from fake: hello gateway"
+    accepted = chat(gw, key, "tx-plain", **{"async": True})
+    assert accepted.status_code == 202
+    job_id = accepted.json()["job_id"]
+    with gw.client(key) as client:
+        wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "completed")
+        job = client.get(f"/v1/jobs/{job_id}").json()
+    answer = job["result"]["choices"][0]["message"]["content"]
+    assert answer == "Hello from fake: global|openai|hello gateway"  # stored as transformed

@@ -40,6 +40,7 @@ def test_defaults() -> None:
     assert settings.transforms.timeout_ms == 50
     assert settings.transforms.memory_mb == 512
     assert settings.transforms.kill_after_ms == 1000
+    assert settings.transforms.start_timeout_s == 10.0
 
 
 def test_blank_values_mean_defaults() -> None:
@@ -146,6 +147,7 @@ def test_workers_with_redis() -> None:
         ({"TRANSFORM_TIMEOUT_MS": "0"}, "TRANSFORM_TIMEOUT_MS"),
         ({"TRANSFORM_MEMORY_MB": "-1"}, "TRANSFORM_MEMORY_MB"),
         ({"TRANSFORM_KILL_AFTER_MS": "1s"}, "TRANSFORM_KILL_AFTER_MS"),
+        ({"TRANSFORM_START_TIMEOUT_S": "0"}, "TRANSFORM_START_TIMEOUT_S"),
     ],
 )
 def test_invalid_settings_refuse_to_start(env: dict[str, str], variable: str) -> None:

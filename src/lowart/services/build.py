@@ -212,6 +212,7 @@ def _transforms(settings: Settings) -> Transforms:
             timeout_ms=config.timeout_ms,
             memory_mb=config.memory_mb,
             kill_after_s=config.kill_after_ms / 1000,
+            start_timeout_s=config.start_timeout_s,
         )
     )
     return Transforms(pool, config.timeout_ms)

@@ -145,6 +145,7 @@ class Settings:
             "TRANSFORM_TIMEOUT_MS": self.transforms.timeout_ms,
             "TRANSFORM_MEMORY_MB": self.transforms.memory_mb,
             "TRANSFORM_KILL_AFTER_MS": self.transforms.kill_after_ms,
+            "TRANSFORM_START_TIMEOUT_S": self.transforms.start_timeout_s,
         }
         for name, value in positive.items():
             if value <= 0:

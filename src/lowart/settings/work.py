@@ -251,3 +251,10 @@ class TransformSettings:
         "a worker that has not answered this long after a call's time limit is killed and "
         "replaced (a call stuck where the interpreter cannot cancel it)",
     )
+    start_timeout_s: float = setting(
+        "TRANSFORM_START_TIMEOUT_S",
+        10.0,
+        number,
+        "how long a worker may take to start (the interpreter imported, its limits set), and "
+        "how long a call waits for one while none is up",
+    )

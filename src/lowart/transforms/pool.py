@@ -35,6 +35,7 @@ class PoolConfig:
     timeout_ms: int
     memory_mb: int
     kill_after_s: float
+    start_timeout_s: float = 10.0
     max_callstack: int = 200
 
 
@@ -56,6 +57,14 @@ class _Worker:
             size = frame_length(await self._stdout.readexactly(HEADER))
             return await self._stdout.readexactly(size)
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
+            raise WorkerLost(type(exc).__name__) from exc
+
+    async def ready(self) -> None:
+        """The worker's first frame: it imported the interpreter and set its limits."""
+        try:
+            size = frame_length(await self._stdout.readexactly(HEADER))
+            await self._stdout.readexactly(size)
+        except (asyncio.IncompleteReadError, ValueError) as exc:
             raise WorkerLost(type(exc).__name__) from exc
 
     def kill(self) -> None:
@@ -80,6 +89,7 @@ class WorkerPool:
         self._spawning: set[asyncio.Task[None]] = set()
         self._started = False
         self._closed = False
+        self._live = 0  # workers started and not replaced since
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(Reply)
         self.replaced = 0  # workers replaced since start (tests and logs read it)
@@ -100,6 +110,8 @@ class WorkerPool:
         task.add_done_callback(self._spawning.discard)
 
     async def _start_one(self) -> None:
+        """A worker, put to work once it said it is ready (its imports and limits done); one
+        that fails to start is logged and not tried again."""
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -117,14 +129,23 @@ class WorkerPool:
             return
         worker = _Worker(proc)
         self._workers.add(worker)
+        try:
+            async with asyncio.timeout(self.config.start_timeout_s):
+                await worker.ready()
+        except (WorkerLost, TimeoutError):
+            log.error("transform_worker_start_failed", exit_code=proc.returncode)
+            worker.kill()
+            self._workers.discard(worker)
+            return
+        self._live += 1
         self._idle.put_nowait(worker)
 
     async def run(self, call: Call) -> Reply:
         """``call`` on a free worker; ``TransformFailed`` when no worker could answer it."""
         self.start()
         wait_s = self.config.kill_after_s
-        try:
-            async with asyncio.timeout(wait_s):
+        try:  # while no worker is up (the first start, or all replaced), the start's own bound
+            async with asyncio.timeout(wait_s if self._live else self.config.start_timeout_s):
                 worker = await self._idle.get()
         except TimeoutError:
             raise TransformFailed("No transform worker became free in time.") from None
@@ -145,6 +166,7 @@ class WorkerPool:
     def _replace(self, worker: _Worker, why: str) -> None:
         worker.kill()
         self._workers.discard(worker)
+        self._live -= 1
         self.replaced += 1
         log.warning("transform_worker_replaced", reason=why)
         self._spawn()

@@ -162,7 +162,10 @@ def main(argv: list[str]) -> None:
     memory_mb, max_callstack = int(argv[1]), int(argv[2])
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    serve(sys.stdin.buffer, sys.stdout.buffer, Interpreter(max_callstack))
+    interpreter = Interpreter(max_callstack)
+    sys.stdout.buffer.write(frame(msgspec.msgpack.encode(Reply("ok"))))  # ready
+    sys.stdout.buffer.flush()
+    serve(sys.stdin.buffer, sys.stdout.buffer, interpreter)
 
 
 if __name__ == "__main__":
