@@ -44,6 +44,7 @@ class Access:
 
     auth_header: str | None = None  # carries the key as it is; None: ``Authorization: Bearer``
     query: str = ""  # appended to every URL: "" or "?api-version=2024-10-21"
+    responses: bool = False  # ``params.wire: "responses"``: Responses requests relayed natively
 
 
 DEFAULT_ACCESS = Access()
@@ -85,7 +86,8 @@ def timeouts_of(params: dict[str, Any], total: float) -> Timeouts:
     )
 
 
-ACCESS_PARAMS = ("auth_header", "query")
+ACCESS_PARAMS = ("auth_header", "query", "wire")
+WIRES = ("chat", "responses")
 MAX_QUERY_PARAMS = 16
 MAX_QUERY_CHARS = 256  # a query parameter's name or value
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
@@ -142,6 +144,9 @@ def access_of(params: dict[str, Any]) -> Access:
     """``params.auth_header`` and ``params.query`` checked and prepared (InvalidRequest, its
     ``param`` naming the one at fault, when either cannot be sent)."""
     auth_header, query = _auth_header(params.get("auth_header")), _query(params.get("query"))
-    if auth_header is None and not query:
+    wire = params.get("wire", "chat")
+    if wire not in WIRES:
+        raise InvalidRequest("params.wire must be 'chat' or 'responses'.", param="params.wire")
+    if auth_header is None and not query and wire == "chat":
         return DEFAULT_ACCESS
-    return Access(auth_header=auth_header, query=query)
+    return Access(auth_header=auth_header, query=query, responses=wire == "responses")

@@ -17,12 +17,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+import msgspec
 import structlog
 
 from lowart.catalog.circuit import Circuits
 from lowart.catalog.directory import Directory
 from lowart.dispatch import failure_log
 from lowart.dispatch.attempt import (
+    MAX_TOKEN_FIELDS,
     Admission,
     Attempt,
     Served,
@@ -47,7 +49,7 @@ from lowart.errors import (
     UpstreamTimeout,
 )
 from lowart.formats.anthropic import error_event as anthropic_error_event
-from lowart.formats.ids import ANTHROPIC
+from lowart.formats.ids import ANTHROPIC, RESPONSES
 from lowart.formats.openai import completion_text_from_body, error_body
 from lowart.formats.sse import encode_event
 from lowart.limits.base import QuotaLedger, RateLimiter, Reservation, RpmDecision
@@ -76,6 +78,9 @@ def stream_error(exc: LowartError, fmt: str) -> bytes:
     """The explicit error event that ends a stream after its first byte, in the caller's format."""
     if fmt == ANTHROPIC:
         return anthropic_error_event(exc.anthropic_error_type, exc.message)
+    if fmt == RESPONSES:  # the Responses API's own error event (the SDK raises on it)
+        event = {"type": "error", "code": exc.error_code or exc.error_type, "message": exc.message}
+        return encode_event(msgspec.json.encode({**event, "param": None}), event="error")
     return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
 
 
@@ -228,7 +233,7 @@ class Dispatcher:
             await self._quota.settle(reservation, 0)
             self._metrics.rate_limited.labels(reason="quota").inc()
             raise QuotaExceeded("You exceeded your token quota.")
-        for name in ("max_completion_tokens", "max_tokens"):
+        for name in MAX_TOKEN_FIELDS:
             if name in body:
                 body[name] = room
         return room
