@@ -18,6 +18,7 @@ ROLES = frozenset({"user", "system", "developer", "assistant"})
 IMAGE_DETAILS = frozenset({"low", "high", "auto", "original"})
 CHAT_IMAGE_DETAILS = frozenset({"low", "high", "auto"})
 TEXT_PARTS = {"input_text": "text", "output_text": "text", "refusal": "refusal"}
+WITH_STATUS = frozenset({"message", "function_call", "function_call_output"})
 # The id prefix of an item the caller sent without one (the others' ids are required).
 ID_PREFIXES = {
     "message": "msg",
@@ -170,8 +171,9 @@ def normalized(value: object) -> list[Item]:
 def _normal(item: Item) -> Item:
     kind = item_kind(item)
     out = {"type": kind, **item}
-    if kind == "message":
+    if kind in WITH_STATUS:
         out.setdefault("status", "completed")
+    if kind == "message":
         content = out.get("content")
         if isinstance(content, str):
             part = "output_text" if out["role"] == "assistant" else "input_text"
