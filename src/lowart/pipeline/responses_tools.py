@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import defaultdict
 from collections.abc import Collection
 from typing import Any
 
@@ -24,7 +23,7 @@ from lowart.formats.responses_mcp import (
 from lowart.formats.responses_output import chat_to_response
 from lowart.formats.responses_request import responses_to_chat
 from lowart.providers.base import ChatRequest
-from lowart.tools.expand import OfferedTool
+from lowart.tools.expand import OfferedTool, mcp_servers_of
 from lowart.tools.loop import Outcome
 
 
@@ -60,9 +59,11 @@ def told_as_response(
         created_at=int(time.time()),
         request=request.body,
     )
-    listed: dict[str, list[tuple[str, str, dict[str, Any]]]] = defaultdict(list)
+    listed: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
+        label: [] for label in mcp_servers_of(request.body)
+    }
     for tool in offered:
-        listed[tool.server].append((tool.tool, tool.description, tool.input_schema))
+        listed.setdefault(tool.server, []).append((tool.tool, tool.description, tool.input_schema))
     items = [list_tools_item(server, tools) for server, tools in listed.items()]
     items += [
         call_item(ran, APPROVAL_PREFIX + ran["id"] if ran["id"] in approved else None)

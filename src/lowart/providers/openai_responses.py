@@ -2,8 +2,8 @@
 (``params.wire: "responses"``, docs/api.md "Responses").
 
 The gateway owns response ids and history: the request arrives with its whole conversation as
-``input`` and no ``previous_response_id`` (the edge rebuilt it), and goes up with
-``store: false``; the answer's id becomes the gateway's. Every streamed event is read, to take
+``input`` (the edge rebuilt it) and goes up with ``store: false`` and no
+``previous_response_id``; the answer's id, model name and those settings become the gateway's. Every streamed event is read, to take
 the usage from the last one and the text for an estimate should the stream break.
 """
 
@@ -60,12 +60,26 @@ def upstream_body(model: ModelEntry, request: ChatRequest) -> bytes:
     return msgspec.json.encode(body)
 
 
+def gateway_fields(request: ChatRequest) -> dict[str, Any]:
+    """What a Response says of the gateway's side, not the upstream's: its id, the model asked
+    for, and the settings the gateway kept to itself (the upstream was sent ``store: false``)."""
+    body = request.body
+    return {
+        "id": response_id(request.request_id),
+        "model": body.get("model"),
+        "store": body.get("store") is not False,
+        "previous_response_id": body.get("previous_response_id"),
+        "background": body.get("background") is True,
+        "metadata": body.get("metadata") or {},
+    }
+
+
 def owned(body: bytes, request: ChatRequest) -> tuple[bytes, Usage | None]:
-    """A whole Response with the gateway's id, and its usage."""
+    """A whole Response with the gateway's id and settings, and its usage."""
     response = msgspec.json.decode(body)
     if not isinstance(response, dict):
         raise ValueError("not a Response object")
-    response["id"] = response_id(request.request_id)
+    response.update(gateway_fields(request))
     return msgspec.json.encode(response), usage_from_response(response.get("usage"))
 
 
@@ -75,7 +89,7 @@ class ResponsesStream:
     def __init__(self, response: UpstreamResponse, model_id: str, request: ChatRequest) -> None:
         self._response = response
         self._model_id = model_id
-        self._id = response_id(request.request_id)
+        self._owned = gateway_fields(request)
         self._parser = SSEParser()
         self._text: list[str] = []
         self._kept = 0
@@ -113,7 +127,7 @@ class ResponsesStream:
             raise UpstreamError(f"The upstream for '{self._model_id}' sent a broken event.")
         response = event.get("response")
         if isinstance(response, dict):
-            response["id"] = self._id
+            response.update(self._owned)
             if kind in TERMINAL:
                 self._done = True
                 self.usage = usage_from_response(response.get("usage"))
