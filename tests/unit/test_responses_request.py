@@ -369,8 +369,8 @@ def test_continuation_without_input_and_empty_conversation() -> None:
 
 def test_docs_table_lists_every_field() -> None:
     text = DOCS.read_text()
-    section = text[text.index("\n## Responses") :]
-    section = section[: section.index("\n## ", 1)]
+    section = text[text.index("\n### Fields", text.index("\n## Responses")) :]
+    section = section[: section.index("\n### ", 1)]
     rows = {
         tuple(cell.strip() for cell in line.strip("|").split("|"))
         for line in section.splitlines()
