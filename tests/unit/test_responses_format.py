@@ -246,6 +246,7 @@ def test_junk_chunks_are_skipped() -> None:
             {"choices": [{"delta": {"content": 5, "tool_calls": "x"}}]},
             {"choices": [{"delta": {"tool_calls": [7, {"function": {"arguments": "{}"}}]}}]},
             {"choices": "x", "usage": "y"},
+            {"choices": [{"index": 1, "delta": {"content": "other choice"}}]},
             {"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}]},
             [],
         )

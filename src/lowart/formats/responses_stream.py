@@ -111,7 +111,12 @@ class ChatChunksToResponses:
         if isinstance(get(chunk, "usage"), dict):
             self._usage = chunk["usage"]
         choices = get(chunk, "choices")
-        choice = choices[0] if isinstance(choices, list) and choices else None
+        first = (
+            (c for c in choices if get(c, "index") in (0, None))
+            if isinstance(choices, list)
+            else ()
+        )
+        choice = next(iter(first), None)
         delta = get(choice, "delta")
         if isinstance(delta, dict):
             self._delta(delta)
