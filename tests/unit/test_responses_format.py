@@ -238,6 +238,16 @@ def test_stream_without_a_finish_is_an_upstream_error() -> None:
     assert response.output == [] and empty.response["output"] == []
 
 
+def test_a_broken_stream_fails_with_its_output_so_far() -> None:
+    translator = ChatChunksToResponses(response_id="resp_6", created_at=1, request=REQUEST)
+    opened = translator.feed({"choices": [{"index": 0, "delta": {"content": "Sunny"}}]})
+    response, kinds = accumulate(opened + translator.fail("The upstream broke off."))
+    assert kinds[-1] == "response.failed" and response.status == "failed"
+    assert response.error is not None and response.error.code == "server_error"
+    assert response.output_text == "Sunny" and response.output[0].status == "incomplete"
+    assert not translator.done and translator.response["status"] == "failed"
+
+
 def test_junk_chunks_are_skipped() -> None:
     translator = ChatChunksToResponses(response_id="resp_5", created_at=1, request=REQUEST)
     stream = b"".join(

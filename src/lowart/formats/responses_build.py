@@ -92,12 +92,15 @@ def response_object(
     status: str,
     usage: Json | None = None,
     incomplete_reason: str | None = None,
+    error: Json | None = None,
 ) -> Json:
     """A ``response`` object with this output, echoing the request's settings (OpenAI's
-    defaults for those it leaves out). ``output_text`` is not in it: the SDK computes it."""
+    defaults for those it leaves out). ``output_text`` is not in it: the SDK computes it.
+    A failed one carries ``error`` (``{"code", "message"}``, the codes of the SDK's
+    ``ResponseError``, such as ``server_error`` or ``rate_limit_exceeded``)."""
     response: Json = {"id": response_id, "object": "response", "created_at": created_at}
     response |= {"status": status, "background": request.get("background") is True}
-    response |= {"error": None, "incomplete_details": None, "output": output, "usage": usage}
+    response |= {"error": error, "incomplete_details": None, "output": output, "usage": usage}
     if incomplete_reason is not None:
         response["incomplete_details"] = {"reason": incomplete_reason}
     return response | _echoed(request)
