@@ -1,15 +1,29 @@
 """The fake OpenAI upstream's Responses API as the official SDK sees it: whole and streamed,
-text, function calls, reasoning, a length stop and errors."""
+text, function calls, reasoning, a length stop and errors; and the gateway's translators, over
+the fake's chat, answering as it does."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import openai
 import pytest
-from openai.types.responses import Response, ResponseInputParam, ToolParam
+from openai._models import construct_type
+from openai._types import omit
+from openai.lib.streaming.responses._responses import ResponseStreamState
+from openai.types.responses import (
+    Response,
+    ResponseInputParam,
+    ResponseStreamEvent,
+    ToolParam,
+)
 
+from lowart.formats.responses_output import ChatChunksToResponses
+from lowart.formats.responses_request import check_responses, input_items, responses_to_chat
+from lowart.formats.sse import SSEParser
 from lowart.testing.openai_fake import FakeOpenAI
 from lowart.testing.server import RunningServer, serve_fake
 
@@ -124,3 +138,55 @@ async def test_cut_stream_and_usage_options(fake: tuple[FakeOpenAI, RunningServe
     usage = Response.model_validate(plain.json()).usage
     assert usage is not None and (usage.input_tokens, usage.output_tokens) == (7, 9)
     assert Response.model_validate(bare.json()).usage is None
+
+
+async def _via_chat(http: httpx.AsyncClient, base: str, request: dict[str, Any]) -> Response:
+    """The Responses request asked of the chat fake through the gateway's translators: the
+    request translated, the chat stream read off the socket and translated back."""
+    check_responses(request)
+    chat = responses_to_chat(request, input_items(request))
+    translator = ChatChunksToResponses(response_id="resp_t", created_at=1, request=request)
+    parser, events = SSEParser(), []
+    async with http.stream("POST", base + "/v1/chat/completions", json=chat) as answer:
+        async for piece in answer.aiter_bytes():
+            for sse in parser.feed(piece):
+                if sse.data != b"[DONE]":
+                    events.append(translator.feed(json.loads(sse.data)))
+    events.append(translator.finish())
+    state: ResponseStreamState[Any] = ResponseStreamState(input_tools=omit, text_format=omit)
+    kinds = []
+    for sse in SSEParser().feed(b"".join(events)):
+        event = construct_type(type_=ResponseStreamEvent, value=json.loads(sse.data))
+        kinds += [(handled.type, handled) for handled in state.handle_event(event)]
+    kind, completed = kinds[-1]
+    assert kind == "response.completed"  # its response is what get_final_response returns
+    return Response.model_validate(completed.response.model_dump())
+
+
+@pytest.mark.parametrize("model", ["ok", "tools"])
+async def test_translated_chat_answers_as_the_responses_fake(
+    client: openai.AsyncOpenAI, fake: tuple[FakeOpenAI, RunningServer], model: str
+) -> None:
+    """Two independent fakes, one answer: what the chat fake says, translated both ways, is
+    what the Responses fake says directly."""
+    follow: list[dict[str, Any]] = [
+        {"role": "user", "content": "weather in Paris?"},
+        {"type": "function_call", "call_id": "call_fake_1", "name": "lookup", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_fake_1", "output": "sunny and warm"},
+    ]
+    async with httpx.AsyncClient() as http:
+        for items in ("weather in Paris?", follow):
+            request = {"model": model, "input": items, "instructions": "be brief"}
+            request |= {"tools": TOOLS, "stream": True}
+            translated = await _via_chat(http, fake[1].base_url, request)
+            direct = await client.responses.create(**{**request, "stream": False})
+            assert translated.output_text == direct.output_text
+            assert translated.usage is not None and direct.usage is not None
+            assert translated.usage.input_tokens == direct.usage.input_tokens
+            assert translated.usage.output_tokens == direct.usage.output_tokens
+            pairs = [
+                [(i.call_id, i.name, i.arguments) for i in r.output if i.type == "function_call"]
+                for r in (translated, direct)
+            ]
+            assert pairs[0] == pairs[1]
+    assert fake[0].calls[-1]["body"]["messages"][0] == {"role": "system", "content": "be brief"}

@@ -161,6 +161,7 @@ def test_refused_fields_are_named(fields: dict[str, Any], param: str) -> None:
         ({"metadata": {"k": 1}}, "metadata.k"),
         ({"metadata": {"k" * 65: "v"}}, "metadata." + "k" * 64),
         ({"truncation": "sometimes"}, "truncation"),
+        ({"max_tool_calls": "3"}, "max_tool_calls"),
         ({"include": "reasoning.encrypted_content"}, "include"),
     ],
 )

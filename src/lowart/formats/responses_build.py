@@ -92,25 +92,34 @@ def response_object(
     status: str,
     usage: Json | None = None,
     incomplete_reason: str | None = None,
+    error: Json | None = None,
 ) -> Json:
     """A ``response`` object with this output, echoing the request's settings (OpenAI's
-    defaults for those it leaves out). ``output_text`` is not in it: the SDK computes it."""
-    optional = (
-        "instructions",
-        "max_output_tokens",
-        "max_tool_calls",
-        "previous_response_id",
-        "prompt_cache_key",
-        "safety_identifier",
-        "user",
-    )
+    defaults for those it leaves out). ``output_text`` is not in it: the SDK computes it.
+    A failed one carries ``error`` (``{"code", "message"}``, the codes of the SDK's
+    ``ResponseError``, such as ``server_error`` or ``rate_limit_exceeded``)."""
     response: Json = {"id": response_id, "object": "response", "created_at": created_at}
     response |= {"status": status, "background": request.get("background") is True}
-    response |= {"error": None, "incomplete_details": None, "output": output, "usage": usage}
+    response |= {"error": error, "incomplete_details": None, "output": output, "usage": usage}
     if incomplete_reason is not None:
         response["incomplete_details"] = {"reason": incomplete_reason}
-    response |= {name: request.get(name) for name in optional}
-    response |= {
+    return response | _echoed(request)
+
+
+_ECHOED = (
+    "instructions",
+    "max_output_tokens",
+    "max_tool_calls",
+    "previous_response_id",
+    "prompt_cache_key",
+    "safety_identifier",
+    "user",
+)
+
+
+def _echoed(request: dict[str, Any]) -> Json:
+    """The request's settings as a response repeats them."""
+    return {name: request.get(name) for name in _ECHOED} | {
         "metadata": request.get("metadata") or {},
         "model": request.get("model"),
         "parallel_tool_calls": request.get("parallel_tool_calls") is not False,
@@ -119,11 +128,14 @@ def response_object(
         "temperature": _default(request.get("temperature"), 1.0),
         "text": request.get("text") or {"format": {"type": "text"}},
         "tool_choice": _default(request.get("tool_choice"), "auto"),
-        "tools": [_echo_tool(tool) for tool in request.get("tools") or ()],
+        "tools": [_echo_tool(tool) for tool in _listed(request.get("tools"))],
         "top_p": _default(request.get("top_p"), 1.0),
         "truncation": "disabled",
     }
-    return response
+
+
+def _listed(value: object) -> list[Json]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _default(value: object, default: object) -> object:

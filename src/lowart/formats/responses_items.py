@@ -126,8 +126,12 @@ def output_text(output: object, param: str) -> str:
     """A ``function_call_output``'s output as text: a string, or its text parts joined."""
     if isinstance(output, str):
         return output
+    if not isinstance(output, list):
+        raise InvalidRequest(
+            "A function call's output must be a string or text parts.", param=param
+        )
     texts = []
-    for index, part in enumerate(list_of(output, param) if output is not None else [None]):
+    for index, part in enumerate(output):
         if get(part, "type") != "input_text":
             raise InvalidRequest(
                 "A function call's output must be a string or text parts.",

@@ -93,7 +93,11 @@ def _check_numbers(body: dict[str, Any]) -> None:
             and low <= value <= high
         ):
             raise InvalidRequest(f"'{name}' must be a number from {low} to {high}.", param=name)
-    for name, low, cap in (("max_output_tokens", 1, MAX_TOKENS_CAP), ("top_logprobs", 0, 20)):
+    for name, low, cap in (
+        ("max_output_tokens", 1, MAX_TOKENS_CAP),
+        ("top_logprobs", 0, 20),
+        ("max_tool_calls", 0, MAX_TOKENS_CAP),
+    ):
         value = body.get(name)
         if value is not None and (
             not isinstance(value, int) or isinstance(value, bool) or not low <= value <= cap

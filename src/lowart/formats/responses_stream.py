@@ -60,7 +60,8 @@ def _part(kind: str, pieces: list[str]) -> Json:
 
 class ChatChunksToResponses:
     """Turns the chunks of one chat completion stream into the Responses events of one
-    response; ``finish`` closes it once the upstream gave a finish reason."""
+    response; ``finish`` closes it once the upstream gave a finish reason, ``fail`` when the
+    upstream broke off."""
 
     def __init__(self, *, response_id: str, created_at: int, request: dict[str, Any]) -> None:
         self._response_id = response_id
@@ -72,6 +73,7 @@ class ChatChunksToResponses:
         self._calls: dict[object, _Item] = {}  # by the chunk's tool call index
         self._finish: str | None = None
         self._usage: object = None
+        self._error: Json | None = None  # set by fail()
         self._started = False
         self._done = False
 
@@ -100,9 +102,10 @@ class ChatChunksToResponses:
             response_id=self._response_id,
             created_at=self._created_at,
             output=[item.built() for item in self._items],
-            status=status,
+            status="failed" if self._error else status,
             usage=usage_object(self._usage),
-            incomplete_reason=reason,
+            incomplete_reason=None if self._error else reason,
+            error=self._error,
         )
 
     def feed(self, chunk: dict[str, Any]) -> bytes:
@@ -111,7 +114,12 @@ class ChatChunksToResponses:
         if isinstance(get(chunk, "usage"), dict):
             self._usage = chunk["usage"]
         choices = get(chunk, "choices")
-        choice = choices[0] if isinstance(choices, list) and choices else None
+        first = (
+            (c for c in choices if get(c, "index") in (0, None))
+            if isinstance(choices, list)
+            else ()
+        )
+        choice = next(iter(first), None)
         delta = get(choice, "delta")
         if isinstance(delta, dict):
             self._delta(delta)
@@ -132,6 +140,17 @@ class ChatChunksToResponses:
             if item.status == "in_progress":
                 self._close(item, item_status)
         self._done = True
+        self._writer.closing(self.response)
+        return b"".join(self._writer.take())
+
+    def fail(self, message: str, code: str = "server_error") -> bytes:
+        """The events ending a stream the upstream broke: open items end ``incomplete``, then
+        ``response.failed`` carrying the error and the output so far."""
+        self._start()
+        for item in self._items:
+            if item.status == "in_progress":
+                self._close(item, "incomplete")
+        self._error = {"code": code, "message": message}
         self._writer.closing(self.response)
         return b"".join(self._writer.take())
 

@@ -176,7 +176,8 @@ def stream_events(response: Json, cut: int | None) -> list[bytes]:
 def _item_events(out: _Events, index: int, item: Json) -> None:
     where = {"item_id": item["id"], "output_index": index}
     if item["type"] == "message":
-        out.add("response.output_item.added", output_index=index, item=item | {"content": []})
+        started = item | {"content": [], "status": "in_progress"}
+        out.add("response.output_item.added", output_index=index, item=started)
         part = item["content"][0]
         at = where | {"content_index": 0}
         out.add("response.content_part.added", **at, part=part | {"text": ""})
@@ -186,7 +187,8 @@ def _item_events(out: _Events, index: int, item: Json) -> None:
         out.add("response.output_text.done", **at, text=part["text"], logprobs=[])
         out.add("response.content_part.done", **at, part=part)
     elif item["type"] == "function_call":
-        out.add("response.output_item.added", output_index=index, item=item | {"arguments": ""})
+        started = item | {"arguments": "", "status": "in_progress"}
+        out.add("response.output_item.added", output_index=index, item=started)
         arguments = item["arguments"]
         half = max(1, len(arguments) // 2)
         for piece in (arguments[:half], arguments[half:]):
