@@ -60,7 +60,12 @@ def gw(
     add("claude", "Anthropic", base_url=fake_anthropic, api_key=VENDOR_KEY)
     # "mock", the Mock model every gateway starts with, is the fourth kind.
     for wire in ("chat", "responses"):
-        for name, upstream in (("tools", "tools"), ("broken", "error-500"), ("slow", "slow-3000")):
+        for name, upstream in (
+            ("tools", "tools"),
+            ("broken", "error-500"),
+            ("slow", "slow-3000"),
+            ("cut", "cut-3"),
+        ):
             add(
                 f"{name}-{wire}",
                 "OpenAI",
@@ -69,6 +74,15 @@ def gw(
                 upstream_model=upstream,
                 params={"wire": wire},
             )
+    add(
+        "tools-claude",
+        "Anthropic",
+        base_url=fake_anthropic,
+        api_key=VENDOR_KEY,
+        upstream_model="tools",
+    )
+    call = {"name": "get_weather", "arguments": {"city": "Paris"}}
+    add("tools-mock", "Mock", params={"tool_call": call})
     return gateway
 
 
@@ -115,19 +129,20 @@ def test_create_and_stream_for_every_vendor_kind(
     assert client.responses.retrieve(final.id).output_text == expected  # stored before done
 
 
-@pytest.mark.parametrize("wire", ["chat", "responses"])
+@pytest.mark.parametrize("kind", ["chat", "responses", "claude", "mock"])
 def test_function_tools_round_trip_and_json_schema(
-    gw: Gateway, fake_openai: tuple[FakeOpenAI, str], wire: str
+    gw: Gateway, fake_openai: tuple[FakeOpenAI, str], kind: str
 ) -> None:
     client = gw.openai(gw.create_user())
-    first = client.responses.create(
-        model=f"tools-{wire}", input="weather in Paris?", tools=[WEATHER_TOOL]
-    )
+    with client.responses.stream(
+        model=f"tools-{kind}", input="weather in Paris?", tools=[WEATHER_TOOL]
+    ) as stream:
+        first = stream.get_final_response()
     calls = [item for item in first.output if item.type == "function_call"]
     assert calls and calls[0].name == "get_weather"
     assert json.loads(calls[0].arguments) == {"city": "Paris"}
     second = client.responses.create(
-        model=f"tools-{wire}",
+        model=f"tools-{kind}",
         previous_response_id=first.id,
         input=[{"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"}],
         tools=[WEATHER_TOOL],
@@ -141,6 +156,18 @@ def test_function_tools_round_trip_and_json_schema(
     )
     sent = fake_openai[0].calls[-1]["body"]
     assert sent["response_format"]["json_schema"]["schema"] == schema
+
+
+@pytest.mark.parametrize("wire", ["chat", "responses"])
+def test_a_stream_cut_upstream_ends_in_an_error_the_sdk_raises(gw: Gateway, wire: str) -> None:
+    client = gw.openai(gw.create_user())
+    with (
+        pytest.raises(openai.APIError, match="cut off"),
+        client.responses.stream(model=f"cut-{wire}", input="one two three four five") as stream,
+    ):
+        stream.get_final_response()
+    wait_for(lambda: bool(gw.sql("SELECT 1 FROM usage_records WHERE status='partial'")))
+    assert gw.sql("SELECT COUNT(*) FROM responses") == [(0,)]  # nothing stored as complete
 
 
 def test_history_survives_a_restart_and_a_fallback_vendor(

@@ -73,7 +73,10 @@ def test_confirm_policy_asks_in_openai_items_and_goes_on(gw: Gateway, approve: b
     if approve:
         assert calls[0].output == PARIS and calls[0].error is None
     else:
-        assert calls[0].output is None and "rejected" in (calls[0].error or "")
+        error = calls[0].error
+        assert calls[0].output is None and error is not None
+        assert error.type == "mcp_tool_execution_error"
+        assert "rejected" in error.content[0]["text"]  # type: ignore[union-attr,index]
     assert answer.output_text
     rows = audit(gw, user_id)
     assert [r["outcome"] for r in rows] == ["ok" if approve else "rejected"]

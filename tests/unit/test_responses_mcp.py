@@ -44,8 +44,9 @@ def test_an_approval_names_the_call_it_decides() -> None:
 def test_a_decided_call_says_what_ran(output: str, status: str) -> None:
     item = call_item({**PENDING, "output": output}, "mcpr_call_1")
     assert item["status"] == status and item["approval_request_id"] == "mcpr_call_1"
+    error = {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": output}]}
     assert (item["output"], item["error"]) == (
-        (output, None) if status == "completed" else (None, output)
+        (output, None) if status == "completed" else (None, error)
     )
 
 

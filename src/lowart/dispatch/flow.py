@@ -78,9 +78,11 @@ def stream_error(exc: LowartError, fmt: str) -> bytes:
     """The explicit error event that ends a stream after its first byte, in the caller's format."""
     if fmt == ANTHROPIC:
         return anthropic_error_event(exc.anthropic_error_type, exc.message)
-    if fmt == RESPONSES:  # the Responses API's own error event (the SDK raises on it)
-        event = {"type": "error", "code": exc.error_code or exc.error_type, "message": exc.message}
-        return encode_event(msgspec.json.encode({**event, "param": None}), event="error")
+    if fmt == RESPONSES:  # the Responses API's error event, with an ``error`` the SDK raises
+        code = exc.error_code or exc.error_type
+        event = {"type": "error", "code": code, "message": exc.message, "param": None}
+        event["error"] = {"type": exc.error_type, "code": code, "message": exc.message}
+        return encode_event(msgspec.json.encode(event), event="error")
     return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
 
 

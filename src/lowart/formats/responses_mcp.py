@@ -45,10 +45,15 @@ def call_item(ran: Mapping[str, Any], approval_request_id: str | None) -> dict[s
         "name": ran["name"],
         "arguments": ran["arguments"],
         "output": None if failed else output,
-        "error": output if failed else None,
+        "error": _execution_error(output) if failed else None,
         "status": "failed" if failed else "completed",
         "approval_request_id": approval_request_id,
     }
+
+
+def _execution_error(text: str) -> dict[str, Any]:
+    """A call that did not run, or failed, as the SDK's ``McpToolExecutionError``."""
+    return {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": text}]}
 
 
 def approval_request_item(pending: Mapping[str, Any]) -> dict[str, Any]:
