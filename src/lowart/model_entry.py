@@ -27,6 +27,28 @@ class OperationKind(StrEnum):
 CHAT_ONLY = frozenset({OperationKind.CHAT})
 
 
+def kinds_of(params: dict[str, Any], served: frozenset[OperationKind]) -> frozenset[OperationKind]:
+    """What a model serves: ``params.kinds`` (a list of ``chat``, ``images``, ``embeddings``)
+    narrows what its vendor serves (an OpenAI-compatible server with chat only, say), and can
+    never claim what the vendor cannot (docs/api.md, "Admin: models and fallbacks")."""
+    kinds = params.get("kinds")
+    if kinds is None:
+        return served
+    names = {kind.value for kind in OperationKind}
+    if not isinstance(kinds, list) or not kinds or not all(k in names for k in kinds):
+        raise InvalidRequest(
+            f"params.kinds must be a non-empty list of {', '.join(sorted(names))}.",
+            param="params.kinds",
+        )
+    wanted = frozenset(OperationKind(k) for k in kinds)
+    if not wanted <= served:
+        missing = sorted(k.value for k in wanted - served)
+        raise InvalidRequest(
+            f"params.kinds: this vendor cannot serve {', '.join(missing)}.", param="params.kinds"
+        )
+    return wanted
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Per-attempt timeouts in seconds."""

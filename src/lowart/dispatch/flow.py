@@ -69,7 +69,7 @@ _CHAT, _IMAGES, _EMBEDDINGS = (
     OperationKind.IMAGES,
     OperationKind.EMBEDDINGS,
 )  # an enum member lookup costs ~250 ns (3.11)
-_SERVES = {_IMAGES: "generate images", _EMBEDDINGS: "serve embeddings"}
+_SERVES = {_CHAT: "chat", _IMAGES: "generate images", _EMBEDDINGS: "serve embeddings"}
 T = TypeVar("T")
 Opened = tuple[ChatStream, AsyncIterator[bytes], bytes]
 
@@ -187,7 +187,8 @@ class Dispatcher:
             raise ModelNotFound(model_id)
         if principal.models is not None:
             chain = [m for m in chain if principal.may_use(m.model_id)]
-        if operation is not _CHAT:  # only models serving the operation, fallbacks too
+        if operation not in chain[0].operations or len(chain) > 1:
+            # only models serving the operation, fallbacks too (params.kinds may narrow chat)
             chain = [m for m in chain if operation in m.operations]
             if not chain or chain[0].model_id != model_id:
                 raise InvalidRequest(

@@ -55,7 +55,7 @@ FIELDS: Final[tuple[tuple[str, str, str], ...]] = (
     ("tool_choice", TRANSLATED, '"auto", "none", "required" or `{"type": "function", "name"}`'),
     ("text.format", TRANSLATED, "`text`, `json_object` or `json_schema`: chat's `response_format`"),
     ("text.verbosity", TRANSLATED, "chat's `verbosity`"),
-    ("reasoning.effort", TRANSLATED, "chat's `reasoning_effort`"),
+    ("reasoning.effort", TRANSLATED, "chat's `reasoning_effort`; Anthropic's extended `thinking`"),
     ("prompt_cache_key", TRANSLATED, "chat's `prompt_cache_key`"),
     ("stream", TRANSLATED, "the Responses events, with usage"),
     ("previous_response_id", TRANSLATED, "the gateway sends the stored conversation instead"),
