@@ -196,16 +196,20 @@ class _ChatStreamAsResponses(_TranslatedStream):
 
 
 class _ResponsesOverChat:
-    """A Responses caller: relayed natively to a model whose upstream speaks the Responses API
-    (``params.wire: "responses"``), else translated to Chat Completions and back, whatever the
-    vendor (an Anthropic one through ``_OpenAIOverAnthropic`` in turn)."""
+    """A Responses caller: relayed natively to a model whose vendor answers Responses requests
+    itself (``responds``: OpenAI with ``params.wire: "responses"``, ComfyUI), else translated
+    to Chat Completions and back, whatever the vendor (an Anthropic one through
+    ``_OpenAIOverAnthropic`` in turn)."""
 
     native = RESPONSES
 
     def __init__(self, provider: Provider) -> None:
         self._provider = provider
         self._chat = in_caller_format(provider, OPENAI)
-        self._speaks = getattr(provider, "speaks_responses", False) is True
+        self._responds = getattr(provider, "responds", None)  # a vendor's own Responses API
+
+    def _native(self, model: ModelEntry) -> bool:
+        return self._responds is not None and self._responds(model) is True
 
     @staticmethod
     def _as_chat(request: ChatRequest) -> ChatRequest:
@@ -213,7 +217,7 @@ class _ResponsesOverChat:
         return dataclasses.replace(request, body=body, fmt=OPENAI, wants_usage=True, headers={})
 
     async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
-        if self._speaks and model.access.responses:
+        if self._native(model):
             return await self._provider.complete(model, request)
         answer = await self._chat.complete(model, self._as_chat(request))
         body = chat_to_response(
@@ -225,7 +229,7 @@ class _ResponsesOverChat:
         return Completion(msgspec.json.encode(body), answer.usage)
 
     async def open_stream(self, model: ModelEntry, request: ChatRequest) -> ChatStream:
-        if self._speaks and model.access.responses:
+        if self._native(model):
             return await self._provider.open_stream(model, request)
         stream = await self._chat.open_stream(model, self._as_chat(request))
         translator = ChatChunksToResponses(

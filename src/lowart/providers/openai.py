@@ -149,7 +149,11 @@ class OpenAIProvider:
     model's ``access`` (``params.auth_header``, ``params.query``) is prepared by the directory."""
 
     native = OPENAI
-    speaks_responses = True  # a model with ``params.wire: "responses"`` is sent them natively
+
+    @staticmethod
+    def responds(model: ModelEntry) -> bool:
+        """Whether Responses requests go to this model natively (``params.wire``)."""
+        return model.access.responses
 
     def __init__(self, transport: Transport, embeddings_max_answer: int) -> None:
         self._transport = transport

@@ -3,8 +3,9 @@
 
 The gateway owns response ids and history: the request arrives with its whole conversation as
 ``input`` (the edge rebuilt it) and goes up with ``store: false`` and no
-``previous_response_id``; the answer's id, model name and those settings become the gateway's. Every streamed event is read, to take
-the usage from the last one and the text for an estimate should the stream break.
+``previous_response_id``; the answer's id, model name and those settings become the
+gateway's. Every streamed event is read, to take the usage from the last one and the text for
+an estimate should the stream break.
 """
 
 from __future__ import annotations
