@@ -80,8 +80,14 @@ def stream_error(exc: LowartError, fmt: str) -> bytes:
         return anthropic_error_event(exc.anthropic_error_type, exc.message)
     if fmt == RESPONSES:  # the Responses API's error event, with an ``error`` the SDK raises
         code = exc.error_code or exc.error_type
-        event = {"type": "error", "code": code, "message": exc.message, "param": None}
-        event["error"] = {"type": exc.error_type, "code": code, "message": exc.message}
+        error = {"type": exc.error_type, "code": code, "message": exc.message}
+        event = {
+            "type": "error",
+            "code": code,
+            "message": exc.message,
+            "param": None,
+            "error": error,
+        }
         return encode_event(msgspec.json.encode(event), event="error")
     return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
 
