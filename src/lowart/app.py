@@ -25,6 +25,8 @@ from lowart.api.openapi import openapi_document
 from lowart.api.operations import EMBEDDING, OPERATIONS
 from lowart.api.ops import Ops
 from lowart.api.relay import OperationEndpoint
+from lowart.api.responses_api import ResponsesEndpoint
+from lowart.api.responses_routes import ResponseRoutes
 from lowart.api.routing import not_found, served_before
 from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
@@ -167,6 +169,7 @@ def build_stack(services: Services) -> ASGIApp:
             destinations=destinations,
         ).routes(),
         *ConfirmRoutes(services.confirmations).routes(),
+        *ResponseRoutes(services.responses).routes(),
         *Console().routes(),
     ]
     caps = {EMBEDDING.name: services.settings.edge.embeddings_max_body_bytes}
@@ -177,6 +180,16 @@ def build_stack(services: Services) -> ASGIApp:
         )
         for path, op in OPERATIONS
     }
+    fast_paths["POST", "/v1/responses"] = (
+        "/v1/responses",
+        ResponsesEndpoint(
+            services.pipeline,
+            services.responses,
+            services.tools,
+            services.confirmations,
+            write_timeout,
+        ),
+    )
     routes += [served_before(path, method) for method, path in fast_paths]
     # No trailing-slash redirects: Starlette builds them from the client's Host header.
     router = Router(routes=routes, default=not_found, redirect_slashes=False)

@@ -31,6 +31,7 @@ from lowart.settings.work import (
     JobSettings,
     LimitSettings,
     LivenessSettings,
+    ResponseSettings,
     RetrySettings,
     ToolSettings,
     UpstreamSettings,
@@ -59,6 +60,7 @@ class Settings:
     files: FileSettings = field(default_factory=FileSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
+    responses: ResponseSettings = field(default_factory=ResponseSettings)
 
     @property
     def files_root(self) -> Path:
@@ -139,6 +141,8 @@ class Settings:
             "IDEMPOTENCY_TTL_S": self.idempotency.ttl_s,
             "IDEMPOTENCY_LEASE_S": self.idempotency.lease_s,
             "IDEMPOTENCY_SWEEP_S": self.idempotency.sweep_s,
+            "RESPONSES_RETENTION_S": self.responses.retention_s,
+            "RESPONSES_MAX_HISTORY": self.responses.max_history,
         }
         for name, value in positive.items():
             if value <= 0:

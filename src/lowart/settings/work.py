@@ -217,3 +217,22 @@ class IdempotencySettings:
     sweep_s: float = setting(
         "IDEMPOTENCY_SWEEP_S", 600.0, number, "how often expired keys are deleted"
     )
+
+
+@dataclass(frozen=True)
+class ResponseSettings:
+    """The Responses API's stored responses."""
+
+    retention_s: float = setting(
+        "RESPONSES_RETENTION_S",
+        30 * 86400.0,
+        number,
+        "how long a stored response (`store` true) can be read and continued with "
+        '`previous_response_id` (docs/api.md, "Responses")',
+    )
+    max_history: int = setting(
+        "RESPONSES_MAX_HISTORY",
+        1000,
+        integer,
+        "the most earlier responses a `previous_response_id` chain may reach back through",
+    )
