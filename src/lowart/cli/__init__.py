@@ -24,7 +24,9 @@ def parser() -> argparse.ArgumentParser:
     """The whole command line."""
     root = argparse.ArgumentParser(prog="lowart", description="Lowart LLM API gateway")
     root.add_argument("--version", action="version", version=f"lowart {__version__}")
-    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = root.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="the command to run"
+    )
     for group in GROUPS:
         group.register(commands)
     return root

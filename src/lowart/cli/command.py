@@ -34,7 +34,7 @@ class Group(Protocol):
 def group(commands: Commands, name: str, help_text: str) -> Commands:
     """A command group (``lowart NAME ACTION``); returns where its actions are added."""
     parser = commands.add_parser(name, help=help_text, description=help_text)
-    return parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    return parser.add_subparsers(dest="action", required=True, metavar="ACTION", help="what to do")
 
 
 def command(
