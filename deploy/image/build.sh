@@ -40,7 +40,7 @@ cp /etc/ssl/certs/ca-certificates.crt "$root/tmp/host-ca.crt"
 chroot "$root" python3 -m venv /opt/lowart
 chroot "$root" env -i PATH=/usr/bin:/bin PIP_CERT=/tmp/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
   /opt/lowart/bin/pip install --no-cache-dir --quiet -c /tmp/requirements.txt "/tmp/$wheel"
-chroot "$root" useradd --system --uid 10001 --user-group --home-dir /data --no-create-home \
+chroot "$root" useradd --uid 10001 --user-group --home-dir /data --no-create-home \
   --shell /usr/sbin/nologin lowart
 mkdir -p "$root/data"
 chown 10001:10001 "$root/data"
