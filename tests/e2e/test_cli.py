@@ -110,6 +110,12 @@ def test_cli_then_serve(tmp_path: Path) -> None:
         assert chat.headers["x-ratelimit-limit-requests"] == "5"
         with server.client(bob_key) as client:
             assert client.get("/admin/users").status_code == 403
+        # An online backup, the server running on the database (WAL) meanwhile.
+        copy = tmp_path / "copy.db"
+        backed_up = run_cli(["backup", str(copy), "--json"], tmp_path)
+        assert backed_up.returncode == 0, backed_up.stderr
+        assert _json(backed_up.stdout)["bytes"] == copy.stat().st_size
+        assert sql(copy, "SELECT COUNT(*) FROM api_keys WHERE user_id = 'bob'") == [(2,)]
         assert server.terminate() in STOPPED, server.output()
 
     # The usage report as CSV: the chat's tokens, under bob.
