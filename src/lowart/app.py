@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import structlog
@@ -134,18 +135,36 @@ def probes(services: Services) -> dict[str, Callable[[], Awaitable[None]]]:
     return checks
 
 
+@dataclass(frozen=True)
+class AdminOperations:
+    """The admin operations on users, keys, models and usage: the admin routes and the
+    ``lowart`` command line call the same ones."""
+
+    users: UserAdmin
+    models: ModelAdmin
+    usage: UsageReports
+
+
+def admin_operations(services: Services) -> AdminOperations:
+    refresh, settle = services.invalidate, services.settle_usage
+    destinations = DestinationPolicy(services.settings.upstream.allow_private)
+    return AdminOperations(
+        users=UserAdmin(services.users, refresh, settle, services.jobs.key_revoked),
+        models=ModelAdmin(services.models, services.box, refresh, destinations, services.vendors),
+        usage=UsageReports(services.usage, services.users, settle),
+    )
+
+
 def build_stack(services: Services) -> ASGIApp:
     """Routes behind the pure ASGI middleware."""
     write_timeout = WriteTimeout(services.watchdog, services.settings.edge.stream_write_timeout_s)
     models = Models(services.directory)
-    refresh, settle = services.invalidate, services.settle_usage
     destinations = DestinationPolicy(services.settings.upstream.allow_private)
+    admin = admin_operations(services)
     routes: list[Route] = [
-        *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
-        *ModelAdmin(
-            services.models, services.box, refresh, destinations, services.vendors
-        ).routes(),
-        *UsageReports(services.usage, services.users, settle).routes(),
+        *admin.users.routes(),
+        *admin.models.routes(),
+        *admin.usage.routes(),
         *Ops(
             services.metrics,
             probes(services),
