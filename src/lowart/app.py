@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import structlog
@@ -26,6 +27,8 @@ from lowart.api.openapi import openapi_document
 from lowart.api.operations import EMBEDDING, OPERATIONS
 from lowart.api.ops import Ops
 from lowart.api.relay import OperationEndpoint
+from lowart.api.responses_api import ResponsesEndpoint
+from lowart.api.responses_routes import ResponseRoutes
 from lowart.api.routing import not_found, served_before
 from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
@@ -133,21 +136,39 @@ def probes(services: Services) -> dict[str, Callable[[], Awaitable[None]]]:
     return checks
 
 
+@dataclass(frozen=True)
+class AdminOperations:
+    """The admin operations on users, keys, models and usage: the admin routes and the
+    ``lowart`` command line call the same ones."""
+
+    users: UserAdmin
+    models: ModelAdmin
+    usage: UsageReports
+
+
+def admin_operations(services: Services) -> AdminOperations:
+    refresh, settle = services.invalidate, services.settle_usage
+    destinations = DestinationPolicy(services.settings.upstream.allow_private)
+    return AdminOperations(
+        users=UserAdmin(services.users, refresh, settle, services.jobs.key_revoked),
+        models=ModelAdmin(services.models, services.box, refresh, destinations, services.vendors),
+        usage=UsageReports(services.usage, services.users, settle),
+    )
+
+
 def build_stack(services: Services) -> ASGIApp:
     """Routes behind the pure ASGI middleware."""
     write_timeout = WriteTimeout(services.watchdog, services.settings.edge.stream_write_timeout_s)
     models = Models(services.directory)
-    refresh, settle = services.invalidate, services.settle_usage
     destinations = DestinationPolicy(services.settings.upstream.allow_private)
+    admin = admin_operations(services)
     routes: list[Route] = [
-        *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
-        *ModelAdmin(
-            services.models, services.box, refresh, destinations, services.vendors
-        ).routes(),
+        *admin.users.routes(),
+        *admin.models.routes(),
+        *admin.usage.routes(),
         *TransformAdmin(
-            services.transform_repo, services.models, services.transforms, refresh
+            services.transform_repo, services.models, services.transforms, services.invalidate
         ).routes(),
-        *UsageReports(services.usage, services.users, settle).routes(),
         *Ops(
             services.metrics,
             probes(services),
@@ -171,6 +192,7 @@ def build_stack(services: Services) -> ASGIApp:
             destinations=destinations,
         ).routes(),
         *ConfirmRoutes(services.confirmations).routes(),
+        *ResponseRoutes(services.responses).routes(),
         *Console().routes(),
     ]
     caps = {EMBEDDING.name: services.settings.edge.embeddings_max_body_bytes}
@@ -181,6 +203,16 @@ def build_stack(services: Services) -> ASGIApp:
         )
         for path, op in OPERATIONS
     }
+    fast_paths["POST", "/v1/responses"] = (
+        "/v1/responses",
+        ResponsesEndpoint(
+            services.pipeline,
+            services.responses,
+            services.tools,
+            services.confirmations,
+            write_timeout,
+        ),
+    )
     routes += [served_before(path, method) for method, path in fast_paths]
     # No trailing-slash redirects: Starlette builds them from the client's Host header.
     router = Router(routes=routes, default=not_found, redirect_slashes=False)

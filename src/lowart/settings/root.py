@@ -31,6 +31,7 @@ from lowart.settings.work import (
     JobSettings,
     LimitSettings,
     LivenessSettings,
+    ResponseSettings,
     RetrySettings,
     ToolSettings,
     TransformSettings,
@@ -60,6 +61,7 @@ class Settings:
     files: FileSettings = field(default_factory=FileSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
+    responses: ResponseSettings = field(default_factory=ResponseSettings)
     transforms: TransformSettings = field(default_factory=TransformSettings)
 
     @property
@@ -141,6 +143,8 @@ class Settings:
             "IDEMPOTENCY_TTL_S": self.idempotency.ttl_s,
             "IDEMPOTENCY_LEASE_S": self.idempotency.lease_s,
             "IDEMPOTENCY_SWEEP_S": self.idempotency.sweep_s,
+            "RESPONSES_RETENTION_S": self.responses.retention_s,
+            "RESPONSES_MAX_HISTORY": self.responses.max_history,
             "TRANSFORM_WORKERS": self.transforms.workers,
             "TRANSFORM_TIMEOUT_MS": self.transforms.timeout_ms,
             "TRANSFORM_MEMORY_MB": self.transforms.memory_mb,

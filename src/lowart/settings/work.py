@@ -220,6 +220,25 @@ class IdempotencySettings:
 
 
 @dataclass(frozen=True)
+class ResponseSettings:
+    """The Responses API's stored responses."""
+
+    retention_s: float = setting(
+        "RESPONSES_RETENTION_S",
+        30 * 86400.0,
+        number,
+        "how long a stored response (`store` true) can be read and continued with "
+        '`previous_response_id` (docs/api.md, "Responses")',
+    )
+    max_history: int = setting(
+        "RESPONSES_MAX_HISTORY",
+        1000,
+        integer,
+        "the most earlier responses a `previous_response_id` chain may reach back through",
+    )
+
+
+@dataclass(frozen=True)
 class TransformSettings:
     """The sandboxed transform scripts and the worker processes that run them."""
 
@@ -227,8 +246,8 @@ class TransformSettings:
         "TRANSFORM_WORKERS",
         2,
         integer,
-        "worker processes per gateway process that run transform scripts (started with it, "
-        "replaced when one dies)",
+        "worker processes per gateway process that run transform scripts (started when the "
+        "first script is loaded, replaced when one dies)",
     )
     timeout_ms: int = setting(
         "TRANSFORM_TIMEOUT_MS",

@@ -219,6 +219,21 @@ idempotency_keys = sa.Table(  # docs/api.md "Idempotency-Key"
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
 )
 
+responses = sa.Table(  # docs/api.md "Responses"
+    "responses",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # resp_…
+    sa.Column("user_id", sa.Text, nullable=False, index=True),
+    sa.Column("model", sa.Text, nullable=False),  # the model the caller asked for
+    sa.Column("previous_response_id", sa.Text, nullable=True),
+    sa.Column("input_items", sa.LargeBinary, nullable=False),  # JSON: this turn's input items
+    sa.Column("response", sa.LargeBinary, nullable=False),  # JSON: the Response object
+    sa.Column("job_id", sa.Text, nullable=True),  # a background response's job
+    sa.Column("session_id", sa.Text, nullable=True),  # a pause's tool session (approvals)
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
 # A Starlark script run on a model's requests and answers (docs/transforms.md); model_id NULL:
 # every model without a script of its own. deployment: reserved (no deployments yet).
 transforms = sa.Table(
