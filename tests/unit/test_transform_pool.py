@@ -133,3 +133,17 @@ async def test_a_builtin_past_the_limit_is_refused_or_killed(pool: WorkerPool) -
         assert (await stuck.run(call("on_request", {}))).status == "ok"
     finally:
         await stuck.close()
+
+
+async def test_workers_that_cannot_start_fail_calls_at_once() -> None:
+    # 1 MiB of address space: the worker cannot even build its interpreter.
+    broken = WorkerPool(PoolConfig(size=2, timeout_ms=TIMEOUT_MS, memory_mb=1, kill_after_s=1.0))
+    try:
+        started = time.monotonic()
+        with pytest.raises(TransformFailed):
+            await broken.run(call("on_request", {}))
+        with pytest.raises(TransformFailed):  # no new start within start_timeout_s: at once
+            await broken.run(call("on_request", {}))
+        assert time.monotonic() - started < broken.config.start_timeout_s
+    finally:
+        await broken.close()

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +75,11 @@ class _Worker:
                 self.proc.kill()
 
 
+async def _exit_code(worker: _Worker) -> int:
+    worker.kill()
+    return await worker.proc.wait()
+
+
 def _worker_env() -> dict[str, str]:
     """Nothing of the gateway's environment (no key, no URL): only where lowart is."""
     root = str(Path(lowart.__file__).resolve().parent.parent)
@@ -90,6 +97,8 @@ class WorkerPool:
         self._started = False
         self._closed = False
         self._live = 0  # workers started and not replaced since
+        self._failed_at = -math.inf  # when a worker last failed to start
+        self._down = asyncio.Event()  # set when every start failed and none is up
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(Reply)
         self.replaced = 0  # workers replaced since start (tests and logs read it)
@@ -105,6 +114,7 @@ class WorkerPool:
     def _spawn(self) -> None:
         if self._closed:
             return
+        self._down.clear()
         task = asyncio.get_running_loop().create_task(self._start_one(), name="transform_worker")
         self._spawning.add(task)
         task.add_done_callback(self._spawning.discard)
@@ -133,9 +143,11 @@ class WorkerPool:
             async with asyncio.timeout(self.config.start_timeout_s):
                 await worker.ready()
         except (WorkerLost, TimeoutError):
-            log.error("transform_worker_start_failed", exit_code=proc.returncode)
-            worker.kill()
+            log.error("transform_worker_start_failed", exit_code=await _exit_code(worker))
             self._workers.discard(worker)
+            self._failed_at = time.monotonic()
+            if not self._live and len(self._spawning) <= 1:  # this start was the last hope
+                self._down.set()
             return
         self._live += 1
         self._idle.put_nowait(worker)
@@ -144,9 +156,12 @@ class WorkerPool:
         """``call`` on a free worker; ``TransformFailed`` when no worker could answer it."""
         self.start()
         wait_s = self.config.kill_after_s
-        try:  # while no worker is up (the first start, or all replaced), the start's own bound
-            async with asyncio.timeout(wait_s if self._live else self.config.start_timeout_s):
-                worker = await self._idle.get()
+        try:
+            if self._live:
+                async with asyncio.timeout(wait_s):
+                    worker = await self._idle.get()
+            else:
+                worker = await self._first_worker(self._starting_s())
         except TimeoutError:
             raise TransformFailed("No transform worker became free in time.") from None
         payload = self._encoder.encode(call)
@@ -162,6 +177,30 @@ class WorkerPool:
             raise
         self._idle.put_nowait(worker)
         return reply
+
+    def _starting_s(self) -> float:
+        """No worker is up: wait for the ones starting; none starting after a failed start:
+        start them again (at most once per ``start_timeout_s``), or fail at once."""
+        recently = time.monotonic() - self._failed_at < self.config.start_timeout_s
+        if not self._spawning and not recently:
+            for _ in range(self.config.size):
+                self._spawn()
+        return self.config.start_timeout_s if self._spawning else 0.0
+
+    async def _first_worker(self, bound: float) -> _Worker:
+        """While none is up: the first worker that starts; ``TimeoutError`` once every start
+        failed, or at ``bound``."""
+        getter = asyncio.ensure_future(self._idle.get())
+        down = asyncio.ensure_future(self._down.wait())
+        try:
+            await asyncio.wait({getter, down}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            down.cancel()
+            if not getter.done():
+                getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        raise TimeoutError
 
     def _replace(self, worker: _Worker, why: str) -> None:
         worker.kill()
