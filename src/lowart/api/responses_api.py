@@ -15,7 +15,15 @@ from typing import Any
 
 import msgspec
 
-from lowart.api.asgi import Receive, Scope, Send, parse_object, read_body, send_json
+from lowart.api.asgi import (
+    Receive,
+    Scope,
+    Send,
+    parse_object,
+    read_body,
+    send_bytes,
+    send_json,
+)
 from lowart.api.middleware import REQUEST_ID_KEY, principal_of
 from lowart.api.stream import WriteTimeout, relay_sse
 from lowart.dispatch.attempt import Served, Streaming
@@ -48,12 +56,16 @@ RESPONSES_OPERATION = Operation("responses", RESPONSES, _fields, None)
 
 
 class _Turn:
-    """One request's parts: the body as sent on, its own input items, whether it is kept."""
+    """One request's parts: the body as sent on (the whole conversation as ``input``), its own
+    input items, its size for the quota's estimate, whether it is kept and streamed."""
 
-    def __init__(self, body: dict[str, Any], turn: list[dict[str, Any]], request_id: str) -> None:
+    def __init__(
+        self, body: dict[str, Any], turn: list[dict[str, Any]], request_id: str, size: int
+    ) -> None:
         self.body = body
         self.turn = turn
         self.request_id = request_id
+        self.size = size
         self.store = body.get("store") is not False
         self.stream = body.get("stream") is True
 
@@ -82,37 +94,41 @@ class ResponsesEndpoint:
         fields = RESPONSES_OPERATION.parse(body)
         turn = input_items(body)
         history, previous = await self._book.history(principal, body.get("previous_response_id"))
-        decided = approvals(turn)
         sent = {**body, "input": history + turn}
-        parts = _Turn(sent, turn, scope[REQUEST_ID_KEY])
+        size = len(msgspec.json.encode(sent)) if history else len(raw)  # what the vendor reads
+        parts = _Turn(sent, turn, scope[REQUEST_ID_KEY], size)
+        decided = approvals(turn)
         if decided is not None:
             session = previous.session_id if previous is not None else None
-            if session is None:
-                raise InvalidRequest(
-                    "mcp_approval_response items answer the approval requests of the previous "
-                    "response; send its id as 'previous_response_id'.",
-                    param="previous_response_id",
-                )
             await self._confirm(
                 receive, send, principal, parts, session_id=session, decided=decided
             )
-            return
-        if body.get("background") is True:
-            await self._background(send, principal, parts, fields, len(raw))
-            return
+        elif body.get("background") is True:
+            await self._background(send, principal, parts, fields)
+        else:
+            await self._serve(receive, send, principal, parts, fields)
+
+    async def _serve(
+        self,
+        receive: Receive,
+        send: Send,
+        principal: Principal,
+        parts: _Turn,
+        fields: OperationFields,
+    ) -> None:
         outcome = await self._pipeline.serve(
             RESPONSES_OPERATION,
             principal,
             fields,
-            sent,
-            len(raw),
+            parts.body,
+            parts.size,
             request_id=parts.request_id,
             headers={},
         )
         if isinstance(outcome, Served):
-            response = msgspec.json.decode(outcome.body)
-            await self._keep(principal, parts, response)
-            await send_json(send, 200, response, outcome.headers)
+            if parts.store:
+                await self._keep(principal, parts, msgspec.json.decode(outcome.body))
+            await send_bytes(send, 200, outcome.body, outcome.headers)
         elif isinstance(outcome, Streaming):
             events = self._kept_stream(principal, parts, outcome.events)
             await relay_sse(receive, send, outcome.headers, events, self._write_timeout)
@@ -175,7 +191,6 @@ class ResponsesEndpoint:
         principal: Principal,
         parts: _Turn,
         fields: OperationFields,
-        body_bytes: int,
     ) -> None:
         """``background: true``: a durable job; the caller polls ``GET /v1/responses/{id}``."""
         if not parts.store:
@@ -190,7 +205,7 @@ class ResponsesEndpoint:
             principal,
             fields,
             parts.body,
-            body_bytes,
+            parts.size,
             request_id=parts.request_id,
             headers={},
         )
@@ -206,11 +221,17 @@ class ResponsesEndpoint:
         principal: Principal,
         parts: _Turn,
         *,
-        session_id: str,
+        session_id: str | None,
         decided: dict[str, bool],
     ) -> None:
         """``mcp_approval_response`` items: the paused session runs the approved calls (the
         same session ``POST /v1/tools/confirm`` answers: whichever comes second gets 409)."""
+        if session_id is None:
+            raise InvalidRequest(
+                "mcp_approval_response items answer the approval requests of the previous "
+                "response; send its id as 'previous_response_id'.",
+                param="previous_response_id",
+            )
         approved = [call for call, yes in decided.items() if yes]
         outcome = await self._confirmations.confirm(
             principal, session_id, approved, parts.request_id
