@@ -11,6 +11,7 @@ from typing import Any, TextIO
 import structlog
 from starlette.routing import Route, Router
 
+from lowart.api.admin_audit import AuditRecorder, AuditRoutes
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_users import UserAdmin
 from lowart.api.anthropic import TokenCounter
@@ -32,6 +33,7 @@ from lowart.api.tools import ConfirmRoutes, ToolAdmin
 from lowart.api.usage import UsageReports
 from lowart.catalog.accounts import issue_key
 from lowart.providers.registry import VendorTable
+from lowart.security.forwarded import networks
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
 from lowart.settings import Settings
@@ -138,11 +140,13 @@ def build_stack(services: Services) -> ASGIApp:
     models = Models(services.directory)
     refresh, settle = services.invalidate, services.settle_usage
     destinations = DestinationPolicy(services.settings.upstream.allow_private)
+    audit = AuditRecorder(services.audit, networks(services.settings.security.trusted_proxies))
     routes: list[Route] = [
-        *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
+        *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked, audit).routes(),
         *ModelAdmin(
-            services.models, services.box, refresh, destinations, services.vendors
+            services.models, services.box, refresh, destinations, services.vendors, audit=audit
         ).routes(),
+        *AuditRoutes(services.audit).routes(),
         *UsageReports(services.usage, services.users, settle).routes(),
         *Ops(
             services.metrics,
@@ -165,6 +169,7 @@ def build_stack(services: Services) -> ASGIApp:
             services.box,
             services.tool_servers_changed,
             destinations=destinations,
+            audit=audit,
         ).routes(),
         *ConfirmRoutes(services.confirmations).routes(),
         *Console().routes(),

@@ -26,6 +26,8 @@ from lowart.services import Services
 from lowart.settings import Settings
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
+from lowart.storage.audit_states import KEY, MODEL, USER
+from lowart.storage.audit_trail import CLI
 from lowart.storage.rows import UserRow
 from lowart.storage.sealed import vendor_key_context
 from lowart.telemetry.logging import configure_logging
@@ -94,10 +96,13 @@ async def _users(settings: Settings, args: argparse.Namespace) -> None:
             for user in await services.users.list_users():
                 _out(_user_json(user))
         elif args.action == "create":
-            _, key = await create_user(services.users, args.user_id, _user_fields(args))
+            async with services.audit.write(CLI, "users.create", USER, args.user_id):
+                _, key = await create_user(services.users, args.user_id, _user_fields(args))
             _out({"user_id": args.user_id, "api_key": key})
         else:
-            row = await services.users.update(args.user_id, _user_fields(args))
+            async with services.audit.write(CLI, "users.update", USER, args.user_id) as change:
+                row = await services.users.update(args.user_id, _user_fields(args))
+                change.done = row is not None
             if row is None:
                 raise StartupError(f"no user {args.user_id!r}")
             _out(_user_json(row))
@@ -110,7 +115,9 @@ async def _admin_key(settings: Settings, args: argparse.Namespace) -> None:
             "`lowart admin-key --reset` revokes it and prints a new one"
         )
     async with _services(settings) as services:
-        key = await reset_admin_key(services.users, BOOTSTRAP_ADMIN)
+        async with services.audit.write(CLI, "keys.reset_admin", KEY, None) as change:
+            row, key = await reset_admin_key(services.users, BOOTSTRAP_ADMIN)
+            change.target = row.id
         sys.stdout.write(key + "\n")
         sys.stderr.write(f"The earlier keys of user {BOOTSTRAP_ADMIN!r} are revoked.\n")
 
@@ -119,7 +126,9 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> None:
     async with _services(settings) as services:
         if await services.users.get(args.user) is None:
             raise StartupError(f"no user {args.user!r}")
-        row, key = await issue_key(services.users, args.user, args.name)
+        async with services.audit.write(CLI, "keys.create", KEY, None) as change:
+            row, key = await issue_key(services.users, args.user, args.name)
+            change.target = row.id
         sys.stdout.write(key + "\n")
         sys.stderr.write(f"key id {row.id} for user {args.user}\n")
 
@@ -156,7 +165,9 @@ async def _models(settings: Settings, args: argparse.Namespace) -> None:
             fields["api_key"] = services.box.encrypt(
                 args.api_key, vendor_key_context(args.model_id)
             )
-        if await services.models.create(args.model_id, fields) is None:
+        async with services.audit.write(CLI, "models.create", MODEL, args.model_id) as change:
+            change.done = await services.models.create(args.model_id, fields) is not None
+        if not change.done:
             raise StartupError(f"model {args.model_id!r} already exists")
         _out({"model_id": args.model_id, "vendor_type": vendor.name})
 
