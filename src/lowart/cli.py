@@ -1,4 +1,4 @@
-"""The ``lowart`` command: serve, migrate, users, keys, models and mock-upstream."""
+"""The ``lowart`` command: serve, migrate, users, keys, models, db stats and mock-upstream."""
 
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ from lowart.security.ssrf import DestinationPolicy
 from lowart.serve import serve
 from lowart.services import Services
 from lowart.settings import Settings
-from lowart.storage.engine import create_engine
-from lowart.storage.migrate import migrate
 from lowart.storage.audit_states import KEY, MODEL, USER
 from lowart.storage.audit_trail import CLI
+from lowart.storage.engine import create_engine
+from lowart.storage.migrate import migrate
 from lowart.storage.rows import UserRow
 from lowart.storage.sealed import vendor_key_context
+from lowart.storage.table_stats import TableStats, table_stats
 from lowart.telemetry.logging import configure_logging
 from lowart.testing.openai_fake import FakeOpenAI
 
@@ -183,6 +184,37 @@ async def _rotate_master_key(settings: Settings, args: argparse.Namespace) -> No
         sys.stderr.write(f"The new key is in {key_file}; restart the gateway.\n")
 
 
+def _stats_table(stats: list[TableStats]) -> str:
+    """The people's form of ``db stats``: aligned columns, sizes in KiB, and a total."""
+    rows = [(t.table, str(t.rows), f"{t.bytes / 1024:,.0f}", t.method) for t in stats]
+    total = sum(t.bytes for t in stats) / 1024
+    rows = [("table", "rows", "KiB", "measured by"), *rows, ("total", "", f"{total:,.0f}", "")]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}  {d}".rstrip() for a, b, c, d in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+async def _db(settings: Settings, args: argparse.Namespace) -> None:
+    engine = create_engine(
+        settings.database.url, busy_timeout_ms=settings.database.sqlite_busy_timeout_ms
+    )
+    try:
+        stats = await table_stats(engine)
+    finally:
+        await engine.dispose()
+    if args.json:
+        _out(
+            [
+                {"table": t.table, "rows": t.rows, "bytes": t.bytes, "method": t.method}
+                for t in stats
+            ]
+        )
+    else:
+        sys.stdout.write(_stats_table(stats))
+
+
 def _limit(value: str) -> int | str:
     """A limit option: a count, or ``none`` for no limit."""
     if value.strip().lower() == UNLIMITED:
@@ -248,6 +280,12 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     rotate.add_argument("--new-key-file", type=Path, help="a file holding the new master key")
+    db = sub.add_parser("db", help="the database").add_subparsers(dest="action", required=True)
+    db_stats = db.add_parser(
+        "stats",
+        help='rows and bytes per table (docs/operations.md, "Retention")',
+    )
+    db_stats.add_argument("--json", action="store_true", help="one JSON list, for scripts")
     mock = sub.add_parser("mock-upstream", help="run the fake OpenAI upstream (for tests)")
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, default=9100)
@@ -273,6 +311,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                 "keys": _keys,
                 "models": _models,
                 "rotate-master-key": _rotate_master_key,
+                "db": _db,
             }[args.command]
             asyncio.run(handler(settings, args))
     except (StartupError, LowartError) as exc:
