@@ -113,7 +113,8 @@ SCENARIO = [
     ),
     Write(
         "POST", "/admin/tools/policies", "/admin/tools/policies", "tool_policies.set",
-        "*:get_weather:audited", {"tool_name": "get_weather", "policy": "confirm", "user_id": "audited"},
+        "*:get_weather:audited",
+        {"tool_name": "get_weather", "policy": "confirm", "user_id": "audited"},
         check=lambda c: c["policy"] == {"from": None, "to": "confirm"},
     ),
     Write(
