@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lowart.settings import Settings
+from lowart.storage.engine import reading
 from lowart.storage.idempotency import stale
 from lowart.storage.jobs import TERMINAL
 from lowart.storage.tables import metadata
@@ -110,22 +111,31 @@ class RetentionSweeper:
         expired = table.c[expiry.column] < now - expiry.keep_s
         if expiry.condition is not None:
             expired = sa.and_(expired, expiry.condition(table, now))
+        due = await self._count(table, expired)
         deleted = batches = 0
-        while True:
-            count = await self._batch_of(table, expired, expiry)
+        while deleted < due:
+            count = await self._batch_of(table, expired, expiry, min(self._batch, due - deleted))
+            if not count:
+                break
             deleted += count
-            batches += 1 if count else 0
-            if count < self._batch:
-                return deleted, batches
+            batches += 1
             await asyncio.sleep(self._pause_s)  # let the requests' writes through
+        return deleted, batches
+
+    async def _count(self, table: sa.Table, expired: sa.ColumnElement[bool]) -> int:
+        """What has expired as the pass begins: rows expiring meanwhile wait for the next pass,
+        so a pass ends however fast rows come."""
+        async with reading(self._engine) as conn:
+            query = sa.select(sa.func.count()).select_from(table).where(expired)
+            return int((await conn.execute(query)).scalar_one())
 
     async def _batch_of(
-        self, table: sa.Table, expired: sa.ColumnElement[bool], expiry: Expiry
+        self, table: sa.Table, expired: sa.ColumnElement[bool], expiry: Expiry, limit: int
     ) -> int:
         key = list(table.primary_key.columns)
         columns = [*key, *(table.c[name] for name in expiry.kept)]
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(sa.select(*columns).where(expired).limit(self._batch))).all()
+            rows = (await conn.execute(sa.select(*columns).where(expired).limit(limit))).all()
             if not rows:
                 return 0
             ids = [tuple(row[: len(key)]) for row in rows]
