@@ -51,15 +51,15 @@ export function Audit() {
         <form class="inline-form" onSubmit={(e) => e.preventDefault()}>
           <label>
             Actor
-            <input value={filters.actor} onChange={set('actor')} placeholder="admin, cli…" data-testid="audit-actor" />
+            <input value={filters.actor} onInput={set('actor')} placeholder="admin, cli…" data-testid="audit-actor" />
           </label>
           <label>
             Action
-            <input value={filters.action} onChange={set('action')} placeholder="models.update" data-testid="audit-action" />
+            <input value={filters.action} onInput={set('action')} placeholder="models.update" data-testid="audit-action" />
           </label>
           <label>
             Target
-            <input value={filters.target} onChange={set('target')} placeholder="an id" data-testid="audit-target" />
+            <input value={filters.target} onInput={set('target')} placeholder="an id" data-testid="audit-target" />
           </label>
           <label>
             From (UTC)
