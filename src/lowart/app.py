@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import structlog
@@ -26,6 +27,8 @@ from lowart.api.openapi import openapi_document
 from lowart.api.operations import EMBEDDING, OPERATIONS
 from lowart.api.ops import Ops
 from lowart.api.relay import OperationEndpoint
+from lowart.api.responses_api import ResponsesEndpoint
+from lowart.api.responses_routes import ResponseRoutes
 from lowart.api.routing import not_found, served_before
 from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
@@ -37,6 +40,7 @@ from lowart.security.forwarded import networks
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
 from lowart.settings import Settings
+from lowart.storage.audit_trail import AuditTrail
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
 
@@ -134,20 +138,45 @@ def probes(services: Services) -> dict[str, Callable[[], Awaitable[None]]]:
     return checks
 
 
+@dataclass(frozen=True)
+class AdminOperations:
+    """The admin operations on users, keys, models and usage: the admin routes and the
+    ``lowart`` command line call the same ones."""
+
+    users: UserAdmin
+    models: ModelAdmin
+    usage: UsageReports
+    audit: AuditTrail  # the command line's writes go through ``audit.write`` as ``CLI``
+    recorder: AuditRecorder  # the routes' writes, as the admin who called
+
+
+def admin_operations(services: Services) -> AdminOperations:
+    refresh, settle = services.invalidate, services.settle_usage
+    destinations = DestinationPolicy(services.settings.upstream.allow_private)
+    trusted = networks(services.settings.security.trusted_proxies)
+    recorder = AuditRecorder(services.audit, trusted)
+    return AdminOperations(
+        users=UserAdmin(services.users, refresh, settle, services.jobs.key_revoked, recorder),
+        models=ModelAdmin(
+            services.models, services.box, refresh, destinations, services.vendors, audit=recorder
+        ),
+        usage=UsageReports(services.usage, services.users, settle),
+        audit=services.audit,
+        recorder=recorder,
+    )
+
+
 def build_stack(services: Services) -> ASGIApp:
     """Routes behind the pure ASGI middleware."""
     write_timeout = WriteTimeout(services.watchdog, services.settings.edge.stream_write_timeout_s)
     models = Models(services.directory)
-    refresh, settle = services.invalidate, services.settle_usage
     destinations = DestinationPolicy(services.settings.upstream.allow_private)
-    audit = AuditRecorder(services.audit, networks(services.settings.security.trusted_proxies))
+    admin = admin_operations(services)
     routes: list[Route] = [
-        *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked, audit).routes(),
-        *ModelAdmin(
-            services.models, services.box, refresh, destinations, services.vendors, audit=audit
-        ).routes(),
-        *AuditRoutes(services.audit).routes(),
-        *UsageReports(services.usage, services.users, settle).routes(),
+        *admin.users.routes(),
+        *admin.models.routes(),
+        *admin.usage.routes(),
+        *AuditRoutes(admin.audit).routes(),
         *Ops(
             services.metrics,
             probes(services),
@@ -169,9 +198,10 @@ def build_stack(services: Services) -> ASGIApp:
             services.box,
             services.tool_servers_changed,
             destinations=destinations,
-            audit=audit,
+            audit=admin.recorder,
         ).routes(),
         *ConfirmRoutes(services.confirmations).routes(),
+        *ResponseRoutes(services.responses).routes(),
         *Console().routes(),
     ]
     caps = {EMBEDDING.name: services.settings.edge.embeddings_max_body_bytes}
@@ -182,6 +212,16 @@ def build_stack(services: Services) -> ASGIApp:
         )
         for path, op in OPERATIONS
     }
+    fast_paths["POST", "/v1/responses"] = (
+        "/v1/responses",
+        ResponsesEndpoint(
+            services.pipeline,
+            services.responses,
+            services.tools,
+            services.confirmations,
+            write_timeout,
+        ),
+    )
     routes += [served_before(path, method) for method, path in fast_paths]
     # No trailing-slash redirects: Starlette builds them from the client's Host header.
     router = Router(routes=routes, default=not_found, redirect_slashes=False)

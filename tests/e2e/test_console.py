@@ -186,6 +186,13 @@ def test_the_console_end_to_end(
     assert seen["chat_served"] == "mock-stream" and seen["chat_chunks"] > 3
     assert seen["chat_tokens"] > 0
 
+    # The Responses API: two turns, the second continuing the first by its stored id.
+    assert seen["responses_answer"] == "Second turn through Responses"
+    assert seen["responses_events"] > 5 and seen["responses_tokens"] > 0
+    rows = gw.sql("SELECT id, previous_response_id FROM responses WHERE user_id = 'alice'")
+    [(_, first)] = [row for row in rows if row[0] == seen["responses_id"]]
+    assert first is not None and (first, None) in rows
+
     # The usage chart, left open in another tab, rose.
     assert seen["usage_before"] == 0 and seen["usage_after"] >= seen["chat_tokens"]
 

@@ -142,7 +142,7 @@ def test_rotation_with_the_generated_key_file(
         assert first.terminate() in STOPPED, first.output()
     old_key = key_file.read_text().strip()
 
-    rotated = run_cli(["rotate-master-key"], tmp_path, env)
+    rotated = run_cli(["rotate-master-key", "--json"], tmp_path, env)
     assert rotated.returncode == 0, rotated.stderr
     assert '"models":1' in rotated.stdout and '"mcp_servers":1' in rotated.stdout
     new_key = key_file.read_text().strip()
@@ -210,7 +210,9 @@ def test_rotation_on_postgresql_with_master_key_set(
 
     key_path = tmp_path / "new.key"
     key_path.write_text(OTHER_MASTER_KEY + "\n")
-    rotated = run_cli(["rotate-master-key", "--new-key-file", str(key_path)], tmp_path, old)
+    rotated = run_cli(
+        ["rotate-master-key", "--json", "--new-key-file", str(key_path)], tmp_path, old
+    )
     assert rotated.returncode == 0, rotated.stderr
     assert '"key_file":null' in rotated.stdout
     assert "MASTER_KEY" in rotated.stderr  # tells the operator to restart with the new key

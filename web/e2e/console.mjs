@@ -176,6 +176,22 @@ try {
     obs.chat_chunks = Number(await p.getByTestId('pg-meta').getAttribute('data-chunks'));
   });
 
+  await step('the user goes on through the Responses API', async () => {
+    const p = alice.page;
+    await p.getByTestId('pg-wire').selectOption('responses');
+    for (const words of ['First turn through Responses', 'Second turn through Responses']) {
+      await p.getByTestId('pg-prompt').fill(words);
+      await p.getByTestId('pg-send').click();
+      await p.getByTestId('pg-assistant').filter({ hasText: words }).waitFor();
+      await p.locator('[data-testid=pg-meta][data-streaming=false]').waitFor();
+    }
+    obs.responses_answer = await p.getByTestId('pg-assistant').last().innerText();
+    obs.responses_id = await p.getByTestId('pg-response-id').innerText();
+    obs.responses_events = Number(await p.getByTestId('pg-meta').getAttribute('data-chunks'));
+    obs.responses_tokens = Number(await p.getByTestId('pg-tokens').getAttribute('data-total'));
+    await p.getByTestId('pg-wire').selectOption('chat');
+  });
+
   await step('the usage chart rises in the tab left open', async () => {
     const chart = watcher.page.getByTestId('chart-my-usage');
     await watcher.page.waitForFunction(

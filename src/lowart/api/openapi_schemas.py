@@ -337,7 +337,41 @@ def admin_overrides(vendors: VendorTable) -> dict[str, Schema]:
     }
 
 
+_ITEM: Schema = {"type": "object", "additionalProperties": True}
+RESPONSES_REQUEST: Schema = {
+    "type": "object",
+    "required": ["model"],
+    "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "input": {"anyOf": [{"type": "string"}, {"type": "array", "items": _ITEM}]},
+        "instructions": _nullable({"type": "string"}),
+        "tools": _nullable({"type": "array", "items": _ITEM}),
+        "max_output_tokens": _nullable({"type": "integer", "minimum": 1}),
+        "temperature": _nullable({"type": "number", "minimum": 0, "maximum": 2}),
+        "top_p": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
+        "stream": _nullable({"type": "boolean"}),
+        "store": _nullable({"type": "boolean"}),
+        "background": _nullable({"type": "boolean"}),
+        "previous_response_id": _nullable({"type": "string"}),
+        "metadata": _nullable({"type": "object", "additionalProperties": {"type": "string"}}),
+    },
+    "examples": [{"model": "mock", "input": "Hello!"}],
+}
+RESPONSE: Schema = {
+    "type": "object",
+    "required": ["id", "object", "status", "output"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "response"},
+        "status": {"type": "string"},
+        "output": {"type": "array", "items": _ITEM},
+        "usage": _nullable(_ITEM),
+    },
+}
+
 QUERY_SCHEMAS: dict[str, Schema] = {
+    "order": {"enum": ["asc", "desc"]},
     "limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
     "after": {"type": "string"},
     "group_by": {"enum": list(GROUPINGS)},
@@ -355,6 +389,8 @@ COMPONENTS: dict[str, Schema] = {
     "CountTokensRequest": COUNT_TOKENS_REQUEST,
     "ImagesRequest": IMAGES_REQUEST,
     "EmbeddingsRequest": EMBEDDINGS_REQUEST,
+    "ResponsesRequest": RESPONSES_REQUEST,
+    "Response": RESPONSE,
     "AsyncStarted": ASYNC_STARTED,
     "Job": JOB,
     "JobList": JOB_LIST,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from lowart.errors import InvalidRequest
-from lowart.model_entry import ModelEntry, OperationKind, access_of, timeouts_of
+from lowart.model_entry import ModelEntry, OperationKind, access_of, kinds_of, timeouts_of
 from lowart.principal import Principal
 from lowart.security.keys import digests_match, hash_key
 from lowart.security.secretbox import SecretDecryptError
@@ -48,6 +48,7 @@ def _entry(row: ModelRow, decrypt: Decrypt, vendors: Vendors) -> ModelEntry | No
         return None
     try:
         access = access_of(row.params)  # checked on registration; a row edited by hand may fail
+        operations = kinds_of(row.params, operations)
     except InvalidRequest as exc:
         log.error("model_params_invalid", model_id=row.model_id, param=exc.param)
         return None

@@ -39,11 +39,15 @@ class Admission:
         return [model, *self.rpm.headers()] if self.rpm is not None else [model]
 
 
+MAX_TOKEN_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+
+
 def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
     """The larger of ``max_completion_tokens`` and ``max_tokens`` (validated at the edge): a
-    vendor given both may honour either, so only the larger bounds what it may produce."""
+    vendor given both may honour either, so only the larger bounds what it may produce. A
+    Responses request has ``max_output_tokens`` instead."""
     found = None
-    for name in ("max_completion_tokens", "max_tokens"):
+    for name in MAX_TOKEN_FIELDS:
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
             found = value if found is None else max(found, value)

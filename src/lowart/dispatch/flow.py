@@ -17,12 +17,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+import msgspec
 import structlog
 
 from lowart.catalog.circuit import Circuits
 from lowart.catalog.directory import Directory
 from lowart.dispatch import failure_log
 from lowart.dispatch.attempt import (
+    MAX_TOKEN_FIELDS,
     Admission,
     Attempt,
     Served,
@@ -47,7 +49,7 @@ from lowart.errors import (
     UpstreamTimeout,
 )
 from lowart.formats.anthropic import error_event as anthropic_error_event
-from lowart.formats.ids import ANTHROPIC
+from lowart.formats.ids import ANTHROPIC, RESPONSES
 from lowart.formats.openai import completion_text_from_body, error_body
 from lowart.formats.sse import encode_event
 from lowart.limits.base import QuotaLedger, RateLimiter, Reservation, RpmDecision
@@ -67,7 +69,7 @@ _CHAT, _IMAGES, _EMBEDDINGS = (
     OperationKind.IMAGES,
     OperationKind.EMBEDDINGS,
 )  # an enum member lookup costs ~250 ns (3.11)
-_SERVES = {_IMAGES: "generate images", _EMBEDDINGS: "serve embeddings"}
+_SERVES = {_CHAT: "chat", _IMAGES: "generate images", _EMBEDDINGS: "serve embeddings"}
 T = TypeVar("T")
 Opened = tuple[ChatStream, AsyncIterator[bytes], bytes]
 
@@ -76,6 +78,17 @@ def stream_error(exc: LowartError, fmt: str) -> bytes:
     """The explicit error event that ends a stream after its first byte, in the caller's format."""
     if fmt == ANTHROPIC:
         return anthropic_error_event(exc.anthropic_error_type, exc.message)
+    if fmt == RESPONSES:  # the Responses API's error event, with an ``error`` the SDK raises
+        code = exc.error_code or exc.error_type
+        error = {"type": exc.error_type, "code": code, "message": exc.message}
+        event = {
+            "type": "error",
+            "code": code,
+            "message": exc.message,
+            "param": None,
+            "error": error,
+        }
+        return encode_event(msgspec.json.encode(event), event="error")
     return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
 
 
@@ -180,7 +193,8 @@ class Dispatcher:
             raise ModelNotFound(model_id)
         if principal.models is not None:
             chain = [m for m in chain if principal.may_use(m.model_id)]
-        if operation is not _CHAT:  # only models serving the operation, fallbacks too
+        if operation not in chain[0].operations or len(chain) > 1:
+            # only models serving the operation, fallbacks too (params.kinds may narrow chat)
             chain = [m for m in chain if operation in m.operations]
             if not chain or chain[0].model_id != model_id:
                 raise InvalidRequest(
@@ -228,7 +242,7 @@ class Dispatcher:
             await self._quota.settle(reservation, 0)
             self._metrics.rate_limited.labels(reason="quota").inc()
             raise QuotaExceeded("You exceeded your token quota.")
-        for name in ("max_completion_tokens", "max_tokens"):
+        for name in MAX_TOKEN_FIELDS:
             if name in body:
                 body[name] = room
         return room

@@ -22,6 +22,7 @@ from lowart.limits.base import settle_recovered
 from lowart.pipeline.flow import Pipeline
 from lowart.pipeline.job_executor import JobExecutor
 from lowart.pipeline.job_tools import JobsOfSessions, SessionsOfJobs
+from lowart.pipeline.responses_book import ResponseBook
 from lowart.pipeline.stages import Stages
 from lowart.providers.http import Transport, new_session
 from lowart.providers.registry import VendorTable
@@ -44,6 +45,7 @@ from lowart.storage.inflight import InstanceRepository
 from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.responses import ResponseStore
 from lowart.storage.tools import ToolRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
@@ -280,6 +282,14 @@ def build_services(
         tools=work.tools,
         confirmations=work.confirmations,
         pipeline=work.pipeline,
+        responses=ResponseBook(
+            ResponseStore(
+                engine,
+                retention_s=settings.responses.retention_s,
+                max_history=settings.responses.max_history,
+            ),
+            work.jobs,
+        ),
         watchdog=core.watchdog,
         liveness=_liveness(core),
         idempotency=IdempotencyStore.from_settings(engine, settings),

@@ -17,6 +17,7 @@ from lowart.dispatch.flow import Dispatcher
 from lowart.jobs.runner import JobRunner
 from lowart.jobs.service import JobService
 from lowart.pipeline.flow import Pipeline
+from lowart.pipeline.responses_book import ResponseBook
 from lowart.providers.registry import VendorTable
 from lowart.security.secretbox import SecretBox
 from lowart.security.signing import UrlSigner
@@ -75,6 +76,7 @@ class Services:
     tools: ToolLoop
     confirmations: Confirmations
     pipeline: Pipeline
+    responses: ResponseBook
     watchdog: Watchdog
     liveness: Liveness
     idempotency: IdempotencyStore

@@ -31,6 +31,7 @@ from lowart.settings.work import (
     JobSettings,
     LimitSettings,
     LivenessSettings,
+    ResponseSettings,
     RetentionSettings,
     RetrySettings,
     ToolSettings,
@@ -60,6 +61,7 @@ class Settings:
     files: FileSettings = field(default_factory=FileSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
+    responses: ResponseSettings = field(default_factory=ResponseSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
@@ -141,6 +143,8 @@ class Settings:
             "EMBEDDINGS_MAX_ANSWER_BYTES": self.upstream.embeddings_max_answer_bytes,
             "IDEMPOTENCY_TTL_S": self.idempotency.ttl_s,
             "IDEMPOTENCY_LEASE_S": self.idempotency.lease_s,
+            "RESPONSES_RETENTION_S": self.responses.retention_s,
+            "RESPONSES_MAX_HISTORY": self.responses.max_history,
             "RETENTION_SWEEP_S": self.retention.sweep_s,
             "RETENTION_BATCH": self.retention.batch,
         }

@@ -278,3 +278,22 @@ class RetentionSettings:
         number,
         "the pause between two batches, so the sweeper never holds the database for long",
     )
+
+
+@dataclass(frozen=True)
+class ResponseSettings:
+    """The Responses API's stored responses."""
+
+    retention_s: float = setting(
+        "RESPONSES_RETENTION_S",
+        30 * 86400.0,
+        number,
+        "how long a stored response (`store` true) can be read and continued with "
+        '`previous_response_id` (docs/api.md, "Responses")',
+    )
+    max_history: int = setting(
+        "RESPONSES_MAX_HISTORY",
+        1000,
+        integer,
+        "the most earlier responses a `previous_response_id` chain may reach back through",
+    )

@@ -64,6 +64,8 @@ def expiries(settings: Settings, delete_blobs: AfterDelete) -> list[Expiry]:
         Expiry("tool_sessions", "updated_at", _kept_for(r.tool_sessions_s), _past_expiry),
         # Kept for IDEMPOTENCY_TTL_S (in expires_at), or until a lost claim's lease ran out.
         Expiry("idempotency_keys", "expires_at", 0.0, _stale_key),
+        # Stored responses: RESPONSES_RETENTION_S is in expires_at, set when one is stored.
+        Expiry("responses", "expires_at", 0.0),
         Expiry("request_logs", "created_at", _kept_for(r.request_logs_s)),
     ]
 

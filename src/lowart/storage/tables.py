@@ -219,6 +219,21 @@ idempotency_keys = sa.Table(  # docs/api.md "Idempotency-Key"
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
 )
 
+responses = sa.Table(  # docs/api.md "Responses"
+    "responses",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # resp_…
+    sa.Column("user_id", sa.Text, nullable=False, index=True),
+    sa.Column("model", sa.Text, nullable=False),  # the model the caller asked for
+    sa.Column("previous_response_id", sa.Text, nullable=True),
+    sa.Column("input_items", sa.LargeBinary, nullable=False),  # JSON: this turn's input items
+    sa.Column("response", sa.LargeBinary, nullable=False),  # JSON: the Response object
+    sa.Column("job_id", sa.Text, nullable=True),  # a background response's job
+    sa.Column("session_id", sa.Text, nullable=True),  # a pause's tool session (approvals)
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
 # One row per admin write (docs/operations.md, "Admin audit log"); kept until deleted by hand.
 admin_audit = sa.Table(
     "admin_audit",

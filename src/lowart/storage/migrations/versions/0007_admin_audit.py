@@ -1,7 +1,7 @@
 """The admin audit log: one row per admin write.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 
 Additive only (a new table): the previous release keeps serving while it exists
 (docs/operations.md, "Upgrades").
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
