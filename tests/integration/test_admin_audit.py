@@ -205,6 +205,20 @@ def test_the_log_filters_and_pages(gateway: Gateway) -> None:
         assert client.get("/admin/audit").status_code == 403
 
 
+@pytest.mark.pg
+def test_on_postgresql_a_write_is_audited_and_found(
+    make_gateway: Callable[..., Gateway], pg_url: str
+) -> None:
+    gw = make_gateway(database_url=pg_url)
+    gw.add_model("pg-model", "Mock", api_key=CANARIES[0])
+    assert gw.admin("PATCH", "/admin/models/pg-model", json={"timeout_s": 5}).status_code == 200
+    [update] = _rows(gw, action="models.update", target="pg-model")
+    assert update["changes"] == {"timeout_s": {"from": 600.0, "to": 5.0}}
+    [create] = _rows(gw, action="models.create", until=update["at"])
+    assert create["changes"]["api_key"] == MASKED_SET and create["id"] < update["id"]
+    assert CANARIES[0] not in json.dumps(_rows(gw))
+
+
 def test_behind_a_trusted_proxy_the_forwarded_client_is_recorded(
     make_gateway: Callable[..., Gateway],
 ) -> None:
