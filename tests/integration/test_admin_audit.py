@@ -1,7 +1,7 @@
-"""The admin audit log (docs/api.md, "Admin audit log"): every admin route that writes, taken
-from the served route table, leaves exactly one row naming the admin, the action, the target,
-the address and the request, with secrets shown as ``***``; ``GET /admin/audit`` filters and
-pages; the CLI's writes are audited as ``cli``."""
+"""The admin audit log (docs/api.md, "Admin audit log"; S17 of docs/reliability.md): every
+admin route that writes, taken from the served route table, leaves exactly one row naming the
+admin, the action, the target, the address and the request, with secrets shown as ``***``;
+``GET /admin/audit`` filters and pages; the command line's writes are audited as ``cli``."""
 
 from __future__ import annotations
 
