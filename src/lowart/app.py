@@ -12,6 +12,7 @@ from typing import Any, TextIO
 import structlog
 from starlette.routing import Route, Router
 
+from lowart.api.admin_audit import AuditRecorder, AuditRoutes
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_users import UserAdmin
 from lowart.api.anthropic import TokenCounter
@@ -35,9 +36,11 @@ from lowart.api.tools import ConfirmRoutes, ToolAdmin
 from lowart.api.usage import UsageReports
 from lowart.catalog.accounts import issue_key
 from lowart.providers.registry import VendorTable
+from lowart.security.forwarded import networks
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
 from lowart.settings import Settings
+from lowart.storage.audit_trail import AuditTrail
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
 
@@ -143,15 +146,23 @@ class AdminOperations:
     users: UserAdmin
     models: ModelAdmin
     usage: UsageReports
+    audit: AuditTrail  # the command line's writes go through ``audit.write`` as ``CLI``
+    recorder: AuditRecorder  # the routes' writes, as the admin who called
 
 
 def admin_operations(services: Services) -> AdminOperations:
     refresh, settle = services.invalidate, services.settle_usage
     destinations = DestinationPolicy(services.settings.upstream.allow_private)
+    trusted = networks(services.settings.security.trusted_proxies)
+    recorder = AuditRecorder(services.audit, trusted)
     return AdminOperations(
-        users=UserAdmin(services.users, refresh, settle, services.jobs.key_revoked),
-        models=ModelAdmin(services.models, services.box, refresh, destinations, services.vendors),
+        users=UserAdmin(services.users, refresh, settle, services.jobs.key_revoked, recorder),
+        models=ModelAdmin(
+            services.models, services.box, refresh, destinations, services.vendors, audit=recorder
+        ),
         usage=UsageReports(services.usage, services.users, settle),
+        audit=services.audit,
+        recorder=recorder,
     )
 
 
@@ -165,6 +176,7 @@ def build_stack(services: Services) -> ASGIApp:
         *admin.users.routes(),
         *admin.models.routes(),
         *admin.usage.routes(),
+        *AuditRoutes(admin.audit).routes(),
         *Ops(
             services.metrics,
             probes(services),
@@ -186,6 +198,7 @@ def build_stack(services: Services) -> ASGIApp:
             services.box,
             services.tool_servers_changed,
             destinations=destinations,
+            audit=admin.recorder,
         ).routes(),
         *ConfirmRoutes(services.confirmations).routes(),
         *ResponseRoutes(services.responses).routes(),

@@ -41,6 +41,7 @@ VIEWS = (
     "admin-models",
     "admin-tools",
     "admin-usage",
+    "admin-audit",
     "usage",
     "playground",
     "inbox",
@@ -225,6 +226,13 @@ def test_the_console_end_to_end(
     # Usage across users, filtered by user.
     assert seen["admin_usage_all"] >= seen["admin_usage_alice"] > 0
     assert {"mock-stream", "weather-bot", "mock"} <= set(seen["admin_usage_models"])
+
+    # The audit log shows the console's admin writes, the vendor key as *** only, filtered.
+    assert {"users.upsert", "models.create", "fallbacks.set", "mcp_servers.register"} <= set(
+        seen["audit_actions"]
+    )
+    assert "***" in seen["audit_text"] and "sk-console" not in seen["audit_text"]
+    assert seen["audit_filtered"] and set(seen["audit_filtered"]) == {"models.create"}
 
     # Care: no CSP violation, no script error, only the public API and the console's files.
     assert seen["csp_violations"] == [] and seen["page_errors"] == []

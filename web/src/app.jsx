@@ -4,6 +4,7 @@ import { ApiError, api, describe, onUnauthorized, request, session } from './api
 import { Link, navigate, useRoute } from './router.js';
 import { useInterval } from './ui.jsx';
 import { AdminUsage } from './views/admin-usage.jsx';
+import { Audit } from './views/audit.jsx';
 import { Inbox } from './views/inbox.jsx';
 import { Jobs } from './views/jobs.jsx';
 import { Models } from './views/models.jsx';
@@ -18,6 +19,7 @@ const ADMIN_VIEWS = [
   { path: '/models', label: 'Models', view: Models },
   { path: '/tools', label: 'Tools', view: Tools },
   { path: '/usage-all', label: 'All usage', view: AdminUsage },
+  { path: '/audit', label: 'Audit log', view: Audit },
 ];
 const USER_VIEWS = [
   { path: '/usage', label: 'My usage', view: MyUsage },

@@ -264,6 +264,10 @@ def _admin_paths() -> dict[str, Any]:
             "get": _op("Usage across users"),
             "parameters": _query("user_id", "model", "served_model", "since", "until", "group_by"),
         },
+        "/admin/audit": {
+            "get": _op("The admin audit log, newest first", ok={200: "AuditList"}),
+            "parameters": _query("actor", "action", "target", "since", "until", "limit", "cursor"),
+        },
     }
 
 

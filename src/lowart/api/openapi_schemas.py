@@ -284,6 +284,39 @@ MODEL: Schema = {
 }
 
 
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+AUDIT_ENTRY: Schema = {  # docs/api.md, "Admin audit log"
+    "type": "object",
+    "required": ["id", "at", "actor", "action", "target", "changes"],
+    "properties": {
+        "id": {"type": "integer"},
+        "at": {"type": "string", "format": "date-time"},
+        "actor": {"type": "string"},
+        "actor_key_id": _TEXT_OR_NULL,
+        "action": {"type": "string"},
+        "target": _TEXT_OR_NULL,
+        "changes": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["from", "to"],
+                "properties": {"from": {}, "to": {}},
+            },
+        },
+        "client_address": _TEXT_OR_NULL,
+        "request_id": _TEXT_OR_NULL,
+    },
+}
+AUDIT_LIST: Schema = {
+    "type": "object",
+    "required": ["data", "next_cursor"],
+    "properties": {
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}},
+        "next_cursor": _TEXT_OR_NULL,
+    },
+}
+
+
 def _list_of(ref: str) -> Schema:
     items = {"$ref": f"#/components/schemas/{ref}"}
     return {
@@ -345,6 +378,7 @@ QUERY_SCHEMAS: dict[str, Schema] = {
     "tool_name": {"type": "string", "minLength": 1},
     "since": {"type": "string", "description": "ISO 8601 (UTC without a zone) or Unix seconds"},
     "until": {"type": "string", "description": "ISO 8601 (UTC without a zone) or Unix seconds"},
+    "cursor": {"type": "string", "description": "the `next_cursor` of the page before"},
 }
 
 COMPONENTS: dict[str, Schema] = {
@@ -366,4 +400,6 @@ COMPONENTS: dict[str, Schema] = {
     "KeyCreated": KEY_CREATED,
     "Model": MODEL,
     "ModelList": _list_of("Model"),
+    "AuditEntry": AUDIT_ENTRY,
+    "AuditList": AUDIT_LIST,
 }

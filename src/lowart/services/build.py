@@ -27,13 +27,17 @@ from lowart.pipeline.stages import Stages
 from lowart.providers.http import Transport, new_session
 from lowart.providers.registry import VendorTable
 from lowart.providers.vendor import ProviderParts
-from lowart.security.secretbox import SecretBox
+from lowart.security.secretbox import SecretBox, SecretDecryptError
 from lowart.security.signing import UrlSigner
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services.broadcast import Broadcast
 from lowart.services.composition import Services
 from lowart.services.limits import Limits, build_limits
+from lowart.services.retention import Retention
 from lowart.settings import Settings
+from lowart.storage.audit import AuditRepository
+from lowart.storage.audit_states import AdminStates
+from lowart.storage.audit_trail import AuditTrail
 from lowart.storage.files import FileRepository
 from lowart.storage.filestore import FileStore
 from lowart.storage.idempotency import IdempotencyStore
@@ -290,7 +294,21 @@ def build_services(
         liveness=_liveness(core),
         idempotency=IdempotencyStore.from_settings(engine, settings),
         broadcast=Broadcast(core.limits.redis, InvalidationListener.for_settings(settings)),
+        audit=audit_trail(engine, core.box),
+        retention=Retention(settings, engine, out.files, core.metrics),
     )
+
+
+def audit_trail(engine: AsyncEngine, box: SecretBox) -> AuditTrail:
+    """The admin audit log, comparing secrets by their plain values (never recorded)."""
+
+    def open_secret(sealed: str, context: str) -> str | None:
+        try:
+            return box.decrypt(sealed, context)
+        except SecretDecryptError:
+            return None
+
+    return AuditTrail(AuditRepository(engine), AdminStates(engine, open_secret))
 
 
 def _liveness(core: _Core) -> Liveness:

@@ -24,8 +24,10 @@ from lowart.security.signing import UrlSigner
 from lowart.services.background import Background, BackgroundTasks
 from lowart.services.broadcast import REFRESH, TOOLS_CHANGED, Broadcast
 from lowart.services.limits import Limits
+from lowart.services.retention import Retention
 from lowart.services.tool_servers import ToolServers
 from lowart.settings import Settings
+from lowart.storage.audit_trail import AuditTrail
 from lowart.storage.filestore import FileStore
 from lowart.storage.idempotency import IdempotencyStore
 from lowart.storage.meta import MetaRepository
@@ -80,6 +82,8 @@ class Services:
     idempotency: IdempotencyStore
     broadcast: Broadcast
     vendors: VendorTable
+    audit: AuditTrail
+    retention: Retention
     tool_servers: ToolServers = field(init=False)
     background: BackgroundTasks = field(init=False)
 
@@ -96,7 +100,7 @@ class Services:
             Background("job_runner", self.job_runner.run),
             Background("watchdog", self.watchdog.run),
             Background("liveness", self.liveness.run),
-            Background("idempotency_sweeps", self.idempotency.run_sweeps),
+            Background("retention", self.retention.run),
         ]
         if self.broadcast.listener is not None:
             listen = functools.partial(self.broadcast.listen, self.refresh, self._tools_changed)

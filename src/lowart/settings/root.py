@@ -32,6 +32,7 @@ from lowart.settings.work import (
     LimitSettings,
     LivenessSettings,
     ResponseSettings,
+    RetentionSettings,
     RetrySettings,
     ToolSettings,
     UpstreamSettings,
@@ -61,6 +62,7 @@ class Settings:
     tools: ToolSettings = field(default_factory=ToolSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
     responses: ResponseSettings = field(default_factory=ResponseSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def files_root(self) -> Path:
@@ -129,6 +131,7 @@ class Settings:
         if self.log.format not in {"console", "json"}:
             raise StartupError("LOG_FORMAT must be console or json")
         self._validate_positive()
+        self._validate_retention()
 
     def _validate_positive(self) -> None:
         positive = {
@@ -140,13 +143,21 @@ class Settings:
             "EMBEDDINGS_MAX_ANSWER_BYTES": self.upstream.embeddings_max_answer_bytes,
             "IDEMPOTENCY_TTL_S": self.idempotency.ttl_s,
             "IDEMPOTENCY_LEASE_S": self.idempotency.lease_s,
-            "IDEMPOTENCY_SWEEP_S": self.idempotency.sweep_s,
             "RESPONSES_RETENTION_S": self.responses.retention_s,
             "RESPONSES_MAX_HISTORY": self.responses.max_history,
+            "RETENTION_SWEEP_S": self.retention.sweep_s,
+            "RETENTION_BATCH": self.retention.batch,
         }
         for name, value in positive.items():
             if value <= 0:
                 raise StartupError(f"{name} must be positive")
+
+    def _validate_retention(self) -> None:
+        kept = dataclasses.asdict(self.retention)
+        if any(value < 0 for name, value in kept.items() if name.endswith("_s")):
+            raise StartupError(
+                "retention periods (…_RETENTION_S, RETENTION_PAUSE_S) cannot be negative"
+            )
 
     def _validate_liveness(self) -> None:
         if self.usage.inflight_checkpoint_s <= 0 or self.liveness.heartbeat_s <= 0:

@@ -233,3 +233,18 @@ responses = sa.Table(  # docs/api.md "Responses"
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
 )
+
+# One row per admin write (docs/operations.md, "Admin audit log"); kept until deleted by hand.
+admin_audit = sa.Table(
+    "admin_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),  # Unix seconds, UTC
+    sa.Column("actor", sa.Text, nullable=False, index=True),  # the admin's user id, or "cli"
+    sa.Column("actor_key_id", sa.Text, nullable=True),  # the admin key used (None: the CLI)
+    sa.Column("action", sa.Text, nullable=False, index=True),  # e.g. users.create
+    sa.Column("target", sa.Text, nullable=True, index=True),  # the changed object's id
+    sa.Column("changes", sa.Text, nullable=False),  # JSON {field: {"from", "to"}}, secrets ***
+    sa.Column("client_address", sa.Text, nullable=True),
+    sa.Column("request_id", sa.Text, nullable=True),
+)
