@@ -29,6 +29,7 @@ from lowart.api.routing import not_found, served_before
 from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
 from lowart.api.tools import ConfirmRoutes, ToolAdmin
+from lowart.api.traced import traced_endpoint
 from lowart.api.usage import UsageReports
 from lowart.catalog.accounts import issue_key
 from lowart.providers.registry import VendorTable
@@ -173,7 +174,11 @@ def build_stack(services: Services) -> ASGIApp:
     fast_paths: dict[tuple[str, str], tuple[str, ASGIApp]] = {
         ("POST", path): (
             path,
-            OperationEndpoint(services.pipeline, op, write_timeout, caps.get(op.name)),
+            traced_endpoint(
+                services.tracing,
+                OperationEndpoint(services.pipeline, op, write_timeout, caps.get(op.name)),
+                op,
+            ),
         )
         for path, op in OPERATIONS
     }

@@ -44,6 +44,8 @@ from lowart.storage.tools import ToolRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
+from lowart.telemetry.trace_export import build_tracing
+from lowart.telemetry.tracing import Tracing
 from lowart.tools.loop import ToolLoop
 from lowart.tools.mcp import MCPManager
 from lowart.tools.sessions import Confirmations
@@ -92,6 +94,7 @@ class _Core:
     usage: UsageRepository
     recorder: UsageRecorder
     instance_id: str
+    tracing: Tracing | None  # None: tracing off (docs/operations.md, "Tracing")
 
 
 def _core(settings: Settings, engine: AsyncEngine, master_key: str, vendors: VendorTable) -> _Core:
@@ -117,6 +120,7 @@ def _core(settings: Settings, engine: AsyncEngine, master_key: str, vendors: Ven
         usage=usage,
         recorder=recorder,
         instance_id=instance_id,
+        tracing=build_tracing(settings.tracing, metrics.trace_export_failures.inc),
     )
 
 
@@ -169,7 +173,7 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
         quota=quota,
         providers=vendors.providers(
             ProviderParts(
-                Transport(session, core.watchdog, max_body),
+                Transport(session, core.watchdog, max_body, core.tracing),
                 session,
                 files,
                 signer,
@@ -182,6 +186,7 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
         circuits=Circuits(circuit_config(settings)),
         retry=RetryPolicy(retry_config(settings)),
         default_reserve=settings.limits.quota_default_reserve,
+        tracing=core.tracing,
     )
     return _Upstream(session, files, signer, tokenizer, dispatcher)
 
@@ -213,13 +218,14 @@ def _work(core: _Core, dispatcher: Dispatcher) -> _Work:
         repo=tool_repo,
         max_rounds=settings.tools.max_rounds,
         session_ttl_s=settings.tools.session_ttl_s,
+        tracing=core.tracing,
     )
     confirmations = Confirmations(loop=tools, repo=tool_repo, jobs=JobsOfSessions(job_repo))
     stages = Stages(dispatcher, tools)
     executor = JobExecutor(core.directory, stages, core.usage)
     job_runner = _job_runner(core, job_repo, executor, confirmations)
     jobs = JobService(job_repo, job_runner, SessionsOfJobs(tool_repo).cancel_session)
-    pipeline = Pipeline(stages, jobs)
+    pipeline = Pipeline(stages, jobs, traced=core.tracing is not None)
     return _Work(tool_repo, mcp, tools, confirmations, job_runner, jobs, pipeline)
 
 
@@ -240,6 +246,7 @@ def _job_runner(
         ),
         owner=core.instance_id,
         metrics=core.metrics,
+        tracing=core.tracing,
     )
 
 
@@ -276,6 +283,7 @@ def build_services(
         tools=work.tools,
         confirmations=work.confirmations,
         pipeline=work.pipeline,
+        tracing=core.tracing,
         watchdog=core.watchdog,
         liveness=_liveness(core),
         idempotency=IdempotencyStore.from_settings(engine, settings),

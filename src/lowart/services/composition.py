@@ -34,6 +34,7 @@ from lowart.storage.tools import ToolRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
+from lowart.telemetry.tracing import Tracing
 from lowart.tools.loop import ToolLoop
 from lowart.tools.mcp import MCPManager
 from lowart.tools.sessions import Confirmations
@@ -73,6 +74,7 @@ class Services:
     tools: ToolLoop
     confirmations: Confirmations
     pipeline: Pipeline
+    tracing: Tracing | None
     watchdog: Watchdog
     liveness: Liveness
     idempotency: IdempotencyStore
@@ -157,6 +159,8 @@ class Services:
         await self.mcp.close()
         await self.dispatcher.drain()
         await self.background.stop()
+        if self.tracing is not None:  # bounded by TRACE_SHUTDOWN_FLUSH_S
+            await self.tracing.shutdown()
         await self.session.close()
         await self.limits.close()
         await self.broadcast.close()

@@ -16,6 +16,7 @@ from typing import Any
 
 from lowart.errors import StartupError
 from lowart.settings.declare import SPEC, Spec
+from lowart.settings.observe import TracingSettings
 from lowart.settings.serving import (
     DatabaseSettings,
     EdgeSettings,
@@ -59,6 +60,7 @@ class Settings:
     files: FileSettings = field(default_factory=FileSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
 
     @property
     def files_root(self) -> Path:
@@ -139,6 +141,10 @@ class Settings:
             "IDEMPOTENCY_TTL_S": self.idempotency.ttl_s,
             "IDEMPOTENCY_LEASE_S": self.idempotency.lease_s,
             "IDEMPOTENCY_SWEEP_S": self.idempotency.sweep_s,
+            "OTEL_BSP_MAX_QUEUE_SIZE": self.tracing.max_queue_size,
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": self.tracing.max_export_batch_size,
+            "OTEL_EXPORTER_OTLP_TIMEOUT": self.tracing.export_timeout_ms,
+            "TRACE_SHUTDOWN_FLUSH_S": self.tracing.shutdown_flush_s,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -120,6 +120,12 @@ class Metrics:
         self.retries = Counter(
             "gateway_retries", "Retries of the same model.", ["model"], registry=r
         )
+        # Incremented on the exporter's thread (prometheus_client counters take a lock).
+        self.trace_export_failures = Counter(
+            "gateway_trace_export_failures",
+            'Span batches the OTLP collector did not take (docs/operations.md, "Tracing").',
+            registry=r,
+        )
         self.jobs = Gauge(
             "gateway_jobs",
             "Jobs by status.",
