@@ -25,6 +25,7 @@ from lowart.api.openapi import openapi_document
 from lowart.api.operations import EMBEDDING, OPERATIONS
 from lowart.api.ops import Ops
 from lowart.api.relay import OperationEndpoint
+from lowart.api.request_logs import RequestLogRoutes
 from lowart.api.routing import not_found, served_before
 from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
@@ -159,6 +160,7 @@ def build_stack(services: Services) -> ASGIApp:
             services.settings.edge.count_tokens_max_body_bytes,
         ).routes(),
         *JobRoutes(services.jobs).routes(),
+        *RequestLogRoutes(services.request_log_repo, services.request_logs.flush).routes(),
         *FileRoutes(services.files, services.signer).routes(),
         *ToolAdmin(
             services.tool_repo,
@@ -176,7 +178,9 @@ def build_stack(services: Services) -> ASGIApp:
             path,
             traced_endpoint(
                 services.tracing,
-                OperationEndpoint(services.pipeline, op, write_timeout, caps.get(op.name)),
+                OperationEndpoint(
+                    services.pipeline, op, write_timeout, services.request_logs, caps.get(op.name)
+                ),
                 op,
             ),
         )

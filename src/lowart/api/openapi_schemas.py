@@ -284,6 +284,37 @@ MODEL: Schema = {
 }
 
 
+REQUEST_LOG: Schema = {  # docs/api.md, "Admin: request logs"
+    "type": "object",
+    "required": ["id", "request_id", "user_id", "model", "created_at", "status", "truncated"],
+    "properties": {
+        "id": {"type": "integer"},
+        "request_id": {"type": "string"},
+        "user_id": {"type": "string"},
+        "model": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "status": {"enum": ["ok", "error", "cancelled"]},
+        "http_status": {"type": "integer"},
+        "stream": {"type": "boolean"},
+        "request_bytes": {"type": "integer", "minimum": 0},
+        "response_bytes": {"type": "integer", "minimum": 0},
+        "truncated": {"type": "boolean"},
+        "request_body": {"type": "string", "description": "redacted; only on one log"},
+        "response_body": {"type": "string", "description": "redacted; only on one log"},
+    },
+}
+REQUEST_LOG_LIST: Schema = {
+    "type": "object",
+    "required": ["data", "has_more", "first_id", "last_id"],
+    "properties": {
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/RequestLog"}},
+        "has_more": {"type": "boolean"},
+        "first_id": {"type": ["integer", "null"]},
+        "last_id": {"type": ["integer", "null"]},
+    },
+}
+
+
 def _list_of(ref: str) -> Schema:
     items = {"$ref": f"#/components/schemas/{ref}"}
     return {
@@ -330,4 +361,6 @@ COMPONENTS: dict[str, Schema] = {
     "KeyCreated": KEY_CREATED,
     "Model": MODEL,
     "ModelList": _list_of("Model"),
+    "RequestLog": REQUEST_LOG,
+    "RequestLogList": REQUEST_LOG_LIST,
 }

@@ -16,6 +16,7 @@ from lowart.catalog.invalidations import InvalidationListener
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.flow import Dispatcher
 from lowart.dispatch.retry import RetryConfig, RetryPolicy
+from lowart.formats.redaction import Redaction
 from lowart.jobs.runner import JobConfig, JobRunner
 from lowart.jobs.service import CHAT, IMAGES, JobService
 from lowart.limits.base import settle_recovered
@@ -40,6 +41,7 @@ from lowart.storage.inflight import InstanceRepository
 from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.request_logs import RequestLogRepository
 from lowart.storage.tools import ToolRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
@@ -54,6 +56,7 @@ from lowart.usage.inflight import InFlightRegistry
 from lowart.usage.liveness import Liveness
 from lowart.usage.outbox import Outbox
 from lowart.usage.recorder import UsageRecorder
+from lowart.usage.request_logs import RequestLogs
 from lowart.watchdog import Watchdog
 
 
@@ -257,6 +260,7 @@ def build_services(
     core = _core(settings, engine, master_key, vendors)
     out = _upstream(core, vendors)
     work = _work(core, out.dispatcher)
+    request_log_repo = RequestLogRepository(engine)
     return Services(
         settings=settings,
         vendors=vendors,
@@ -284,10 +288,27 @@ def build_services(
         confirmations=work.confirmations,
         pipeline=work.pipeline,
         tracing=core.tracing,
+        request_logs=_request_logs(core, request_log_repo),
+        request_log_repo=request_log_repo,
         watchdog=core.watchdog,
         liveness=_liveness(core),
         idempotency=IdempotencyStore.from_settings(engine, settings),
         broadcast=Broadcast(core.limits.redis, InvalidationListener.for_settings(settings)),
+    )
+
+
+def _request_logs(core: _Core, repo: RequestLogRepository) -> RequestLogs:
+    settings = core.settings.request_log
+    rules = Redaction.parse(
+        settings.redact_paths, settings.redact_patterns, settings.max_body_bytes
+    )
+    return RequestLogs(
+        repo,
+        rules,
+        core.metrics,
+        everything=settings.enabled,
+        flush_ms=settings.flush_ms,
+        max_queued_bytes=settings.max_queued_bytes,
     )
 
 

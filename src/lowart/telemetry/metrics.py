@@ -126,6 +126,11 @@ class Metrics:
             'Span batches the OTLP collector did not take (docs/operations.md, "Tracing").',
             registry=r,
         )
+        self.request_logs_dropped = Counter(
+            "gateway_request_logs_dropped",
+            "Request logs not written: their queue was full or the database refused them.",
+            registry=r,
+        )
         self.jobs = Gauge(
             "gateway_jobs",
             "Jobs by status.",
