@@ -88,6 +88,8 @@ class _Walk:
         return pattern.sub(MASK, cut) if pattern is not None else cut
 
     def value(self, value: Any, path: tuple[str, ...]) -> Any:
+        if self.budget <= 0:  # past what the cap keeps: not read
+            return None
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):

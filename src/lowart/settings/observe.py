@@ -22,7 +22,7 @@ DEFAULT_REDACT_PATTERNS = (
 
 @dataclass(frozen=True)
 class TracingSettings:
-    """OpenTelemetry traces over OTLP/HTTP (docs/operations.md, "Tracing")."""
+    """Traces, sent to an OpenTelemetry collector over OTLP/HTTP (docs/operations.md, "Tracing")."""
 
     endpoint: str | None = setting(
         "OTEL_EXPORTER_OTLP_ENDPOINT",
