@@ -138,6 +138,13 @@ def test_workers_with_redis() -> None:
         ({"INFLIGHT_CHECKPOINT_S": "0"}, "INFLIGHT_CHECKPOINT_S"),
         ({"INSTANCE_HEARTBEAT_S": "30"}, "INSTANCE_HEARTBEAT_S must be shorter"),
         ({"INSTANCE_DEAD_AFTER_S": "soon"}, "INSTANCE_DEAD_AFTER_S"),
+        ({"OTEL_SDK_DISABLED": "maybe"}, "OTEL_SDK_DISABLED"),
+        ({"OTEL_BSP_MAX_QUEUE_SIZE": "0"}, "OTEL_BSP_MAX_QUEUE_SIZE"),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "10s"}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
+        ({"TRACE_SHUTDOWN_FLUSH_S": "0"}, "TRACE_SHUTDOWN_FLUSH_S"),
+        ({"REQUEST_LOG": "sometimes"}, "REQUEST_LOG"),
+        ({"REQUEST_LOG_MAX_BODY_BYTES": "0"}, "REQUEST_LOG_MAX_BODY_BYTES"),
+        ({"REQUEST_LOG_REDACT_PATTERNS": "(unclosed"}, "REQUEST_LOG_REDACT_PATTERNS"),
     ],
 )
 def test_invalid_settings_refuse_to_start(env: dict[str, str], variable: str) -> None:
