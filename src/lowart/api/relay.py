@@ -21,7 +21,7 @@ from lowart.api.stream import WriteTimeout, relay_sse
 from lowart.dispatch.attempt import Served, Streaming
 from lowart.pipeline.flow import Pipeline
 from lowart.pipeline.operation import Operation, OperationFields
-from lowart.pipeline.outcomes import Answered, Paused, Submitted
+from lowart.pipeline.outcomes import Answered, Outcome, Paused, Submitted
 from lowart.usage.request_logs import RequestLogEntry, RequestLogs
 
 
@@ -110,19 +110,23 @@ class OperationEndpoint:
                 request_id=scope[REQUEST_ID_KEY],
                 headers=passed_headers(scope, self._op.headers),
             )
-            if isinstance(outcome, Served):
-                await send_bytes(capture, 200, outcome.body, outcome.headers)
-            elif isinstance(outcome, Streaming):
-                await relay_sse(
-                    receive, capture, outcome.headers, outcome.events, self._write_timeout
-                )
-            else:
-                await self._render(receive, capture, fields, outcome)
+            await self._answer(receive, capture, fields, outcome)
         except BaseException as exc:
             failed(capture, exc, scope["path"])
             raise
         finally:
             capture.queue()
+
+    async def _answer(
+        self, receive: Receive, send: Send, fields: OperationFields, outcome: Outcome
+    ) -> None:
+        """Send any outcome (the logged path; the plain one does the same inline)."""
+        if isinstance(outcome, Served):
+            await send_bytes(send, 200, outcome.body, outcome.headers)
+        elif isinstance(outcome, Streaming):
+            await relay_sse(receive, send, outcome.headers, outcome.events, self._write_timeout)
+        else:
+            await self._render(receive, send, fields, outcome)
 
     async def _render(
         self,
