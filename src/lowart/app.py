@@ -27,12 +27,14 @@ from lowart.api.openapi import openapi_document
 from lowart.api.operations import EMBEDDING, OPERATIONS
 from lowart.api.ops import Ops
 from lowart.api.relay import OperationEndpoint
+from lowart.api.request_logs import RequestLogRoutes
 from lowart.api.responses_api import ResponsesEndpoint
 from lowart.api.responses_routes import ResponseRoutes
 from lowart.api.routing import not_found, served_before
 from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
 from lowart.api.tools import ConfirmRoutes, ToolAdmin
+from lowart.api.traced import traced_endpoint
 from lowart.api.usage import UsageReports
 from lowart.catalog.accounts import issue_key
 from lowart.providers.registry import VendorTable
@@ -191,6 +193,7 @@ def build_stack(services: Services) -> ASGIApp:
             services.settings.edge.count_tokens_max_body_bytes,
         ).routes(),
         *JobRoutes(services.jobs).routes(),
+        *RequestLogRoutes(services.request_log_repo, services.request_logs.flush).routes(),
         *FileRoutes(services.files, services.signer).routes(),
         *ToolAdmin(
             services.tool_repo,
@@ -208,7 +211,13 @@ def build_stack(services: Services) -> ASGIApp:
     fast_paths: dict[tuple[str, str], tuple[str, ASGIApp]] = {
         ("POST", path): (
             path,
-            OperationEndpoint(services.pipeline, op, write_timeout, caps.get(op.name)),
+            traced_endpoint(
+                services.tracing,
+                OperationEndpoint(
+                    services.pipeline, op, write_timeout, services.request_logs, caps.get(op.name)
+                ),
+                op,
+            ),
         )
         for path, op in OPERATIONS
     }

@@ -160,6 +160,13 @@ def test_workers_with_redis() -> None:
         ({"RETENTION_BATCH": "0"}, "RETENTION_BATCH"),
         ({"RETENTION_SWEEP_S": "0"}, "RETENTION_SWEEP_S"),
         ({"FILE_RETENTION_S": "-1"}, "_RETENTION_S"),
+        ({"OTEL_SDK_DISABLED": "maybe"}, "OTEL_SDK_DISABLED"),
+        ({"OTEL_BSP_MAX_QUEUE_SIZE": "0"}, "OTEL_BSP_MAX_QUEUE_SIZE"),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "10s"}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
+        ({"TRACE_SHUTDOWN_FLUSH_S": "0"}, "TRACE_SHUTDOWN_FLUSH_S"),
+        ({"REQUEST_LOG": "sometimes"}, "REQUEST_LOG"),
+        ({"REQUEST_LOG_MAX_BODY_BYTES": "0"}, "REQUEST_LOG_MAX_BODY_BYTES"),
+        ({"REQUEST_LOG_REDACT_PATTERNS": "(unclosed"}, "REQUEST_LOG_REDACT_PATTERNS"),
     ],
 )
 def test_invalid_settings_refuse_to_start(env: dict[str, str], variable: str) -> None:

@@ -328,6 +328,22 @@ try {
     obs.audit_filtered = await actions();
   });
 
+  await step('the admin finds a request log by user and reads its redacted bodies', async () => {
+    const users = () => page.getByTestId('request-logs-table').locator('tbody tr td:nth-child(3)');
+    await admin.nav('request-logs');
+    await page.getByTestId('request-log-open').first().waitFor();
+    obs.request_log_all_users = [...new Set(await users().allInnerTexts())].sort();
+    await page.getByTestId('filter-log-user').selectOption('alice');
+    await page.waitForFunction(() => {
+      const cells = [...document.querySelectorAll('[data-testid=request-logs-table] tbody tr td:nth-child(3)')];
+      return cells.length > 0 && cells.every((cell) => cell.innerText === 'alice');
+    });
+    obs.request_log_users = [...new Set(await users().allInnerTexts())];
+    await page.getByTestId('request-log-open').last().click();
+    await page.getByTestId('request-log-bodies').waitFor();
+    obs.request_log_bodies = await page.getByTestId('request-log-bodies').innerText();
+  });
+
   obs.widths = WIDTHS;
   obs.overflow = Object.fromEntries(people.flatMap((p) => Object.entries(p.overflow)));
   obs.csp_violations = (await Promise.all(people.map((p) => p.cspViolations()))).flat();

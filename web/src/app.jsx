@@ -10,6 +10,7 @@ import { Jobs } from './views/jobs.jsx';
 import { Models } from './views/models.jsx';
 import { MyUsage } from './views/my-usage.jsx';
 import { Playground } from './views/playground.jsx';
+import { RequestLogs } from './views/request-logs.jsx';
 import { SignIn } from './views/signin.jsx';
 import { Tools } from './views/tools.jsx';
 import { Users } from './views/users.jsx';
@@ -20,6 +21,7 @@ const ADMIN_VIEWS = [
   { path: '/tools', label: 'Tools', view: Tools },
   { path: '/usage-all', label: 'All usage', view: AdminUsage },
   { path: '/audit', label: 'Audit log', view: Audit },
+  { path: '/request-logs', label: 'Request logs', view: RequestLogs },
 ];
 const USER_VIEWS = [
   { path: '/usage', label: 'My usage', view: MyUsage },

@@ -315,6 +315,35 @@ AUDIT_LIST: Schema = {
         "next_cursor": _TEXT_OR_NULL,
     },
 }
+REQUEST_LOG: Schema = {  # docs/api.md, "Admin: request logs"
+    "type": "object",
+    "required": ["id", "request_id", "user_id", "model", "created_at", "status", "truncated"],
+    "properties": {
+        "id": {"type": "integer"},
+        "request_id": {"type": "string"},
+        "user_id": {"type": "string"},
+        "model": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "status": {"enum": ["ok", "error", "cancelled"]},
+        "http_status": {"type": "integer"},
+        "stream": {"type": "boolean"},
+        "request_bytes": {"type": "integer", "minimum": 0},
+        "response_bytes": {"type": "integer", "minimum": 0},
+        "truncated": {"type": "boolean"},
+        "request_body": {"type": "string", "description": "redacted; only on one log"},
+        "response_body": {"type": "string", "description": "redacted; only on one log"},
+    },
+}
+REQUEST_LOG_LIST: Schema = {
+    "type": "object",
+    "required": ["data", "has_more", "first_id", "last_id"],
+    "properties": {
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/RequestLog"}},
+        "has_more": {"type": "boolean"},
+        "first_id": {"type": ["integer", "null"]},
+        "last_id": {"type": ["integer", "null"]},
+    },
+}
 
 
 def _list_of(ref: str) -> Schema:
@@ -402,4 +431,6 @@ COMPONENTS: dict[str, Schema] = {
     "ModelList": _list_of("Model"),
     "AuditEntry": AUDIT_ENTRY,
     "AuditList": AUDIT_LIST,
+    "RequestLog": REQUEST_LOG,
+    "RequestLogList": REQUEST_LOG_LIST,
 }

@@ -16,6 +16,7 @@ from lowart.catalog.invalidations import InvalidationListener
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.flow import Dispatcher
 from lowart.dispatch.retry import RetryConfig, RetryPolicy
+from lowart.formats.redaction import Redaction
 from lowart.jobs.runner import JobConfig, JobRunner
 from lowart.jobs.service import CHAT, IMAGES, JobService
 from lowart.limits.base import settle_recovered
@@ -45,11 +46,14 @@ from lowart.storage.inflight import InstanceRepository
 from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.request_logs import RequestLogRepository
 from lowart.storage.responses import ResponseStore
 from lowart.storage.tools import ToolRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
+from lowart.telemetry.trace_export import build_tracing
+from lowart.telemetry.tracing import Tracing
 from lowart.tools.loop import ToolLoop
 from lowart.tools.mcp import MCPManager
 from lowart.tools.sessions import Confirmations
@@ -58,6 +62,7 @@ from lowart.usage.inflight import InFlightRegistry
 from lowart.usage.liveness import Liveness
 from lowart.usage.outbox import Outbox
 from lowart.usage.recorder import UsageRecorder
+from lowart.usage.request_logs import RequestLogs
 from lowart.watchdog import Watchdog
 
 
@@ -98,6 +103,7 @@ class _Core:
     usage: UsageRepository
     recorder: UsageRecorder
     instance_id: str
+    tracing: Tracing | None  # None: tracing off (docs/operations.md, "Tracing")
 
 
 def _core(settings: Settings, engine: AsyncEngine, master_key: str, vendors: VendorTable) -> _Core:
@@ -123,6 +129,7 @@ def _core(settings: Settings, engine: AsyncEngine, master_key: str, vendors: Ven
         usage=usage,
         recorder=recorder,
         instance_id=instance_id,
+        tracing=build_tracing(settings.tracing, metrics.trace_export_failures.inc),
     )
 
 
@@ -175,7 +182,7 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
         quota=quota,
         providers=vendors.providers(
             ProviderParts(
-                Transport(session, core.watchdog, max_body),
+                Transport(session, core.watchdog, max_body, core.tracing),
                 session,
                 files,
                 signer,
@@ -188,6 +195,7 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
         circuits=Circuits(circuit_config(settings)),
         retry=RetryPolicy(retry_config(settings)),
         default_reserve=settings.limits.quota_default_reserve,
+        tracing=core.tracing,
     )
     return _Upstream(session, files, signer, tokenizer, dispatcher)
 
@@ -219,13 +227,14 @@ def _work(core: _Core, dispatcher: Dispatcher) -> _Work:
         repo=tool_repo,
         max_rounds=settings.tools.max_rounds,
         session_ttl_s=settings.tools.session_ttl_s,
+        tracing=core.tracing,
     )
     confirmations = Confirmations(loop=tools, repo=tool_repo, jobs=JobsOfSessions(job_repo))
     stages = Stages(dispatcher, tools)
     executor = JobExecutor(core.directory, stages, core.usage)
     job_runner = _job_runner(core, job_repo, executor, confirmations)
     jobs = JobService(job_repo, job_runner, SessionsOfJobs(tool_repo).cancel_session)
-    pipeline = Pipeline(stages, jobs)
+    pipeline = Pipeline(stages, jobs, traced=core.tracing is not None)
     return _Work(tool_repo, mcp, tools, confirmations, job_runner, jobs, pipeline)
 
 
@@ -246,6 +255,7 @@ def _job_runner(
         ),
         owner=core.instance_id,
         metrics=core.metrics,
+        tracing=core.tracing,
     )
 
 
@@ -256,6 +266,7 @@ def build_services(
     core = _core(settings, engine, master_key, vendors)
     out = _upstream(core, vendors)
     work = _work(core, out.dispatcher)
+    request_log_repo = RequestLogRepository(engine)
     return Services(
         settings=settings,
         vendors=vendors,
@@ -290,6 +301,9 @@ def build_services(
             ),
             work.jobs,
         ),
+        tracing=core.tracing,
+        request_logs=_request_logs(core, request_log_repo),
+        request_log_repo=request_log_repo,
         watchdog=core.watchdog,
         liveness=_liveness(core),
         idempotency=IdempotencyStore.from_settings(engine, settings),
@@ -309,6 +323,21 @@ def audit_trail(engine: AsyncEngine, box: SecretBox) -> AuditTrail:
             return None
 
     return AuditTrail(AuditRepository(engine), AdminStates(engine, open_secret))
+
+
+def _request_logs(core: _Core, repo: RequestLogRepository) -> RequestLogs:
+    settings = core.settings.request_log
+    rules = Redaction.parse(
+        settings.redact_paths, settings.redact_patterns, settings.max_body_bytes
+    )
+    return RequestLogs(
+        repo,
+        rules,
+        core.metrics,
+        everything=settings.enabled,
+        flush_ms=settings.flush_ms,
+        max_queued_bytes=settings.max_queued_bytes,
+    )
 
 
 def _liveness(core: _Core) -> Liveness:

@@ -32,17 +32,20 @@ from lowart.storage.filestore import FileStore
 from lowart.storage.idempotency import IdempotencyStore
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.request_logs import RequestLogRepository
 from lowart.storage.snapshot import load_snapshot
 from lowart.storage.tools import ToolRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
+from lowart.telemetry.tracing import Tracing
 from lowart.tools.loop import ToolLoop
 from lowart.tools.mcp import MCPManager
 from lowart.tools.sessions import Confirmations
 from lowart.usage.estimate import Tokenizer
 from lowart.usage.liveness import Liveness
 from lowart.usage.recorder import UsageRecorder
+from lowart.usage.request_logs import RequestLogs
 from lowart.watchdog import Watchdog
 
 log = structlog.get_logger()
@@ -77,6 +80,9 @@ class Services:
     confirmations: Confirmations
     pipeline: Pipeline
     responses: ResponseBook
+    tracing: Tracing | None
+    request_logs: RequestLogs
+    request_log_repo: RequestLogRepository
     watchdog: Watchdog
     liveness: Liveness
     idempotency: IdempotencyStore
@@ -101,6 +107,7 @@ class Services:
             Background("watchdog", self.watchdog.run),
             Background("liveness", self.liveness.run),
             Background("retention", self.retention.run),
+            Background("request_logs", self.request_logs.run, stop=self.request_logs.stop),
         ]
         if self.broadcast.listener is not None:
             listen = functools.partial(self.broadcast.listen, self.refresh, self._tools_changed)
@@ -113,6 +120,7 @@ class Services:
             snapshot = await self.limits.quota.reload(lambda: load_snapshot(self.engine))
             self.directory.apply(snapshot)
         self.metrics.set_models(self.directory.model_ids())
+        self.request_logs.models = self.directory.logged_models()
 
     async def invalidate(self) -> None:
         """An admin write: reload here at once, and tell every other instance to reload."""
@@ -163,6 +171,8 @@ class Services:
         await self.mcp.close()
         await self.dispatcher.drain()
         await self.background.stop()
+        if self.tracing is not None:  # bounded by TRACE_SHUTDOWN_FLUSH_S
+            await self.tracing.shutdown()
         await self.session.close()
         await self.limits.close()
         await self.broadcast.close()

@@ -131,6 +131,17 @@ class Metrics:
         self.retries = Counter(
             "gateway_retries", "Retries of the same model.", ["model"], registry=r
         )
+        # Incremented on the exporter's thread (prometheus_client counters take a lock).
+        self.trace_export_failures = Counter(
+            "gateway_trace_export_failures",
+            'Span batches the OTLP collector did not take (docs/operations.md, "Tracing").',
+            registry=r,
+        )
+        self.request_logs_dropped = Counter(
+            "gateway_request_logs_dropped",
+            "Request logs not written: their queue was full or the database refused them.",
+            registry=r,
+        )
         self.jobs = Gauge(
             "gateway_jobs",
             "Jobs by status.",
