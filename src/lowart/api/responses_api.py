@@ -10,7 +10,7 @@ is complete (before ``response.completed`` in a stream), so the next turn may la
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import msgspec
@@ -35,7 +35,7 @@ from lowart.formats.responses_request import check_responses, input_items
 from lowart.formats.sse import SSEParser
 from lowart.pipeline.flow import Pipeline
 from lowart.pipeline.operation import Operation, OperationFields
-from lowart.pipeline.outcomes import Answered, Paused, Submitted
+from lowart.pipeline.outcomes import Answered, Outcome, Paused, Submitted
 from lowart.pipeline.responses_book import ResponseBook, queued
 from lowart.pipeline.responses_tools import as_chat, told_as_response
 from lowart.principal import Principal
@@ -108,15 +108,10 @@ class ResponsesEndpoint:
         else:
             await self._serve(receive, send, principal, parts, fields)
 
-    async def _serve(
-        self,
-        receive: Receive,
-        send: Send,
-        principal: Principal,
-        parts: _Turn,
-        fields: OperationFields,
-    ) -> None:
-        outcome = await self._pipeline.serve(
+    def _run(
+        self, principal: Principal, parts: _Turn, fields: OperationFields
+    ) -> Awaitable[Outcome]:
+        return self._pipeline.serve(
             RESPONSES_OPERATION,
             principal,
             fields,
@@ -125,6 +120,16 @@ class ResponsesEndpoint:
             request_id=parts.request_id,
             headers={},
         )
+
+    async def _serve(
+        self,
+        receive: Receive,
+        send: Send,
+        principal: Principal,
+        parts: _Turn,
+        fields: OperationFields,
+    ) -> None:
+        outcome = await self._run(principal, parts, fields)
         if isinstance(outcome, Served):
             if parts.store:
                 await self._keep(principal, parts, msgspec.json.decode(outcome.body))
@@ -200,15 +205,7 @@ class ResponsesEndpoint:
                 "A background response cannot stream here; poll it instead.", param="stream"
             )
         fields.is_async = True
-        submitted = await self._pipeline.serve(
-            RESPONSES_OPERATION,
-            principal,
-            fields,
-            parts.body,
-            parts.size,
-            request_id=parts.request_id,
-            headers={},
-        )
+        submitted = await self._run(principal, parts, fields)
         assert isinstance(submitted, Submitted)  # is_async always submits
         response = queued(parts.body, response_id(submitted.job_id), time.time())
         await self._book.keep(principal, parts.body, parts.turn, response, job_id=submitted.job_id)
