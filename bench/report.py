@@ -1,5 +1,6 @@
-"""The markdown report: the machine, the table with its ratios, TTFT, memory, scaling, the
-targets met or missed, the load rows, and the evidence that Lowart had everything on."""
+"""The markdown report: the machine, the table with its ratios, TTFT, memory, the costs of
+checkpoints and of the retention sweeper, scaling, the targets met or missed, the load rows, and
+the evidence that Lowart had everything on."""
 
 from __future__ import annotations
 
@@ -256,6 +257,7 @@ class Results:
     notes: str = ""  # hand-written reading of the targets (bench/targets-notes.md)
     checkpoints: tuple[str, ...] = ()  # the cost of checkpointing streams in flight
     transforms: tuple[str, ...] = ()  # the cost of transform scripts (bench/transform_cost.py)
+    sweeper: tuple[str, ...] = ()  # the retention sweeper's cost on requests
 
 
 def render(r: Results) -> str:
@@ -300,6 +302,10 @@ def render(r: Results) -> str:
             "## Requests in flight: the cost of their checkpoints",
             "",
             *r.checkpoints,
+            "",
+            "## Retention: the sweeper's cost on requests",
+            "",
+            *r.sweeper,
             "",
             "## Transform scripts (docs/transforms.md): their cost at one connection",
             "",

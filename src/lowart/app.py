@@ -12,6 +12,7 @@ from typing import Any, TextIO
 import structlog
 from starlette.routing import Route, Router
 
+from lowart.api.admin_audit import AuditRecorder, AuditRoutes
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_transforms import TransformAdmin
 from lowart.api.admin_users import UserAdmin
@@ -27,18 +28,22 @@ from lowart.api.openapi import openapi_document
 from lowart.api.operations import EMBEDDING, OPERATIONS
 from lowart.api.ops import Ops
 from lowart.api.relay import OperationEndpoint
+from lowart.api.request_logs import RequestLogRoutes
 from lowart.api.responses_api import ResponsesEndpoint
 from lowart.api.responses_routes import ResponseRoutes
 from lowart.api.routing import not_found, served_before
 from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
 from lowart.api.tools import ConfirmRoutes, ToolAdmin
+from lowart.api.traced import traced_endpoint
 from lowart.api.usage import UsageReports
 from lowart.catalog.accounts import issue_key
 from lowart.providers.registry import VendorTable
+from lowart.security.forwarded import networks
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
 from lowart.settings import Settings
+from lowart.storage.audit_trail import AuditTrail
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
 
@@ -144,15 +149,23 @@ class AdminOperations:
     users: UserAdmin
     models: ModelAdmin
     usage: UsageReports
+    audit: AuditTrail  # the command line's writes go through ``audit.write`` as ``CLI``
+    recorder: AuditRecorder  # the routes' writes, as the admin who called
 
 
 def admin_operations(services: Services) -> AdminOperations:
     refresh, settle = services.invalidate, services.settle_usage
     destinations = DestinationPolicy(services.settings.upstream.allow_private)
+    trusted = networks(services.settings.security.trusted_proxies)
+    recorder = AuditRecorder(services.audit, trusted)
     return AdminOperations(
-        users=UserAdmin(services.users, refresh, settle, services.jobs.key_revoked),
-        models=ModelAdmin(services.models, services.box, refresh, destinations, services.vendors),
+        users=UserAdmin(services.users, refresh, settle, services.jobs.key_revoked, recorder),
+        models=ModelAdmin(
+            services.models, services.box, refresh, destinations, services.vendors, audit=recorder
+        ),
         usage=UsageReports(services.usage, services.users, settle),
+        audit=services.audit,
+        recorder=recorder,
     )
 
 
@@ -167,8 +180,13 @@ def build_stack(services: Services) -> ASGIApp:
         *admin.models.routes(),
         *admin.usage.routes(),
         *TransformAdmin(
-            services.transform_repo, services.models, services.transforms, services.invalidate
+            services.transform_repo,
+            services.models,
+            services.transforms,
+            services.invalidate,
+            admin.recorder,
         ).routes(),
+        *AuditRoutes(admin.audit).routes(),
         *Ops(
             services.metrics,
             probes(services),
@@ -183,6 +201,7 @@ def build_stack(services: Services) -> ASGIApp:
             services.settings.edge.count_tokens_max_body_bytes,
         ).routes(),
         *JobRoutes(services.jobs).routes(),
+        *RequestLogRoutes(services.request_log_repo, services.request_logs.flush).routes(),
         *FileRoutes(services.files, services.signer).routes(),
         *ToolAdmin(
             services.tool_repo,
@@ -190,6 +209,7 @@ def build_stack(services: Services) -> ASGIApp:
             services.box,
             services.tool_servers_changed,
             destinations=destinations,
+            audit=admin.recorder,
         ).routes(),
         *ConfirmRoutes(services.confirmations).routes(),
         *ResponseRoutes(services.responses).routes(),
@@ -199,7 +219,13 @@ def build_stack(services: Services) -> ASGIApp:
     fast_paths: dict[tuple[str, str], tuple[str, ASGIApp]] = {
         ("POST", path): (
             path,
-            OperationEndpoint(services.pipeline, op, write_timeout, caps.get(op.name)),
+            traced_endpoint(
+                services.tracing,
+                OperationEndpoint(
+                    services.pipeline, op, write_timeout, services.request_logs, caps.get(op.name)
+                ),
+                op,
+            ),
         )
         for path, op in OPERATIONS
     }

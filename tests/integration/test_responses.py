@@ -224,6 +224,7 @@ def test_background_runs_polls_and_cancels(gw: Gateway) -> None:
     wait_for(lambda: client.responses.retrieve(queued.id).status == "completed", timeout=10)
     done = client.responses.retrieve(queued.id)
     assert done.output_text == "Hello from fake: later" and done.id == queued.id
+    assert client.responses.cancel(queued.id).status == "completed"  # too late: as it is
     slow = client.responses.create(model="slow-chat", input="never", background=True)
     wait_for(lambda: client.responses.retrieve(slow.id).status == "in_progress", timeout=10)
     cancelled = client.responses.cancel(slow.id)
@@ -253,3 +254,28 @@ def test_bad_input_is_4xx_in_openai_shape(gw: Gateway, extra: dict[str, Any], pa
     assert 400 <= response.status_code < 500, response.text
     error = response.json()["error"]
     assert error["param"].startswith(param) and error["message"]
+
+
+def test_the_read_routes_refuse_bad_input_in_openai_shape(gw: Gateway) -> None:
+    key = gw.create_user()
+    kept = gw.openai(key).responses.create(model="mock", input="one")
+    with gw.client(key) as http:
+        items = f"/v1/responses/{kept.id}/input_items"
+        for query, param in (
+            ("limit=0", "limit"),
+            ("order=sideways", "order"),
+            ("after=x", "after"),
+        ):
+            refused = http.get(f"{items}?{query}")
+            assert refused.status_code == 400 and refused.json()["error"]["param"] == param
+        page = http.get(f"{items}?order=asc&limit=1").json()
+        assert page["has_more"] is False and page["first_id"] == page["last_id"]
+        for method, path in (
+            ("POST", f"/v1/responses/{kept.id}/cancel"),  # not a background response
+            ("GET", "/v1/responses/resp_nothing"),
+            ("GET", "/v1/responses/../admin"),
+            ("DELETE", "/v1/responses/resp_nothing"),
+        ):
+            missing = http.request(method, path)
+            assert missing.status_code == 404, (method, path, missing.text)
+            assert missing.json()["error"]["type"] == "invalid_request_error"

@@ -402,3 +402,35 @@ def test_a_global_script_serves_models_without_their_own_and_jobs_store_the_resu
         job = client.get(f"/v1/jobs/{job_id}").json()
     answer = job["result"]["choices"][0]["message"]["content"]
     assert answer == "Hello from fake: global|openai|hello gateway"  # stored as transformed
+
+
+RESPONSES_TAG = """
+def on_request(req, ctx):
+    if ctx["format"] != "responses":
+        fail("not a Responses body")
+    part = req["input"][-1]["content"][-1]
+    part["text"] = ctx["user_id"] + "|" + ctx["format"] + "|" + part["text"]
+    return req
+"""
+
+
+def test_a_responses_request_runs_the_script_on_its_responses_body(gw: Gateway) -> None:
+    attach(gw, "tx", RESPONSES_TAG)
+    key = gw.create_user("resp")
+    client = gw.openai(key)
+    whole = client.responses.create(model="tx", input="hello")
+    assert whole.output_text == "Hello from fake: resp|responses|hello"
+    [kept] = client.responses.input_items.list(whole.id).data
+    assert kept.content[0].text == "hello"  # type: ignore[union-attr]  # stored as sent
+    again = client.responses.create(model="tx", input="again", previous_response_id=whole.id)
+    assert again.output_text == "Hello from fake: resp|responses|again"
+    events = client.responses.create(model="tx", input="streamed", stream=True)
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "Hello from fake: resp|responses|streamed"
+    queued = client.responses.create(model="tx", input="later", background=True)
+    wait_for(lambda: client.responses.retrieve(queued.id).status == "completed")
+    done = client.responses.retrieve(queued.id)
+    assert done.output_text == "Hello from fake: resp|responses|later"  # queued as transformed
+    with pytest.raises(openai.BadRequestError) as chat_body:
+        client.chat.completions.create(model="tx", messages=MESSAGES)  # type: ignore[arg-type]
+    assert chat_body.value.body["message"] == "not a Responses body"  # type: ignore[index]

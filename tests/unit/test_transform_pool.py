@@ -116,8 +116,11 @@ async def test_a_script_past_its_memory_kills_only_its_worker(pool: WorkerPool) 
 async def test_top_level_code_is_bounded_too(pool: WorkerPool) -> None:
     source = "N = [i for i in range(1000000000)]\n"
     started = time.monotonic()
-    reply = await pool.run(Call("k4", source, "", [], TIMEOUT_MS))
-    assert reply.status in {"timeout", "error"}
+    try:
+        reply = await pool.run(Call("k4", source, "", [], TIMEOUT_MS))
+        assert reply.status in {"timeout", "error"}
+    except TransformFailed:  # on a busy machine the list can pass 256 MB first: the worker dies
+        assert pool.replaced == 1
     assert time.monotonic() - started < 2.0
 
 

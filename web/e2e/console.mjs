@@ -335,6 +335,37 @@ try {
     report.screenshots.push(...(await admin.shoot('admin-usage')));
   });
 
+  await step('the admin reads the audit log of these changes, filtered by action', async () => {
+    await admin.nav('audit');
+    await page.getByTestId('audit-entry').first().waitFor();
+    const actions = () => page.getByTestId('audit-entry').locator('td:nth-child(3)').allInnerTexts();
+    obs.audit_actions = await actions();
+    obs.audit_text = await page.getByTestId('audit-entries').innerText();
+    report.screenshots.push(...(await admin.shoot('admin-audit')));
+    await page.getByTestId('audit-action').fill('models.create');
+    await page.waitForFunction(() => {
+      const cells = [...document.querySelectorAll('[data-testid=audit-entry] td:nth-child(3)')];
+      return cells.length > 0 && cells.every((td) => td.textContent === 'models.create');
+    });
+    obs.audit_filtered = await actions();
+  });
+
+  await step('the admin finds a request log by user and reads its redacted bodies', async () => {
+    const users = () => page.getByTestId('request-logs-table').locator('tbody tr td:nth-child(3)');
+    await admin.nav('request-logs');
+    await page.getByTestId('request-log-open').first().waitFor();
+    obs.request_log_all_users = [...new Set(await users().allInnerTexts())].sort();
+    await page.getByTestId('filter-log-user').selectOption('alice');
+    await page.waitForFunction(() => {
+      const cells = [...document.querySelectorAll('[data-testid=request-logs-table] tbody tr td:nth-child(3)')];
+      return cells.length > 0 && cells.every((cell) => cell.innerText === 'alice');
+    });
+    obs.request_log_users = [...new Set(await users().allInnerTexts())];
+    await page.getByTestId('request-log-open').last().click();
+    await page.getByTestId('request-log-bodies').waitFor();
+    obs.request_log_bodies = await page.getByTestId('request-log-bodies').innerText();
+  });
+
   obs.widths = WIDTHS;
   obs.overflow = Object.fromEntries(people.flatMap((p) => Object.entries(p.overflow)));
   obs.csp_violations = (await Promise.all(people.map((p) => p.cspViolations()))).flat();

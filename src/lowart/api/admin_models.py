@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from lowart.api.admin_audit import AuditRecorder, in_body, in_path
 from lowart.api.bodies import Fallbacks, ModelCreate, ModelUpdate, decode, given
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
@@ -16,6 +17,7 @@ from lowart.providers.registry import VendorTable
 from lowart.providers.vendor import Vendor
 from lowart.security.secretbox import SecretBox, SecretDecryptError
 from lowart.security.ssrf import DestinationPolicy
+from lowart.storage.audit_states import FALLBACKS, MODEL
 from lowart.storage.models import ModelRepository
 from lowart.storage.rows import ModelRow, iso
 from lowart.storage.sealed import vendor_key_context
@@ -54,8 +56,11 @@ class ModelAdmin:
         refresh: Refresh,
         destinations: DestinationPolicy,
         vendors: VendorTable,
+        *,
+        audit: AuditRecorder,
     ) -> None:
         self._models = models
+        self._audit = audit
         self._box = box
         self._refresh = refresh
         self._destinations = destinations
@@ -200,16 +205,23 @@ class ModelAdmin:
         return JSON({"model_id": model_id, "fallbacks": body.fallbacks})
 
     def routes(self) -> list[Route]:
+        audited, model = self._audit.audited, in_path("model_id")
         return [
-            route("/admin/models", POST=self.create, GET=self.list_models),
+            route(
+                "/admin/models",
+                POST=audited("models.create", MODEL, self.create, in_body("model_id")),
+                GET=self.list_models,
+            ),
             route(
                 "/admin/models/{model_id}",
                 GET=self.get,
-                PUT=self.put,
-                PATCH=self.patch,
-                DELETE=self.delete,
+                PUT=audited("models.replace", MODEL, self.put, model),
+                PATCH=audited("models.update", MODEL, self.patch, model),
+                DELETE=audited("models.delete", MODEL, self.delete, model),
             ),
             route(
-                "/admin/models/{model_id}/fallbacks", GET=self.get_fallbacks, PUT=self.put_fallbacks
+                "/admin/models/{model_id}/fallbacks",
+                GET=self.get_fallbacks,
+                PUT=audited("fallbacks.set", FALLBACKS, self.put_fallbacks, model),
             ),
         ]

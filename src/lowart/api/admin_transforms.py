@@ -1,5 +1,6 @@
 """Admin routes for transform scripts (docs/transforms.md): register, list, change, delete, and
-try one on a sample body. Every script is loaded in a worker before it is stored."""
+try one on a sample body. Every script is loaded in a worker before it is stored; each write,
+and each trial (it runs the admin's code in a worker), leaves an audit row."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from lowart.api.admin_audit import AuditRecorder, Call, in_path
 from lowart.api.bodies import TransformCreate, TransformTrial, TransformUpdate, decode, given
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
 from lowart.errors import Conflict, InvalidRequest, NotFound
+from lowart.storage.audit_states import TRANSFORM
 from lowart.storage.models import ModelRepository
 from lowart.storage.rows import TransformRow, iso
 from lowart.storage.transforms import TransformRepository
@@ -38,6 +41,12 @@ def transform_json(row: TransformRow) -> dict[str, Any]:
     }
 
 
+def _new_id(call: Call) -> str | None:
+    """A registered script's id, from the answer (the audit's target)."""
+    value = call.answer.get("id") if call.answer is not None else None
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _entries(fields: dict[str, Any]) -> list[str]:
     entries = [name for name in ENTRY_POINTS if fields[name]]
     if not entries:
@@ -54,8 +63,10 @@ class TransformAdmin:
         models: ModelRepository,
         transforms: Transforms,
         refresh: Refresh,
+        audit: AuditRecorder,
     ) -> None:
         self._repo = repo
+        self._audit = audit
         self._models = models
         self._transforms = transforms
         self._refresh = refresh
@@ -129,13 +140,21 @@ class TransformAdmin:
         )
 
     def routes(self) -> list[Route]:
+        audited, one = self._audit.audited, in_path("transform_id")
         return [
-            route("/admin/transforms", POST=self.create, GET=self.list_transforms),
+            route(
+                "/admin/transforms",
+                POST=audited("transforms.create", TRANSFORM, self.create, _new_id),
+                GET=self.list_transforms,
+            ),
             route(
                 "/admin/transforms/{transform_id}",
                 GET=self.get,
-                PATCH=self.patch,
-                DELETE=self.delete,
+                PATCH=audited("transforms.update", TRANSFORM, self.patch, one),
+                DELETE=audited("transforms.delete", TRANSFORM, self.delete, one),
             ),
-            route("/admin/transforms/{transform_id}/test", POST=self.trial),
+            route(
+                "/admin/transforms/{transform_id}/test",
+                POST=audited("transforms.test", TRANSFORM, self.trial, one),
+            ),
         ]

@@ -8,11 +8,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from lowart.api.admin_audit import AuditRecorder, in_answer, in_body, in_path
 from lowart.api.bodies import KeyCreate, UserPatch, UserQuota, decode, given
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
 from lowart.catalog.accounts import create_user, issue_key, upsert_user
 from lowart.errors import NotFound
+from lowart.storage.audit_states import KEY, USER
 from lowart.storage.rows import KeyRow, UserRow, iso
 from lowart.storage.users import UserRepository
 
@@ -50,9 +52,15 @@ class UserAdmin:
     """Users, their limits and their keys. Every write refreshes the in-memory directory."""
 
     def __init__(
-        self, users: UserRepository, refresh: Refresh, settle: Refresh, revoked: Revoked
+        self,
+        users: UserRepository,
+        refresh: Refresh,
+        settle: Refresh,
+        revoked: Revoked,
+        audit: AuditRecorder,
     ) -> None:
         self._users = users
+        self._audit = audit
         self._refresh = refresh
         self._settle = settle  # writes queued usage, so token_used is exact when read
         self._revoked = revoked  # cancels the key's unfinished jobs
@@ -152,15 +160,26 @@ class UserAdmin:
         return JSON({"id": key_id, "revoked": True})
 
     def routes(self) -> list[Route]:
+        audited, user = self._audit.audited, in_path("user_id")
         return [
-            route("/admin/users/quota", POST=self.quota),
+            route(
+                "/admin/users/quota",
+                POST=audited("users.upsert", USER, self.quota, in_body("user_id")),
+            ),
             route("/admin/users", GET=self.list_users),
             route(
                 "/admin/users/{user_id}",
                 GET=self.get_user,
-                PATCH=self.patch_user,
-                DELETE=self.delete_user,
+                PATCH=audited("users.update", USER, self.patch_user, user),
+                DELETE=audited("users.disable", USER, self.delete_user, user),
             ),
-            route("/admin/users/{user_id}/keys", POST=self.create_key, GET=self.list_keys),
-            route("/admin/keys/{key_id}", DELETE=self.revoke_key),
+            route(
+                "/admin/users/{user_id}/keys",
+                POST=audited("keys.create", KEY, self.create_key, in_answer("id")),
+                GET=self.list_keys,
+            ),
+            route(
+                "/admin/keys/{key_id}",
+                DELETE=audited("keys.revoke", KEY, self.revoke_key, in_path("key_id")),
+            ),
         ]

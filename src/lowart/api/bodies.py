@@ -122,4 +122,4 @@ class TransformTrial(Struct, forbid_unknown_fields=True):
     body: dict[str, Any]
     entry: Entry = "on_request"
     source: Source | UnsetType = UNSET  # an unsaved edit, tried instead of the stored source
-    format: Annotated[str, Meta(pattern=r"^(openai|anthropic)" + END)] = "openai"
+    format: Annotated[str, Meta(pattern=r"^(openai|anthropic|responses)" + END)] = "openai"

@@ -275,6 +275,20 @@ def _admin_paths() -> dict[str, Any]:
             "get": _op("Usage across users"),
             "parameters": _query("user_id", "model", "served_model", "since", "until", "group_by"),
         },
+        "/admin/audit": {
+            "get": _op("The admin audit log, newest first", ok={200: "AuditList"}),
+            "parameters": _query("actor", "action", "target", "since", "until", "limit", "cursor"),
+        },
+        "/admin/request-logs": {
+            "get": _op("Search the request logs, newest first", ok={200: "RequestLogList"}),
+            "parameters": _query(
+                "request_id", "user_id", "model", "since", "until", "limit", "after"
+            ),
+        },
+        "/admin/request-logs/{request_id}": {
+            "parameters": _path_param("request_id"),
+            "get": _op("One request's log, with its redacted bodies", ok={200: "RequestLog"}),
+        },
     }
 
 

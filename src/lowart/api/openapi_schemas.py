@@ -284,13 +284,13 @@ MODEL: Schema = {
 }
 
 
-_NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+_TEXT_OR_NULL = {"type": ["string", "null"]}
 TRANSFORM: Schema = {
     "type": "object",
     "required": ["id", "model_id", "source", "on_request", "on_response", "on_chunk", "on_error"],
     "properties": {
         "id": {"type": "integer"},
-        "model_id": _NULLABLE_STRING,
+        "model_id": _TEXT_OR_NULL,
         "deployment": {"type": "null"},
         "source": {"type": "string"},
         "on_request": {"type": "boolean"},
@@ -298,8 +298,8 @@ TRANSFORM: Schema = {
         "on_chunk": {"type": "boolean"},
         "on_error": {"enum": ["fail", "skip"]},
         "enabled": {"type": "boolean"},
-        "created_at": _NULLABLE_STRING,
-        "updated_at": _NULLABLE_STRING,
+        "created_at": _TEXT_OR_NULL,
+        "updated_at": _TEXT_OR_NULL,
     },
 }
 TRANSFORM_TRIAL: Schema = {
@@ -309,7 +309,66 @@ TRANSFORM_TRIAL: Schema = {
         "entry": {"enum": ["on_request", "on_response", "on_chunk"]},
         "outcome": {"enum": ["ok", "rejected", "error", "timeout"]},
         "result": {},
-        "message": _NULLABLE_STRING,
+        "message": _TEXT_OR_NULL,
+    },
+}
+AUDIT_ENTRY: Schema = {  # docs/api.md, "Admin audit log"
+    "type": "object",
+    "required": ["id", "at", "actor", "action", "target", "changes"],
+    "properties": {
+        "id": {"type": "integer"},
+        "at": {"type": "string", "format": "date-time"},
+        "actor": {"type": "string"},
+        "actor_key_id": _TEXT_OR_NULL,
+        "action": {"type": "string"},
+        "target": _TEXT_OR_NULL,
+        "changes": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["from", "to"],
+                "properties": {"from": {}, "to": {}},
+            },
+        },
+        "client_address": _TEXT_OR_NULL,
+        "request_id": _TEXT_OR_NULL,
+    },
+}
+AUDIT_LIST: Schema = {
+    "type": "object",
+    "required": ["data", "next_cursor"],
+    "properties": {
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}},
+        "next_cursor": _TEXT_OR_NULL,
+    },
+}
+REQUEST_LOG: Schema = {  # docs/api.md, "Admin: request logs"
+    "type": "object",
+    "required": ["id", "request_id", "user_id", "model", "created_at", "status", "truncated"],
+    "properties": {
+        "id": {"type": "integer"},
+        "request_id": {"type": "string"},
+        "user_id": {"type": "string"},
+        "model": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "status": {"enum": ["ok", "error", "cancelled"]},
+        "http_status": {"type": "integer"},
+        "stream": {"type": "boolean"},
+        "request_bytes": {"type": "integer", "minimum": 0},
+        "response_bytes": {"type": "integer", "minimum": 0},
+        "truncated": {"type": "boolean"},
+        "request_body": {"type": "string", "description": "redacted; only on one log"},
+        "response_body": {"type": "string", "description": "redacted; only on one log"},
+    },
+}
+REQUEST_LOG_LIST: Schema = {
+    "type": "object",
+    "required": ["data", "has_more", "first_id", "last_id"],
+    "properties": {
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/RequestLog"}},
+        "has_more": {"type": "boolean"},
+        "first_id": {"type": ["integer", "null"]},
+        "last_id": {"type": ["integer", "null"]},
     },
 }
 
@@ -375,6 +434,7 @@ QUERY_SCHEMAS: dict[str, Schema] = {
     "tool_name": {"type": "string", "minLength": 1},
     "since": {"type": "string", "description": "ISO 8601 (UTC without a zone) or Unix seconds"},
     "until": {"type": "string", "description": "ISO 8601 (UTC without a zone) or Unix seconds"},
+    "cursor": {"type": "string", "description": "the `next_cursor` of the page before"},
 }
 
 COMPONENTS: dict[str, Schema] = {
@@ -399,4 +459,8 @@ COMPONENTS: dict[str, Schema] = {
     "Transform": TRANSFORM,
     "TransformList": _list_of("Transform"),
     "TransformTrialResult": TRANSFORM_TRIAL,
+    "AuditEntry": AUDIT_ENTRY,
+    "AuditList": AUDIT_LIST,
+    "RequestLog": REQUEST_LOG,
+    "RequestLogList": REQUEST_LOG_LIST,
 }

@@ -10,12 +10,20 @@ is complete (before ``response.completed`` in a stream), so the next turn may la
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import msgspec
 
-from lowart.api.asgi import Receive, Scope, Send, parse_object, read_body, send_json
+from lowart.api.asgi import (
+    Receive,
+    Scope,
+    Send,
+    parse_object,
+    read_body,
+    send_bytes,
+    send_json,
+)
 from lowart.api.middleware import REQUEST_ID_KEY, principal_of
 from lowart.api.stream import WriteTimeout, relay_sse
 from lowart.dispatch.attempt import Served, Streaming
@@ -27,7 +35,7 @@ from lowart.formats.responses_request import check_responses, input_items
 from lowart.formats.sse import SSEParser
 from lowart.pipeline.flow import Pipeline
 from lowart.pipeline.operation import Operation, OperationFields
-from lowart.pipeline.outcomes import Answered, Paused, Submitted
+from lowart.pipeline.outcomes import Answered, Outcome, Paused, Submitted
 from lowart.pipeline.responses_book import ResponseBook, queued
 from lowart.pipeline.responses_tools import as_chat, told_as_response
 from lowart.principal import Principal
@@ -48,12 +56,16 @@ RESPONSES_OPERATION = Operation("responses", RESPONSES, _fields, None)
 
 
 class _Turn:
-    """One request's parts: the body as sent on, its own input items, whether it is kept."""
+    """One request's parts: the body as sent on (the whole conversation as ``input``), its own
+    input items, its size for the quota's estimate, whether it is kept and streamed."""
 
-    def __init__(self, body: dict[str, Any], turn: list[dict[str, Any]], request_id: str) -> None:
+    def __init__(
+        self, body: dict[str, Any], turn: list[dict[str, Any]], request_id: str, size: int
+    ) -> None:
         self.body = body
         self.turn = turn
         self.request_id = request_id
+        self.size = size
         self.store = body.get("store") is not False
         self.stream = body.get("stream") is True
 
@@ -82,37 +94,46 @@ class ResponsesEndpoint:
         fields = RESPONSES_OPERATION.parse(body)
         turn = input_items(body)
         history, previous = await self._book.history(principal, body.get("previous_response_id"))
-        decided = approvals(turn)
         sent = {**body, "input": history + turn}
-        parts = _Turn(sent, turn, scope[REQUEST_ID_KEY])
+        size = len(msgspec.json.encode(sent)) if history else len(raw)  # what the vendor reads
+        parts = _Turn(sent, turn, scope[REQUEST_ID_KEY], size)
+        decided = approvals(turn)
         if decided is not None:
             session = previous.session_id if previous is not None else None
-            if session is None:
-                raise InvalidRequest(
-                    "mcp_approval_response items answer the approval requests of the previous "
-                    "response; send its id as 'previous_response_id'.",
-                    param="previous_response_id",
-                )
             await self._confirm(
                 receive, send, principal, parts, session_id=session, decided=decided
             )
-            return
-        if body.get("background") is True:
-            await self._background(send, principal, parts, fields, len(raw))
-            return
-        outcome = await self._pipeline.serve(
+        elif body.get("background") is True:
+            await self._background(send, principal, parts, fields)
+        else:
+            await self._serve(receive, send, principal, parts, fields)
+
+    def _run(
+        self, principal: Principal, parts: _Turn, fields: OperationFields
+    ) -> Awaitable[Outcome]:
+        return self._pipeline.serve(
             RESPONSES_OPERATION,
             principal,
             fields,
-            sent,
-            len(raw),
+            parts.body,
+            parts.size,
             request_id=parts.request_id,
             headers={},
         )
+
+    async def _serve(
+        self,
+        receive: Receive,
+        send: Send,
+        principal: Principal,
+        parts: _Turn,
+        fields: OperationFields,
+    ) -> None:
+        outcome = await self._run(principal, parts, fields)
         if isinstance(outcome, Served):
-            response = msgspec.json.decode(outcome.body)
-            await self._keep(principal, parts, response)
-            await send_json(send, 200, response, outcome.headers)
+            if parts.store:
+                await self._keep(principal, parts, msgspec.json.decode(outcome.body))
+            await send_bytes(send, 200, outcome.body, outcome.headers)
         elif isinstance(outcome, Streaming):
             events = self._kept_stream(principal, parts, outcome.events)
             await relay_sse(receive, send, outcome.headers, events, self._write_timeout)
@@ -175,7 +196,6 @@ class ResponsesEndpoint:
         principal: Principal,
         parts: _Turn,
         fields: OperationFields,
-        body_bytes: int,
     ) -> None:
         """``background: true``: a durable job; the caller polls ``GET /v1/responses/{id}``."""
         if not parts.store:
@@ -185,15 +205,7 @@ class ResponsesEndpoint:
                 "A background response cannot stream here; poll it instead.", param="stream"
             )
         fields.is_async = True
-        submitted = await self._pipeline.serve(
-            RESPONSES_OPERATION,
-            principal,
-            fields,
-            parts.body,
-            body_bytes,
-            request_id=parts.request_id,
-            headers={},
-        )
+        submitted = await self._run(principal, parts, fields)
         assert isinstance(submitted, Submitted)  # is_async always submits
         response = queued(parts.body, response_id(submitted.job_id), time.time())
         await self._book.keep(principal, parts.body, parts.turn, response, job_id=submitted.job_id)
@@ -206,11 +218,17 @@ class ResponsesEndpoint:
         principal: Principal,
         parts: _Turn,
         *,
-        session_id: str,
+        session_id: str | None,
         decided: dict[str, bool],
     ) -> None:
         """``mcp_approval_response`` items: the paused session runs the approved calls (the
         same session ``POST /v1/tools/confirm`` answers: whichever comes second gets 409)."""
+        if session_id is None:
+            raise InvalidRequest(
+                "mcp_approval_response items answer the approval requests of the previous "
+                "response; send its id as 'previous_response_id'.",
+                param="previous_response_id",
+            )
         approved = [call for call, yes in decided.items() if yes]
         outcome = await self._confirmations.confirm(
             principal, session_id, approved, parts.request_id

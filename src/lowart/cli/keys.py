@@ -9,13 +9,16 @@ from lowart.api.admin_users import key_json
 from lowart.cli.command import Commands, admin, command, group
 from lowart.cli.output import emit_record, emit_rows
 from lowart.settings import Settings
+from lowart.storage.audit_states import KEY
+from lowart.storage.audit_trail import CLI
 
 COLUMNS = ("id", "prefix", "name", "created_at", "last_used_at", "revoked_at")
 
 
 async def _create(settings: Settings, args: argparse.Namespace) -> None:
-    async with admin(settings) as ops:
+    async with admin(settings) as ops, ops.audit.write(CLI, "keys.create", KEY, None) as change:
         row, key = await ops.users.new_key(args.user, args.name)
+        change.target = row.id
     emit_record({"user_id": args.user, **key_json(row), "key": key}, args.json)
 
 
@@ -26,7 +29,7 @@ async def _list(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _revoke(settings: Settings, args: argparse.Namespace) -> None:
-    async with admin(settings) as ops:
+    async with admin(settings) as ops, ops.audit.write(CLI, "keys.revoke", KEY, args.key_id):
         await ops.users.revoke(args.key_id)
     emit_record({"id": args.key_id, "revoked": True}, args.json)
 

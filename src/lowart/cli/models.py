@@ -16,6 +16,8 @@ from lowart.cli.output import emit_record, emit_rows
 from lowart.errors import InvalidRequest
 from lowart.providers.registry import VendorTable
 from lowart.settings import Settings
+from lowart.storage.audit_states import FALLBACKS, MODEL
+from lowart.storage.audit_trail import CLI
 
 COLUMNS = ("model_id", "vendor_type", "base_url", "upstream_model", "enabled", "api_key_set")
 
@@ -56,19 +58,24 @@ def _fields(args: argparse.Namespace) -> dict[str, Any]:
 async def _add(settings: Settings, args: argparse.Namespace) -> None:
     body = convert({"model_id": args.model_id, **_fields(args)}, ModelCreate)
     async with admin(settings) as ops:
-        emit_record(ops.models.model_json(await ops.models.add(body)), args.json)
+        async with ops.audit.write(CLI, "models.create", MODEL, args.model_id):
+            row = await ops.models.add(body)
+        emit_record(ops.models.model_json(row), args.json)
 
 
 async def _edit(settings: Settings, args: argparse.Namespace) -> None:
     body = convert(_fields(args), ModelUpdate)
     async with admin(settings) as ops:
-        row = await ops.models.change(args.model_id, body, replace=False)
+        async with ops.audit.write(CLI, "models.update", MODEL, args.model_id):
+            row = await ops.models.change(args.model_id, body, replace=False)
         emit_record(ops.models.model_json(row), args.json)
 
 
 async def _disable(settings: Settings, args: argparse.Namespace) -> None:
     async with admin(settings) as ops:
-        row = await ops.models.change(args.model_id, ModelUpdate(enabled=False), replace=False)
+        async with ops.audit.write(CLI, "models.update", MODEL, args.model_id):
+            disabled = ModelUpdate(enabled=False)
+            row = await ops.models.change(args.model_id, disabled, replace=False)
         emit_record(ops.models.model_json(row), args.json)
 
 
@@ -86,7 +93,9 @@ async def _show(settings: Settings, args: argparse.Namespace) -> None:
 async def _fallbacks(settings: Settings, args: argparse.Namespace) -> None:
     async with admin(settings) as ops:
         if args.set is not None:
-            await ops.models.set_fallbacks(args.model_id, [m for m in args.set.split(",") if m])
+            async with ops.audit.write(CLI, "fallbacks.set", FALLBACKS, args.model_id):
+                chain = [m for m in args.set.split(",") if m]
+                await ops.models.set_fallbacks(args.model_id, chain)
         chain = await ops.models.fallbacks(args.model_id)
     emit_record({"model_id": args.model_id, "fallbacks": chain}, args.json)
 

@@ -18,6 +18,8 @@ from lowart.cli.output import emit_record, write
 from lowart.errors import StartupError
 from lowart.serve import serve
 from lowart.settings import Settings
+from lowart.storage.audit_states import KEY
+from lowart.storage.audit_trail import CLI
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import current_revision, migrate
 from lowart.testing.openai_fake import FakeOpenAI
@@ -45,8 +47,12 @@ async def _admin_key(settings: Settings, args: argparse.Namespace) -> None:
             "the admin key is stored only as a hash and cannot be shown again; "
             "`lowart admin-key --reset` revokes it and prints a new one"
         )
-    async with services(settings) as built:
-        key = await reset_admin_key(built.users, BOOTSTRAP_ADMIN)
+    async with (
+        services(settings) as built,
+        built.audit.write(CLI, "keys.reset_admin", KEY, None) as change,
+    ):
+        row, key = await reset_admin_key(built.users, BOOTSTRAP_ADMIN)
+        change.target = row.id
     if args.json:
         emit_record({"user_id": BOOTSTRAP_ADMIN, "api_key": key}, json=True)
     else:

@@ -11,6 +11,8 @@ from lowart.api.bodies import UserPatch, UserQuota, convert, given
 from lowart.cli.command import Commands, admin, chosen, command, group, limit
 from lowart.cli.output import emit_record, emit_rows
 from lowart.settings import Settings
+from lowart.storage.audit_states import USER
+from lowart.storage.audit_trail import CLI
 
 COLUMNS = ("user_id", "name", "is_admin", "status", "rpm_limit", "token_quota", "token_used")
 
@@ -37,20 +39,20 @@ def _with_admin(fields: dict[str, Any], args: argparse.Namespace) -> dict[str, A
 async def _create(settings: Settings, args: argparse.Namespace) -> None:
     checked = given(convert({"user_id": args.user_id, **_fields(args)}, UserQuota))
     user_id = checked.pop("user_id")
-    async with admin(settings) as ops:
+    async with admin(settings) as ops, ops.audit.write(CLI, "users.create", USER, user_id):
         row, key = await ops.users.create(user_id, _with_admin(checked, args))
     emit_record({**user_json(row), "api_key": key}, args.json)
 
 
 async def _update(settings: Settings, args: argparse.Namespace) -> None:
     fields = given(convert({**_fields(args), **chosen({"status": args.status})}, UserPatch))
-    async with admin(settings) as ops:
+    async with admin(settings) as ops, ops.audit.write(CLI, "users.update", USER, args.user_id):
         row = await ops.users.change(args.user_id, _with_admin(fields, args))
     emit_record(user_json(row), args.json)
 
 
 async def _disable(settings: Settings, args: argparse.Namespace) -> None:
-    async with admin(settings) as ops:
+    async with admin(settings) as ops, ops.audit.write(CLI, "users.disable", USER, args.user_id):
         row = await ops.users.disable(args.user_id)
     emit_record(user_json(row), args.json)
 

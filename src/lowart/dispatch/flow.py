@@ -11,7 +11,6 @@ stream that broke or was abandoned after its first byte).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -32,9 +31,11 @@ from lowart.dispatch.attempt import (
     in_flight,
     requested_choices,
     requested_max_tokens,
+    within,
 )
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.retry import RetryPolicy
+from lowart.dispatch.traced import operation_name, traced_call
 from lowart.errors import (
     InvalidRequest,
     LowartError,
@@ -58,6 +59,7 @@ from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream, Completion, Provider
 from lowart.providers.crossing import in_caller_format
 from lowart.telemetry.metrics import Metrics
+from lowart.telemetry.tracing import Tracing
 from lowart.usage.estimate import admission_estimate
 from lowart.usage.recorder import UsageRecorder
 
@@ -92,21 +94,6 @@ def stream_error(exc: LowartError, fmt: str) -> bytes:
     return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
 
 
-def within(model: ModelEntry, remaining_s: float) -> ModelEntry:
-    """The model with its per-try timeouts cut to what remains of the request's deadline."""
-    if remaining_s >= model.timeouts.total:
-        return model
-    t = model.timeouts
-    cut = dataclasses.replace(
-        t,
-        total=remaining_s,
-        first_byte=min(t.first_byte, remaining_s),
-        idle=min(t.idle, remaining_s),
-        connect=min(t.connect, remaining_s),
-    )
-    return dataclasses.replace(model, timeouts=cut)
-
-
 class Dispatcher:
     """Admits, routes and bills chat requests."""
 
@@ -123,6 +110,7 @@ class Dispatcher:
         circuits: Circuits,
         retry: RetryPolicy,
         default_reserve: int,
+        tracing: Tracing | None = None,
     ) -> None:
         self._directory = directory
         self._rpm = rate_limiter
@@ -134,6 +122,7 @@ class Dispatcher:
         self._circuits = circuits
         self._retry = retry
         self._default_reserve = default_reserve
+        self._tracing = tracing  # None: tracing off, no span built
 
     # -- admission -------------------------------------------------------------------------
 
@@ -255,7 +244,10 @@ class Dispatcher:
         def call(attempt: Attempt) -> Awaitable[Completion]:
             return self._provider(attempt).complete(attempt.model, request)
 
-        attempt, completion = await self._first_success(admission, request, call)
+        run: Callable[[Attempt], Awaitable[Completion]] = call
+        if self._tracing is not None:
+            run = traced_call(self._tracing, call, operation_name(request.fmt))
+        attempt, completion = await self._first_success(admission, request, run)
         self._observe_upstream(attempt)
         text = functools.partial(completion_text_from_body, completion.body)
         await self._billing.bill(attempt, completion.usage, text, "ok")
@@ -277,7 +269,10 @@ class Dispatcher:
                 raise
             return stream, events, first
 
-        attempt, (stream, events, first) = await self._first_success(admission, request, call)
+        run: Callable[[Attempt], Awaitable[Opened]] = call
+        if self._tracing is not None:
+            run = traced_call(self._tracing, call, operation_name(request.fmt))
+        attempt, (stream, events, first) = await self._first_success(admission, request, run)
         attempt.ttft = time.perf_counter() - attempt.started
         self._metrics.time(self._metrics.ttft, attempt.ttft, self._label(attempt.model))
         relay = self._relay(attempt, stream, events, first)

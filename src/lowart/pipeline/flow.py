@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from lowart.dispatch.flow import Dispatcher
+from lowart.dispatch.traced import operation_name
 from lowart.errors import InvalidRequest
 from lowart.jobs.service import JobService
 from lowart.pipeline.operation import Operation, OperationFields
@@ -22,6 +23,7 @@ from lowart.pipeline.stages import Stages
 from lowart.pipeline.transform_stage import TransformStage
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest
+from lowart.telemetry.tracing import REQUEST_MODEL, annotate_current
 from lowart.transforms.runner import Context
 from lowart.transforms.table import Script
 
@@ -29,12 +31,15 @@ from lowart.transforms.table import Script
 class Pipeline:
     """Serves one request of any registered operation."""
 
-    def __init__(self, stages: Stages, jobs: JobService, transform: TransformStage) -> None:
+    def __init__(
+        self, stages: Stages, jobs: JobService, transform: TransformStage, *, traced: bool = False
+    ) -> None:
         self._stages = stages
         self._dispatcher: Dispatcher = stages.dispatcher
         self._jobs = jobs
         self._transform = transform
         self._script_for = transform.script_for
+        self._traced = traced  # tracing on: the request span (api/traced.py) is current
 
     def serve(
         self,
@@ -89,6 +94,11 @@ class Pipeline:
         request_id: str,
         headers: Mapping[str, str],
     ) -> Outcome:
+        """Admit, route and run ``body`` as it is after any transform (a reroute's model is the
+        one the request span names)."""
+        if self._traced:
+            operation = operation_name(op.fmt)
+            annotate_current({REQUEST_MODEL: fields.model}, f"{operation} {fields.model}")
         if fields.is_async:
             return await self._submit(op, principal, fields, body)
         admission = await self._dispatcher.admit(
@@ -122,4 +132,6 @@ class Pipeline:
         job = await self._jobs.submit(
             principal, op.job_kind, fields.model, {"body": stored, "fmt": op.fmt}
         )
+        if self._traced:
+            annotate_current({"lowart.job_id": job.job_id})
         return Submitted(job.job_id, fields.model, rpm.headers() if rpm else [])

@@ -6,6 +6,7 @@ on any instance, after any restart, can continue it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -147,12 +148,15 @@ class ResponseBook:
             raise NotFound(f"No response with id '{rid[:64]}'.")
 
     async def cancel(self, principal: Principal, rid: str) -> dict[str, Any]:
-        """Cancel a background response's job; the response as it stands after."""
+        """Cancel a background response's job; the response as it stands after (one that
+        already ended is answered as it is)."""
         stored = await self.get(principal, rid)
         if stored.job_id is None:
             raise NotFound(f"No background response with id '{rid[:64]}'.")
-        await self._jobs.cancel(principal, stored.job_id)
-        return await self.current(principal, stored)
+        if (await self.current(principal, stored))["status"] not in FINAL:
+            with contextlib.suppress(NotFound):  # it ended meanwhile
+                await self._jobs.cancel(principal, stored.job_id)
+        return await self.current(principal, await self.get(principal, rid))
 
     @staticmethod
     def background_id(job_id: str) -> str:

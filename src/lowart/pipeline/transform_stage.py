@@ -25,6 +25,9 @@ from lowart.pipeline.outcomes import Answered, Outcome
 from lowart.transforms.runner import Context, Transforms
 from lowart.transforms.table import CHUNK, REQUEST, RESPONSE, Script
 
+# What decides how a request is served, so a script may not change it: the edge has decided.
+FIXED = ("stream", "async", "background")
+
 
 @dataclass(slots=True)
 class Transformed:
@@ -57,8 +60,10 @@ class TransformStage:
         if new is body:  # skipped after an error: as it came
             return None
         new_fields = op.parse(new)  # the caller's format still: a 400 if the script broke it
-        if new_fields.stream != fields.stream or new_fields.is_async != fields.is_async:
-            raise TransformFailed("A transform may not change 'stream' or 'async'.")
+        moved = [name for name in FIXED if new.get(name) != body.get(name)]
+        if new_fields.stream != fields.stream or moved:
+            raise TransformFailed("A transform may not change 'stream', 'async' or 'background'.")
+        new_fields.is_async = fields.is_async  # as the edge decided (a Responses 'background')
         return Transformed(new_fields, new, len(msgspec.json.encode(new)))
 
     async def answer(self, script: Script, outcome: Outcome, ctx: Context, fmt: str) -> Outcome:

@@ -24,18 +24,22 @@ from lowart.security.signing import UrlSigner
 from lowart.services.background import Background, BackgroundTasks
 from lowart.services.broadcast import REFRESH, TOOLS_CHANGED, Broadcast
 from lowart.services.limits import Limits
+from lowart.services.retention import Retention
 from lowart.services.tool_servers import ToolServers
 from lowart.settings import Settings
+from lowart.storage.audit_trail import AuditTrail
 from lowart.storage.filestore import FileStore
 from lowart.storage.idempotency import IdempotencyStore
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.request_logs import RequestLogRepository
 from lowart.storage.snapshot import load_snapshot
 from lowart.storage.tools import ToolRepository
 from lowart.storage.transforms import TransformRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
+from lowart.telemetry.tracing import Tracing
 from lowart.tools.loop import ToolLoop
 from lowart.tools.mcp import MCPManager
 from lowart.tools.sessions import Confirmations
@@ -43,6 +47,7 @@ from lowart.transforms.runner import Transforms
 from lowart.usage.estimate import Tokenizer
 from lowart.usage.liveness import Liveness
 from lowart.usage.recorder import UsageRecorder
+from lowart.usage.request_logs import RequestLogs
 from lowart.watchdog import Watchdog
 
 log = structlog.get_logger()
@@ -79,11 +84,16 @@ class Services:
     responses: ResponseBook
     transforms: Transforms
     transform_repo: TransformRepository
+    tracing: Tracing | None
+    request_logs: RequestLogs
+    request_log_repo: RequestLogRepository
     watchdog: Watchdog
     liveness: Liveness
     idempotency: IdempotencyStore
     broadcast: Broadcast
     vendors: VendorTable
+    audit: AuditTrail
+    retention: Retention
     tool_servers: ToolServers = field(init=False)
     background: BackgroundTasks = field(init=False)
 
@@ -100,7 +110,8 @@ class Services:
             Background("job_runner", self.job_runner.run),
             Background("watchdog", self.watchdog.run),
             Background("liveness", self.liveness.run),
-            Background("idempotency_sweeps", self.idempotency.run_sweeps),
+            Background("retention", self.retention.run),
+            Background("request_logs", self.request_logs.run, stop=self.request_logs.stop),
         ]
         if self.broadcast.listener is not None:
             listen = functools.partial(self.broadcast.listen, self.refresh, self._tools_changed)
@@ -114,6 +125,7 @@ class Services:
             self.directory.apply(snapshot)
             self.transforms.table.apply(snapshot.transforms)
         self.metrics.set_models(self.directory.model_ids())
+        self.request_logs.models = self.directory.logged_models()
 
     async def invalidate(self) -> None:
         """An admin write: reload here at once, and tell every other instance to reload."""
@@ -165,6 +177,8 @@ class Services:
         await self.dispatcher.drain()
         await self.transforms.pool.close()
         await self.background.stop()
+        if self.tracing is not None:  # bounded by TRACE_SHUTDOWN_FLUSH_S
+            await self.tracing.shutdown()
         await self.session.close()
         await self.limits.close()
         await self.broadcast.close()

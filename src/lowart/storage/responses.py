@@ -127,10 +127,3 @@ class ResponseStore:
             next_id = stored.previous_response_id
         found.reverse()
         return found
-
-    async def sweep(self, batch: int = 500) -> int:
-        """Delete up to ``batch`` expired responses; how many went."""
-        async with self._engine.begin() as conn:
-            ids = sa.select(table.c.id).where(table.c.expires_at <= self._clock()).limit(batch)
-            result = await conn.execute(table.delete().where(table.c.id.in_(ids)))
-        return int(result.rowcount or 0)

@@ -13,6 +13,8 @@ from lowart.storage.engine import reading
 from lowart.storage.rows import TransformRow, utcnow
 from lowart.storage.tables import transforms
 
+MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds on PostgreSQL
+
 TRANSFORM_FIELDS = (
     "model_id",
     "deployment",
@@ -63,6 +65,8 @@ class TransformRepository:
         self._engine = engine
 
     async def get(self, transform_id: int) -> TransformRow | None:
+        if not 0 < transform_id <= MAX_ID:
+            return None  # no such row, and no out-of-range parameter for PostgreSQL
         async with reading(self._engine) as conn:
             row = (
                 await conn.execute(sa.select(transforms).where(transforms.c.id == transform_id))

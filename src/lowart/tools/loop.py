@@ -26,6 +26,7 @@ from lowart.errors import InvalidRequest
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest
 from lowart.storage.tools import SessionRow, ToolRepository
+from lowart.telemetry.tracing import INTERNAL, OPERATION, TOOL_NAME, Tracing
 from lowart.tools.calls import Call, assistant_turn, calls_of, only_calls, result_turns
 from lowart.tools.expand import (
     OfferedTool,
@@ -70,8 +71,10 @@ class ToolLoop:
         max_rounds: int,
         session_ttl_s: float,
         clock: Callable[[], float] = time.time,
+        tracing: Tracing | None = None,
     ) -> None:
         self._dispatcher = dispatcher
+        self._tracing = tracing
         self._manager = manager
         self._repo = repo
         self._max_rounds = max_rounds
@@ -215,7 +218,7 @@ class ToolLoop:
     ) -> str:
         """Run one call on its MCP server; a failure becomes a clear tool error for the model."""
         try:
-            text = await self._manager.call(server, tool, call.parsed_arguments())
+            text = await self._call(server, tool, call)
             outcome = "ok"
         except (ToolCallError, ValueError) as exc:
             text, outcome = f"Tool error: {exc}", "error"
@@ -232,6 +235,19 @@ class ToolLoop:
             session_id=session_id,
         )
         return text
+
+    async def _call(self, server: str, tool: str, call: Call) -> str:
+        """The MCP call; with tracing on, inside a span of its own."""
+        if self._tracing is None:
+            return await self._manager.call(server, tool, call.parsed_arguments())
+        attributes = {
+            OPERATION: "execute_tool",
+            TOOL_NAME: tool,
+            "gen_ai.tool.call.id": call.id,
+            "lowart.mcp_server": server,
+        }
+        with self._tracing.span(f"execute_tool {tool}", INTERNAL, attributes):
+            return await self._manager.call(server, tool, call.parsed_arguments())
 
     async def audit(
         self,

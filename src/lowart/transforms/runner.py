@@ -28,7 +28,7 @@ class Context:
     user_id: str
     model: str
     request_id: str
-    format: str  # the caller's wire format: "openai" or "anthropic"
+    format: str  # the caller's wire format: "openai", "anthropic", "responses", …
     team: str | None = None
     deployment: str | None = None
 

@@ -140,6 +140,7 @@ function TestPane({ script, source }) {
           <select value={format} onChange={(e) => setFormat(e.currentTarget.value)}>
             <option value="openai">OpenAI</option>
             <option value="anthropic">Anthropic</option>
+            <option value="responses">OpenAI Responses</option>
           </select>
         </label>
       </div>
