@@ -5,6 +5,7 @@ admin, the action, the target, the address and the request, with secrets shown a
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable
@@ -195,7 +196,10 @@ def test_the_log_filters_and_pages(gateway: Gateway) -> None:
     second = gw.admin("GET", "/admin/audit", params={"limit": 4, "cursor": first["next_cursor"]})
     assert [r["id"] for r in first["data"] + second.json()["data"]] == ids
     assert second.json()["next_cursor"] is None
-    middle = every[3]["at"]
+    # Just before the fourth newest write: the API shows times to the microsecond, which a
+    # float of Unix seconds cannot always hold exactly, and the writes are milliseconds apart.
+    shown = dt.datetime.fromisoformat(every[3]["at"]).timestamp()
+    middle = f"{shown - 0.0001:.6f}"
     assert {r["id"] for r in _rows(gw, since=middle)} == {r["id"] for r in every[:4]}
     assert {r["id"] for r in _rows(gw, until=middle)} == {r["id"] for r in every[4:]}
     for bad in ({"limit": "0"}, {"limit": "x"}, {"cursor": "-1"}, {"since": "yesterday"}):
