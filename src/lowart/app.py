@@ -12,6 +12,7 @@ import structlog
 from starlette.routing import Route, Router
 
 from lowart.api.admin_models import ModelAdmin
+from lowart.api.admin_prices import PriceAdmin
 from lowart.api.admin_users import UserAdmin
 from lowart.api.anthropic import TokenCounter
 from lowart.api.asgi import ASGIApp, Receive, Scope, Send
@@ -141,9 +142,19 @@ def build_stack(services: Services) -> ASGIApp:
     routes: list[Route] = [
         *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
         *ModelAdmin(
-            services.models, services.box, refresh, destinations, services.vendors
+            services.models,
+            services.box,
+            refresh,
+            destinations,
+            services.vendors,
+            prices=services.prices,
         ).routes(),
-        *UsageReports(services.usage, services.users, settle).routes(),
+        *PriceAdmin(
+            services.prices, services.models, refresh, services.settings.money.currency
+        ).routes(),
+        *UsageReports(
+            services.usage, services.users, settle, services.settings.money.currency
+        ).routes(),
         *Ops(
             services.metrics,
             probes(services),

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
 
+from lowart.api.admin_prices import pricing_json
 from lowart.api.bodies import Fallbacks, ModelCreate, ModelUpdate, decode, given
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
 from lowart.errors import Conflict, InvalidRequest, NotFound
+from lowart.money import Price
 from lowart.providers.registry import VendorTable
 from lowart.providers.vendor import Vendor
 from lowart.security.secretbox import SecretBox, SecretDecryptError
 from lowart.security.ssrf import DestinationPolicy
 from lowart.storage.models import ModelRepository
+from lowart.storage.prices import PriceRepository
 from lowart.storage.rows import ModelRow, iso
 from lowart.storage.sealed import vendor_key_context
 
@@ -41,14 +45,17 @@ class ModelAdmin:
         refresh: Refresh,
         destinations: DestinationPolicy,
         vendors: VendorTable,
+        *,
+        prices: PriceRepository,
     ) -> None:
         self._models = models
+        self._prices = prices
         self._box = box
         self._refresh = refresh
         self._destinations = destinations
         self._vendors = vendors
 
-    def _json(self, row: ModelRow) -> dict[str, Any]:
+    def _json(self, row: ModelRow, prices: tuple[Price, ...] = ()) -> dict[str, Any]:
         last4 = None
         if row.api_key:
             try:
@@ -67,6 +74,7 @@ class ModelAdmin:
             "api_key_last4": last4,
             "created_at": iso(row.created_at),
             "updated_at": iso(row.updated_at),
+            **pricing_json(prices, time.time()),
         }
 
     async def _prepare(
@@ -95,7 +103,9 @@ class ModelAdmin:
         return JSON(self._json(row), status_code=201)
 
     async def list_models(self, request: Request) -> JSON:
-        return JSON({"data": [self._json(m) for m in await self._models.list_models()]})
+        prices = await self._prices.all()
+        rows = await self._models.list_models()
+        return JSON({"data": [self._json(m, prices.get(m.model_id, ())) for m in rows]})
 
     async def _row(self, model_id: str) -> ModelRow:
         row = await self._models.get(model_id)
@@ -104,7 +114,8 @@ class ModelAdmin:
         return row
 
     async def get(self, request: Request) -> JSON:
-        return JSON(self._json(await self._row(request.path_params["model_id"])))
+        row = await self._row(request.path_params["model_id"])
+        return JSON(self._json(row, await self._prices.history(row.model_id)))
 
     async def _update(self, request: Request, replace: bool) -> JSON:
         model_id = request.path_params["model_id"]
@@ -131,7 +142,7 @@ class ModelAdmin:
         if row is None:
             raise NotFound(f"No model '{model_id}'.")
         await self._refresh()
-        return JSON(self._json(row))
+        return JSON(self._json(row, await self._prices.history(model_id)))
 
     async def put(self, request: Request) -> JSON:
         return await self._update(request, replace=True)

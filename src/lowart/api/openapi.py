@@ -238,6 +238,11 @@ def _admin_paths() -> dict[str, Any]:
             "get": _op("A model's fallback chain"),
             "put": _op("Set a model's fallback chain", body="Fallbacks"),
         },
+        "/admin/models/{model_id}/prices": {
+            "parameters": _path_param("model_id"),
+            "get": _op("A model's prices: in effect now, and the history", ok={200: "Prices"}),
+            "put": _op("Set a model's prices from a time on", body="PriceSet", ok={200: "Prices"}),
+        },
         "/admin/usage": {
             "get": _op("Usage across users"),
             "parameters": _query("user_id", "model", "served_model", "since", "until", "group_by"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
@@ -11,6 +12,7 @@ from starlette.routing import Route
 from lowart.api.responses import JSON, caller
 from lowart.api.routing import route
 from lowart.errors import InvalidRequest
+from lowart.money import decimal_string
 from lowart.storage.usage import GROUPINGS, UsageFilter, UsageRepository
 from lowart.storage.users import UserRepository
 
@@ -34,13 +36,21 @@ def parse_time(value: str | None, name: str) -> float | None:
     return parsed.timestamp()
 
 
+def shown(item: dict[str, Any]) -> dict[str, Any]:
+    """An aggregate as JSON: its cost as a decimal string, never a float."""
+    return {**item, "cost": decimal_string(item["cost"])}
+
+
 class UsageReports:
     """Aggregates read after the queued usage is written, so they are exact."""
 
-    def __init__(self, usage: UsageRepository, users: UserRepository, settle: Settle) -> None:
+    def __init__(
+        self, usage: UsageRepository, users: UserRepository, settle: Settle, currency: str
+    ) -> None:
         self._usage = usage
         self._users = users
         self._settle = settle
+        self._currency = currency
 
     async def mine(self, request: Request) -> JSON:
         principal = caller(request)
@@ -56,7 +66,9 @@ class UsageReports:
                 "token_used": used,
                 "token_remaining": max(0, quota - used) if quota is not None else None,
                 "rpm_limit": user.rpm_limit if user else None,
-                "models": by_model,
+                "currency": self._currency,
+                "cost": decimal_string(sum(m["cost"] for m in by_model)),
+                "models": [shown(m) for m in by_model],
             }
         )
 
@@ -75,7 +87,8 @@ class UsageReports:
             until=parse_time(q.get("until"), "until"),
         )
         await self._settle()
-        return JSON({"data": await self._usage.aggregate(flt, group_by), "group_by": group_by})
+        data = [shown(item) for item in await self._usage.aggregate(flt, group_by)]
+        return JSON({"data": data, "group_by": group_by, "currency": self._currency})
 
     def routes(self) -> list[Route]:
         return [route("/v1/usage", GET=self.mine), route("/admin/usage", GET=self.admin)]

@@ -14,6 +14,7 @@ import structlog
 
 from lowart.errors import InvalidRequest
 from lowart.model_entry import ModelEntry, OperationKind, access_of, timeouts_of
+from lowart.money import Price
 from lowart.principal import Principal
 from lowart.security.keys import digests_match, hash_key
 from lowart.security.secretbox import SecretDecryptError
@@ -35,7 +36,9 @@ class _Index:
     live_keys: frozenset[str] = frozenset()  # ids of keys not revoked
 
 
-def _entry(row: ModelRow, decrypt: Decrypt, vendors: Vendors) -> ModelEntry | None:
+def _entry(
+    row: ModelRow, decrypt: Decrypt, vendors: Vendors, prices: tuple[Price, ...]
+) -> ModelEntry | None:
     vendor = row.vendor_type.strip().lower()
     operations = vendors.get(vendor)
     if operations is None:
@@ -63,6 +66,7 @@ def _entry(row: ModelRow, decrypt: Decrypt, vendors: Vendors) -> ModelEntry | No
         created=int(row.created_at.replace(tzinfo=dt.UTC).timestamp()) if row.created_at else 0,
         operations=operations,
         access=access,
+        prices=prices,
     )
 
 
@@ -94,7 +98,7 @@ def build_index(snapshot: Snapshot, decrypt: Decrypt, vendors: Vendors) -> _Inde
     """Pure: the lookup tables for one snapshot (models of unknown vendors are left out)."""
     models = {}
     for row in snapshot.models:
-        entry = _entry(row, decrypt, vendors)
+        entry = _entry(row, decrypt, vendors, snapshot.prices.get(row.model_id, ()))
         if entry is not None:
             models[row.model_id] = entry
     users = {u.user_id: u for u in snapshot.users}

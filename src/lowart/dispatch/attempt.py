@@ -10,7 +10,7 @@ from typing import Any
 
 from lowart.formats.openai import prompt_text
 from lowart.limits.base import Reservation, RpmDecision
-from lowart.model_entry import ModelEntry
+from lowart.model_entry import ModelEntry, OperationKind
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream
 from lowart.usage.inflight import InFlight
@@ -27,6 +27,8 @@ class Admission:
     rpm: RpmDecision | None
     max_tokens: int | None  # per choice
     choices: int = 1  # OpenAI's ``n``
+    operation: OperationKind = OperationKind.CHAT
+    admitted_at: float = 0.0  # Unix seconds: the prices and budget periods that apply
 
     @property
     def completion_cap(self) -> int | None:

@@ -4,6 +4,7 @@ reports no usage. Estimates and stream billing run in tracked tasks, off the res
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -14,6 +15,8 @@ from lowart.dispatch.attempt import Attempt
 from lowart.formats.embeddings import input_texts, input_token_ids
 from lowart.formats.openai import Usage, prompt_text
 from lowart.limits.base import QuotaLedger
+from lowart.model_entry import OperationKind
+from lowart.money import Metered, cost_of, price_at
 from lowart.usage.estimate import Tokenizer, admission_estimate
 from lowart.usage.events import UsageEvent
 from lowart.usage.recorder import UsageRecorder
@@ -74,7 +77,7 @@ class Billing:
         admission = attempt.admission
         cap = admission.completion_cap  # n * max_tokens: every choice may use max_tokens
         if cap is not None and usage.completion_tokens > cap:
-            usage = Usage(usage.prompt_tokens, cap, usage.cached_tokens)
+            usage = dataclasses.replace(usage, completion_tokens=cap)
         # The row first: settling may wait on Redis, and a cancel landing there (the client
         # gone just as its stream ended, or a shutdown) must not lose it. An unsettled
         # reservation is returned by its lease, as when Redis fails.
@@ -114,8 +117,9 @@ class Billing:
             )
 
     def _record(self, attempt: Attempt, usage: Usage, *, estimated: bool, status: str) -> None:
-        principal = attempt.admission.principal
-        reservation = attempt.admission.reservation
+        admission = attempt.admission
+        principal = admission.principal
+        reservation = admission.reservation
         self._recorder.record(
             UsageEvent(
                 request_id=attempt.request.request_id,
@@ -131,5 +135,25 @@ class Billing:
                 ttft_ms=attempt.ttft * 1000 if attempt.ttft is not None else None,
                 created_at=time.time(),
                 reservation_id=reservation.id if reservation is not None else "",
+                cache_read_tokens=usage.cached_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                cost=0 if status == "error" else cost(attempt, usage),
             )
         )
+
+
+def cost(attempt: Attempt, usage: Usage) -> int:
+    """The attempt's cost at the served model's prices in effect when it was admitted."""
+    admission = attempt.admission
+    price = price_at(attempt.model.prices, admission.admitted_at)
+    if price is None:
+        return 0
+    metered = Metered(
+        prompt=usage.prompt_tokens,
+        completion=usage.completion_tokens,
+        cache_read=usage.cached_tokens,
+        cache_write=usage.cache_write_tokens,
+        images=usage.images,
+        embeddings=admission.operation is OperationKind.EMBEDDINGS,
+    )
+    return cost_of(price, metered)

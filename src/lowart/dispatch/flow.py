@@ -141,6 +141,7 @@ class Dispatcher:
         """
         if not self._recorder.healthy:
             raise ServiceUnavailable("Usage cannot be recorded right now; try again soon.")
+        now = time.time()
         chain = self._chain(principal, model_id, operation)
         max_tokens = requested_max_tokens(body) if operation is not _EMBEDDINGS else None
         # images: n is pictures, one answer; embeddings: no completion, the input only
@@ -155,7 +156,9 @@ class Dispatcher:
                 await self._quota.settle(reservation, 0)
             raise
         self._recorder.key_used(principal.key_id)
-        return Admission(principal, model_id, chain, reservation, rpm, max_tokens, choices)
+        return Admission(
+            principal, model_id, chain, reservation, rpm, max_tokens, choices, operation, now
+        )
 
     async def admit_job(
         self, principal: Principal, model_id: str, *, operation: OperationKind = OperationKind.CHAT

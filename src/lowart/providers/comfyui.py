@@ -63,13 +63,14 @@ class ComfyUIProvider:
     async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
         if request.fmt == IMAGES:
             return await self._images(model, request)
-        body = await self._chat(model, request)
-        return Completion(msgspec.json.encode(body), _usage_of(body))
+        body, images = await self._chat(model, request)
+        return Completion(msgspec.json.encode(body), _usage_of(body, images))
 
     async def open_stream(self, model: ModelEntry, request: ChatRequest) -> _WholeStream:
         """A chat stream: the images come whole, so the answer is told once they exist."""
-        body = await self._chat(model, request)
-        return _WholeStream(completion_chunks(body, request.wants_usage), _usage_of(body))
+        body, images = await self._chat(model, request)
+        usage = _usage_of(body, images)
+        return _WholeStream(completion_chunks(body, request.wants_usage), usage)
 
     async def _images(self, model: ModelEntry, request: ChatRequest) -> Completion:
         rows = await self._generate(model, request, request.body)
@@ -81,9 +82,11 @@ class ComfyUIProvider:
         else:
             data = [{"url": self._signer.url(r.file_id, now)} for r in rows]
         body = {"created": int(now), "data": data}
-        return Completion(msgspec.json.encode(body), Usage(0, _per_image(model) * len(rows)))
+        usage = Usage(0, _per_image(model) * len(rows), images=len(rows))
+        return Completion(msgspec.json.encode(body), usage)
 
-    async def _chat(self, model: ModelEntry, request: ChatRequest) -> dict[str, Any]:
+    async def _chat(self, model: ModelEntry, request: ChatRequest) -> tuple[dict[str, Any], int]:
+        """The chat answer linking the images, and how many there are."""
         prompt = last_user_text(request.body)
         if not prompt:
             raise UpstreamError(f"'{model.model_id}' makes images: send a user message to draw.")
@@ -93,7 +96,7 @@ class ComfyUIProvider:
             f"![image {i}]({self._signer.url(r.file_id, now)})" for i, r in enumerate(rows, 1)
         )
         tokens = _per_image(model) * len(rows)
-        return {
+        answer = {
             "id": "chatcmpl-" + secrets.token_hex(12),
             "object": "chat.completion",
             "created": int(now),
@@ -108,6 +111,7 @@ class ComfyUIProvider:
             ],
             "usage": {"prompt_tokens": 0, "completion_tokens": tokens, "total_tokens": tokens},
         }
+        return answer, len(rows)
 
     async def _generate(
         self, model: ModelEntry, request: ChatRequest, values_from: dict[str, Any]
@@ -161,9 +165,9 @@ class ComfyUIProvider:
         )
 
 
-def _usage_of(body: dict[str, Any]) -> Usage:
+def _usage_of(body: dict[str, Any], images: int) -> Usage:
     tokens = int(body["usage"]["completion_tokens"])
-    return Usage(0, tokens)
+    return Usage(0, tokens, images=images)
 
 
 class _WholeStream:

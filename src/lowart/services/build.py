@@ -40,6 +40,7 @@ from lowart.storage.inflight import InstanceRepository
 from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.prices import PriceRepository
 from lowart.storage.tools import ToolRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
@@ -258,6 +259,7 @@ def build_services(
         metrics=core.metrics,
         users=UserRepository(engine),
         models=ModelRepository(engine),
+        prices=PriceRepository(engine),
         usage=core.usage,
         meta=MetaRepository(engine),
         directory=core.directory,

@@ -29,6 +29,7 @@ from lowart.storage.filestore import FileStore
 from lowart.storage.idempotency import IdempotencyStore
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.prices import PriceRepository
 from lowart.storage.snapshot import load_snapshot
 from lowart.storage.tools import ToolRepository
 from lowart.storage.usage import UsageRepository
@@ -55,6 +56,7 @@ class Services:
     metrics: Metrics
     users: UserRepository
     models: ModelRepository
+    prices: PriceRepository
     usage: UsageRepository
     meta: MetaRepository
     directory: Directory

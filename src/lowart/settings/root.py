@@ -31,6 +31,7 @@ from lowart.settings.work import (
     JobSettings,
     LimitSettings,
     LivenessSettings,
+    MoneySettings,
     RetrySettings,
     ToolSettings,
     UpstreamSettings,
@@ -51,6 +52,7 @@ class Settings:
     edge: EdgeSettings = field(default_factory=EdgeSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     usage: UsageSettings = field(default_factory=UsageSettings)
+    money: MoneySettings = field(default_factory=MoneySettings)
     liveness: LivenessSettings = field(default_factory=LivenessSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lowart.settings.declare import boolean, integer, number, setting
+from lowart.settings.declare import boolean, currency, integer, number, setting, time_zone
 
 MIB = 1024 * 1024
 
@@ -34,6 +34,26 @@ class LimitSettings:
         number,
         "with `REDIS_URL`: how long usage not yet written is held for an instance that may have "
         "died",
+    )
+
+
+@dataclass(frozen=True)
+class MoneySettings:
+    """Prices, costs and budgets (docs/api.md, "Prices and cost")."""
+
+    currency: str = setting(
+        "CURRENCY",
+        "USD",
+        currency,
+        "the currency of prices, costs and budgets, shown beside every amount (amounts are "
+        "stored as integer micro-units of it)",
+    )
+    budget_tz: str = setting(
+        "BUDGET_TZ",
+        "UTC",
+        time_zone,
+        "the time zone of budget periods: where a `day`, a `week` (from Monday) and a `month` "
+        "begin",
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from lowart.money import Price
 
 
 def utcnow() -> dt.datetime:
@@ -19,6 +21,11 @@ def iso(value: dt.datetime | None) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_seconds(unix: float) -> str:
+    """Unix seconds as ISO 8601 in UTC."""
+    return iso(dt.datetime.fromtimestamp(unix, dt.UTC)) or ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +88,4 @@ class Snapshot:
     keys: tuple[KeyRow, ...]
     models: tuple[ModelRow, ...]
     fallbacks: tuple[FallbackRow, ...]
+    prices: dict[str, tuple[Price, ...]] = field(default_factory=dict)  # model id → oldest first

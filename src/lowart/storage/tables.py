@@ -84,6 +84,26 @@ usage_records = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=True),
     sa.Column("ttft_ms", sa.Float, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False, index=True),  # Unix seconds, UTC
+    # docs/api.md, "Prices and cost": cache tokens are part of prompt_tokens; cost in micro-units
+    sa.Column("cache_read_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("cache_write_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("cost", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+)
+
+# A model's prices from a time on, in micro-units of CURRENCY (docs/api.md, "Prices and cost").
+model_prices = sa.Table(
+    "model_prices",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Text, nullable=False, index=True),
+    sa.Column("effective_from", sa.Float, nullable=False),  # Unix seconds, UTC
+    sa.Column("input", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("output", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("cache_read", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("cache_write", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("image", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("embedding", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.UniqueConstraint("model_id", "effective_from", name="uq_model_prices_model_from"),
 )
 
 jobs = sa.Table(

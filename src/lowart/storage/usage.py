@@ -18,6 +18,8 @@ from lowart.storage.tables import api_keys, gateway_meta, usage_records, users
 
 GROUPINGS = ("day", "model", "served_model", "user")
 _COLUMNS = [c.name for c in usage_records.c if c.name != "id"]
+# Columns a row spooled by an older version may lack (docs/api.md, "Prices and cost").
+_LATER: dict[str, Any] = {"cache_read_tokens": 0, "cache_write_tokens": 0, "cost": 0}
 
 
 class _RowInsert:
@@ -47,7 +49,7 @@ class _RowInsert:
             self._from_json = usage_records.insert().from_select(list(order), sa.select(*picks))
 
     async def __call__(self, conn: AsyncConnection, records: Sequence[Mapping[str, Any]]) -> None:
-        rows = [self._values(r) for r in records]
+        rows = [self._values(r if "cost" in r else {**_LATER, **r}) for r in records]
         if self._from_json is not None:
             await conn.execute(self._from_json, {"rows": msgspec.json.encode(rows).decode()})
         else:
@@ -142,7 +144,8 @@ class UsageRepository:
         return True
 
     async def aggregate(self, flt: UsageFilter, group_by: str | None) -> list[dict[str, Any]]:
-        """Prompt, completion and total tokens, requests and errors, optionally grouped."""
+        """Prompt, completion and total tokens, requests, errors and cost (micro-units),
+        optionally grouped."""
         r = usage_records.c
         conditions = _conditions(flt)
         is_error = sa.case((r.status == "ok", 0), else_=1)
@@ -151,6 +154,7 @@ class UsageRepository:
             sa.func.coalesce(sa.func.sum(r.completion_tokens), 0).label("completion_tokens"),
             sa.func.count().label("requests"),
             sa.func.coalesce(sa.func.sum(is_error), 0).label("errors"),
+            sa.func.coalesce(sa.func.sum(r.cost), 0).label("cost"),
         ]
         async with reading(self._engine) as conn:
             key = _group_key(group_by, conn.dialect.name)
@@ -171,6 +175,7 @@ class UsageRepository:
                 total_tokens=prompt + completion,
                 requests=int(row["requests"]),
                 errors=int(row["errors"]),
+                cost=int(row["cost"]),  # micro-units
             )
             out.append(item)
         return out
