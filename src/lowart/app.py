@@ -4,6 +4,7 @@ every service, runs start-up work, and assembles the middleware and routes aroun
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TextIO
@@ -36,11 +37,13 @@ from lowart.providers.registry import VendorTable
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
 from lowart.settings import Settings
+from lowart.storage.budgets import BudgetSpend
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
 
 log = structlog.get_logger()
 
+Clock = Callable[[], float]
 FIRST_RUN_KEY = "first_run_done"
 BOOTSTRAP_ADMIN = "admin"
 
@@ -99,12 +102,17 @@ async def _prepare(services: Services, generated: bool) -> str | None:
 
 
 async def start_services(
-    settings: Settings, *, prepared: bool = False, vendors: VendorTable | None = None
+    settings: Settings,
+    *,
+    prepared: bool = False,
+    vendors: VendorTable | None = None,
+    clock: Clock = time.time,
 ) -> tuple[Services, str | None]:
     """Open the database, migrate, check the master key, bootstrap, and load the caches.
 
     ``prepared``: the serving parent has done the start-up work already, so only open and load
     (several workers must not redo it at once). ``vendors``: the vendor table (``VENDORS``).
+    ``clock``: the time that decides prices and budget periods (tests move it).
     """
     master_key, generated = resolve_master_key(settings)
     engine = create_engine(
@@ -113,7 +121,9 @@ async def start_services(
     try:
         if not prepared:
             await migrate(engine)
-        services = build_services(settings, engine, master_key, vendors or VendorTable())
+        services = build_services(
+            settings, engine, master_key, vendors or VendorTable(), clock=clock
+        )
         admin_key = None if prepared else await _prepare(services, generated)
         await services.refresh()
     except BaseException:
@@ -153,7 +163,11 @@ def build_stack(services: Services) -> ASGIApp:
             services.prices, services.models, refresh, services.settings.money.currency
         ).routes(),
         *UsageReports(
-            services.usage, services.users, settle, services.settings.money.currency
+            services.usage,
+            services.users,
+            settle,
+            services.settings.money.currency,
+            (BudgetSpend(services.engine), services.budgets),
         ).routes(),
         *Ops(
             services.metrics,
@@ -202,11 +216,17 @@ class LowartApp:
     """The ASGI application. Nothing is built until the lifespan starts."""
 
     def __init__(
-        self, settings: Settings, *, prepared: bool = False, vendors: VendorTable | None = None
+        self,
+        settings: Settings,
+        *,
+        prepared: bool = False,
+        vendors: VendorTable | None = None,
+        clock: Clock = time.time,
     ) -> None:
         self.settings = settings
         self.prepared = prepared
         self.vendors = vendors
+        self.clock = clock
         self.services: Services | None = None
         self._stack: ASGIApp | None = None
 
@@ -214,7 +234,7 @@ class LowartApp:
     async def running(self) -> Any:
         """Start everything; on exit drain, flush and close."""
         services, admin_key = await start_services(
-            self.settings, prepared=self.prepared, vendors=self.vendors
+            self.settings, prepared=self.prepared, vendors=self.vendors, clock=self.clock
         )
         try:
             if admin_key is not None:
@@ -259,8 +279,12 @@ class LowartApp:
 
 
 def create_app(
-    settings: Settings, *, prepared: bool = False, vendors: VendorTable | None = None
+    settings: Settings,
+    *,
+    prepared: bool = False,
+    vendors: VendorTable | None = None,
+    clock: Clock = time.time,
 ) -> LowartApp:
-    """The gateway's ASGI app for ``settings`` (``prepared``, ``vendors``: see
+    """The gateway's ASGI app for ``settings`` (``prepared``, ``vendors``, ``clock``: see
     ``start_services``)."""
-    return LowartApp(settings, prepared=prepared, vendors=vendors)
+    return LowartApp(settings, prepared=prepared, vendors=vendors, clock=clock)

@@ -8,8 +8,10 @@ prices are micro-units per million tokens, image prices micro-units per image
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
 MICRO = 1_000_000  # micro-units in one unit of the currency
 PER = 1_000_000  # token prices are per million tokens
@@ -98,3 +100,49 @@ def parse_amount(value: object) -> int | None:
     if micro != micro.to_integral_value() or micro > MAX_AMOUNT:
         return None
     return int(micro)
+
+
+PERIODS = ("day", "week", "month", "total")
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """At most ``amount`` micro-units spent per ``period`` (``day``, ``week``, ``month`` or
+    ``total``)."""
+
+    amount: int
+    period: str
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """One period of a budget: its label (part of the ledger's key) and when it ends."""
+
+    label: str  # "2026-12-08", "2026-W50", "2026-12" or "total"
+    ends_at: float | None  # Unix seconds; None for ``total``
+
+
+def period_of(kind: str, now: float, tz: ZoneInfo) -> Period:
+    """The period of kind ``kind`` that holds ``now``, in the time zone ``tz``: days begin at
+    local midnight, ISO weeks on Monday, months on the 1st (daylight saving from ``zoneinfo``)."""
+    if kind == "total":
+        return Period("total", None)
+    local = dt.datetime.fromtimestamp(now, tz)
+    day = local.date()
+    if kind == "day":
+        start, label = day, day.isoformat()
+        end = start + dt.timedelta(days=1)
+    elif kind == "week":
+        year, week, weekday = day.isocalendar()
+        start, label = day - dt.timedelta(days=weekday - 1), f"{year}-W{week:02d}"
+        end = start + dt.timedelta(days=7)
+    else:
+        label = f"{day.year}-{day.month:02d}"
+        end = dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    midnight = dt.datetime.combine(end, dt.time(), tzinfo=tz)
+    return Period(label, midnight.timestamp())
+
+
+def current_periods(now: float, tz: ZoneInfo) -> frozenset[str]:
+    """The labels of the periods of every kind that hold ``now``."""
+    return frozenset(period_of(kind, now, tz).label for kind in PERIODS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lowart.money import Budget
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -16,6 +18,7 @@ class Principal:
     rpm_limit: int | None
     token_quota: int | None
     models: frozenset[str] | None
+    budgets: tuple[tuple[str, str, Budget], ...] = ()  # (scope, owner id, budget), every one
 
     def may_use(self, model_id: str) -> bool:
         return self.models is None or model_id in self.models

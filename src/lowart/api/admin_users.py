@@ -13,6 +13,7 @@ from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
 from lowart.catalog.accounts import issue_key, upsert_user
 from lowart.errors import NotFound
+from lowart.money import Budget, decimal_string
 from lowart.storage.rows import KeyRow, UserRow, iso
 from lowart.storage.users import UserRepository
 
@@ -32,7 +33,15 @@ def user_json(row: UserRow) -> dict[str, Any]:
         "models": list(row.models) if row.models is not None else None,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
+        **budget_json(row.budget),
     }
+
+
+def budget_json(budget: Budget | None) -> dict[str, Any]:
+    """A budget as JSON: the amount as a decimal string (``null``: none) and its period."""
+    if budget is None:
+        return {"budget": None, "budget_period": None}
+    return {"budget": decimal_string(budget.amount), "budget_period": budget.period}
 
 
 def key_json(row: KeyRow) -> dict[str, Any]:
@@ -43,6 +52,7 @@ def key_json(row: KeyRow) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "last_used_at": iso(row.last_used_at),
         "revoked_at": iso(row.revoked_at),
+        **budget_json(row.budget),
     }
 
 
@@ -98,14 +108,12 @@ class UserAdmin:
         return JSON(user_json(await self._user(user_id)))
 
     async def create_key(self, request: Request) -> JSON:
-        body = decode(await body_of(request) or b"{}", KeyCreate)
+        limits = given(decode(await body_of(request) or b"{}", KeyCreate))
         user = await self._user(request.path_params["user_id"])
-        name = body.name if isinstance(body.name, str) else None
-        row, key = await issue_key(self._users, user.user_id, name)
+        name = limits.pop("name", None)
+        row, key = await issue_key(self._users, user.user_id, name, limits=limits)
         await self._refresh()
-        return JSON(
-            {"id": row.id, "key": key, "prefix": row.prefix, "name": row.name}, status_code=201
-        )
+        return JSON({**key_json(row), "key": key}, status_code=201)
 
     async def list_keys(self, request: Request) -> JSON:
         user = await self._user(request.path_params["user_id"])

@@ -10,12 +10,16 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from lowart.api.asgi import parse_object
 from lowart.errors import InvalidRequest
 from lowart.identifiers import END, Id
+from lowart.money import parse_amount
 
 T = TypeVar("T")
 
 Count = Annotated[int, Meta(ge=0, le=2**62)]
 Name = Annotated[str, Meta(max_length=256)]
 ModelList = list[Id]
+# A decimal amount of CURRENCY (docs/api.md, "Budgets"); checked further by money.parse_amount.
+Amount = Annotated[str, Meta(pattern=r"^[0-9]{1,9}(\.[0-9]{1,6})?$")] | Count
+Period = Annotated[str, Meta(pattern=r"^(day|week|month|total)" + END)]
 
 
 class UserQuota(Struct, forbid_unknown_fields=True):
@@ -24,6 +28,8 @@ class UserQuota(Struct, forbid_unknown_fields=True):
     token_quota: Count | UnsetType | None = UNSET
     name: Name | UnsetType | None = UNSET
     models: ModelList | UnsetType | None = UNSET
+    budget: Amount | UnsetType | None = UNSET
+    budget_period: Period | UnsetType = UNSET
 
 
 class UserPatch(Struct, forbid_unknown_fields=True):
@@ -33,10 +39,14 @@ class UserPatch(Struct, forbid_unknown_fields=True):
     token_used: Count | UnsetType = UNSET
     name: Name | UnsetType | None = UNSET
     models: ModelList | UnsetType | None = UNSET
+    budget: Amount | UnsetType | None = UNSET
+    budget_period: Period | UnsetType = UNSET
 
 
 class KeyCreate(Struct, forbid_unknown_fields=True):
     name: Name | UnsetType | None = UNSET
+    budget: Amount | UnsetType | None = UNSET
+    budget_period: Period | UnsetType = UNSET
 
 
 class ModelCreate(Struct, forbid_unknown_fields=True):
@@ -82,7 +92,13 @@ def _param(message: str) -> str | None:
 
 
 def given(struct: Struct) -> dict[str, Any]:
-    """The fields the caller sent (UNSET ones left out)."""
-    return {
+    """The fields the caller sent (UNSET ones left out); an amount becomes micro-units."""
+    fields = {
         f: getattr(struct, f) for f in struct.__struct_fields__ if getattr(struct, f) is not UNSET
     }
+    if fields.get("budget") is not None:
+        fields["budget"] = parse_amount(fields["budget"])
+        if fields["budget"] is None:
+            message = "'budget' must be a decimal amount such as \"10.00\"."
+            raise InvalidRequest(message, param="budget")
+    return fields

@@ -9,10 +9,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from lowart.api.admin_users import budget_json
 from lowart.api.responses import JSON, caller
 from lowart.api.routing import route
+from lowart.dispatch.budgets import BudgetGate
 from lowart.errors import InvalidRequest
-from lowart.money import decimal_string
+from lowart.money import decimal_string, period_of
+from lowart.principal import Principal
+from lowart.storage.budgets import BudgetSpend, ledger_key
+from lowart.storage.rows import iso_seconds
 from lowart.storage.usage import GROUPINGS, UsageFilter, UsageRepository
 from lowart.storage.users import UserRepository
 
@@ -45,12 +50,44 @@ class UsageReports:
     """Aggregates read after the queued usage is written, so they are exact."""
 
     def __init__(
-        self, usage: UsageRepository, users: UserRepository, settle: Settle, currency: str
+        self,
+        usage: UsageRepository,
+        users: UserRepository,
+        settle: Settle,
+        currency: str,
+        budgets: tuple[BudgetSpend, BudgetGate],
     ) -> None:
         self._usage = usage
         self._users = users
         self._settle = settle
         self._currency = currency
+        self._spend, self._gate = budgets
+
+    async def _budgets(self, principal: Principal) -> list[dict[str, Any]]:
+        """Each budget of the caller, in its current period: spent, remaining, reset time."""
+        now = self._gate.clock()
+        periods = [period_of(b.period, now, self._gate.tz) for _, _, b in principal.budgets]
+        keys = [
+            ledger_key(scope, owner, period.label)
+            for (scope, owner, _), period in zip(principal.budgets, periods, strict=True)
+        ]
+        spent = await self._spend.spent(keys)
+        out = []
+        for (scope, owner, budget), period, key in zip(
+            principal.budgets, periods, keys, strict=True
+        ):
+            out.append(
+                {
+                    "scope": scope,
+                    "id": owner,
+                    **budget_json(budget),
+                    "period": period.label,
+                    "spent": decimal_string(spent[key]),
+                    "remaining": decimal_string(max(0, budget.amount - spent[key])),
+                    "resets_at": None if period.ends_at is None else iso_seconds(period.ends_at),
+                }
+            )
+        return out
 
     async def mine(self, request: Request) -> JSON:
         principal = caller(request)
@@ -69,6 +106,7 @@ class UsageReports:
                 "currency": self._currency,
                 "cost": decimal_string(sum(m["cost"] for m in by_model)),
                 "models": [shown(m) for m in by_model],
+                "budgets": await self._budgets(principal),
             }
         )
 

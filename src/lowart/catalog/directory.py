@@ -18,7 +18,7 @@ from lowart.money import Price
 from lowart.principal import Principal
 from lowart.security.keys import digests_match, hash_key
 from lowart.security.secretbox import SecretDecryptError
-from lowart.storage.rows import ModelRow, Snapshot, UserRow
+from lowart.storage.rows import KeyRow, ModelRow, Snapshot, UserRow
 from lowart.storage.sealed import vendor_key_context
 
 log = structlog.get_logger()
@@ -33,7 +33,8 @@ class _Index:
     users: dict[str, UserRow] = field(default_factory=dict)
     models: dict[str, ModelEntry] = field(default_factory=dict)
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    live_keys: frozenset[str] = frozenset()  # ids of keys not revoked
+    live_keys: dict[str, KeyRow] = field(default_factory=dict)  # keys not revoked, by id
+    spent: dict[str, int] = field(default_factory=dict)  # budget ledger key → spent (snapshot)
 
 
 def _entry(
@@ -82,7 +83,12 @@ def _chains(snapshot: Snapshot, models: dict[str, ModelEntry]) -> dict[str, tupl
     return {primary: tuple(chain) for primary, chain in chains.items()}
 
 
-def _principal(user: UserRow, key_id: str) -> Principal:
+def _principal(user: UserRow, key_id: str, key: KeyRow | None) -> Principal:
+    budgets = []
+    if user.budget is not None:
+        budgets.append(("user", user.user_id, user.budget))
+    if key is not None and key.budget is not None:
+        budgets.append(("key", key.id, key.budget))
     return Principal(
         user_id=user.user_id,
         key_id=key_id,
@@ -91,6 +97,7 @@ def _principal(user: UserRow, key_id: str) -> Principal:
         rpm_limit=user.rpm_limit,
         token_quota=user.token_quota,
         models=frozenset(user.models) if user.models is not None else None,
+        budgets=tuple(budgets),
     )
 
 
@@ -104,14 +111,15 @@ def build_index(snapshot: Snapshot, decrypt: Decrypt, vendors: Vendors) -> _Inde
     users = {u.user_id: u for u in snapshot.users}
     return _Index(
         keys={
-            k.key_hash: (k.key_hash, _principal(users[k.user_id], k.id))
+            k.key_hash: (k.key_hash, _principal(users[k.user_id], k.id, k))
             for k in snapshot.keys
             if k.revoked_at is None and k.user_id in users
         },
         users=users,
         models=models,
         chains=_chains(snapshot, models),
-        live_keys=frozenset(k.id for k in snapshot.keys if k.revoked_at is None),
+        live_keys={k.id: k for k in snapshot.keys if k.revoked_at is None},
+        spent=snapshot.spent,
     )
 
 
@@ -137,11 +145,17 @@ class Directory:
     def principal_of_user(self, user_id: str, key_id: str | None) -> Principal | None:
         """The principal a job runs as: its user as of now (a disabled user stays disabled)."""
         user = self._index.users.get(user_id)
-        return _principal(user, key_id or "") if user is not None else None
+        if user is None:
+            return None
+        return _principal(user, key_id or "", self._index.live_keys.get(key_id or ""))
 
     def key_revoked(self, key_id: str | None) -> bool:
         """True for a key that was revoked (or deleted); a job without a key has none to lose."""
         return bool(key_id) and key_id not in self._index.live_keys
+
+    def spent(self, ledger_key: str) -> int:
+        """A budget's spend in a period as of the last snapshot (0 for a period it missed)."""
+        return self._index.spent.get(ledger_key, 0)
 
     def user(self, user_id: str) -> UserRow | None:
         return self._index.users.get(user_id)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lowart.formats.openai import prompt_text
+from lowart.dispatch.budgets import Hold
+from lowart.errors import LowartError
+from lowart.formats.anthropic import error_event as anthropic_error_event
+from lowart.formats.ids import ANTHROPIC
+from lowart.formats.openai import error_body, prompt_text
+from lowart.formats.sse import encode_event
 from lowart.limits.base import Reservation, RpmDecision
 from lowart.model_entry import ModelEntry, OperationKind
 from lowart.principal import Principal
@@ -29,6 +35,7 @@ class Admission:
     choices: int = 1  # OpenAI's ``n``
     operation: OperationKind = OperationKind.CHAT
     admitted_at: float = 0.0  # Unix seconds: the prices and budget periods that apply
+    holds: list[Hold] = field(default_factory=list)  # the request's share of each budget
 
     @property
     def completion_cap(self) -> int | None:
@@ -39,6 +46,28 @@ class Admission:
         """The gateway's response headers: the model that served, and the RPM standing."""
         model = (b"x-lowart-model", served.model_id.encode())
         return [model, *self.rpm.headers()] if self.rpm is not None else [model]
+
+
+def stream_error(exc: LowartError, fmt: str) -> bytes:
+    """The explicit error event that ends a stream after its first byte, in the caller's format."""
+    if fmt == ANTHROPIC:
+        return anthropic_error_event(exc.anthropic_error_type, exc.message)
+    return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
+
+
+def within(model: ModelEntry, remaining_s: float) -> ModelEntry:
+    """The model with its per-try timeouts cut to what remains of the request's deadline."""
+    if remaining_s >= model.timeouts.total:
+        return model
+    t = model.timeouts
+    cut = dataclasses.replace(
+        t,
+        total=remaining_s,
+        first_byte=min(t.first_byte, remaining_s),
+        idle=min(t.idle, remaining_s),
+        connect=min(t.connect, remaining_s),
+    )
+    return dataclasses.replace(model, timeouts=cut)
 
 
 def requested_max_tokens(body: Mapping[str, Any]) -> int | None:

@@ -11,7 +11,8 @@ from typing import Any
 
 import structlog
 
-from lowart.dispatch.attempt import Attempt
+from lowart.dispatch.attempt import Admission, Attempt
+from lowart.dispatch.budgets import BudgetGate
 from lowart.formats.embeddings import input_texts, input_token_ids
 from lowart.formats.openai import Usage, prompt_text
 from lowart.limits.base import QuotaLedger
@@ -35,9 +36,15 @@ class Billing:
     """Turns attempts into usage rows and quota settlements."""
 
     def __init__(
-        self, *, quota: QuotaLedger, recorder: UsageRecorder, tokenizer: Tokenizer
+        self,
+        *,
+        quota: QuotaLedger,
+        budgets: BudgetGate,
+        recorder: UsageRecorder,
+        tokenizer: Tokenizer,
     ) -> None:
         self._quota = quota
+        self._budgets = budgets
         self._recorder = recorder
         self._tokenizer = tokenizer
         self._tasks: set[asyncio.Task[None]] = set()
@@ -63,9 +70,13 @@ class Billing:
 
     async def release(self, attempt: Attempt) -> None:
         """The request ends without an answer: its reservation is returned whole."""
-        reservation = attempt.admission.reservation
-        if reservation is not None:
-            await self._quota.settle(reservation, 0)
+        await self.give_back(attempt.admission)
+
+    async def give_back(self, admission: Admission) -> None:
+        """Return the request's token reservation and budget holds whole (nothing served)."""
+        if admission.reservation is not None:
+            await self._quota.settle(admission.reservation, 0)
+        await self._budgets.settle(admission.holds, 0)
 
     async def bill(
         self, attempt: Attempt, usage: Usage | None, completion: Callable[[], str], status: str
@@ -81,11 +92,13 @@ class Billing:
         # The row first: settling may wait on Redis, and a cancel landing there (the client
         # gone just as its stream ended, or a shutdown) must not lose it. An unsettled
         # reservation is returned by its lease, as when Redis fails.
-        self._record(attempt, usage, estimated=estimated, status=status)
+        spent = cost(attempt, usage)
+        self._record(attempt, usage, estimated=estimated, status=status, spent=spent)
         if admission.reservation is not None:
             await self._quota.settle(admission.reservation, usage.total_tokens)
         else:
             self._quota.charge(admission.principal.user_id, usage.total_tokens)
+        await self._budgets.settle(admission.holds, spent)
 
     def bill_later(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run billing in a tracked task: a cancelled stream (client gone) is still billed."""
@@ -116,7 +129,10 @@ class Billing:
                 admission_estimate(len(completion().encode())),
             )
 
-    def _record(self, attempt: Attempt, usage: Usage, *, estimated: bool, status: str) -> None:
+    def _record(
+        self, attempt: Attempt, usage: Usage, *, estimated: bool, status: str, spent: int = 0
+    ) -> None:
+        """A row; ``spent`` (its cost) only for the attempt that served, counted by budgets."""
         admission = attempt.admission
         principal = admission.principal
         reservation = admission.reservation
@@ -137,7 +153,11 @@ class Billing:
                 reservation_id=reservation.id if reservation is not None else "",
                 cache_read_tokens=usage.cached_tokens,
                 cache_write_tokens=usage.cache_write_tokens,
-                cost=0 if status == "error" else cost(attempt, usage),
+                cost=spent,
+                budget_keys=tuple(hold.key for hold in admission.holds) if spent else (),
+                budget_holds=tuple(hold.reservation.id for hold in admission.holds)
+                if spent
+                else (),
             )
         )
 

@@ -11,7 +11,6 @@ stream that broke or was abandoned after its first byte).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -30,8 +29,11 @@ from lowart.dispatch.attempt import (
     in_flight,
     requested_choices,
     requested_max_tokens,
+    stream_error,
+    within,
 )
 from lowart.dispatch.billing import Billing
+from lowart.dispatch.budgets import BudgetGate, worst_case
 from lowart.dispatch.retry import RetryPolicy
 from lowart.errors import (
     InvalidRequest,
@@ -46,10 +48,7 @@ from lowart.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
-from lowart.formats.anthropic import error_event as anthropic_error_event
-from lowart.formats.ids import ANTHROPIC
-from lowart.formats.openai import completion_text_from_body, error_body
-from lowart.formats.sse import encode_event
+from lowart.formats.openai import completion_text_from_body
 from lowart.limits.base import QuotaLedger, RateLimiter, Reservation, RpmDecision
 from lowart.model_entry import ModelEntry, OperationKind
 from lowart.principal import Principal
@@ -72,28 +71,6 @@ T = TypeVar("T")
 Opened = tuple[ChatStream, AsyncIterator[bytes], bytes]
 
 
-def stream_error(exc: LowartError, fmt: str) -> bytes:
-    """The explicit error event that ends a stream after its first byte, in the caller's format."""
-    if fmt == ANTHROPIC:
-        return anthropic_error_event(exc.anthropic_error_type, exc.message)
-    return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
-
-
-def within(model: ModelEntry, remaining_s: float) -> ModelEntry:
-    """The model with its per-try timeouts cut to what remains of the request's deadline."""
-    if remaining_s >= model.timeouts.total:
-        return model
-    t = model.timeouts
-    cut = dataclasses.replace(
-        t,
-        total=remaining_s,
-        first_byte=min(t.first_byte, remaining_s),
-        idle=min(t.idle, remaining_s),
-        connect=min(t.connect, remaining_s),
-    )
-    return dataclasses.replace(model, timeouts=cut)
-
-
 class Dispatcher:
     """Admits, routes and bills chat requests."""
 
@@ -110,6 +87,7 @@ class Dispatcher:
         circuits: Circuits,
         retry: RetryPolicy,
         default_reserve: int,
+        budgets: BudgetGate,
     ) -> None:
         self._directory = directory
         self._rpm = rate_limiter
@@ -121,6 +99,7 @@ class Dispatcher:
         self._circuits = circuits
         self._retry = retry
         self._default_reserve = default_reserve
+        self._budgets = budgets
 
     # -- admission -------------------------------------------------------------------------
 
@@ -134,14 +113,14 @@ class Dispatcher:
         count_rpm: bool = True,
         operation: OperationKind = OperationKind.CHAT,
     ) -> Admission:
-        """Check the model, the quota and the RPM window; raise when the request may not run.
+        """Check the model, the quota, the budgets and the RPM window; raise when the request
+        may not run.
 
         A job is counted against the RPM window when it is submitted, not again when it runs.
         While usage cannot reach the database, nothing is admitted: no request goes unbilled.
         """
         if not self._recorder.healthy:
             raise ServiceUnavailable("Usage cannot be recorded right now; try again soon.")
-        now = time.time()
         chain = self._chain(principal, model_id, operation)
         max_tokens = requested_max_tokens(body) if operation is not _EMBEDDINGS else None
         # images: n is pictures, one answer; embeddings: no completion, the input only
@@ -149,16 +128,32 @@ class Dispatcher:
         reservation = await self._reserve(principal, body_bytes, max_tokens, choices)
         if reservation is not None and reservation.capped and max_tokens is not None:
             max_tokens = await self._fit(reservation, body, body_bytes, choices)
+        now = self._budgets.clock()
+        admission = Admission(
+            principal, model_id, chain, reservation, None, max_tokens, choices, operation, now
+        )
         try:
-            rpm = await self.count_request(principal) if count_rpm else None
-        except RateLimited:
-            if reservation is not None:
-                await self._quota.settle(reservation, 0)
+            await self._limit(admission, body, body_bytes, count_rpm=count_rpm)
+        except RateLimited:  # a budget or the RPM window: give back what was held
+            await self._billing.give_back(admission)
             raise
         self._recorder.key_used(principal.key_id)
-        return Admission(
-            principal, model_id, chain, reservation, rpm, max_tokens, choices, operation, now
-        )
+        return admission
+
+    async def _limit(
+        self, admission: Admission, body: dict[str, Any], body_bytes: int, *, count_rpm: bool
+    ) -> None:
+        """Hold the worst-case cost on the budgets (the tokens as reserved and the images, at
+        the chain's highest prices), then count the RPM window."""
+        principal, now = admission.principal, admission.admitted_at
+        if principal.budgets:
+            per_choice = admission.max_tokens or self._default_reserve
+            tokens = admission_estimate(body_bytes) + admission.choices * per_choice
+            images = requested_choices(body) if admission.operation is _IMAGES else 0
+            want = worst_case(admission.chain, tokens, images, now)
+            admission.holds = await self._budgets.hold(principal, want, now)
+        if count_rpm:
+            admission.rpm = await self.count_request(principal)
 
     async def admit_job(
         self, principal: Principal, model_id: str, *, operation: OperationKind = OperationKind.CHAT
@@ -368,9 +363,8 @@ class Dispatcher:
         return self._retry.delay(error, retry, remaining)
 
     async def _exhausted(self, admission: Admission, last: LowartError | None) -> LowartError:
-        """No model served: give back the held tokens; the error to answer with."""
-        if admission.reservation is not None:
-            await self._quota.settle(admission.reservation, 0)
+        """No model served: give back the held tokens and budgets; the error to answer with."""
+        await self._billing.give_back(admission)
         if last is None:
             return Overloaded("Every model in the chain is unavailable (circuit open).")
         if isinstance(last, UpstreamRateLimited):

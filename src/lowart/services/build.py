@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +17,7 @@ from lowart.catalog.circuit import CircuitConfig, Circuits
 from lowart.catalog.directory import Directory
 from lowart.catalog.invalidations import InvalidationListener
 from lowart.dispatch.billing import Billing
+from lowart.dispatch.budgets import BudgetGate
 from lowart.dispatch.flow import Dispatcher
 from lowart.dispatch.retry import RetryConfig, RetryPolicy
 from lowart.jobs.runner import JobConfig, JobRunner
@@ -93,13 +97,29 @@ class _Core:
     usage: UsageRepository
     recorder: UsageRecorder
     instance_id: str
+    budgets: BudgetGate
 
 
-def _core(settings: Settings, engine: AsyncEngine, master_key: str, vendors: VendorTable) -> _Core:
+def _core(
+    settings: Settings,
+    engine: AsyncEngine,
+    master_key: str,
+    vendors: VendorTable,
+    clock: Callable[[], float],
+) -> _Core:
     box = SecretBox(master_key)
     metrics = Metrics(multiprocess_dir=settings.metrics_dir)
     watchdog = Watchdog()
     limits = build_limits(settings, watchdog)
+    directory = Directory(box.decrypt, vendors.operations())
+    budgets = BudgetGate(
+        limits.budgets,
+        directory,
+        metrics,
+        tz=ZoneInfo(settings.money.budget_tz),
+        currency=settings.money.currency,
+        clock=clock,
+    )
     lock = asyncio.Lock()
     usage = UsageRepository(engine)
     instance_id = "gw-" + secrets.token_hex(6)
@@ -111,7 +131,8 @@ def _core(settings: Settings, engine: AsyncEngine, master_key: str, vendors: Ven
         engine=engine,
         box=box,
         metrics=metrics,
-        directory=Directory(box.decrypt, vendors.operations()),
+        directory=directory,
+        budgets=budgets,
         watchdog=watchdog,
         limits=limits,
         lock=lock,
@@ -136,6 +157,7 @@ def _recorder(
         flush_ms=settings.usage.flush_ms,
         lock=lock,
         on_flushed=limits.quota.flushed,
+        on_spent=limits.budgets.flushed,
         outbox=Outbox(settings.outbox_dir),
         inflight=InFlightRegistry(instance_id),
         checkpoint_s=settings.usage.inflight_checkpoint_s,
@@ -178,11 +200,14 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
             )
         ),
         recorder=core.recorder,
-        billing=Billing(quota=quota, recorder=core.recorder, tokenizer=tokenizer),
+        billing=Billing(
+            quota=quota, budgets=core.budgets, recorder=core.recorder, tokenizer=tokenizer
+        ),
         metrics=core.metrics,
         circuits=Circuits(circuit_config(settings)),
         retry=RetryPolicy(retry_config(settings)),
         default_reserve=settings.limits.quota_default_reserve,
+        budgets=core.budgets,
     )
     return _Upstream(session, files, signer, tokenizer, dispatcher)
 
@@ -245,10 +270,15 @@ def _job_runner(
 
 
 def build_services(
-    settings: Settings, engine: AsyncEngine, master_key: str, vendors: VendorTable
+    settings: Settings,
+    engine: AsyncEngine,
+    master_key: str,
+    vendors: VendorTable,
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> Services:
-    """Wire the services together (no I/O here)."""
-    core = _core(settings, engine, master_key, vendors)
+    """Wire the services together (no I/O here); ``clock`` decides prices and budget periods."""
+    core = _core(settings, engine, master_key, vendors, clock)
     out = _upstream(core, vendors)
     work = _work(core, out.dispatcher)
     return Services(
@@ -263,6 +293,7 @@ def build_services(
         usage=core.usage,
         meta=MetaRepository(engine),
         directory=core.directory,
+        budgets=core.budgets,
         limits=core.limits,
         recorder=core.recorder,
         session=out.session,

@@ -13,9 +13,11 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lowart.catalog.directory import Directory
+from lowart.dispatch.budgets import BudgetGate
 from lowart.dispatch.flow import Dispatcher
 from lowart.jobs.runner import JobRunner
 from lowart.jobs.service import JobService
+from lowart.money import current_periods
 from lowart.pipeline.flow import Pipeline
 from lowart.providers.registry import VendorTable
 from lowart.security.secretbox import SecretBox
@@ -60,6 +62,7 @@ class Services:
     usage: UsageRepository
     meta: MetaRepository
     directory: Directory
+    budgets: BudgetGate
     limits: Limits
     recorder: UsageRecorder
     session: aiohttp.ClientSession
@@ -105,8 +108,11 @@ class Services:
 
     async def refresh(self) -> None:
         """Reload the directory from the database (serialised with usage flushes)."""
+        periods = current_periods(self.budgets.clock(), self.budgets.tz)
         async with self.lock:
-            snapshot = await self.limits.quota.reload(lambda: load_snapshot(self.engine))
+            snapshot = await self.limits.quota.reload(
+                lambda: self.limits.budgets.reload(lambda: load_snapshot(self.engine, periods))
+            )
             self.directory.apply(snapshot)
         self.metrics.set_models(self.directory.model_ids())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -23,6 +24,7 @@ class Limits:
     scripts: RespClient | None  # the hot path's scripts
     rate_limiter: RateLimiter
     quota: QuotaLedger
+    budgets: QuotaLedger  # the same ledger, keyed by budget and period, in micro-units
 
     async def close(self) -> None:
         """Release the Redis connections (nothing to release in-process)."""
@@ -35,21 +37,23 @@ class Limits:
 def build_limits(settings: Settings, watchdog: Watchdog) -> Limits:
     """In-process without ``REDIS_URL``; shared through Redis with it."""
     local_rpm = MemoryRateLimiter(settings.limits.rpm_window_s)
-    local_quota = MemoryQuotaLedger()
+    local_quota, local_budgets = MemoryQuotaLedger(), MemoryQuotaLedger()
     if settings.redis.url is None:
-        return Limits(None, None, local_rpm, local_quota)
+        return Limits(None, None, local_rpm, local_quota, local_budgets)
     timeout_s = settings.redis.timeout_ms / 1000
     client = connect(settings.redis.url, timeout_s)
     scripts = RespClient(settings.redis.url, timeout_s, watchdog)
     degraded = settings.redis.failure_mode == "degraded"
-    quota = RedisQuotaLedger(
+    ledger = functools.partial(
+        RedisQuotaLedger,
         scripts,
-        local_quota,
         lease_s=settings.limits.quota_lease_s,
         pending_ttl_s=settings.limits.quota_pending_ttl_s,
         degraded=degraded,
     )
+    quota = ledger(local_quota)
+    budgets = ledger(local_budgets, prefix="lowart:budget:")
     rpm = RedisRateLimiter(
         scripts, settings.limits.rpm_window_s, fallback=local_rpm if degraded else None
     )
-    return Limits(client, scripts, rpm, quota)
+    return Limits(client, scripts, rpm, quota, budgets)

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from lowart.money import Price
+from lowart.money import Budget, Price
 
 
 def utcnow() -> dt.datetime:
@@ -40,6 +40,7 @@ class UserRow:
     models: tuple[str, ...] | None
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    budget: Budget | None = None
 
     @property
     def active(self) -> bool:
@@ -56,6 +57,7 @@ class KeyRow:
     created_at: dt.datetime | None
     last_used_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +91,4 @@ class Snapshot:
     models: tuple[ModelRow, ...]
     fallbacks: tuple[FallbackRow, ...]
     prices: dict[str, tuple[Price, ...]] = field(default_factory=dict)  # model id → oldest first
+    spent: dict[str, int] = field(default_factory=dict)  # budget ledger key → spent this period

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lowart.storage.budgets import read_spent
 from lowart.storage.engine import reading
 from lowart.storage.models import fallback_row, model_row
 from lowart.storage.prices import read_prices
@@ -13,8 +16,9 @@ from lowart.storage.tables import api_keys, model_fallbacks, models, users
 from lowart.storage.users import key_row, user_row
 
 
-async def load_snapshot(engine: AsyncEngine) -> Snapshot:
-    """Users, live keys, models, fallbacks and prices, consistent with each other."""
+async def load_snapshot(engine: AsyncEngine, periods: Collection[str] = ()) -> Snapshot:
+    """Users, live keys, models, fallbacks, prices and the budgets' spend in ``periods`` (the
+    current ones), consistent with each other."""
     async with reading(engine) as conn, conn.begin():
         user_rows = await conn.execute(sa.select(users))
         key_rows = await conn.execute(sa.select(api_keys).where(api_keys.c.revoked_at.is_(None)))
@@ -32,4 +36,5 @@ async def load_snapshot(engine: AsyncEngine) -> Snapshot:
             models=tuple(model_row(r._mapping) for r in model_rows),
             fallbacks=tuple(fallback_row(r._mapping) for r in fb_rows),
             prices=await read_prices(conn),
+            spent=await read_spent(conn, periods),
         )

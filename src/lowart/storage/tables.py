@@ -21,6 +21,8 @@ users = sa.Table(
     sa.Column("models", sa.Text, nullable=True),  # JSON list of model ids; NULL means all
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column("budget", sa.BigInteger, nullable=True),  # micro-units of CURRENCY; NULL: none
+    sa.Column("budget_period", sa.Text, nullable=False, server_default=sa.text("'month'")),
 )
 
 api_keys = sa.Table(
@@ -34,6 +36,8 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
     sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("budget", sa.BigInteger, nullable=True),  # micro-units of CURRENCY; NULL: none
+    sa.Column("budget_period", sa.Text, nullable=False, server_default=sa.text("'month'")),
 )
 
 models = sa.Table(
@@ -88,6 +92,16 @@ usage_records = sa.Table(
     sa.Column("cache_read_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("cache_write_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("cost", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+)
+
+# What each budget has spent per period (docs/api.md, "Budgets"), added to as rows are written.
+budget_spend = sa.Table(
+    "budget_spend",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),  # user | key | team
+    sa.Column("owner", sa.Text, primary_key=True),  # its id
+    sa.Column("period", sa.Text, primary_key=True),  # "2026-12-08", "2026-W50", "2026-12", "total"
+    sa.Column("spent", sa.BigInteger, nullable=False, server_default=sa.text("0")),
 )
 
 # A model's prices from a time on, in micro-units of CURRENCY (docs/api.md, "Prices and cost").

@@ -12,6 +12,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from lowart.storage.budgets import add_spent
 from lowart.storage.engine import reading
 from lowart.storage.inflight import write_checkpoints
 from lowart.storage.tables import api_keys, gateway_meta, usage_records, users
@@ -49,7 +50,7 @@ class _RowInsert:
             self._from_json = usage_records.insert().from_select(list(order), sa.select(*picks))
 
     async def __call__(self, conn: AsyncConnection, records: Sequence[Mapping[str, Any]]) -> None:
-        rows = [self._values(r if "cost" in r else {**_LATER, **r}) for r in records]
+        rows = [self._values(r if _LATER.keys() <= r.keys() else {**_LATER, **r}) for r in records]
         if self._from_json is not None:
             await conn.execute(self._from_json, {"rows": msgspec.json.encode(rows).decode()})
         else:
@@ -111,9 +112,11 @@ class UsageRepository:
         *,
         done: Sequence[str] = (),
         checkpoints: Sequence[Mapping[str, Any]] = (),
+        spent: Mapping[str, int] | None = None,
     ) -> bool:
         """One transaction: insert the rows, add each user's tokens, touch the keys, replace the
-        checkpoints of requests in flight (``done``: those whose rows this batch writes).
+        checkpoints of requests in flight (``done``: those whose rows this batch writes), add
+        each budget's ``spent``.
 
         With ``once`` (a spooled batch's id), the id is recorded in the same transaction, and a
         batch whose id is already recorded is skipped. Returns whether the batch was written.
@@ -141,6 +144,8 @@ class UsageRepository:
                     api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=when)
                 )
             await write_checkpoints(conn, done, checkpoints)
+            if spent:
+                await add_spent(conn, spent)
         return True
 
     async def aggregate(self, flt: UsageFilter, group_by: str | None) -> list[dict[str, Any]]:

@@ -9,12 +9,34 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lowart.money import PERIODS, Budget
 from lowart.storage.codec import dumps, models_of
 from lowart.storage.engine import reading
 from lowart.storage.rows import KeyRow, UserRow, utcnow
 from lowart.storage.tables import api_keys, users
 
-USER_FIELDS = ("name", "rpm_limit", "token_quota", "models", "status", "token_used", "is_admin")
+USER_FIELDS = (
+    "name",
+    "rpm_limit",
+    "token_quota",
+    "models",
+    "status",
+    "token_used",
+    "is_admin",
+    "budget",
+    "budget_period",
+)
+
+KEY_LIMITS = ("budget", "budget_period")
+
+
+def budget_of(row: RowMapping) -> Budget | None:
+    """A row's budget; a period written by hand that is none of ours counts as ``month``."""
+    amount = row["budget"]
+    if amount is None:
+        return None
+    period = row["budget_period"] if row["budget_period"] in PERIODS else "month"
+    return Budget(max(int(amount), 0), period)
 
 
 def user_row(row: RowMapping) -> UserRow:
@@ -29,6 +51,7 @@ def user_row(row: RowMapping) -> UserRow:
         models=models_of(row["models"], row["user_id"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        budget=budget_of(row),
     )
 
 
@@ -42,6 +65,7 @@ def key_row(row: RowMapping) -> KeyRow:
         created_at=row["created_at"],
         last_used_at=row["last_used_at"],
         revoked_at=row["revoked_at"],
+        budget=budget_of(row),
     )
 
 
@@ -139,8 +163,17 @@ class UserRepository:
         return row is not None
 
     async def add_key(
-        self, user_id: str, key_id: str, key_hash: str, prefix: str, name: str | None
+        self,
+        user_id: str,
+        key_id: str,
+        key_hash: str,
+        prefix: str,
+        name: str | None,
+        *,
+        limits: Mapping[str, Any] | None = None,
     ) -> KeyRow:
+        """A new key; ``limits``: its own (``KEY_LIMITS`` columns)."""
+        values = {k: v for k, v in (limits or {}).items() if k in KEY_LIMITS}
         async with self._engine.begin() as conn:
             await conn.execute(
                 api_keys.insert().values(
@@ -150,6 +183,7 @@ class UserRepository:
                     prefix=prefix,
                     name=name,
                     created_at=utcnow(),
+                    **values,
                 )
             )
             row = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))).one()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Any
 
 STATUSES = ("ok", "error", "partial", "cancelled")
@@ -28,6 +31,8 @@ class UsageEvent:
     cache_read_tokens: int = 0  # part of prompt_tokens
     cache_write_tokens: int = 0  # part of prompt_tokens
     cost: int = 0  # micro-units of CURRENCY, at the prices in effect at admission
+    budget_keys: tuple[str, ...] = ()  # the budget ledger keys the cost counts against
+    budget_holds: tuple[str, ...] = ()  # their reservations' ids (shared ledger), same order
 
     @property
     def total_tokens(self) -> int:
@@ -57,9 +62,29 @@ class UsageEvent:
             "cache_read_tokens": self.cache_read_tokens,
             "cache_write_tokens": self.cache_write_tokens,
             "cost": self.cost,
+            # not columns: what the batch adds to budget_spend (kept when a batch is spooled)
+            "budget_keys": self.budget_keys,
+            "budget_holds": self.budget_holds,
         }
 
 
 def billed_tokens(status: str, prompt_tokens: int, completion_tokens: int) -> int:
     """A row's charged tokens: all of them, except on an ``error`` row."""
     return 0 if status == "error" else prompt_tokens + completion_tokens
+
+
+def spend_of(
+    rows: Iterable[Mapping[str, Any]],
+) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """What rows add to each budget (by ledger key), and the settlements that complete them."""
+    spent: defaultdict[str, int] = defaultdict(int)
+    holds: defaultdict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        cost = row.get("cost", 0)
+        for key, hold in zip_longest(row.get("budget_keys", ()), row.get("budget_holds", ())):
+            if key is None:
+                continue
+            spent[key] += cost
+            if hold:
+                holds[key].append(hold)
+    return dict(spent), dict(holds)

@@ -1,4 +1,5 @@
-"""Money: prices per model from a time on, and each usage row's cache tokens and cost.
+"""Money: prices per model from a time on, each usage row's cache tokens and cost, budgets on
+users and keys, and what each budget spent per period.
 
 Revision ID: 0010
 Revises: 0005
@@ -15,6 +16,7 @@ branch_labels = None
 depends_on = None
 
 _ZERO = sa.text("0")
+_MONTH = sa.text("'month'")
 
 
 def upgrade() -> None:
@@ -33,9 +35,27 @@ def upgrade() -> None:
     with op.batch_alter_table("usage_records") as batch:
         for name in ("cache_read_tokens", "cache_write_tokens", "cost"):
             batch.add_column(sa.Column(name, sa.BigInteger, nullable=False, server_default=_ZERO))
+    for table in ("users", "api_keys"):
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("budget", sa.BigInteger, nullable=True))
+            batch.add_column(
+                sa.Column("budget_period", sa.Text, nullable=False, server_default=_MONTH)
+            )
+    op.create_table(
+        "budget_spend",
+        sa.Column("scope", sa.Text, primary_key=True),
+        sa.Column("owner", sa.Text, primary_key=True),
+        sa.Column("period", sa.Text, primary_key=True),
+        sa.Column("spent", sa.BigInteger, nullable=False, server_default=_ZERO),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("budget_spend")
+    for table in ("api_keys", "users"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("budget_period")
+            batch.drop_column("budget")
     with op.batch_alter_table("usage_records") as batch:
         for name in ("cost", "cache_write_tokens", "cache_read_tokens"):
             batch.drop_column(name)

@@ -1,0 +1,94 @@
+"""Budgets at admission: every budget that applies holds the request's worst-case cost, and the
+real cost replaces the hold when the request ends (docs/api.md, "Budgets").
+
+A budget's period is a key of the budget ledger (``user:alice:2026-12``), the same ledger as the
+token quota (in memory, or the Redis scripts when scaled out), so a new period is a new key with
+nothing spent: periods reset by themselves. The period is read from the gateway's clock at
+admission; a request counts in the period in which it was admitted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from lowart.catalog.directory import Directory
+from lowart.errors import QuotaExceeded
+from lowart.limits.base import QuotaLedger, Reservation
+from lowart.model_entry import ModelEntry
+from lowart.money import PER, Budget, decimal_string, period_of, price_at
+from lowart.principal import Principal
+from lowart.storage.budgets import ledger_key
+from lowart.telemetry.metrics import Metrics
+
+
+@dataclass(slots=True)
+class Hold:
+    """One budget's share of a request: its ledger key and the reservation held there."""
+
+    key: str
+    reservation: Reservation
+
+
+def worst_case(chain: Sequence[ModelEntry], tokens: int, images: int, when: float) -> int:
+    """The most the request can cost: its token reservation at the highest token price of its
+    chain, plus its images at the highest image price (micro-units, rounded up)."""
+    prices = [p for p in (price_at(m.prices, when) for m in chain) if p is not None]
+    if not prices:
+        return 0
+    rate = max(p.highest_token_rate for p in prices)
+    image = max(p.image for p in prices)
+    return -(-tokens * rate // PER) + images * image
+
+
+def _refusal(scope: str, owner: str, budget: Budget, ends_at: float | None, currency: str) -> str:
+    amount = f"{decimal_string(budget.amount)} {currency}"
+    what = f"The {scope} budget of '{owner}' ({amount} per {budget.period})"
+    if ends_at is None:
+        return f"{what} is spent; it is a total budget and does not reset."
+    resets = dt.datetime.fromtimestamp(ends_at, dt.UTC).isoformat().replace("+00:00", "Z")
+    return f"{what} is spent; it resets at {resets}."
+
+
+class BudgetGate:
+    """Holds and settles a request's cost against each of its budgets."""
+
+    def __init__(
+        self,
+        ledger: QuotaLedger,
+        directory: Directory,
+        metrics: Metrics,
+        *,
+        tz: ZoneInfo,
+        currency: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self._ledger = ledger
+        self._directory = directory
+        self._metrics = metrics
+        self.tz = tz
+        self._currency = currency
+        self.clock = clock
+
+    async def hold(self, principal: Principal, want: int, now: float) -> list[Hold]:
+        """Hold ``want`` micro-units on every budget of the caller; all must have room, so the
+        most restrictive decides. A refusal returns what was held and raises 429."""
+        holds: list[Hold] = []
+        for scope, owner, budget in principal.budgets:
+            period = period_of(budget.period, now, self.tz)
+            key = ledger_key(scope, owner, period.label)
+            spent = self._directory.spent(key)
+            reservation = await self._ledger.reserve(key, budget.amount, spent, want)
+            if reservation is None:
+                await self.settle(holds, 0)
+                self._metrics.rate_limited.labels(reason="budget").inc()
+                raise QuotaExceeded(_refusal(scope, owner, budget, period.ends_at, self._currency))
+            holds.append(Hold(key, reservation))
+        return holds
+
+    async def settle(self, holds: Sequence[Hold], cost: int) -> None:
+        """Replace each hold with the real cost (0: the request served nothing)."""
+        for hold in holds:
+            await self._ledger.settle(hold.reservation, cost)
