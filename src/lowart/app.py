@@ -208,7 +208,7 @@ def build_stack(services: Services) -> ASGIApp:
     fast = IdempotencyKeys(FastPaths(router, fast_paths), services.idempotency)
     limit = services.settings.edge.max_in_flight
     bounded = InFlightLimit(fast, limit, services.metrics) if limit > 0 else fast
-    authed = AuthMiddleware(bounded, services.directory)
+    authed = AuthMiddleware(bounded, services.directory, services.budgets.clock)
     return EdgeMiddleware(authed, services.metrics, services.settings.edge.max_body_bytes)
 
 

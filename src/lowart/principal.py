@@ -19,6 +19,10 @@ class Principal:
     token_quota: int | None
     models: frozenset[str] | None
     budgets: tuple[tuple[str, str, Budget], ...] = ()  # (scope, owner id, budget), every one
+    tpm_limit: int | None = None  # the user's
+    key_rpm_limit: int | None = None  # the key's own, within the user's
+    key_tpm_limit: int | None = None
+    expires_at: float | None = None  # the key's expiry, Unix seconds
 
     def may_use(self, model_id: str) -> bool:
         return self.models is None or model_id in self.models

@@ -37,6 +37,9 @@ class _NoBudgets:
     async def settle(self, holds: list[object], cost: int) -> None:
         assert not holds
 
+    async def correct(self, decisions: list[object], actual: int) -> None:
+        assert not decisions
+
 
 class _Rows:
     def __init__(self) -> None:
@@ -62,6 +65,7 @@ async def test_a_cancel_while_the_quota_settles_keeps_the_usage_row() -> None:
     billing = Billing(
         quota=ledger,
         budgets=_NoBudgets(),  # type: ignore[arg-type]
+        rates=_NoBudgets(),  # type: ignore[arg-type]
         recorder=rows,  # type: ignore[arg-type]
         tokenizer=None,  # type: ignore[arg-type]
     )
@@ -105,6 +109,7 @@ async def test_the_completion_cap_is_n_times_max_tokens(
     billing = Billing(
         quota=ledger,
         budgets=_NoBudgets(),  # type: ignore[arg-type]
+        rates=_NoBudgets(),  # type: ignore[arg-type]
         recorder=rows,  # type: ignore[arg-type]
         tokenizer=None,  # type: ignore[arg-type]
     )

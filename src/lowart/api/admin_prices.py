@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from lowart.api.asgi import parse_object
+from lowart.api.bodies import parse_time
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
-from lowart.api.usage import parse_time
 from lowart.errors import InvalidRequest, NotFound
 from lowart.money import PRICE_FIELDS, Price, decimal_string, parse_amount, price_at
 from lowart.storage.models import ModelRepository

@@ -8,13 +8,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from lowart.api.bodies import KeyCreate, UserPatch, UserQuota, decode, given
+from lowart.api.bodies import KeyCreate, UserPatch, UserQuota, decode, given, parse_time
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
 from lowart.catalog.accounts import issue_key, upsert_user
 from lowart.errors import NotFound
 from lowart.money import Budget, decimal_string
-from lowart.storage.rows import KeyRow, UserRow, iso
+from lowart.storage.rows import KeyRow, UserRow, iso, iso_seconds
 from lowart.storage.users import UserRepository
 
 Refresh = Callable[[], Awaitable[None]]
@@ -30,6 +30,7 @@ def user_json(row: UserRow) -> dict[str, Any]:
         "rpm_limit": row.rpm_limit,
         "token_quota": row.token_quota,
         "token_used": row.token_used,
+        "tpm_limit": row.tpm_limit,
         "models": list(row.models) if row.models is not None else None,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
@@ -53,7 +54,18 @@ def key_json(row: KeyRow) -> dict[str, Any]:
         "last_used_at": iso(row.last_used_at),
         "revoked_at": iso(row.revoked_at),
         **budget_json(row.budget),
+        "rpm_limit": row.rpm_limit,
+        "tpm_limit": row.tpm_limit,
+        "models": list(row.models) if row.models is not None else None,
+        "expires_at": iso_seconds(row.expires_at) if row.expires_at is not None else None,
     }
+
+
+def key_limits(fields: dict[str, Any]) -> dict[str, Any]:
+    """A key's limits as stored: ``expires_at`` in Unix seconds."""
+    if fields.get("expires_at") is not None:
+        fields["expires_at"] = parse_time(fields["expires_at"], "expires_at")
+    return fields
 
 
 class UserAdmin:
@@ -108,7 +120,7 @@ class UserAdmin:
         return JSON(user_json(await self._user(user_id)))
 
     async def create_key(self, request: Request) -> JSON:
-        limits = given(decode(await body_of(request) or b"{}", KeyCreate))
+        limits = key_limits(given(decode(await body_of(request) or b"{}", KeyCreate)))
         user = await self._user(request.path_params["user_id"])
         name = limits.pop("name", None)
         row, key = await issue_key(self._users, user.user_id, name, limits=limits)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -30,6 +32,7 @@ class UserQuota(Struct, forbid_unknown_fields=True):
     models: ModelList | UnsetType | None = UNSET
     budget: Amount | UnsetType | None = UNSET
     budget_period: Period | UnsetType = UNSET
+    tpm_limit: Count | UnsetType | None = UNSET
 
 
 class UserPatch(Struct, forbid_unknown_fields=True):
@@ -41,12 +44,17 @@ class UserPatch(Struct, forbid_unknown_fields=True):
     models: ModelList | UnsetType | None = UNSET
     budget: Amount | UnsetType | None = UNSET
     budget_period: Period | UnsetType = UNSET
+    tpm_limit: Count | UnsetType | None = UNSET
 
 
 class KeyCreate(Struct, forbid_unknown_fields=True):
     name: Name | UnsetType | None = UNSET
     budget: Amount | UnsetType | None = UNSET
     budget_period: Period | UnsetType = UNSET
+    rpm_limit: Count | UnsetType | None = UNSET
+    tpm_limit: Count | UnsetType | None = UNSET
+    models: ModelList | UnsetType | None = UNSET
+    expires_at: Annotated[str, Meta(max_length=64)] | UnsetType | None = UNSET  # ISO 8601
 
 
 class ModelCreate(Struct, forbid_unknown_fields=True):
@@ -73,6 +81,27 @@ class ModelUpdate(Struct, forbid_unknown_fields=True):
 
 class Fallbacks(Struct, forbid_unknown_fields=True):
     fallbacks: list[Id]
+
+
+def parse_time(value: str | None, name: str) -> float | None:
+    """ISO 8601 (UTC when no zone is given) or Unix seconds."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(number):
+            raise InvalidRequest(f"'{name}' must be a finite time.", param=name)
+        return number
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequest(f"'{name}' must be ISO 8601 or Unix seconds.", param=name) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
 
 
 def decode(body: bytes, kind: type[T]) -> T:

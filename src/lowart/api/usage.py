@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,6 +9,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from lowart.api.admin_users import budget_json
+from lowart.api.bodies import parse_time
 from lowart.api.responses import JSON, caller
 from lowart.api.routing import route
 from lowart.dispatch.budgets import BudgetGate
@@ -22,23 +22,6 @@ from lowart.storage.usage import GROUPINGS, UsageFilter, UsageRepository
 from lowart.storage.users import UserRepository
 
 Settle = Callable[[], Awaitable[None]]
-
-
-def parse_time(value: str | None, name: str) -> float | None:
-    """ISO 8601 (UTC when no zone is given) or Unix seconds."""
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidRequest(f"'{name}' must be ISO 8601 or Unix seconds.", param=name) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.timestamp()
 
 
 def shown(item: dict[str, Any]) -> dict[str, Any]:

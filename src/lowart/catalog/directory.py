@@ -96,9 +96,20 @@ def _principal(user: UserRow, key_id: str, key: KeyRow | None) -> Principal:
         active=user.active,
         rpm_limit=user.rpm_limit,
         token_quota=user.token_quota,
-        models=frozenset(user.models) if user.models is not None else None,
+        models=_models(user.models, key.models if key is not None else None),
         budgets=tuple(budgets),
+        tpm_limit=user.tpm_limit,
+        key_rpm_limit=key.rpm_limit if key is not None else None,
+        key_tpm_limit=key.tpm_limit if key is not None else None,
+        expires_at=key.expires_at if key is not None else None,
     )
+
+
+def _models(user: tuple[str, ...] | None, key: tuple[str, ...] | None) -> frozenset[str] | None:
+    """The models a key may use: its own list within its user's (None: every model)."""
+    if key is None:
+        return None if user is None else frozenset(user)
+    return frozenset(key) if user is None else frozenset(user) & frozenset(key)
 
 
 def build_index(snapshot: Snapshot, decrypt: Decrypt, vendors: Vendors) -> _Index:

@@ -16,6 +16,7 @@ from lowart.formats.ids import ANTHROPIC
 from lowart.formats.openai import error_body, prompt_text
 from lowart.formats.sse import encode_event
 from lowart.limits.base import Reservation, RpmDecision
+from lowart.limits.tpm import TpmDecision
 from lowart.model_entry import ModelEntry, OperationKind
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream
@@ -36,6 +37,7 @@ class Admission:
     operation: OperationKind = OperationKind.CHAT
     admitted_at: float = 0.0  # Unix seconds: the prices and budget periods that apply
     holds: list[Hold] = field(default_factory=list)  # the request's share of each budget
+    tpm: list[TpmDecision] = field(default_factory=list)  # its tokens in each TPM window
 
     @property
     def completion_cap(self) -> int | None:
@@ -43,9 +45,13 @@ class Admission:
         return None if self.max_tokens is None else self.choices * self.max_tokens
 
     def headers(self, served: ModelEntry) -> list[tuple[bytes, bytes]]:
-        """The gateway's response headers: the model that served, and the RPM standing."""
-        model = (b"x-lowart-model", served.model_id.encode())
-        return [model, *self.rpm.headers()] if self.rpm is not None else [model]
+        """The gateway's response headers: the model that served, the RPM and TPM standing."""
+        headers = [(b"x-lowart-model", served.model_id.encode())]
+        if self.rpm is not None:
+            headers += self.rpm.headers()
+        if self.tpm:
+            headers += min(self.tpm, key=_remaining).headers()
+        return headers
 
 
 def stream_error(exc: LowartError, fmt: str) -> bytes:
@@ -68,6 +74,10 @@ def within(model: ModelEntry, remaining_s: float) -> ModelEntry:
         connect=min(t.connect, remaining_s),
     )
     return dataclasses.replace(model, timeouts=cut)
+
+
+def _remaining(decision: TpmDecision) -> int:
+    return decision.remaining
 
 
 def requested_max_tokens(body: Mapping[str, Any]) -> int | None:

@@ -13,6 +13,7 @@ import structlog
 
 from lowart.dispatch.attempt import Admission, Attempt
 from lowart.dispatch.budgets import BudgetGate
+from lowart.dispatch.rates import Rates
 from lowart.formats.embeddings import input_texts, input_token_ids
 from lowart.formats.openai import Usage, prompt_text
 from lowart.limits.base import QuotaLedger
@@ -40,11 +41,13 @@ class Billing:
         *,
         quota: QuotaLedger,
         budgets: BudgetGate,
+        rates: Rates,
         recorder: UsageRecorder,
         tokenizer: Tokenizer,
     ) -> None:
         self._quota = quota
         self._budgets = budgets
+        self._rates = rates
         self._recorder = recorder
         self._tokenizer = tokenizer
         self._tasks: set[asyncio.Task[None]] = set()
@@ -77,6 +80,7 @@ class Billing:
         if admission.reservation is not None:
             await self._quota.settle(admission.reservation, 0)
         await self._budgets.settle(admission.holds, 0)
+        await self._rates.correct(admission.tpm, 0)
 
     async def bill(
         self, attempt: Attempt, usage: Usage | None, completion: Callable[[], str], status: str
@@ -99,6 +103,7 @@ class Billing:
         else:
             self._quota.charge(admission.principal.user_id, usage.total_tokens)
         await self._budgets.settle(admission.holds, spent)
+        await self._rates.correct(admission.tpm, usage.total_tokens)
 
     def bill_later(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run billing in a tracked task: a cancelled stream (client gone) is still billed."""

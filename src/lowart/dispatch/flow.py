@@ -34,6 +34,7 @@ from lowart.dispatch.attempt import (
 )
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.budgets import BudgetGate, worst_case
+from lowart.dispatch.rates import Rates
 from lowart.dispatch.retry import RetryPolicy
 from lowart.errors import (
     InvalidRequest,
@@ -49,7 +50,7 @@ from lowart.errors import (
     UpstreamTimeout,
 )
 from lowart.formats.openai import completion_text_from_body
-from lowart.limits.base import QuotaLedger, RateLimiter, Reservation, RpmDecision
+from lowart.limits.base import QuotaLedger, Reservation, RpmDecision
 from lowart.model_entry import ModelEntry, OperationKind
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream, Completion, Provider
@@ -78,7 +79,7 @@ class Dispatcher:
         self,
         *,
         directory: Directory,
-        rate_limiter: RateLimiter,
+        rates: Rates,
         quota: QuotaLedger,
         providers: Mapping[str, Provider],
         recorder: UsageRecorder,
@@ -90,7 +91,7 @@ class Dispatcher:
         budgets: BudgetGate,
     ) -> None:
         self._directory = directory
-        self._rpm = rate_limiter
+        self._rates = rates
         self._quota = quota
         self._providers = providers
         self._recorder = recorder
@@ -144,11 +145,13 @@ class Dispatcher:
         self, admission: Admission, body: dict[str, Any], body_bytes: int, *, count_rpm: bool
     ) -> None:
         """Hold the worst-case cost on the budgets (the tokens as reserved and the images, at
-        the chain's highest prices), then count the RPM window."""
+        the chain's highest prices), count the tokens in the TPM windows, then the RPM window."""
         principal, now = admission.principal, admission.admitted_at
+        per_choice = admission.max_tokens or self._default_reserve
+        tokens = admission_estimate(body_bytes) + admission.choices * per_choice
+        if principal.tpm_limit is not None or principal.key_tpm_limit is not None:
+            admission.tpm = await self._rates.count_tokens(principal, tokens)
         if principal.budgets:
-            per_choice = admission.max_tokens or self._default_reserve
-            tokens = admission_estimate(body_bytes) + admission.choices * per_choice
             images = requested_choices(body) if admission.operation is _IMAGES else 0
             want = worst_case(admission.chain, tokens, images, now)
             admission.holds = await self._budgets.hold(principal, want, now)
@@ -187,18 +190,8 @@ class Dispatcher:
         return chain
 
     async def count_request(self, principal: Principal) -> RpmDecision | None:
-        """Count one request against the caller's RPM window; raise when it is full."""
-        if principal.rpm_limit is None:
-            return None
-        rpm = await self._rpm.admit(principal.user_id, principal.rpm_limit)
-        if not rpm.allowed:
-            self._metrics.rate_limited.labels(reason="rpm").inc()
-            raise RateLimited(
-                f"Rate limit reached: {rpm.limit} requests per minute.",
-                retry_after=rpm.reset_s,
-                extra_headers=rpm.headers(),
-            )
-        return rpm
+        """Count one request against the caller's RPM windows; raise when one is full."""
+        return await self._rates.count_request(principal)
 
     async def _reserve(
         self, principal: Principal, body_bytes: int, max_tokens: int | None, choices: int

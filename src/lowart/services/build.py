@@ -19,6 +19,7 @@ from lowart.catalog.invalidations import InvalidationListener
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.budgets import BudgetGate
 from lowart.dispatch.flow import Dispatcher
+from lowart.dispatch.rates import Rates
 from lowart.dispatch.retry import RetryConfig, RetryPolicy
 from lowart.jobs.runner import JobConfig, JobRunner
 from lowart.jobs.service import CHAT, IMAGES, JobService
@@ -186,9 +187,10 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
     max_body = settings.upstream.max_body_bytes
     tokenizer = Tokenizer()
     quota = core.limits.quota
+    rates = Rates(core.limits.rate_limiter, core.limits.tokens, core.metrics)
     dispatcher = Dispatcher(
         directory=core.directory,
-        rate_limiter=core.limits.rate_limiter,
+        rates=rates,
         quota=quota,
         providers=vendors.providers(
             ProviderParts(
@@ -201,7 +203,11 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
         ),
         recorder=core.recorder,
         billing=Billing(
-            quota=quota, budgets=core.budgets, recorder=core.recorder, tokenizer=tokenizer
+            quota=quota,
+            budgets=core.budgets,
+            rates=rates,
+            recorder=core.recorder,
+            tokenizer=tokenizer,
         ),
         metrics=core.metrics,
         circuits=Circuits(circuit_config(settings)),

@@ -16,6 +16,9 @@ class LimitSettings:
     rpm_window_s: float = setting(
         "RPM_WINDOW_S", 60.0, number, "the sliding window of the RPM limit"
     )
+    tpm_window_s: float = setting(
+        "TPM_WINDOW_S", 60.0, number, "the sliding window of the TPM (tokens per minute) limits"
+    )
     quota_default_reserve: int = setting(
         "QUOTA_DEFAULT_RESERVE",
         1000,

@@ -41,6 +41,7 @@ class UserRow:
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     budget: Budget | None = None
+    tpm_limit: int | None = None
 
     @property
     def active(self) -> bool:
@@ -58,6 +59,10 @@ class KeyRow:
     last_used_at: dt.datetime | None
     revoked_at: dt.datetime | None
     budget: Budget | None = None
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    models: tuple[str, ...] | None = None  # None: the user's
+    expires_at: float | None = None  # Unix seconds
 
 
 @dataclass(frozen=True, slots=True)

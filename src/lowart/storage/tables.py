@@ -23,6 +23,7 @@ users = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
     sa.Column("budget", sa.BigInteger, nullable=True),  # micro-units of CURRENCY; NULL: none
     sa.Column("budget_period", sa.Text, nullable=False, server_default=sa.text("'month'")),
+    sa.Column("tpm_limit", sa.Integer, nullable=True),
 )
 
 api_keys = sa.Table(
@@ -38,6 +39,11 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("budget", sa.BigInteger, nullable=True),  # micro-units of CURRENCY; NULL: none
     sa.Column("budget_period", sa.Text, nullable=False, server_default=sa.text("'month'")),
+    # the key's own limits, within its user's (docs/api.md, "Keys and their limits")
+    sa.Column("rpm_limit", sa.Integer, nullable=True),
+    sa.Column("tpm_limit", sa.Integer, nullable=True),
+    sa.Column("models", sa.Text, nullable=True),  # JSON list; NULL: the user's
+    sa.Column("expires_at", sa.Float, nullable=True),  # Unix seconds; NULL: never
 )
 
 models = sa.Table(

@@ -25,9 +25,10 @@ USER_FIELDS = (
     "is_admin",
     "budget",
     "budget_period",
+    "tpm_limit",
 )
 
-KEY_LIMITS = ("budget", "budget_period")
+KEY_LIMITS = ("budget", "budget_period", "rpm_limit", "tpm_limit", "models", "expires_at")
 
 
 def budget_of(row: RowMapping) -> Budget | None:
@@ -52,6 +53,7 @@ def user_row(row: RowMapping) -> UserRow:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         budget=budget_of(row),
+        tpm_limit=row["tpm_limit"],
     )
 
 
@@ -66,6 +68,10 @@ def key_row(row: RowMapping) -> KeyRow:
         last_used_at=row["last_used_at"],
         revoked_at=row["revoked_at"],
         budget=budget_of(row),
+        rpm_limit=row["rpm_limit"],
+        tpm_limit=row["tpm_limit"],
+        models=models_of(row["models"], row["id"]),
+        expires_at=row["expires_at"],
     )
 
 
@@ -174,6 +180,8 @@ class UserRepository:
     ) -> KeyRow:
         """A new key; ``limits``: its own (``KEY_LIMITS`` columns)."""
         values = {k: v for k, v in (limits or {}).items() if k in KEY_LIMITS}
+        if values.get("models") is not None:
+            values["models"] = dumps(list(values["models"]))
         async with self._engine.begin() as conn:
             await conn.execute(
                 api_keys.insert().values(

@@ -42,7 +42,7 @@ _LATENCY_BUCKETS = (
     300,
     600,
 )
-RATE_LIMIT_REASONS = ("rpm", "quota", "budget", "upstream", "overload")
+RATE_LIMIT_REASONS = ("rpm", "tpm", "quota", "budget", "upstream", "overload")
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # prometheus_client's multiprocess helpers are untyped: their signatures, stated once.
 _merge_files: Callable[[CollectorRegistry, str], object] = MultiProcessCollector

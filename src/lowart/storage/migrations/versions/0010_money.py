@@ -1,5 +1,5 @@
 """Money: prices per model from a time on, each usage row's cache tokens and cost, budgets on
-users and keys, and what each budget spent per period.
+users and keys, what each budget spent per period, TPM limits, and keys' own limits.
 
 Revision ID: 0010
 Revises: 0005
@@ -41,6 +41,13 @@ def upgrade() -> None:
             batch.add_column(
                 sa.Column("budget_period", sa.Text, nullable=False, server_default=_MONTH)
             )
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("tpm_limit", sa.Integer, nullable=True))
+    with op.batch_alter_table("api_keys") as batch:
+        batch.add_column(sa.Column("rpm_limit", sa.Integer, nullable=True))
+        batch.add_column(sa.Column("tpm_limit", sa.Integer, nullable=True))
+        batch.add_column(sa.Column("models", sa.Text, nullable=True))
+        batch.add_column(sa.Column("expires_at", sa.Float, nullable=True))
     op.create_table(
         "budget_spend",
         sa.Column("scope", sa.Text, primary_key=True),
@@ -52,6 +59,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("budget_spend")
+    with op.batch_alter_table("api_keys") as batch:
+        for name in ("expires_at", "models", "tpm_limit", "rpm_limit"):
+            batch.drop_column(name)
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("tpm_limit")
     for table in ("api_keys", "users"):
         with op.batch_alter_table(table) as batch:
             batch.drop_column("budget_period")
