@@ -21,6 +21,7 @@ from lowart.api.console import Console
 from lowart.api.files import FileRoutes
 from lowart.api.idempotency import IdempotencyKeys
 from lowart.api.jobs import JobRoutes
+from lowart.api.keys import KeyRoutes
 from lowart.api.middleware import ROUTE_KEY, AuthMiddleware, EdgeMiddleware
 from lowart.api.models import Models
 from lowart.api.openapi import openapi_document
@@ -151,6 +152,7 @@ def build_stack(services: Services) -> ASGIApp:
     destinations = DestinationPolicy(services.settings.upstream.allow_private)
     routes: list[Route] = [
         *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
+        *KeyRoutes(services.users, refresh, services.jobs.key_revoked).routes(),
         *ModelAdmin(
             services.models,
             services.box,

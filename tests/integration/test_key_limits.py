@@ -167,3 +167,37 @@ async def test_concurrent_tpm_admissions_never_exceed_the_limit(shared: bool) ->
         assert not (await limiters[-1].admit("u", TPM, 41)).allowed
         later = await limiters[-1].admit("u", TPM, 40)
         assert later.allowed and later.remaining == 0
+
+
+def test_a_user_mints_lists_and_revokes_keys_within_their_rights(
+    make_gateway: Callable[..., Gateway], fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    gw = make_gateway()
+    for model in ("one", "two"):
+        gw.add_model(model, base_url=fake_openai[1], upstream_model="ok")
+    key = gw.create_user("minter", models=["one", "two"], rpm_limit=5)
+    other = gw.create_user("bystander")
+    with gw.client(key) as client:
+        beyond = client.post("/v1/keys", json={"rpm_limit": 6})
+        minted = client.post("/v1/keys", json={"name": "ci", "models": ["two"], "budget": "1"})
+        listed = client.get("/v1/keys").json()["data"]
+    assert beyond.status_code == 400 and beyond.json()["error"]["param"] == "rpm_limit"
+    assert minted.status_code == 201, minted.text
+    body = minted.json()
+    assert (body["models"], body["rpm_limit"], body["budget"]) == (["two"], 5, "1.000000")
+    assert {k["id"] for k in listed} >= {body["id"]} and "key" not in listed[0]
+    message = [{"role": "user", "content": "hi"}]
+    with gw.client(body["key"]) as client:
+        codes = [
+            client.post("/v1/chat/completions", json={"model": m, "messages": message}).status_code
+            for m in ("two", "one")
+        ]
+        wider = client.post("/v1/keys", json={"models": ["one"]})
+    assert codes == [200, 404]
+    assert wider.status_code == 400 and wider.json()["error"]["param"] == "models"
+    with gw.client(other) as client:
+        assert client.delete(f"/v1/keys/{body['id']}").status_code == 404  # not theirs
+    with gw.client(key) as client:
+        assert client.delete(f"/v1/keys/{body['id']}").status_code == 200
+    with gw.client(body["key"]) as client:
+        assert client.get("/v1/models").status_code == 401

@@ -96,7 +96,20 @@ def _user_paths() -> dict[str, Any]:
         },
         "/v1/models": {"get": _op("Models the caller may use")},
         "/v1/models/{model_id}": {"parameters": _path_param("model_id"), "get": _op("One model")},
-        "/v1/usage": {"get": _op("The caller's quota and usage")},
+        "/v1/usage": {"get": _op("The caller's quota, usage, cost and budgets")},
+        "/v1/keys": {
+            "post": _op(
+                "Mint a key within the calling key's rights (shown once)",
+                body="KeyCreate",
+                body_required=False,
+                ok={201: "KeyCreated"},
+            ),
+            "get": _op("The caller's keys"),
+        },
+        "/v1/keys/{key_id}": {
+            "parameters": _path_param("key_id"),
+            "delete": _op("Revoke one of the caller's keys"),
+        },
         "/v1/messages": {
             "post": _op(
                 "Anthropic Messages, any vendor; 202 with async",
