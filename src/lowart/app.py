@@ -14,6 +14,7 @@ from starlette.routing import Route, Router
 
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_prices import PriceAdmin
+from lowart.api.admin_teams import TeamAdmin
 from lowart.api.admin_users import UserAdmin
 from lowart.api.anthropic import TokenCounter
 from lowart.api.asgi import ASGIApp, Receive, Scope, Send
@@ -41,6 +42,7 @@ from lowart.settings import Settings
 from lowart.storage.budgets import BudgetSpend
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
+from lowart.storage.teams import TeamRepository
 
 log = structlog.get_logger()
 
@@ -153,6 +155,7 @@ def build_stack(services: Services) -> ASGIApp:
     routes: list[Route] = [
         *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
         *KeyRoutes(services.users, refresh, services.jobs.key_revoked).routes(),
+        *TeamAdmin(TeamRepository(services.engine), refresh).routes(),
         *ModelAdmin(
             services.models,
             services.box,

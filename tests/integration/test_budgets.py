@@ -82,7 +82,7 @@ def test_a_spent_budget_is_refused_until_its_period_ends(
     assert _spent(gw, "daily") == 3 * COST
 
 
-SCOPES = ("user", "key")
+SCOPES = ("user", "key", "team")
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(len(SCOPES)))))
@@ -98,6 +98,10 @@ def test_the_most_restrictive_budget_decides(
     amounts = {scope: str(COST * (rank + 1)) for scope, rank in zip(SCOPES, order, strict=True)}
     user_id = "mr-" + secrets.token_hex(3)
     gw.create_user(user_id, budget=amounts["user"])
+    team = {"team_id": "t-" + user_id, "budget": amounts["team"]}
+    assert gw.admin("POST", "/admin/teams", json=team).status_code == 201
+    member = gw.admin("PUT", f"/admin/teams/t-{user_id}/members/{user_id}")
+    assert member.json()["members"] == [user_id]
     minted = gw.admin("POST", f"/admin/users/{user_id}/keys", json={"budget": amounts["key"]})
     key = minted.json()["key"]
     tightest = min(SCOPES, key=lambda scope: Decimal(amounts[scope]))

@@ -34,7 +34,7 @@ class _SlowLedger:
 class _NoBudgets:
     """The budget gate of a caller without budgets: nothing held, nothing to settle."""
 
-    async def settle(self, holds: list[object], cost: int) -> None:
+    async def settle(self, holds: list[object], cost: int, tokens: int) -> None:
         assert not holds
 
     async def correct(self, decisions: list[object], actual: int) -> None:

@@ -31,6 +31,8 @@ def user_json(row: UserRow) -> dict[str, Any]:
         "token_quota": row.token_quota,
         "token_used": row.token_used,
         "tpm_limit": row.tpm_limit,
+        "token_quota_period": row.token_quota_period,
+        "team_id": row.team_id,
         "models": list(row.models) if row.models is not None else None,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),

@@ -33,6 +33,7 @@ class UserQuota(Struct, forbid_unknown_fields=True):
     budget: Amount | UnsetType | None = UNSET
     budget_period: Period | UnsetType = UNSET
     tpm_limit: Count | UnsetType | None = UNSET
+    token_quota_period: Period | UnsetType = UNSET
 
 
 class UserPatch(Struct, forbid_unknown_fields=True):
@@ -45,6 +46,21 @@ class UserPatch(Struct, forbid_unknown_fields=True):
     budget: Amount | UnsetType | None = UNSET
     budget_period: Period | UnsetType = UNSET
     tpm_limit: Count | UnsetType | None = UNSET
+    token_quota_period: Period | UnsetType = UNSET
+
+
+class TeamPatch(Struct, forbid_unknown_fields=True):
+    name: Name | UnsetType | None = UNSET
+    models: ModelList | UnsetType | None = UNSET
+    rpm_limit: Count | UnsetType | None = UNSET
+    tpm_limit: Count | UnsetType | None = UNSET
+    token_quota: Count | UnsetType | None = UNSET
+    budget: Amount | UnsetType | None = UNSET
+    budget_period: Period | UnsetType = UNSET
+
+
+class TeamCreate(TeamPatch, forbid_unknown_fields=True, kw_only=True):
+    team_id: Id
 
 
 class KeyCreate(Struct, forbid_unknown_fields=True):

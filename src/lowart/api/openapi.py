@@ -8,7 +8,16 @@ from typing import Any
 import msgspec
 
 from lowart import __version__
-from lowart.api.bodies import Fallbacks, KeyCreate, ModelCreate, ModelUpdate, UserPatch, UserQuota
+from lowart.api.bodies import (
+    Fallbacks,
+    KeyCreate,
+    ModelCreate,
+    ModelUpdate,
+    TeamCreate,
+    TeamPatch,
+    UserPatch,
+    UserQuota,
+)
 from lowart.api.openapi_schemas import ANY_OBJECT, COMPONENTS, QUERY_SCHEMAS, admin_overrides
 from lowart.api.openapi_vendors import BASE_URL_PATTERN, params_rules, vendor_type
 from lowart.api.tools import ConfirmBody, PolicyBody, ServerBody
@@ -256,6 +265,23 @@ def _admin_paths() -> dict[str, Any]:
             "get": _op("A model's prices: in effect now, and the history", ok={200: "Prices"}),
             "put": _op("Set a model's prices from a time on", body="PriceSet", ok={200: "Prices"}),
         },
+        "/admin/teams": {
+            "post": _op(
+                "Create a team", body="TeamCreate", ok={201: None}, errors=(400, 401, 403, 409)
+            ),
+            "get": _op("List teams with their members"),
+        },
+        "/admin/teams/{team_id}": {
+            "parameters": _path_param("team_id"),
+            "get": _op("One team"),
+            "patch": _op("Update a team", body="TeamPatch"),
+            "delete": _op("Delete a team (its members belong to none)"),
+        },
+        "/admin/teams/{team_id}/members/{user_id}": {
+            "parameters": _path_param("team_id") + _path_param("user_id"),
+            "put": _op("Add a user to the team", errors=(401, 403, 404, 409)),
+            "delete": _op("Remove a user from the team"),
+        },
         "/admin/usage": {
             "get": _op("Usage across users"),
             "parameters": _query("user_id", "model", "served_model", "since", "until", "group_by"),
@@ -314,6 +340,8 @@ def _admin_schemas(vendors: VendorTable) -> dict[str, Any]:
             ModelCreate,
             ModelUpdate,
             Fallbacks,
+            TeamCreate,
+            TeamPatch,
             ServerBody,
             PolicyBody,
             ConfirmBody,

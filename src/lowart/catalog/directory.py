@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from lowart.catalog.principals import principal_of
 from lowart.errors import InvalidRequest
 from lowart.model_entry import ModelEntry, OperationKind, access_of, timeouts_of
 from lowart.money import Price
 from lowart.principal import Principal
 from lowart.security.keys import digests_match, hash_key
 from lowart.security.secretbox import SecretDecryptError
-from lowart.storage.rows import KeyRow, ModelRow, Snapshot, UserRow
+from lowart.storage.rows import KeyRow, ModelRow, Snapshot, TeamRow, UserRow
 from lowart.storage.sealed import vendor_key_context
 
 log = structlog.get_logger()
@@ -35,6 +36,7 @@ class _Index:
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     live_keys: dict[str, KeyRow] = field(default_factory=dict)  # keys not revoked, by id
     spent: dict[str, int] = field(default_factory=dict)  # budget ledger key → spent (snapshot)
+    teams: dict[str, TeamRow] = field(default_factory=dict)
 
 
 def _entry(
@@ -83,35 +85,6 @@ def _chains(snapshot: Snapshot, models: dict[str, ModelEntry]) -> dict[str, tupl
     return {primary: tuple(chain) for primary, chain in chains.items()}
 
 
-def _principal(user: UserRow, key_id: str, key: KeyRow | None) -> Principal:
-    budgets = []
-    if user.budget is not None:
-        budgets.append(("user", user.user_id, user.budget))
-    if key is not None and key.budget is not None:
-        budgets.append(("key", key.id, key.budget))
-    return Principal(
-        user_id=user.user_id,
-        key_id=key_id,
-        is_admin=user.is_admin,
-        active=user.active,
-        rpm_limit=user.rpm_limit,
-        token_quota=user.token_quota,
-        models=_models(user.models, key.models if key is not None else None),
-        budgets=tuple(budgets),
-        tpm_limit=user.tpm_limit,
-        key_rpm_limit=key.rpm_limit if key is not None else None,
-        key_tpm_limit=key.tpm_limit if key is not None else None,
-        expires_at=key.expires_at if key is not None else None,
-    )
-
-
-def _models(user: tuple[str, ...] | None, key: tuple[str, ...] | None) -> frozenset[str] | None:
-    """The models a key may use: its own list within its user's (None: every model)."""
-    if key is None:
-        return None if user is None else frozenset(user)
-    return frozenset(key) if user is None else frozenset(user) & frozenset(key)
-
-
 def build_index(snapshot: Snapshot, decrypt: Decrypt, vendors: Vendors) -> _Index:
     """Pure: the lookup tables for one snapshot (models of unknown vendors are left out)."""
     models = {}
@@ -120,9 +93,10 @@ def build_index(snapshot: Snapshot, decrypt: Decrypt, vendors: Vendors) -> _Inde
         if entry is not None:
             models[row.model_id] = entry
     users = {u.user_id: u for u in snapshot.users}
+    teams = {t.team_id: t for t in snapshot.teams}
     return _Index(
         keys={
-            k.key_hash: (k.key_hash, _principal(users[k.user_id], k.id, k))
+            k.key_hash: (k.key_hash, principal_of(users[k.user_id], k.id, k, teams))
             for k in snapshot.keys
             if k.revoked_at is None and k.user_id in users
         },
@@ -131,6 +105,7 @@ def build_index(snapshot: Snapshot, decrypt: Decrypt, vendors: Vendors) -> _Inde
         chains=_chains(snapshot, models),
         live_keys={k.id: k for k in snapshot.keys if k.revoked_at is None},
         spent=snapshot.spent,
+        teams=teams,
     )
 
 
@@ -158,7 +133,8 @@ class Directory:
         user = self._index.users.get(user_id)
         if user is None:
             return None
-        return _principal(user, key_id or "", self._index.live_keys.get(key_id or ""))
+        key = self._index.live_keys.get(key_id or "")
+        return principal_of(user, key_id or "", key, self._index.teams)
 
     def key_revoked(self, key_id: str | None) -> bool:
         """True for a key that was revoked (or deleted); a job without a key has none to lose."""
@@ -167,6 +143,9 @@ class Directory:
     def spent(self, ledger_key: str) -> int:
         """A budget's spend in a period as of the last snapshot (0 for a period it missed)."""
         return self._index.spent.get(ledger_key, 0)
+
+    def team(self, team_id: str | None) -> TeamRow | None:
+        return self._index.teams.get(team_id or "")
 
     def user(self, user_id: str) -> UserRow | None:
         return self._index.users.get(user_id)

@@ -79,7 +79,7 @@ class Billing:
         """Return the request's token reservation and budget holds whole (nothing served)."""
         if admission.reservation is not None:
             await self._quota.settle(admission.reservation, 0)
-        await self._budgets.settle(admission.holds, 0)
+        await self._budgets.settle(admission.holds, 0, 0)
         await self._rates.correct(admission.tpm, 0)
 
     async def bill(
@@ -97,12 +97,12 @@ class Billing:
         # gone just as its stream ended, or a shutdown) must not lose it. An unsettled
         # reservation is returned by its lease, as when Redis fails.
         spent = cost(attempt, usage)
-        self._record(attempt, usage, estimated=estimated, status=status, spent=spent)
+        self._record(attempt, usage, estimated=estimated, status=status, spent=spent, billed=True)
         if admission.reservation is not None:
             await self._quota.settle(admission.reservation, usage.total_tokens)
         else:
             self._quota.charge(admission.principal.user_id, usage.total_tokens)
-        await self._budgets.settle(admission.holds, spent)
+        await self._budgets.settle(admission.holds, spent, usage.total_tokens)
         await self._rates.correct(admission.tpm, usage.total_tokens)
 
     def bill_later(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -135,9 +135,17 @@ class Billing:
             )
 
     def _record(
-        self, attempt: Attempt, usage: Usage, *, estimated: bool, status: str, spent: int = 0
+        self,
+        attempt: Attempt,
+        usage: Usage,
+        *,
+        estimated: bool,
+        status: str,
+        spent: int = 0,
+        billed: bool = False,
     ) -> None:
-        """A row; ``spent`` (its cost) only for the attempt that served, counted by budgets."""
+        """A row; ``billed`` for the attempt that served, whose cost (``spent``) and tokens
+        count against the budgets."""
         admission = attempt.admission
         principal = admission.principal
         reservation = admission.reservation
@@ -159,9 +167,9 @@ class Billing:
                 cache_read_tokens=usage.cached_tokens,
                 cache_write_tokens=usage.cache_write_tokens,
                 cost=spent,
-                budget_keys=tuple(hold.key for hold in admission.holds) if spent else (),
+                budget_keys=tuple(hold.key for hold in admission.holds) if billed else (),
                 budget_holds=tuple(hold.reservation.id for hold in admission.holds)
-                if spent
+                if billed
                 else (),
             )
         )

@@ -23,6 +23,8 @@ from lowart.principal import Principal
 from lowart.storage.budgets import ledger_key
 from lowart.telemetry.metrics import Metrics
 
+TOKENS = "tokens-"  # the scopes of budgets counted in tokens: token quotas with a period
+
 
 @dataclass(slots=True)
 class Hold:
@@ -30,6 +32,7 @@ class Hold:
 
     key: str
     reservation: Reservation
+    in_tokens: bool = False  # a token quota's: counted in tokens, not money
 
 
 def worst_case(chain: Sequence[ModelEntry], tokens: int, images: int, when: float) -> int:
@@ -44,10 +47,15 @@ def worst_case(chain: Sequence[ModelEntry], tokens: int, images: int, when: floa
 
 
 def _refusal(scope: str, owner: str, budget: Budget, ends_at: float | None, currency: str) -> str:
-    amount = f"{decimal_string(budget.amount)} {currency}"
-    what = f"The {scope} budget of '{owner}' ({amount} per {budget.period})"
+    if scope.startswith(TOKENS):
+        amount = f"{budget.amount} tokens"
+        what = f"The {scope.removeprefix(TOKENS)} token quota of '{owner}' ({amount} "
+    else:
+        amount = f"{decimal_string(budget.amount)} {currency}"
+        what = f"The {scope} budget of '{owner}' ({amount} "
+    what += f"per {budget.period})" if budget.period != "total" else "in total)"
     if ends_at is None:
-        return f"{what} is spent; it is a total budget and does not reset."
+        return f"{what} is spent; it does not reset."
     resets = dt.datetime.fromtimestamp(ends_at, dt.UTC).isoformat().replace("+00:00", "Z")
     return f"{what} is spent; it resets at {resets}."
 
@@ -72,23 +80,26 @@ class BudgetGate:
         self._currency = currency
         self.clock = clock
 
-    async def hold(self, principal: Principal, want: int, now: float) -> list[Hold]:
-        """Hold ``want`` micro-units on every budget of the caller; all must have room, so the
-        most restrictive decides. A refusal returns what was held and raises 429."""
+    async def hold(self, principal: Principal, want: int, tokens: int, now: float) -> list[Hold]:
+        """Hold ``want`` micro-units (``tokens`` on a token quota) on every budget of the
+        caller; all must have room, so the most restrictive decides. A refusal returns what was
+        held and raises 429."""
         holds: list[Hold] = []
         for scope, owner, budget in principal.budgets:
             period = period_of(budget.period, now, self.tz)
             key = ledger_key(scope, owner, period.label)
             spent = self._directory.spent(key)
-            reservation = await self._ledger.reserve(key, budget.amount, spent, want)
+            in_tokens = scope.startswith(TOKENS)
+            amount = tokens if in_tokens else want
+            reservation = await self._ledger.reserve(key, budget.amount, spent, amount)
             if reservation is None:
-                await self.settle(holds, 0)
+                await self.settle(holds, 0, 0)
                 self._metrics.rate_limited.labels(reason="budget").inc()
                 raise QuotaExceeded(_refusal(scope, owner, budget, period.ends_at, self._currency))
-            holds.append(Hold(key, reservation))
+            holds.append(Hold(key, reservation, in_tokens))
         return holds
 
-    async def settle(self, holds: Sequence[Hold], cost: int) -> None:
-        """Replace each hold with the real cost (0: the request served nothing)."""
+    async def settle(self, holds: Sequence[Hold], cost: int, tokens: int) -> None:
+        """Replace each hold with the real cost, or tokens (0: the request served nothing)."""
         for hold in holds:
-            await self._ledger.settle(hold.reservation, cost)
+            await self._ledger.settle(hold.reservation, tokens if hold.in_tokens else cost)

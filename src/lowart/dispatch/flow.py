@@ -149,12 +149,12 @@ class Dispatcher:
         principal, now = admission.principal, admission.admitted_at
         per_choice = admission.max_tokens or self._default_reserve
         tokens = admission_estimate(body_bytes) + admission.choices * per_choice
-        if principal.tpm_limit is not None or principal.key_tpm_limit is not None:
+        if principal.counts_tokens:
             admission.tpm = await self._rates.count_tokens(principal, tokens)
         if principal.budgets:
             images = requested_choices(body) if admission.operation is _IMAGES else 0
             want = worst_case(admission.chain, tokens, images, now)
-            admission.holds = await self._budgets.hold(principal, want, now)
+            admission.holds = await self._budgets.hold(principal, want, tokens, now)
         if count_rpm:
             admission.rpm = await self.count_request(principal)
 

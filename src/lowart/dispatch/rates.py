@@ -33,6 +33,7 @@ class Rates:
         for window, limit in (
             ("key:" + principal.key_id, principal.key_rpm_limit),
             (principal.user_id, principal.rpm_limit),
+            ("team:" + (principal.team_id or ""), principal.team_rpm_limit),
         ):
             if limit is None:
                 continue
@@ -53,6 +54,7 @@ class Rates:
         windows = (
             ("user:" + principal.user_id, principal.tpm_limit),
             ("key:" + principal.key_id, principal.key_tpm_limit),
+            ("team:" + (principal.team_id or ""), principal.team_tpm_limit),
         )
         for key, limit in windows:
             if limit is None:

@@ -42,10 +42,26 @@ class UserRow:
     updated_at: dt.datetime | None = None
     budget: Budget | None = None
     tpm_limit: int | None = None
+    team_id: str | None = None
+    token_quota_period: str = "total"  # the period token_used counts (total: ever)
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRow:
+    """A team: its limits apply to every member, beside the member's own."""
+
+    team_id: str
+    name: str | None
+    models: tuple[str, ...] | None
+    rpm_limit: int | None
+    tpm_limit: int | None
+    token_quota: int | None
+    budget: Budget | None
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +113,4 @@ class Snapshot:
     fallbacks: tuple[FallbackRow, ...]
     prices: dict[str, tuple[Price, ...]] = field(default_factory=dict)  # model id → oldest first
     spent: dict[str, int] = field(default_factory=dict)  # budget ledger key → spent this period
+    teams: tuple[TeamRow, ...] = ()

@@ -13,6 +13,7 @@ from lowart.storage.models import fallback_row, model_row
 from lowart.storage.prices import read_prices
 from lowart.storage.rows import Snapshot
 from lowart.storage.tables import api_keys, model_fallbacks, models, users
+from lowart.storage.teams import read_teams
 from lowart.storage.users import key_row, user_row
 
 
@@ -37,4 +38,5 @@ async def load_snapshot(engine: AsyncEngine, periods: Collection[str] = ()) -> S
             fallbacks=tuple(fallback_row(r._mapping) for r in fb_rows),
             prices=await read_prices(conn),
             spent=await read_spent(conn, periods),
+            teams=await read_teams(conn),
         )

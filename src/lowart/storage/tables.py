@@ -24,6 +24,23 @@ users = sa.Table(
     sa.Column("budget", sa.BigInteger, nullable=True),  # micro-units of CURRENCY; NULL: none
     sa.Column("budget_period", sa.Text, nullable=False, server_default=sa.text("'month'")),
     sa.Column("tpm_limit", sa.Integer, nullable=True),
+    sa.Column("team_id", sa.Text, nullable=True, index=True),  # at most one team
+    sa.Column("token_quota_period", sa.Text, nullable=False, server_default=sa.text("'total'")),
+)
+
+# A team of users with limits of its own (docs/api.md, "Teams").
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("team_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("models", sa.Text, nullable=True),  # JSON list; NULL: every model
+    sa.Column("rpm_limit", sa.Integer, nullable=True),
+    sa.Column("tpm_limit", sa.Integer, nullable=True),
+    sa.Column("token_quota", sa.BigInteger, nullable=True),  # tokens in total
+    sa.Column("budget", sa.BigInteger, nullable=True),  # micro-units of CURRENCY
+    sa.Column("budget_period", sa.Text, nullable=False, server_default=sa.text("'month'")),
+    sa.Column("created_at", sa.Float, nullable=False),
 )
 
 api_keys = sa.Table(

@@ -26,6 +26,8 @@ USER_FIELDS = (
     "budget",
     "budget_period",
     "tpm_limit",
+    "team_id",
+    "token_quota_period",
 )
 
 KEY_LIMITS = ("budget", "budget_period", "rpm_limit", "tpm_limit", "models", "expires_at")
@@ -54,6 +56,10 @@ def user_row(row: RowMapping) -> UserRow:
         updated_at=row["updated_at"],
         budget=budget_of(row),
         tpm_limit=row["tpm_limit"],
+        team_id=row["team_id"],
+        token_quota_period=row["token_quota_period"]
+        if row["token_quota_period"] in PERIODS
+        else "total",
     )
 
 

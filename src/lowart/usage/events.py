@@ -73,18 +73,24 @@ def billed_tokens(status: str, prompt_tokens: int, completion_tokens: int) -> in
     return 0 if status == "error" else prompt_tokens + completion_tokens
 
 
+TOKENS = "tokens-"  # budget scopes counted in tokens (dispatch/budgets.py)
+
+
 def spend_of(
     rows: Iterable[Mapping[str, Any]],
 ) -> tuple[dict[str, int], dict[str, list[str]]]:
-    """What rows add to each budget (by ledger key), and the settlements that complete them."""
+    """What rows add to each budget (by ledger key: money, or tokens for a token quota), and the
+    settlements that complete them."""
     spent: defaultdict[str, int] = defaultdict(int)
     holds: defaultdict[str, list[str]] = defaultdict(list)
     for row in rows:
         cost = row.get("cost", 0)
+        tokens = billed_tokens(row["status"], row["prompt_tokens"], row["completion_tokens"])
         for key, hold in zip_longest(row.get("budget_keys", ()), row.get("budget_holds", ())):
             if key is None:
                 continue
-            spent[key] += cost
-            if hold:
+            amount = tokens if key.startswith(TOKENS) else cost
+            spent[key] += amount
+            if hold and amount:
                 holds[key].append(hold)
     return dict(spent), dict(holds)

@@ -1,5 +1,5 @@
 """Money: prices per model from a time on, each usage row's cache tokens and cost, budgets on
-users and keys, what each budget spent per period, TPM limits, and keys' own limits.
+users and keys, what each budget spent per period, TPM limits, keys' own limits, and teams.
 
 Revision ID: 0010
 Revises: 0005
@@ -43,6 +43,25 @@ def upgrade() -> None:
             )
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("tpm_limit", sa.Integer, nullable=True))
+        batch.add_column(sa.Column("team_id", sa.Text, nullable=True))
+        batch.add_column(
+            sa.Column(
+                "token_quota_period", sa.Text, nullable=False, server_default=sa.text("'total'")
+            )
+        )
+    op.create_index("ix_users_team_id", "users", ["team_id"])
+    op.create_table(
+        "teams",
+        sa.Column("team_id", sa.Text, primary_key=True),
+        sa.Column("name", sa.Text, nullable=True),
+        sa.Column("models", sa.Text, nullable=True),
+        sa.Column("rpm_limit", sa.Integer, nullable=True),
+        sa.Column("tpm_limit", sa.Integer, nullable=True),
+        sa.Column("token_quota", sa.BigInteger, nullable=True),
+        sa.Column("budget", sa.BigInteger, nullable=True),
+        sa.Column("budget_period", sa.Text, nullable=False, server_default=_MONTH),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
     with op.batch_alter_table("api_keys") as batch:
         batch.add_column(sa.Column("rpm_limit", sa.Integer, nullable=True))
         batch.add_column(sa.Column("tpm_limit", sa.Integer, nullable=True))
@@ -62,7 +81,11 @@ def downgrade() -> None:
     with op.batch_alter_table("api_keys") as batch:
         for name in ("expires_at", "models", "tpm_limit", "rpm_limit"):
             batch.drop_column(name)
+    op.drop_table("teams")
+    op.drop_index("ix_users_team_id", "users")
     with op.batch_alter_table("users") as batch:
+        batch.drop_column("token_quota_period")
+        batch.drop_column("team_id")
         batch.drop_column("tpm_limit")
     for table in ("api_keys", "users"):
         with op.batch_alter_table(table) as batch:
