@@ -148,6 +148,9 @@ def test_workers_with_redis() -> None:
         ({"CURRENCY": "€"}, "CURRENCY"),
         ({"BUDGET_TZ": "Mars/Olympus"}, "BUDGET_TZ"),
         ({"BUDGET_TZ": "../etc/passwd"}, "BUDGET_TZ"),
+        ({"BUDGET_WEBHOOK_URL": "https://hooks.example/b"}, "BUDGET_WEBHOOK_SECRET"),
+        ({"BUDGET_WEBHOOK_URL": "ftp://hooks.example/b"}, "BUDGET_WEBHOOK_URL"),
+        ({"BUDGET_WEBHOOK_SECRET": "short"}, "BUDGET_WEBHOOK_SECRET"),
     ],
 )
 def test_invalid_settings_refuse_to_start(env: dict[str, str], variable: str) -> None:

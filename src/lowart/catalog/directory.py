@@ -15,10 +15,11 @@ import structlog
 from lowart.catalog.principals import principal_of
 from lowart.errors import InvalidRequest
 from lowart.model_entry import ModelEntry, OperationKind, access_of, timeouts_of
-from lowart.money import Price
+from lowart.money import Budget, Price
 from lowart.principal import Principal
 from lowart.security.keys import digests_match, hash_key
 from lowart.security.secretbox import SecretDecryptError
+from lowart.storage.budgets import split_key
 from lowart.storage.rows import KeyRow, ModelRow, Snapshot, TeamRow, UserRow
 from lowart.storage.sealed import vendor_key_context
 
@@ -109,6 +110,18 @@ def build_index(snapshot: Snapshot, decrypt: Decrypt, vendors: Vendors) -> _Inde
     )
 
 
+def budget_of_scope(index: _Index, scope: str, owner: str) -> Budget | None:
+    """The budget a ledger key's scope and owner name now (None: it is gone)."""
+    user, team = index.users.get(owner), index.teams.get(owner)
+    key = index.live_keys.get(owner)
+    if scope == "tokens-user" and user is not None and user.token_quota is not None:
+        return Budget(user.token_quota, user.token_quota_period)
+    if scope == "tokens-team" and team is not None and team.token_quota is not None:
+        return Budget(team.token_quota, "total")
+    row = {"user": user, "key": key, "team": team}.get(scope)
+    return row.budget if row is not None else None
+
+
 class Directory:
     """Lookups served from memory; ``apply`` swaps in a new snapshot atomically."""
 
@@ -143,6 +156,17 @@ class Directory:
     def spent(self, ledger_key: str) -> int:
         """A budget's spend in a period as of the last snapshot (0 for a period it missed)."""
         return self._index.spent.get(ledger_key, 0)
+
+    def standings(self) -> list[tuple[str, int, Budget]]:
+        """Each budget's spend in the periods of the last snapshot: (ledger key, spent, the
+        budget it counts against), for the budgets that still exist."""
+        found = []
+        for key, spent in self._index.spent.items():
+            scope, owner, _ = split_key(key)
+            budget = budget_of_scope(self._index, scope, owner)
+            if budget is not None:
+                found.append((key, spent, budget))
+        return found
 
     def team(self, team_id: str | None) -> TeamRow | None:
         return self._index.teams.get(team_id or "")

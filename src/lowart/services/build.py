@@ -35,9 +35,11 @@ from lowart.security.secretbox import SecretBox
 from lowart.security.signing import UrlSigner
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services.broadcast import Broadcast
+from lowart.services.budget_alerts import AlertConfig, BudgetAlerts
 from lowart.services.composition import Services
 from lowart.services.limits import Limits, build_limits
 from lowart.settings import Settings
+from lowart.storage.alerts import AlertRepository
 from lowart.storage.files import FileRepository
 from lowart.storage.filestore import FileStore
 from lowart.storage.idempotency import IdempotencyStore
@@ -319,7 +321,27 @@ def build_services(
         liveness=_liveness(core),
         idempotency=IdempotencyStore.from_settings(engine, settings),
         broadcast=Broadcast(core.limits.redis, InvalidationListener.for_settings(settings)),
+        alerts=_alerts(core, out.session, clock),
     )
+
+
+def _alerts(
+    core: _Core, session: aiohttp.ClientSession, clock: Callable[[], float]
+) -> BudgetAlerts | None:
+    """The budget alerts, with ``BUDGET_WEBHOOK_URL``: through the upstream session, whose
+    connections the SSRF policy checks."""
+    money = core.settings.money
+    if money.webhook_url is None or money.webhook_secret is None:
+        return None
+    config = AlertConfig(
+        url=money.webhook_url,
+        secret=money.webhook_secret,
+        retry_s=money.webhook_retry_s,
+        timeout_s=money.webhook_timeout_s,
+        currency=money.currency,
+        tz=core.budgets.tz,
+    )
+    return BudgetAlerts(AlertRepository(core.engine), core.directory, session, config, clock)
 
 
 def _liveness(core: _Core) -> Liveness:

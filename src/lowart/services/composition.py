@@ -24,6 +24,7 @@ from lowart.security.secretbox import SecretBox
 from lowart.security.signing import UrlSigner
 from lowart.services.background import Background, BackgroundTasks
 from lowart.services.broadcast import REFRESH, TOOLS_CHANGED, Broadcast
+from lowart.services.budget_alerts import BudgetAlerts
 from lowart.services.limits import Limits
 from lowart.services.tool_servers import ToolServers
 from lowart.settings import Settings
@@ -83,6 +84,7 @@ class Services:
     idempotency: IdempotencyStore
     broadcast: Broadcast
     vendors: VendorTable
+    alerts: BudgetAlerts | None = None  # with BUDGET_WEBHOOK_URL
     tool_servers: ToolServers = field(init=False)
     background: BackgroundTasks = field(init=False)
 
@@ -101,6 +103,8 @@ class Services:
             Background("liveness", self.liveness.run),
             Background("idempotency_sweeps", self.idempotency.run_sweeps),
         ]
+        if self.alerts is not None:
+            tasks.append(Background("budget_alerts", self.alerts.run))
         if self.broadcast.listener is not None:
             listen = functools.partial(self.broadcast.listen, self.refresh, self._tools_changed)
             tasks.append(Background("invalidations", listen))

@@ -129,6 +129,18 @@ class Settings:
         if self.log.format not in {"console", "json"}:
             raise StartupError("LOG_FORMAT must be console or json")
         self._validate_positive()
+        self._validate_money()
+
+    def _validate_money(self) -> None:
+        money = self.money
+        if money.webhook_url is None:
+            return
+        if not money.webhook_url.startswith(("http://", "https://")):
+            raise StartupError("BUDGET_WEBHOOK_URL must be an http:// or https:// URL")
+        if money.webhook_secret is None:
+            raise StartupError("BUDGET_WEBHOOK_URL needs BUDGET_WEBHOOK_SECRET to sign alerts")
+        if money.webhook_retry_s <= 0 or money.webhook_timeout_s <= 0:
+            raise StartupError("BUDGET_WEBHOOK_RETRY_S and BUDGET_WEBHOOK_TIMEOUT_S must be > 0")
 
     def _validate_positive(self) -> None:
         positive = {

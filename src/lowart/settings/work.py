@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lowart.settings.declare import boolean, currency, integer, number, setting, time_zone
+from lowart.settings.declare import (
+    boolean,
+    currency,
+    integer,
+    number,
+    secret,
+    setting,
+    text,
+    time_zone,
+)
 
 MIB = 1024 * 1024
 
@@ -57,6 +66,28 @@ class MoneySettings:
         time_zone,
         "the time zone of budget periods: where a `day`, a `week` (from Monday) and a `month` "
         "begin",
+    )
+    webhook_url: str | None = setting(
+        "BUDGET_WEBHOOK_URL",
+        None,
+        text,
+        "where budget alerts (80 % and 100 % of a budget in a period) are POSTed; none: no alerts",
+    )
+    webhook_secret: str | None = setting(
+        "BUDGET_WEBHOOK_SECRET",
+        None,
+        secret(16),
+        "the HMAC-SHA256 key of the alerts' `x-lowart-signature` header (needed with the URL)",
+    )
+    webhook_retry_s: float = setting(
+        "BUDGET_WEBHOOK_RETRY_S",
+        5.0,
+        number,
+        "how often crossings are looked for and alerts delivered; a failed delivery waits this, "
+        "doubled at each failure (at most 60 times this)",
+    )
+    webhook_timeout_s: float = setting(
+        "BUDGET_WEBHOOK_TIMEOUT_S", 10.0, number, "how long one alert delivery may take"
     )
 
 

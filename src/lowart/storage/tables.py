@@ -127,6 +127,19 @@ budget_spend = sa.Table(
     sa.Column("spent", sa.BigInteger, nullable=False, server_default=sa.text("0")),
 )
 
+# Budget alerts to deliver to BUDGET_WEBHOOK_URL, one per (budget, period, threshold).
+budget_alerts = sa.Table(
+    "budget_alerts",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # the idempotency id the receiver sees
+    sa.Column("payload", sa.Text, nullable=False),  # the JSON body, as signed
+    sa.Column("status", sa.Text, nullable=False),  # pending | delivered
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_at", sa.Float, nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float, nullable=True),
+)
+
 # A model's prices from a time on, in micro-units of CURRENCY (docs/api.md, "Prices and cost").
 model_prices = sa.Table(
     "model_prices",

@@ -68,6 +68,17 @@ def upgrade() -> None:
         batch.add_column(sa.Column("models", sa.Text, nullable=True))
         batch.add_column(sa.Column("expires_at", sa.Float, nullable=True))
     op.create_table(
+        "budget_alerts",
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default=_ZERO),
+        sa.Column("next_at", sa.Float, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("delivered_at", sa.Float, nullable=True),
+    )
+    op.create_index("ix_budget_alerts_next_at", "budget_alerts", ["next_at"])
+    op.create_table(
         "budget_spend",
         sa.Column("scope", sa.Text, primary_key=True),
         sa.Column("owner", sa.Text, primary_key=True),
@@ -78,6 +89,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("budget_spend")
+    op.drop_table("budget_alerts")
     with op.batch_alter_table("api_keys") as batch:
         for name in ("expires_at", "models", "tpm_limit", "rpm_limit"):
             batch.drop_column(name)
