@@ -6,8 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+import pytest
+
 from lowart.testing.openai_fake import FakeOpenAI
 from tests.conftest import Gateway
+from tests.integration.chat_setup import metric
 from tests.integration.test_budgets import Clock
 
 HI = [{"role": "user", "content": "hi"}]
@@ -100,3 +103,35 @@ def test_a_token_quota_per_day_resets_the_next_day(
     assert _post(gw, key, "one", 3) == [200, 200, 429]
     clock.move_to(dt.datetime(2026, 12, 10, 0, 0, 1, tzinfo=dt.UTC))
     assert _post(gw, key, "one") == [200]
+
+
+def test_reports_group_cost_by_team_and_key_and_export_csv(
+    make_gateway: Callable[..., Gateway], fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    gw = make_gateway()
+    gw.add_model("one", base_url=fake_openai[1], upstream_model="usage-100-10")
+    prices = {"effective_from": "2000-01-01T00:00:00Z", "input": "10", "output": "100"}
+    gw.admin("PUT", "/admin/models/one/prices", json=prices)  # 0.002 a request
+    gw.admin("POST", "/admin/teams", json={"team_id": "ops", "budget": "1"})
+    erin, frank = gw.create_user("erin"), gw.create_user("frank")
+    gw.admin("PUT", "/admin/teams/ops/members/erin")
+    assert _post(gw, erin, "one", 2) + _post(gw, frank, "one") == [200] * 3
+    by_team = gw.admin("GET", "/admin/usage", params={"group_by": "team"}).json()["data"]
+    assert {(r["team"], r["cost"], r["requests"]) for r in by_team} == {
+        (None, "0.002000", 1),
+        ("ops", "0.004000", 2),
+    }
+    [key] = gw.admin("GET", "/admin/users/erin/keys").json()["data"]
+    by_key = gw.admin("GET", "/admin/usage", params={"group_by": "key", "team_id": "ops"})
+    assert [(r["key"], r["cost"]) for r in by_key.json()["data"]] == [(key["id"], "0.004000")]
+    exported = gw.admin("GET", "/admin/usage", params={"group_by": "user", "format": "csv"})
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert exported.text.splitlines() == [
+        "user,prompt_tokens,completion_tokens,total_tokens,requests,errors,cost,currency",
+        "erin,200,20,220,2,0,0.004000,USD",
+        "frank,100,10,110,1,0,0.002000,USD",
+    ]
+    assert metric(gw, "gateway_cost_total", model="one") == pytest.approx(0.006)
+    gw.admin("PATCH", "/admin/teams/ops", json={"name": "Ops"})  # a refresh, as every write
+    assert metric(gw, "gateway_team_budget", team="ops") == 1.0
+    assert metric(gw, "gateway_team_budget_spent", team="ops") == pytest.approx(0.004)

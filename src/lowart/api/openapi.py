@@ -18,7 +18,13 @@ from lowart.api.bodies import (
     UserPatch,
     UserQuota,
 )
-from lowart.api.openapi_schemas import ANY_OBJECT, COMPONENTS, QUERY_SCHEMAS, admin_overrides
+from lowart.api.openapi_schemas import (
+    ANY_OBJECT,
+    COMPONENTS,
+    QUERY_SCHEMAS,
+    USAGE_QUERY,
+    admin_overrides,
+)
 from lowart.api.openapi_vendors import BASE_URL_PATTERN, params_rules, vendor_type
 from lowart.api.tools import ConfirmBody, PolicyBody, ServerBody
 from lowart.providers.registry import VendorTable
@@ -70,6 +76,12 @@ def _op(
         }
     if public:
         op["security"] = []
+    return op
+
+
+def _csv_too(op: Operation) -> Operation:
+    """An operation whose 200 may also be CSV (``format=csv``)."""
+    op["responses"]["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
     return op
 
 
@@ -283,8 +295,8 @@ def _admin_paths() -> dict[str, Any]:
             "delete": _op("Remove a user from the team"),
         },
         "/admin/usage": {
-            "get": _op("Usage across users"),
-            "parameters": _query("user_id", "model", "served_model", "since", "until", "group_by"),
+            "get": _csv_too(_op("Usage and cost across users, as JSON or CSV")),
+            "parameters": _query(*USAGE_QUERY),
         },
     }
 

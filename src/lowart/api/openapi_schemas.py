@@ -338,10 +338,15 @@ def admin_overrides(vendors: VendorTable) -> dict[str, Schema]:
     }
 
 
+USAGE_QUERY = (  # GET /admin/usage: filters, grouping and format
+    *("user_id", "team_id", "key_id", "model", "served_model", "since", "until"),
+    *("group_by", "format"),
+)
 QUERY_SCHEMAS: dict[str, Schema] = {
     "limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
     "after": {"type": "string"},
     "group_by": {"enum": list(GROUPINGS)},
+    "format": {"enum": ["json", "csv"]},
     "tool_name": {"type": "string", "minLength": 1},
     "since": {"type": "string", "description": "ISO 8601 (UTC without a zone) or Unix seconds"},
     "until": {"type": "string", "description": "ISO 8601 (UTC without a zone) or Unix seconds"},

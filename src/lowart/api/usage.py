@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from lowart.api.admin_users import budget_json
@@ -22,6 +25,23 @@ from lowart.storage.usage import GROUPINGS, UsageFilter, UsageRepository
 from lowart.storage.users import UserRepository
 
 Settle = Callable[[], Awaitable[None]]
+
+
+CSV_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests", "errors", "cost")
+
+
+def csv_report(data: list[dict[str, Any]], group_by: str | None, currency: str) -> Response:
+    """The report as CSV: the group's column (if grouped), the totals, the currency."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([*([group_by] if group_by else []), *CSV_COLUMNS, "currency"])
+    for item in data:
+        group = [item[group_by] if item[group_by] is not None else ""] if group_by else []
+        writer.writerow([*group, *(item[c] for c in CSV_COLUMNS), currency])
+    disposition = 'attachment; filename="usage.csv"'
+    return Response(
+        out.getvalue(), media_type="text/csv", headers={"content-disposition": disposition}
+    )
 
 
 def shown(item: dict[str, Any]) -> dict[str, Any]:
@@ -93,15 +113,18 @@ class UsageReports:
             }
         )
 
-    async def admin(self, request: Request) -> JSON:
+    async def admin(self, request: Request) -> Response:
         q = request.query_params
         group_by = q.get("group_by") or None
         if group_by is not None and group_by not in GROUPINGS:
-            raise InvalidRequest(
-                "group_by must be day, model, served_model or user.", param="group_by"
-            )
+            message = f"group_by must be one of {', '.join(GROUPINGS)}."
+            raise InvalidRequest(message, param="group_by")
+        if q.get("format", "json") not in ("json", "csv"):
+            raise InvalidRequest("format must be json or csv.", param="format")
         flt = UsageFilter(
             user_id=q.get("user_id") or None,
+            team_id=q.get("team_id") or None,
+            key_id=q.get("key_id") or None,
             model=q.get("model") or None,
             served_model=q.get("served_model") or None,
             since=parse_time(q.get("since"), "since"),
@@ -109,6 +132,8 @@ class UsageReports:
         )
         await self._settle()
         data = [shown(item) for item in await self._usage.aggregate(flt, group_by)]
+        if q.get("format") == "csv":
+            return csv_report(data, group_by, self._currency)
         return JSON({"data": data, "group_by": group_by, "currency": self._currency})
 
     def routes(self) -> list[Route]:

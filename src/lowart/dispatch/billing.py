@@ -167,6 +167,7 @@ class Billing:
                 cache_read_tokens=usage.cached_tokens,
                 cache_write_tokens=usage.cache_write_tokens,
                 cost=spent,
+                team_id=principal.team_id,
                 budget_keys=tuple(hold.key for hold in admission.holds) if billed else (),
                 budget_holds=tuple(hold.reservation.id for hold in admission.holds)
                 if billed

@@ -20,7 +20,7 @@ from lowart.limits.base import QuotaLedger, Reservation
 from lowart.model_entry import ModelEntry
 from lowart.money import PER, Budget, decimal_string, period_of, price_at
 from lowart.principal import Principal
-from lowart.storage.budgets import ledger_key
+from lowart.storage.budgets import ledger_key, split_key
 from lowart.telemetry.metrics import Metrics
 
 TOKENS = "tokens-"  # the scopes of budgets counted in tokens: token quotas with a period
@@ -98,6 +98,15 @@ class BudgetGate:
                 raise QuotaExceeded(_refusal(scope, owner, budget, period.ends_at, self._currency))
             holds.append(Hold(key, reservation, in_tokens))
         return holds
+
+    def team_standings(self) -> list[tuple[str, int, int]]:
+        """(team, budget, spent) of each team's budget in its current period (metrics)."""
+        now, found = self.clock(), []
+        for key, spent, budget in self._directory.standings():
+            scope, owner, label = split_key(key)
+            if scope == "team" and label == period_of(budget.period, now, self.tz).label:
+                found.append((owner, budget.amount, spent))
+        return found
 
     async def settle(self, holds: Sequence[Hold], cost: int, tokens: int) -> None:
         """Replace each hold with the real cost, or tokens (0: the request served nothing)."""

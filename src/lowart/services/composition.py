@@ -119,6 +119,7 @@ class Services:
             )
             self.directory.apply(snapshot)
         self.metrics.set_models(self.directory.model_ids())
+        self.metrics.set_team_budgets(self.budgets.team_standings())
 
     async def invalidate(self) -> None:
         """An admin write: reload here at once, and tell every other instance to reload."""

@@ -115,6 +115,7 @@ usage_records = sa.Table(
     sa.Column("cache_read_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("cache_write_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("cost", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("team_id", sa.Text, nullable=True),  # the user's team when the row was written
 )
 
 # What each budget has spent per period (docs/api.md, "Budgets"), added to as rows are written.

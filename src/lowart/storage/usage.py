@@ -17,10 +17,15 @@ from lowart.storage.engine import reading
 from lowart.storage.inflight import write_checkpoints
 from lowart.storage.tables import api_keys, gateway_meta, usage_records, users
 
-GROUPINGS = ("day", "model", "served_model", "user")
+GROUPINGS = ("day", "model", "served_model", "user", "team", "key")
 _COLUMNS = [c.name for c in usage_records.c if c.name != "id"]
 # Columns a row spooled by an older version may lack (docs/api.md, "Prices and cost").
-_LATER: dict[str, Any] = {"cache_read_tokens": 0, "cache_write_tokens": 0, "cost": 0}
+_LATER: dict[str, Any] = {
+    "cache_read_tokens": 0,
+    "cache_write_tokens": 0,
+    "cost": 0,
+    "team_id": None,
+}
 
 
 class _RowInsert:
@@ -60,6 +65,8 @@ class _RowInsert:
 @dataclass(frozen=True, slots=True)
 class UsageFilter:
     user_id: str | None = None
+    team_id: str | None = None  # the user's team when the row was written
+    key_id: str | None = None
     model: str | None = None  # the model asked for
     served_model: str | None = None  # the model that answered (a fallback's)
     since: float | None = None
@@ -78,6 +85,10 @@ def _conditions(flt: UsageFilter) -> list[sa.ColumnElement[bool]]:
     conditions = []
     if flt.user_id is not None:
         conditions.append(r.user_id == flt.user_id)
+    if flt.team_id is not None:
+        conditions.append(r.team_id == flt.team_id)
+    if flt.key_id is not None:
+        conditions.append(r.key_id == flt.key_id)
     if flt.model is not None:
         conditions.append(r.requested_model == flt.model)
     if flt.served_model is not None:
@@ -92,7 +103,13 @@ def _conditions(flt: UsageFilter) -> list[sa.ColumnElement[bool]]:
 def _group_key(group_by: str | None, dialect: str) -> Any:
     """The column a report is grouped by (None: not grouped)."""
     r = usage_records.c
-    columns = {"model": r.requested_model, "served_model": r.served_model, "user": r.user_id}
+    columns = {
+        "model": r.requested_model,
+        "served_model": r.served_model,
+        "user": r.user_id,
+        "team": r.team_id,
+        "key": r.key_id,
+    }
     return _day(dialect) if group_by == "day" else columns.get(group_by or "")
 
 

@@ -33,6 +33,7 @@ class UsageEvent:
     cost: int = 0  # micro-units of CURRENCY, at the prices in effect at admission
     budget_keys: tuple[str, ...] = ()  # the budget ledger keys the cost counts against
     budget_holds: tuple[str, ...] = ()  # their reservations' ids (shared ledger), same order
+    team_id: str | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -62,6 +63,7 @@ class UsageEvent:
             "cache_read_tokens": self.cache_read_tokens,
             "cache_write_tokens": self.cache_write_tokens,
             "cost": self.cost,
+            "team_id": self.team_id,
             # not columns: what the batch adds to budget_spend (kept when a batch is spooled)
             "budget_keys": self.budget_keys,
             "budget_holds": self.budget_holds,

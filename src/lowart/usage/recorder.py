@@ -83,6 +83,8 @@ class UsageRecorder:
                 metrics.add(
                     metrics.tokens, model, served, "completion", amount=event.completion_tokens
                 )
+        if event.cost:
+            metrics.add(metrics.cost, served, amount=event.cost / 1_000_000)
         self._queue.append(event)
         self.inflight.finish(event.request_id)
 

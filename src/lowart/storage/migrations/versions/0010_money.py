@@ -35,6 +35,7 @@ def upgrade() -> None:
     with op.batch_alter_table("usage_records") as batch:
         for name in ("cache_read_tokens", "cache_write_tokens", "cost"):
             batch.add_column(sa.Column(name, sa.BigInteger, nullable=False, server_default=_ZERO))
+        batch.add_column(sa.Column("team_id", sa.Text, nullable=True))
     for table in ("users", "api_keys"):
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("budget", sa.BigInteger, nullable=True))
@@ -104,6 +105,6 @@ def downgrade() -> None:
             batch.drop_column("budget_period")
             batch.drop_column("budget")
     with op.batch_alter_table("usage_records") as batch:
-        for name in ("cost", "cache_write_tokens", "cache_read_tokens"):
+        for name in ("team_id", "cost", "cache_write_tokens", "cache_read_tokens"):
             batch.drop_column(name)
     op.drop_table("model_prices")
