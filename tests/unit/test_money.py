@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lowart.money import Metered, Price, cost_of, decimal_string, parse_amount, price_at
+from lowart.money import (
+    Metered,
+    Period,
+    Price,
+    cost_of,
+    current_periods,
+    decimal_string,
+    parse_amount,
+    period_of,
+    price_at,
+)
 
 M = 1_000_000  # one unit of the currency, in micro-units
 PRICE = Price(
@@ -107,3 +119,37 @@ def test_cost_matches_exact_decimal_arithmetic(
         + Decimal(completion) * PRICE.output
     ) / M
     assert abs(Decimal(cost_of(PRICE, metered)) - exact) <= Decimal("0.5")
+
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def _at(*args: int, tz: ZoneInfo = PARIS) -> float:
+    return dt.datetime(*args, tzinfo=tz).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("kind", "now", "label", "ends"),
+    [
+        ("day", _at(2026, 3, 29, 1, 30), "2026-03-29", _at(2026, 3, 30)),  # 23 hours (DST)
+        ("day", _at(2026, 10, 25, 23, 59), "2026-10-25", _at(2026, 10, 26)),  # 25 hours
+        ("week", _at(2026, 12, 31, 12), "2026-W53", _at(2027, 1, 4)),  # ISO year 2026
+        ("week", _at(2027, 1, 3, 23, 59), "2026-W53", _at(2027, 1, 4)),  # Sunday: still W53
+        ("week", _at(2027, 1, 4), "2027-W01", _at(2027, 1, 11)),  # Monday 00:00 starts W01
+        ("month", _at(2026, 12, 31, 23, 59), "2026-12", _at(2027, 1, 1)),
+        ("month", _at(2026, 2, 1), "2026-02", _at(2026, 3, 1)),
+        ("total", _at(2026, 2, 1), "total", None),
+    ],
+)
+def test_periods_follow_the_calendar_of_the_time_zone(
+    kind: str, now: float, label: str, ends: float | None
+) -> None:
+    assert period_of(kind, now, PARIS) == Period(label, ends)
+
+
+def test_the_same_instant_is_in_different_days_in_different_zones() -> None:
+    instant = _at(2026, 6, 30, 23, 30, tz=ZoneInfo("UTC"))
+    assert period_of("day", instant, ZoneInfo("UTC")).label == "2026-06-30"
+    assert period_of("day", instant, PARIS).label == "2026-07-01"
+    assert period_of("month", instant, PARIS).label == "2026-07"
+    assert current_periods(instant, PARIS) == {"2026-07-01", "2026-W27", "2026-07", "total"}
