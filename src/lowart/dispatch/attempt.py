@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +36,10 @@ class Admission:
     choices: int = 1  # OpenAI's ``n``
     operation: OperationKind = OperationKind.CHAT
     admitted_at: float = 0.0  # Unix seconds: the prices and budget periods that apply
-    holds: list[Hold] = field(default_factory=list)  # the request's share of each budget
-    tpm: list[TpmDecision] = field(default_factory=list)  # its tokens in each TPM window
+    # the request's share of each budget, its tokens in each TPM window (no list built per
+    # request when none applies)
+    holds: Sequence[Hold] = ()
+    tpm: Sequence[TpmDecision] = ()
 
     @property
     def completion_cap(self) -> int | None:
