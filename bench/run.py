@@ -61,6 +61,7 @@ from targets import (
     Unavailable,
     lowart_target,
     nginx_target,
+    responses_target,
     start_nginx,
     start_passthrough,
 )
@@ -182,12 +183,13 @@ def main() -> int:
         slow, slow_port = slow_upstream.start(stack)
         gw = start_gateway(stack, "lowart")
         lowart = lowart_target(gw, upstream)
-        for target in (direct, passthrough, lowart):
+        responses = responses_target(gw)
+        for target in (direct, passthrough, lowart, responses):
             verify_target(target)
         idle = memory.rss_kib(gw.pid)
         log(f"lowart: idle RSS {memory.mib(idle)} after start-up and one request per mode")
         with contextlib.ExitStack() as peer_stack:
-            systems: list[Target | Unavailable] = [direct, passthrough, lowart]
+            systems: list[Target | Unavailable] = [direct, passthrough, lowart, responses]
             if _on("BENCH_PEERS"):
                 systems += [
                     peers.start_litellm(peer_stack, upstream),

@@ -7,11 +7,13 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import structlog
 from starlette.routing import Route, Router
 
+from lowart.api.admin_audit import AuditRecorder, AuditRoutes
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_prices import PriceAdmin
 from lowart.api.admin_teams import TeamAdmin
@@ -29,16 +31,22 @@ from lowart.api.openapi import openapi_document
 from lowart.api.operations import EMBEDDING, OPERATIONS
 from lowart.api.ops import Ops
 from lowart.api.relay import OperationEndpoint
+from lowart.api.request_logs import RequestLogRoutes
+from lowart.api.responses_api import ResponsesEndpoint
+from lowart.api.responses_routes import ResponseRoutes
 from lowart.api.routing import not_found, served_before
 from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
 from lowart.api.tools import ConfirmRoutes, ToolAdmin
+from lowart.api.traced import traced_endpoint
 from lowart.api.usage import UsageReports
 from lowart.catalog.accounts import issue_key
 from lowart.providers.registry import VendorTable
+from lowart.security.forwarded import networks
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
 from lowart.settings import Settings
+from lowart.storage.audit_trail import AuditTrail
 from lowart.storage.budgets import BudgetSpend
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
@@ -146,34 +154,65 @@ def probes(services: Services) -> dict[str, Callable[[], Awaitable[None]]]:
     return checks
 
 
-def build_stack(services: Services) -> ASGIApp:
-    """Routes behind the pure ASGI middleware."""
-    write_timeout = WriteTimeout(services.watchdog, services.settings.edge.stream_write_timeout_s)
-    models = Models(services.directory)
+@dataclass(frozen=True)
+class AdminOperations:
+    """The admin operations on users, keys, teams, models, prices and usage: the admin routes
+    and the ``lowart`` command line call the same ones."""
+
+    users: UserAdmin
+    teams: TeamAdmin
+    models: ModelAdmin
+    prices: PriceAdmin
+    usage: UsageReports
+    audit: AuditTrail  # the command line's writes go through ``audit.write`` as ``CLI``
+    recorder: AuditRecorder  # the routes' writes, as the admin who called
+
+
+def admin_operations(services: Services) -> AdminOperations:
     refresh, settle = services.invalidate, services.settle_usage
     destinations = DestinationPolicy(services.settings.upstream.allow_private)
-    routes: list[Route] = [
-        *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
-        *KeyRoutes(services.users, refresh, services.jobs.key_revoked).routes(),
-        *TeamAdmin(TeamRepository(services.engine), refresh).routes(),
-        *ModelAdmin(
+    trusted = networks(services.settings.security.trusted_proxies)
+    recorder = AuditRecorder(services.audit, trusted)
+    currency = services.settings.money.currency
+    return AdminOperations(
+        users=UserAdmin(services.users, refresh, settle, services.jobs.key_revoked, recorder),
+        teams=TeamAdmin(TeamRepository(services.engine), refresh, recorder),
+        models=ModelAdmin(
             services.models,
             services.box,
             refresh,
             destinations,
             services.vendors,
+            audit=recorder,
             prices=services.prices,
-        ).routes(),
-        *PriceAdmin(
-            services.prices, services.models, refresh, services.settings.money.currency
-        ).routes(),
-        *UsageReports(
+        ),
+        prices=PriceAdmin(services.prices, services.models, refresh, currency, audit=recorder),
+        usage=UsageReports(
             services.usage,
             services.users,
             settle,
-            services.settings.money.currency,
+            currency,
             (BudgetSpend(services.engine), services.budgets),
-        ).routes(),
+        ),
+        audit=services.audit,
+        recorder=recorder,
+    )
+
+
+def build_stack(services: Services) -> ASGIApp:
+    """Routes behind the pure ASGI middleware."""
+    write_timeout = WriteTimeout(services.watchdog, services.settings.edge.stream_write_timeout_s)
+    models = Models(services.directory)
+    destinations = DestinationPolicy(services.settings.upstream.allow_private)
+    admin = admin_operations(services)
+    routes: list[Route] = [
+        *admin.users.routes(),
+        *KeyRoutes(services.users, services.invalidate, services.jobs.key_revoked).routes(),
+        *admin.teams.routes(),
+        *admin.models.routes(),
+        *admin.prices.routes(),
+        *admin.usage.routes(),
+        *AuditRoutes(admin.audit).routes(),
         *Ops(
             services.metrics,
             probes(services),
@@ -188,6 +227,7 @@ def build_stack(services: Services) -> ASGIApp:
             services.settings.edge.count_tokens_max_body_bytes,
         ).routes(),
         *JobRoutes(services.jobs).routes(),
+        *RequestLogRoutes(services.request_log_repo, services.request_logs.flush).routes(),
         *FileRoutes(services.files, services.signer).routes(),
         *ToolAdmin(
             services.tool_repo,
@@ -195,18 +235,36 @@ def build_stack(services: Services) -> ASGIApp:
             services.box,
             services.tool_servers_changed,
             destinations=destinations,
+            audit=admin.recorder,
         ).routes(),
         *ConfirmRoutes(services.confirmations).routes(),
+        *ResponseRoutes(services.responses).routes(),
         *Console().routes(),
     ]
     caps = {EMBEDDING.name: services.settings.edge.embeddings_max_body_bytes}
     fast_paths: dict[tuple[str, str], tuple[str, ASGIApp]] = {
         ("POST", path): (
             path,
-            OperationEndpoint(services.pipeline, op, write_timeout, caps.get(op.name)),
+            traced_endpoint(
+                services.tracing,
+                OperationEndpoint(
+                    services.pipeline, op, write_timeout, services.request_logs, caps.get(op.name)
+                ),
+                op,
+            ),
         )
         for path, op in OPERATIONS
     }
+    fast_paths["POST", "/v1/responses"] = (
+        "/v1/responses",
+        ResponsesEndpoint(
+            services.pipeline,
+            services.responses,
+            services.tools,
+            services.confirmations,
+            write_timeout,
+        ),
+    )
     routes += [served_before(path, method) for method, path in fast_paths]
     # No trailing-slash redirects: Starlette builds them from the client's Host header.
     router = Router(routes=routes, default=not_found, redirect_slashes=False)

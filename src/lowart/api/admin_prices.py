@@ -9,12 +9,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from lowart.api.admin_audit import AuditRecorder, in_path
 from lowart.api.asgi import parse_object
 from lowart.api.bodies import parse_time
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
 from lowart.errors import InvalidRequest, NotFound
 from lowart.money import PRICE_FIELDS, Price, decimal_string, parse_amount, price_at
+from lowart.storage.audit_states import PRICES
 from lowart.storage.models import ModelRepository
 from lowart.storage.prices import PriceRepository
 from lowart.storage.rows import iso_seconds
@@ -71,8 +73,11 @@ class PriceAdmin:
         models: ModelRepository,
         refresh: Refresh,
         currency: str,
+        *,
+        audit: AuditRecorder,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._audit = audit
         self._prices = prices
         self._models = models
         self._refresh = refresh
@@ -107,4 +112,5 @@ class PriceAdmin:
         return await self._answer(model_id)
 
     def routes(self) -> list[Route]:
-        return [route("/admin/models/{model_id}/prices", GET=self.get, PUT=self.put)]
+        put = self._audit.audited("prices.set", PRICES, self.put, in_path("model_id"))
+        return [route("/admin/models/{model_id}/prices", GET=self.get, PUT=put)]

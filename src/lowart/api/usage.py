@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -47,6 +47,20 @@ def csv_report(data: list[dict[str, Any]], group_by: str | None, currency: str) 
 def shown(item: dict[str, Any]) -> dict[str, Any]:
     """An aggregate as JSON: its cost as a decimal string, never a float."""
     return {**item, "cost": decimal_string(item["cost"])}
+
+
+def usage_filter(query: Mapping[str, str | None]) -> UsageFilter:
+    """The filter named by a query's ``user_id``, ``team_id``, ``key_id``, ``model``,
+    ``served_model``, ``since`` and ``until`` (empty values ignored)."""
+    return UsageFilter(
+        user_id=query.get("user_id") or None,
+        team_id=query.get("team_id") or None,
+        key_id=query.get("key_id") or None,
+        model=query.get("model") or None,
+        served_model=query.get("served_model") or None,
+        since=parse_time(query.get("since"), "since"),
+        until=parse_time(query.get("until"), "until"),
+    )
 
 
 class UsageReports:
@@ -113,25 +127,21 @@ class UsageReports:
             }
         )
 
-    async def admin(self, request: Request) -> Response:
-        q = request.query_params
-        group_by = q.get("group_by") or None
+    async def report(self, flt: UsageFilter, group_by: str | None) -> list[dict[str, Any]]:
+        """Totals across users (``group_by``: one of ``GROUPINGS``), costs as decimal strings,
+        for the admin route and the ``lowart usage`` command."""
         if group_by is not None and group_by not in GROUPINGS:
             message = f"group_by must be one of {', '.join(GROUPINGS)}."
             raise InvalidRequest(message, param="group_by")
+        await self._settle()
+        return [shown(item) for item in await self._usage.aggregate(flt, group_by)]
+
+    async def admin(self, request: Request) -> Response:
+        q = request.query_params
+        group_by = q.get("group_by") or None
         if q.get("format", "json") not in ("json", "csv"):
             raise InvalidRequest("format must be json or csv.", param="format")
-        flt = UsageFilter(
-            user_id=q.get("user_id") or None,
-            team_id=q.get("team_id") or None,
-            key_id=q.get("key_id") or None,
-            model=q.get("model") or None,
-            served_model=q.get("served_model") or None,
-            since=parse_time(q.get("since"), "since"),
-            until=parse_time(q.get("until"), "until"),
-        )
-        await self._settle()
-        data = [shown(item) for item in await self._usage.aggregate(flt, group_by)]
+        data = await self.report(usage_filter(q), group_by)
         if q.get("format") == "csv":
             return csv_report(data, group_by, self._currency)
         return JSON({"data": data, "group_by": group_by, "currency": self._currency})

@@ -14,7 +14,7 @@ import structlog
 
 from lowart.catalog.principals import principal_of
 from lowart.errors import InvalidRequest
-from lowart.model_entry import ModelEntry, OperationKind, access_of, timeouts_of
+from lowart.model_entry import ModelEntry, OperationKind, access_of, kinds_of, timeouts_of
 from lowart.money import Budget, Price
 from lowart.principal import Principal
 from lowart.security.keys import digests_match, hash_key
@@ -55,6 +55,7 @@ def _entry(
         return None
     try:
         access = access_of(row.params)  # checked on registration; a row edited by hand may fail
+        operations = kinds_of(row.params, operations)
     except InvalidRequest as exc:
         log.error("model_params_invalid", model_id=row.model_id, param=exc.param)
         return None
@@ -186,6 +187,13 @@ class Directory:
 
     def model_ids(self) -> list[str]:
         return sorted(self._index.models)
+
+    def logged_models(self) -> frozenset[str]:
+        """The models whose requests are logged: ``params.request_log`` is ``true``
+        (docs/operations.md, "Request logs")."""
+        return frozenset(
+            m.model_id for m in self._index.models.values() if m.params.get("request_log") is True
+        )
 
     def visible_models(self, principal: Principal) -> list[ModelEntry]:
         """The enabled models this caller may use."""

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from lowart.dispatch.budgets import Hold
 from lowart.errors import LowartError
 from lowart.formats.anthropic import error_event as anthropic_error_event
-from lowart.formats.ids import ANTHROPIC
+from lowart.formats.ids import ANTHROPIC, RESPONSES
 from lowart.formats.openai import error_body, prompt_text
 from lowart.formats.sse import encode_event
 from lowart.limits.base import Reservation, RpmDecision
@@ -20,6 +22,7 @@ from lowart.limits.tpm import TpmDecision
 from lowart.model_entry import ModelEntry, OperationKind
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream
+from lowart.telemetry.tracing import Span
 from lowart.usage.inflight import InFlight
 
 
@@ -60,6 +63,17 @@ def stream_error(exc: LowartError, fmt: str) -> bytes:
     """The explicit error event that ends a stream after its first byte, in the caller's format."""
     if fmt == ANTHROPIC:
         return anthropic_error_event(exc.anthropic_error_type, exc.message)
+    if fmt == RESPONSES:  # the Responses API's error event, with an ``error`` the SDK raises
+        code = exc.error_code or exc.error_type
+        error = {"type": exc.error_type, "code": code, "message": exc.message}
+        event = {
+            "type": "error",
+            "code": code,
+            "message": exc.message,
+            "param": None,
+            "error": error,
+        }
+        return encode_event(msgspec.json.encode(event), event="error")
     return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
 
 
@@ -82,11 +96,15 @@ def _remaining(decision: TpmDecision) -> int:
     return decision.remaining
 
 
+MAX_TOKEN_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+
+
 def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
     """The larger of ``max_completion_tokens`` and ``max_tokens`` (validated at the edge): a
-    vendor given both may honour either, so only the larger bounds what it may produce."""
+    vendor given both may honour either, so only the larger bounds what it may produce. A
+    Responses request has ``max_output_tokens`` instead."""
     found = None
-    for name in ("max_completion_tokens", "max_tokens"):
+    for name in MAX_TOKEN_FIELDS:
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
             found = value if found is None else max(found, value)
@@ -110,6 +128,7 @@ class Attempt:
     model: ModelEntry
     started: float = field(default_factory=time.perf_counter)
     ttft: float | None = None
+    span: Span | None = None  # with tracing on (dispatch/traced.py)
 
 
 @dataclass(slots=True)

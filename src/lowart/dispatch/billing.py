@@ -14,6 +14,7 @@ import structlog
 from lowart.dispatch.attempt import Admission, Attempt
 from lowart.dispatch.budgets import BudgetGate
 from lowart.dispatch.rates import Rates
+from lowart.dispatch.traced import finish
 from lowart.formats.embeddings import input_texts, input_token_ids
 from lowart.formats.openai import Usage, prompt_text
 from lowart.limits.base import QuotaLedger
@@ -146,34 +147,39 @@ class Billing:
     ) -> None:
         """A row; ``billed`` for the attempt that served, whose cost (``spent``) and tokens
         count against the budgets."""
-        admission = attempt.admission
-        principal = admission.principal
-        reservation = admission.reservation
-        self._recorder.record(
-            UsageEvent(
-                request_id=attempt.request.request_id,
-                user_id=principal.user_id,
-                key_id=principal.key_id,
-                requested_model=attempt.admission.requested,
-                served_model=attempt.model.model_id,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                estimated=estimated,
-                status=status,
-                latency_ms=(time.perf_counter() - attempt.started) * 1000,
-                ttft_ms=attempt.ttft * 1000 if attempt.ttft is not None else None,
-                created_at=time.time(),
-                reservation_id=reservation.id if reservation is not None else "",
-                cache_read_tokens=usage.cached_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                cost=spent,
-                team_id=principal.team_id,
-                budget_keys=tuple(hold.key for hold in admission.holds) if billed else (),
-                budget_holds=tuple(hold.reservation.id for hold in admission.holds)
-                if billed
-                else (),
-            )
-        )
+        event = _event(attempt, usage, estimated=estimated, status=status)
+        event.cost = spent
+        if billed and attempt.admission.holds:
+            holds = attempt.admission.holds
+            event.budget_keys = tuple(hold.key for hold in holds)
+            event.budget_holds = tuple(hold.reservation.id for hold in holds)
+        self._recorder.record(event)
+        if attempt.span is not None:  # tracing on: the attempt's span ends with its row
+            finish(attempt, usage, status, event.billed_tokens)
+
+
+def _event(attempt: Attempt, usage: Usage, *, estimated: bool, status: str) -> UsageEvent:
+    """The attempt's usage row, at no cost and holding no budget."""
+    principal = attempt.admission.principal
+    reservation = attempt.admission.reservation
+    return UsageEvent(
+        request_id=attempt.request.request_id,
+        user_id=principal.user_id,
+        key_id=principal.key_id,
+        requested_model=attempt.admission.requested,
+        served_model=attempt.model.model_id,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        estimated=estimated,
+        status=status,
+        latency_ms=(time.perf_counter() - attempt.started) * 1000,
+        ttft_ms=attempt.ttft * 1000 if attempt.ttft is not None else None,
+        created_at=time.time(),
+        reservation_id=reservation.id if reservation is not None else "",
+        cache_read_tokens=usage.cached_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        team_id=principal.team_id,
+    )
 
 
 def cost(attempt: Attempt, usage: Usage) -> int:

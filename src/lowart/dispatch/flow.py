@@ -22,6 +22,7 @@ from lowart.catalog.circuit import Circuits
 from lowart.catalog.directory import Directory
 from lowart.dispatch import failure_log
 from lowart.dispatch.attempt import (
+    MAX_TOKEN_FIELDS,
     Admission,
     Attempt,
     Served,
@@ -36,6 +37,7 @@ from lowart.dispatch.billing import Billing
 from lowart.dispatch.budgets import BudgetGate, worst_case
 from lowart.dispatch.rates import Rates
 from lowart.dispatch.retry import RetryPolicy
+from lowart.dispatch.traced import operation_name, traced_call
 from lowart.errors import (
     InvalidRequest,
     LowartError,
@@ -56,6 +58,7 @@ from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream, Completion, Provider
 from lowart.providers.crossing import in_caller_format
 from lowart.telemetry.metrics import Metrics
+from lowart.telemetry.tracing import Tracing
 from lowart.usage.estimate import admission_estimate
 from lowart.usage.recorder import UsageRecorder
 
@@ -67,7 +70,7 @@ _CHAT, _IMAGES, _EMBEDDINGS = (
     OperationKind.IMAGES,
     OperationKind.EMBEDDINGS,
 )  # an enum member lookup costs ~250 ns (3.11)
-_SERVES = {_IMAGES: "generate images", _EMBEDDINGS: "serve embeddings"}
+_SERVES = {_CHAT: "chat", _IMAGES: "generate images", _EMBEDDINGS: "serve embeddings"}
 T = TypeVar("T")
 Opened = tuple[ChatStream, AsyncIterator[bytes], bytes]
 
@@ -89,6 +92,7 @@ class Dispatcher:
         retry: RetryPolicy,
         default_reserve: int,
         budgets: BudgetGate,
+        tracing: Tracing | None = None,
     ) -> None:
         self._directory = directory
         self._rates = rates
@@ -101,6 +105,7 @@ class Dispatcher:
         self._retry = retry
         self._default_reserve = default_reserve
         self._budgets = budgets
+        self._tracing = tracing  # None: tracing off, no span built
 
     # -- admission -------------------------------------------------------------------------
 
@@ -181,7 +186,8 @@ class Dispatcher:
             raise ModelNotFound(model_id)
         if principal.models is not None:
             chain = [m for m in chain if principal.may_use(m.model_id)]
-        if operation is not _CHAT:  # only models serving the operation, fallbacks too
+        if operation not in chain[0].operations or len(chain) > 1:
+            # only models serving the operation, fallbacks too (params.kinds may narrow chat)
             chain = [m for m in chain if operation in m.operations]
             if not chain or chain[0].model_id != model_id:
                 raise InvalidRequest(
@@ -219,7 +225,7 @@ class Dispatcher:
             await self._quota.settle(reservation, 0)
             self._metrics.rate_limited.labels(reason="quota").inc()
             raise QuotaExceeded("You exceeded your token quota.")
-        for name in ("max_completion_tokens", "max_tokens"):
+        for name in MAX_TOKEN_FIELDS:
             if name in body:
                 body[name] = room
         return room
@@ -232,7 +238,10 @@ class Dispatcher:
         def call(attempt: Attempt) -> Awaitable[Completion]:
             return self._provider(attempt).complete(attempt.model, request)
 
-        attempt, completion = await self._first_success(admission, request, call)
+        run: Callable[[Attempt], Awaitable[Completion]] = call
+        if self._tracing is not None:
+            run = traced_call(self._tracing, call, operation_name(request.fmt))
+        attempt, completion = await self._first_success(admission, request, run)
         self._observe_upstream(attempt)
         text = functools.partial(completion_text_from_body, completion.body)
         await self._billing.bill(attempt, completion.usage, text, "ok")
@@ -254,7 +263,10 @@ class Dispatcher:
                 raise
             return stream, events, first
 
-        attempt, (stream, events, first) = await self._first_success(admission, request, call)
+        run: Callable[[Attempt], Awaitable[Opened]] = call
+        if self._tracing is not None:
+            run = traced_call(self._tracing, call, operation_name(request.fmt))
+        attempt, (stream, events, first) = await self._first_success(admission, request, run)
         attempt.ttft = time.perf_counter() - attempt.started
         self._metrics.time(self._metrics.ttft, attempt.ttft, self._label(attempt.model))
         relay = self._relay(attempt, stream, events, first)

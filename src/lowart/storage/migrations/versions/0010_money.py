@@ -2,7 +2,7 @@
 users and keys, what each budget spent per period, TPM limits, keys' own limits, and teams.
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0005"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
