@@ -65,6 +65,31 @@ SCENARIO = [
         },
     ),
     Write(
+        "POST", "/admin/teams", "/admin/teams", "teams.create", "audited-team",
+        {"team_id": "audited-team", "rpm_limit": 10, "budget": "2.50"},
+        check=lambda c: c["rpm_limit"] == {"from": None, "to": 10}
+        and c["budget"] == {"from": None, "to": "2.500000"},
+    ),
+    Write(
+        "PATCH", "/admin/teams/{team_id}", "/admin/teams/audited-team", "teams.update",
+        "audited-team", {"rpm_limit": 5},
+        check=lambda c: c == {"rpm_limit": {"from": 10, "to": 5}},
+    ),
+    Write(
+        "PUT", "/admin/teams/{team_id}/members/{user_id}",
+        "/admin/teams/audited-team/members/audited", "teams.add_member", "audited-team",
+        check=lambda c: c == {"members": {"from": [], "to": ["audited"]}},
+    ),
+    Write(
+        "DELETE", "/admin/teams/{team_id}/members/{user_id}",
+        "/admin/teams/audited-team/members/audited", "teams.remove_member", "audited-team",
+        check=lambda c: c == {"members": {"from": ["audited"], "to": []}},
+    ),
+    Write(
+        "DELETE", "/admin/teams/{team_id}", "/admin/teams/audited-team", "teams.delete",
+        "audited-team", check=lambda c: c["rpm_limit"] == {"from": 5, "to": None},
+    ),
+    Write(
         "POST", "/admin/users/{user_id}/keys", "/admin/users/audited/keys", "keys.create",
         "{answer_id}", {"name": "second"},
         check=lambda c: c["key"] == MASKED_SET and c["user_id"]["to"] == "audited",
@@ -81,6 +106,12 @@ SCENARIO = [
         "POST", "/admin/models", "/admin/models", "models.create", "audited-model",
         {"model_id": "audited-model", "vendor_type": "Mock", "api_key": CANARIES[0]},
         check=lambda c: c["api_key"] == MASKED_SET and c["vendor_type"]["to"] == "Mock",
+    ),
+    Write(
+        "PUT", "/admin/models/{model_id}/prices", "/admin/models/audited-model/prices",
+        "prices.set", "audited-model", {"input": "3", "effective_from": 1700000000},
+        check=lambda c: c["prices"]["from"] == []
+        and [p["input"] for p in c["prices"]["to"]] == ["3.000000"],
     ),
     Write(
         "PUT", "/admin/models/{model_id}", "/admin/models/audited-model", "models.replace",

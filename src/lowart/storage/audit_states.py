@@ -15,9 +15,12 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lowart.money import PRICE_FIELDS, Budget, decimal_string
 from lowart.storage.models import ModelRepository
+from lowart.storage.prices import PriceRepository
 from lowart.storage.rows import iso
 from lowart.storage.sealed import mcp_secret_context, vendor_key_context
+from lowart.storage.teams import TeamRepository
 from lowart.storage.tools import ToolRepository
 from lowart.storage.users import UserRepository
 
@@ -33,6 +36,8 @@ MODEL = "model"
 FALLBACKS = "fallbacks"
 MCP_SERVER = "mcp_server"
 TOOL_POLICY = "tool_policy"
+TEAM = "team"
+PRICES = "prices"
 
 
 def changes(before: State | None, after: State | None) -> dict[str, Any]:
@@ -54,6 +59,12 @@ def _masked(value: Any) -> str | None:
     return None if value is None else MASK
 
 
+def _budget(budget: Budget | None) -> State:
+    if budget is None:
+        return {"budget": None, "budget_period": None}
+    return {"budget": decimal_string(budget.amount), "budget_period": budget.period}
+
+
 def policy_target(tool_name: str, server: str | None, user_id: str | None) -> str:
     """A tool policy's id in the log: ``server:tool:user``, ``*`` for any."""
     return f"{server or '*'}:{tool_name}:{user_id or '*'}"
@@ -66,6 +77,8 @@ class AdminStates:
         self._users = UserRepository(engine)
         self._models = ModelRepository(engine)
         self._tools = ToolRepository(engine)
+        self._teams = TeamRepository(engine)
+        self._prices = PriceRepository(engine)
         self._open = open_secret
         self._readers: dict[str, Callable[[str], Awaitable[State | None]]] = {
             USER: self._user,
@@ -74,6 +87,8 @@ class AdminStates:
             FALLBACKS: self._fallbacks,
             MCP_SERVER: self._server,
             TOOL_POLICY: self._policy,
+            TEAM: self._team,
+            PRICES: self._price_history,
         }
 
     async def state(self, kind: str, target: str | None) -> State | None:
@@ -98,7 +113,11 @@ class AdminStates:
             "rpm_limit": row.rpm_limit,
             "token_quota": row.token_quota,
             "token_used": row.token_used,
+            "token_quota_period": row.token_quota_period,
+            "tpm_limit": row.tpm_limit,
+            "team_id": row.team_id,
             "models": list(row.models) if row.models is not None else None,
+            **_budget(row.budget),
         }
 
     async def _key(self, key_id: str) -> State | None:
@@ -111,6 +130,11 @@ class AdminStates:
             "prefix": row.prefix,
             "key": MASK,
             "revoked_at": iso(row.revoked_at),
+            "rpm_limit": row.rpm_limit,
+            "tpm_limit": row.tpm_limit,
+            "models": list(row.models) if row.models is not None else None,
+            "expires_at": row.expires_at,
+            **_budget(row.budget),
         }
 
     async def _model(self, model_id: str) -> State | None:
@@ -156,3 +180,30 @@ class AdminStates:
                     "policy": row.policy,
                 }
         return None
+
+    async def _team(self, team_id: str) -> State | None:
+        row = await self._teams.get(team_id)
+        if row is None:
+            return None
+        return {
+            "name": row.name,
+            "models": list(row.models) if row.models is not None else None,
+            "rpm_limit": row.rpm_limit,
+            "tpm_limit": row.tpm_limit,
+            "token_quota": row.token_quota,
+            **_budget(row.budget),
+            "members": await self._teams.members(team_id),
+        }
+
+    async def _price_history(self, model_id: str) -> State | None:
+        """A model's prices: each start time's amounts, as decimal strings."""
+        history = await self._prices.history(model_id)
+        return {
+            "prices": [
+                {
+                    "effective_from": price.effective_from,
+                    **{name: decimal_string(getattr(price, name)) for name in PRICE_FIELDS},
+                }
+                for price in history
+            ]
+        }
