@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from lowart.errors import InvalidRequest
+from lowart.money import Price
 
 DEFAULT_CONNECT_S = 10.0
 DEFAULT_IDLE_S = 120.0
@@ -87,6 +88,7 @@ class ModelEntry:
     created: int = 0  # Unix seconds
     operations: frozenset[OperationKind] = CHAT_ONLY  # what its vendor serves
     access: Access = DEFAULT_ACCESS
+    prices: tuple[Price, ...] = ()  # oldest first; none: the model is unpriced (costs 0)
 
 
 def _seconds(value: object, default: float) -> float:

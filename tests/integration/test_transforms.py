@@ -434,3 +434,21 @@ def test_a_responses_request_runs_the_script_on_its_responses_body(gw: Gateway) 
     with pytest.raises(openai.BadRequestError) as chat_body:
         client.chat.completions.create(model="tx", messages=MESSAGES)  # type: ignore[arg-type]
     assert chat_body.value.body["message"] == "not a Responses body"  # type: ignore[index]
+
+
+TEAM_TAG = """
+def on_request(req, ctx):
+    last = req["messages"][-1]
+    last["content"] = str(ctx["team"]) + "|" + last["content"]
+    return req
+"""
+
+
+def test_ctx_names_the_callers_team(gw: Gateway) -> None:
+    attach(gw, "tx", TEAM_TAG)
+    member, loner = gw.create_user("member"), gw.create_user("loner")
+    assert gw.admin("POST", "/admin/teams", json={"team_id": "blue"}).status_code == 201
+    assert gw.admin("PUT", "/admin/teams/blue/members/member").status_code == 200
+    for key, team in ((member, "blue"), (loner, "None")):
+        answer = chat(gw, key, "tx").json()["choices"][0]["message"]["content"]
+        assert answer == f"Hello from fake: {team}|hello gateway"

@@ -41,6 +41,8 @@ def test_defaults() -> None:
     assert settings.transforms.memory_mb == 512
     assert settings.transforms.kill_after_ms == 1000
     assert settings.transforms.start_timeout_s == 10.0
+    assert settings.money.currency == "USD"
+    assert settings.money.budget_tz == "UTC"
     assert settings.security.trusted_proxies == ()
     assert settings.retention.usage_s == 0  # forever
     assert settings.retention.files_s == 7 * 86400
@@ -82,8 +84,12 @@ def test_values_are_read() -> None:
             "LOG_FORMAT": "JSON",
             "LOWART_WORKDIR": "/tmp/lowart-x",
             "SQLITE_BUSY_TIMEOUT_MS": "250",
+            "CURRENCY": "eur",
+            "BUDGET_TZ": "Europe/Paris",
         }
     )
+    assert settings.money.currency == "EUR"
+    assert settings.money.budget_tz == "Europe/Paris"
     assert settings.server.host == "0.0.0.0"
     assert settings.server.port == 9000
     assert settings.usage.flush_ms == 20
@@ -165,6 +171,13 @@ def test_workers_with_redis() -> None:
         ({"TRANSFORM_MEMORY_MB": "-1"}, "TRANSFORM_MEMORY_MB"),
         ({"TRANSFORM_KILL_AFTER_MS": "1s"}, "TRANSFORM_KILL_AFTER_MS"),
         ({"TRANSFORM_START_TIMEOUT_S": "0"}, "TRANSFORM_START_TIMEOUT_S"),
+        ({"CURRENCY": "dollars"}, "CURRENCY"),
+        ({"CURRENCY": "€"}, "CURRENCY"),
+        ({"BUDGET_TZ": "Mars/Olympus"}, "BUDGET_TZ"),
+        ({"BUDGET_TZ": "../etc/passwd"}, "BUDGET_TZ"),
+        ({"BUDGET_WEBHOOK_URL": "https://hooks.example/b"}, "BUDGET_WEBHOOK_SECRET"),
+        ({"BUDGET_WEBHOOK_URL": "ftp://hooks.example/b"}, "BUDGET_WEBHOOK_URL"),
+        ({"BUDGET_WEBHOOK_SECRET": "short"}, "BUDGET_WEBHOOK_SECRET"),
         ({"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"),
         ({"TRUSTED_PROXIES": "proxy.local"}, "TRUSTED_PROXIES"),
         ({"RETENTION_BATCH": "0"}, "RETENTION_BATCH"),

@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from lowart.catalog.principals import principal_of
 from lowart.errors import InvalidRequest
 from lowart.model_entry import ModelEntry, OperationKind, access_of, kinds_of, timeouts_of
+from lowart.money import Budget, Price
 from lowart.principal import Principal
 from lowart.security.keys import digests_match, hash_key
 from lowart.security.secretbox import SecretDecryptError
-from lowart.storage.rows import ModelRow, Snapshot, UserRow
+from lowart.storage.budgets import split_key
+from lowart.storage.rows import KeyRow, ModelRow, Snapshot, TeamRow, UserRow
 from lowart.storage.sealed import vendor_key_context
 
 log = structlog.get_logger()
@@ -32,10 +35,14 @@ class _Index:
     users: dict[str, UserRow] = field(default_factory=dict)
     models: dict[str, ModelEntry] = field(default_factory=dict)
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    live_keys: frozenset[str] = frozenset()  # ids of keys not revoked
+    live_keys: dict[str, KeyRow] = field(default_factory=dict)  # keys not revoked, by id
+    spent: dict[str, int] = field(default_factory=dict)  # budget ledger key → spent (snapshot)
+    teams: dict[str, TeamRow] = field(default_factory=dict)
 
 
-def _entry(row: ModelRow, decrypt: Decrypt, vendors: Vendors) -> ModelEntry | None:
+def _entry(
+    row: ModelRow, decrypt: Decrypt, vendors: Vendors, prices: tuple[Price, ...]
+) -> ModelEntry | None:
     vendor = row.vendor_type.strip().lower()
     operations = vendors.get(vendor)
     if operations is None:
@@ -64,6 +71,7 @@ def _entry(row: ModelRow, decrypt: Decrypt, vendors: Vendors) -> ModelEntry | No
         created=int(row.created_at.replace(tzinfo=dt.UTC).timestamp()) if row.created_at else 0,
         operations=operations,
         access=access,
+        prices=prices,
     )
 
 
@@ -79,37 +87,40 @@ def _chains(snapshot: Snapshot, models: dict[str, ModelEntry]) -> dict[str, tupl
     return {primary: tuple(chain) for primary, chain in chains.items()}
 
 
-def _principal(user: UserRow, key_id: str) -> Principal:
-    return Principal(
-        user_id=user.user_id,
-        key_id=key_id,
-        is_admin=user.is_admin,
-        active=user.active,
-        rpm_limit=user.rpm_limit,
-        token_quota=user.token_quota,
-        models=frozenset(user.models) if user.models is not None else None,
-    )
-
-
 def build_index(snapshot: Snapshot, decrypt: Decrypt, vendors: Vendors) -> _Index:
     """Pure: the lookup tables for one snapshot (models of unknown vendors are left out)."""
     models = {}
     for row in snapshot.models:
-        entry = _entry(row, decrypt, vendors)
+        entry = _entry(row, decrypt, vendors, snapshot.prices.get(row.model_id, ()))
         if entry is not None:
             models[row.model_id] = entry
     users = {u.user_id: u for u in snapshot.users}
+    teams = {t.team_id: t for t in snapshot.teams}
     return _Index(
         keys={
-            k.key_hash: (k.key_hash, _principal(users[k.user_id], k.id))
+            k.key_hash: (k.key_hash, principal_of(users[k.user_id], k.id, k, teams))
             for k in snapshot.keys
             if k.revoked_at is None and k.user_id in users
         },
         users=users,
         models=models,
         chains=_chains(snapshot, models),
-        live_keys=frozenset(k.id for k in snapshot.keys if k.revoked_at is None),
+        live_keys={k.id: k for k in snapshot.keys if k.revoked_at is None},
+        spent=snapshot.spent,
+        teams=teams,
     )
+
+
+def budget_of_scope(index: _Index, scope: str, owner: str) -> Budget | None:
+    """The budget a ledger key's scope and owner name now (None: it is gone)."""
+    user, team = index.users.get(owner), index.teams.get(owner)
+    key = index.live_keys.get(owner)
+    if scope == "tokens-user" and user is not None and user.token_quota is not None:
+        return Budget(user.token_quota, user.token_quota_period)
+    if scope == "tokens-team" and team is not None and team.token_quota is not None:
+        return Budget(team.token_quota, "total")
+    row = {"user": user, "key": key, "team": team}.get(scope)
+    return row.budget if row is not None else None
 
 
 class Directory:
@@ -134,11 +145,32 @@ class Directory:
     def principal_of_user(self, user_id: str, key_id: str | None) -> Principal | None:
         """The principal a job runs as: its user as of now (a disabled user stays disabled)."""
         user = self._index.users.get(user_id)
-        return _principal(user, key_id or "") if user is not None else None
+        if user is None:
+            return None
+        key = self._index.live_keys.get(key_id or "")
+        return principal_of(user, key_id or "", key, self._index.teams)
 
     def key_revoked(self, key_id: str | None) -> bool:
         """True for a key that was revoked (or deleted); a job without a key has none to lose."""
         return bool(key_id) and key_id not in self._index.live_keys
+
+    def spent(self, ledger_key: str) -> int:
+        """A budget's spend in a period as of the last snapshot (0 for a period it missed)."""
+        return self._index.spent.get(ledger_key, 0)
+
+    def standings(self) -> list[tuple[str, int, Budget]]:
+        """Each budget's spend in the periods of the last snapshot: (ledger key, spent, the
+        budget it counts against), for the budgets that still exist."""
+        found = []
+        for key, spent in self._index.spent.items():
+            scope, owner, _ = split_key(key)
+            budget = budget_of_scope(self._index, scope, owner)
+            if budget is not None:
+                found.append((key, spent, budget))
+        return found
+
+    def team(self, team_id: str | None) -> TeamRow | None:
+        return self._index.teams.get(team_id or "")
 
     def user(self, user_id: str) -> UserRow | None:
         return self._index.users.get(user_id)

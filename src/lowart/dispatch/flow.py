@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import msgspec
 import structlog
 
 from lowart.catalog.circuit import Circuits
@@ -31,9 +30,12 @@ from lowart.dispatch.attempt import (
     in_flight,
     requested_choices,
     requested_max_tokens,
+    stream_error,
     within,
 )
 from lowart.dispatch.billing import Billing
+from lowart.dispatch.budgets import BudgetGate, worst_case
+from lowart.dispatch.rates import Rates
 from lowart.dispatch.retry import RetryPolicy
 from lowart.dispatch.traced import operation_name, traced_call
 from lowart.errors import (
@@ -49,11 +51,8 @@ from lowart.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
-from lowart.formats.anthropic import error_event as anthropic_error_event
-from lowart.formats.ids import ANTHROPIC, RESPONSES
-from lowart.formats.openai import completion_text_from_body, error_body
-from lowart.formats.sse import encode_event
-from lowart.limits.base import QuotaLedger, RateLimiter, Reservation, RpmDecision
+from lowart.formats.openai import completion_text_from_body
+from lowart.limits.base import QuotaLedger, Reservation, RpmDecision
 from lowart.model_entry import ModelEntry, OperationKind
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream, Completion, Provider
@@ -76,24 +75,6 @@ T = TypeVar("T")
 Opened = tuple[ChatStream, AsyncIterator[bytes], bytes]
 
 
-def stream_error(exc: LowartError, fmt: str) -> bytes:
-    """The explicit error event that ends a stream after its first byte, in the caller's format."""
-    if fmt == ANTHROPIC:
-        return anthropic_error_event(exc.anthropic_error_type, exc.message)
-    if fmt == RESPONSES:  # the Responses API's error event, with an ``error`` the SDK raises
-        code = exc.error_code or exc.error_type
-        error = {"type": exc.error_type, "code": code, "message": exc.message}
-        event = {
-            "type": "error",
-            "code": code,
-            "message": exc.message,
-            "param": None,
-            "error": error,
-        }
-        return encode_event(msgspec.json.encode(event), event="error")
-    return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
-
-
 class Dispatcher:
     """Admits, routes and bills chat requests."""
 
@@ -101,7 +82,7 @@ class Dispatcher:
         self,
         *,
         directory: Directory,
-        rate_limiter: RateLimiter,
+        rates: Rates,
         quota: QuotaLedger,
         providers: Mapping[str, Provider],
         recorder: UsageRecorder,
@@ -110,10 +91,11 @@ class Dispatcher:
         circuits: Circuits,
         retry: RetryPolicy,
         default_reserve: int,
+        budgets: BudgetGate,
         tracing: Tracing | None = None,
     ) -> None:
         self._directory = directory
-        self._rpm = rate_limiter
+        self._rates = rates
         self._quota = quota
         self._providers = providers
         self._recorder = recorder
@@ -122,6 +104,7 @@ class Dispatcher:
         self._circuits = circuits
         self._retry = retry
         self._default_reserve = default_reserve
+        self._budgets = budgets
         self._tracing = tracing  # None: tracing off, no span built
 
     # -- admission -------------------------------------------------------------------------
@@ -136,7 +119,8 @@ class Dispatcher:
         count_rpm: bool = True,
         operation: OperationKind = OperationKind.CHAT,
     ) -> Admission:
-        """Check the model, the quota and the RPM window; raise when the request may not run.
+        """Check the model, the quota, the budgets and the RPM window; raise when the request
+        may not run.
 
         A job is counted against the RPM window when it is submitted, not again when it runs.
         While usage cannot reach the database, nothing is admitted: no request goes unbilled.
@@ -150,14 +134,34 @@ class Dispatcher:
         reservation = await self._reserve(principal, body_bytes, max_tokens, choices)
         if reservation is not None and reservation.capped and max_tokens is not None:
             max_tokens = await self._fit(reservation, body, body_bytes, choices)
+        now = self._budgets.clock()
+        admission = Admission(
+            principal, model_id, chain, reservation, None, max_tokens, choices, operation, now
+        )
         try:
-            rpm = await self.count_request(principal) if count_rpm else None
-        except RateLimited:
-            if reservation is not None:
-                await self._quota.settle(reservation, 0)
+            await self._limit(admission, body, body_bytes, count_rpm=count_rpm)
+        except RateLimited:  # a budget or the RPM window: give back what was held
+            await self._billing.give_back(admission)
             raise
         self._recorder.key_used(principal.key_id)
-        return Admission(principal, model_id, chain, reservation, rpm, max_tokens, choices)
+        return admission
+
+    async def _limit(
+        self, admission: Admission, body: dict[str, Any], body_bytes: int, *, count_rpm: bool
+    ) -> None:
+        """Hold the worst-case cost on the budgets (the tokens as reserved and the images, at
+        the chain's highest prices), count the tokens in the TPM windows, then the RPM window."""
+        principal, now = admission.principal, admission.admitted_at
+        per_choice = admission.max_tokens or self._default_reserve
+        tokens = admission_estimate(body_bytes) + admission.choices * per_choice
+        if principal.counts_tokens:
+            admission.tpm = await self._rates.count_tokens(principal, tokens)
+        if principal.budgets:
+            images = requested_choices(body) if admission.operation is _IMAGES else 0
+            want = worst_case(admission.chain, tokens, images, now)
+            admission.holds = await self._budgets.hold(principal, want, tokens, now)
+        if count_rpm:
+            admission.rpm = await self.count_request(principal)
 
     async def admit_job(
         self, principal: Principal, model_id: str, *, operation: OperationKind = OperationKind.CHAT
@@ -192,18 +196,8 @@ class Dispatcher:
         return chain
 
     async def count_request(self, principal: Principal) -> RpmDecision | None:
-        """Count one request against the caller's RPM window; raise when it is full."""
-        if principal.rpm_limit is None:
-            return None
-        rpm = await self._rpm.admit(principal.user_id, principal.rpm_limit)
-        if not rpm.allowed:
-            self._metrics.rate_limited.labels(reason="rpm").inc()
-            raise RateLimited(
-                f"Rate limit reached: {rpm.limit} requests per minute.",
-                retry_after=rpm.reset_s,
-                extra_headers=rpm.headers(),
-            )
-        return rpm
+        """Count one request against the caller's RPM windows; raise when one is full."""
+        return await self._rates.count_request(principal)
 
     async def _reserve(
         self, principal: Principal, body_bytes: int, max_tokens: int | None, choices: int
@@ -374,9 +368,8 @@ class Dispatcher:
         return self._retry.delay(error, retry, remaining)
 
     async def _exhausted(self, admission: Admission, last: LowartError | None) -> LowartError:
-        """No model served: give back the held tokens; the error to answer with."""
-        if admission.reservation is not None:
-            await self._quota.settle(admission.reservation, 0)
+        """No model served: give back the held tokens and budgets; the error to answer with."""
+        await self._billing.give_back(admission)
         if last is None:
             return Overloaded("Every model in the chain is unavailable (circuit open).")
         if isinstance(last, UpstreamRateLimited):

@@ -74,7 +74,7 @@ class Pipeline:
         """``on_request`` before admission; ``on_response`` or ``on_chunk`` on the answer."""
         fields, body, size = request
         request_id, headers = edge
-        ctx = Context(principal.user_id, fields.model, request_id, op.fmt)
+        ctx = Context(principal.user_id, fields.model, request_id, op.fmt, principal.team_id)
         new = await self._transform.request(op, script, fields, body, ctx)
         if new is not None:
             fields, body, size = new.fields, new.body, new.body_bytes

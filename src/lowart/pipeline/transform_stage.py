@@ -16,8 +16,7 @@ from typing import Any
 
 import msgspec
 
-from lowart.dispatch.attempt import Served, Streaming
-from lowart.dispatch.flow import stream_error
+from lowart.dispatch.attempt import Served, Streaming, stream_error
 from lowart.errors import LowartError, TransformFailed
 from lowart.formats.sse import SSEEvent, SSEParser, encode_event
 from lowart.pipeline.operation import Operation, OperationFields

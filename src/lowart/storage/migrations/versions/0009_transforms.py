@@ -1,7 +1,7 @@
 """Transforms: Starlark scripts that reshape a model's requests and answers.
 
 Revision ID: 0009
-Revises: 0011
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
