@@ -11,6 +11,7 @@ from typing import Any, TextIO
 import structlog
 from starlette.routing import Route, Router
 
+from lowart.api.admin_deployments import DeploymentAdmin
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_users import UserAdmin
 from lowart.api.anthropic import TokenCounter
@@ -142,6 +143,16 @@ def build_stack(services: Services) -> ASGIApp:
         *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
         *ModelAdmin(
             services.models, services.box, refresh, destinations, services.vendors
+        ).routes(),
+        *DeploymentAdmin(
+            models=services.models,
+            deployments=services.deployments,
+            box=services.box,
+            refresh=refresh,
+            destinations=destinations,
+            vendors=services.vendors,
+            circuits=services.circuits,
+            health=services.router.health,
         ).routes(),
         *UsageReports(services.usage, services.users, settle).routes(),
         *Ops(

@@ -1,6 +1,6 @@
 """What a request can be routed to, read on the hot path: a model as the directory holds it
 (vendor, upstream, timeouts, how the vendor is reached, the kinds of operation its vendor
-serves)."""
+serves), and its deployments when it has more than one (docs/api.md, "Deployments")."""
 
 from __future__ import annotations
 
@@ -47,6 +47,26 @@ class Access:
 
 
 DEFAULT_ACCESS = Access()
+DEFAULT_DEPLOYMENT = "default"  # the model's own columns
+
+
+class Strategy(StrEnum):
+    """How a model with several deployments picks one (docs/api.md, "Deployments")."""
+
+    WEIGHTED = "weighted"
+    LEAST_IN_FLIGHT = "least_in_flight"
+    LATENCY = "latency"
+    PRIORITY = "priority"
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """A model's deployments (its own first, then the enabled rows of ``deployments`` by id),
+    the strategy that orders them, and whether a conversation sticks to one."""
+
+    strategy: Strategy
+    sticky: bool
+    deployments: tuple[ModelEntry, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +84,16 @@ class ModelEntry:
     created: int = 0  # Unix seconds
     operations: frozenset[OperationKind] = CHAT_ONLY  # what its vendor serves
     access: Access = DEFAULT_ACCESS
+    deployment: str = DEFAULT_DEPLOYMENT  # which of the model's deployments this is
+    health_key: str = ""  # its circuit, caps and health: the model id, or "<model>/<deployment>"
+    weight: float = 1.0
+    rpm_cap: int | None = None
+    tpm_cap: int | None = None
+    routing: Routing | None = None  # on the model's own entry, when it has several deployments
+
+    def __post_init__(self) -> None:
+        if not self.health_key:  # the default deployment's breaker is the model's own
+            object.__setattr__(self, "health_key", self.model_id)
 
 
 def _seconds(value: object, default: float) -> float:

@@ -35,6 +35,7 @@ def test_every_variable_is_read_by_from_env() -> None:
     env["DATABASE_URL"] = "sqlite:///probe.db"
     env |= {"LOG_FORMAT": "json", "REDIS_FAILURE_MODE": "degraded", "JOB_LEASE_S": "20"}
     env |= {"INSTANCE_DEAD_AFTER_S": "70", "CIRCUIT_FAILURE_RATIO": "0.75"}
+    env["ROUTING_EXPLORE"] = "0.25"
     settings = Settings.from_env(env)
     for row in settings_table():
         if row.env in env:

@@ -8,7 +8,16 @@ from typing import Any
 import msgspec
 
 from lowart import __version__
-from lowart.api.bodies import Fallbacks, KeyCreate, ModelCreate, ModelUpdate, UserPatch, UserQuota
+from lowart.api.bodies import (
+    DeploymentCreate,
+    DeploymentUpdate,
+    Fallbacks,
+    KeyCreate,
+    ModelCreate,
+    ModelUpdate,
+    UserPatch,
+    UserQuota,
+)
 from lowart.api.openapi_schemas import ANY_OBJECT, COMPONENTS, QUERY_SCHEMAS, admin_overrides
 from lowart.api.openapi_vendors import BASE_URL_PATTERN, params_rules, vendor_type
 from lowart.api.tools import ConfirmBody, PolicyBody, ServerBody
@@ -238,6 +247,22 @@ def _admin_paths() -> dict[str, Any]:
             "get": _op("A model's fallback chain"),
             "put": _op("Set a model's fallback chain", body="Fallbacks"),
         },
+        "/admin/models/{model_id}/deployments": {
+            "parameters": _path_param("model_id"),
+            "get": _op("A model's deployments, its own first, with their live health"),
+            "post": _op(
+                "Add a deployment",
+                body="DeploymentCreate",
+                ok={201: None},
+                errors=(400, 401, 403, 404, 409),
+            ),
+        },
+        "/admin/models/{model_id}/deployments/{deployment_id}": {
+            "parameters": [*_path_param("model_id"), *_path_param("deployment_id")],
+            "get": _op("One deployment"),
+            "patch": _op("Update a deployment (weight, enabled, caps…)", body="DeploymentUpdate"),
+            "delete": _op("Delete a deployment"),
+        },
         "/admin/usage": {
             "get": _op("Usage across users"),
             "parameters": _query("user_id", "model", "served_model", "since", "until", "group_by"),
@@ -296,6 +321,8 @@ def _admin_schemas(vendors: VendorTable) -> dict[str, Any]:
             ModelCreate,
             ModelUpdate,
             Fallbacks,
+            DeploymentCreate,
+            DeploymentUpdate,
             ServerBody,
             PolicyBody,
             ConfirmBody,

@@ -13,7 +13,7 @@ import structlog
 from lowart.dispatch.attempt import Attempt
 from lowart.formats.embeddings import input_texts, input_token_ids
 from lowart.formats.openai import Usage, prompt_text
-from lowart.limits.base import QuotaLedger
+from lowart.limits.base import QuotaLedger, TokenWindow
 from lowart.usage.estimate import Tokenizer, admission_estimate
 from lowart.usage.events import UsageEvent
 from lowart.usage.recorder import UsageRecorder
@@ -32,9 +32,15 @@ class Billing:
     """Turns attempts into usage rows and quota settlements."""
 
     def __init__(
-        self, *, quota: QuotaLedger, recorder: UsageRecorder, tokenizer: Tokenizer
+        self,
+        *,
+        quota: QuotaLedger,
+        recorder: UsageRecorder,
+        tokenizer: Tokenizer,
+        tokens: TokenWindow | None = None,
     ) -> None:
         self._quota = quota
+        self._tokens = tokens  # deployments' TPM windows (docs/api.md, "Deployments")
         self._recorder = recorder
         self._tokenizer = tokenizer
         self._tasks: set[asyncio.Task[None]] = set()
@@ -79,6 +85,8 @@ class Billing:
         # gone just as its stream ended, or a shutdown) must not lose it. An unsettled
         # reservation is returned by its lease, as when Redis fails.
         self._record(attempt, usage, estimated=estimated, status=status)
+        if attempt.model.tpm_cap is not None and self._tokens is not None:
+            await self._tokens.add(attempt.model.health_key, usage.total_tokens)
         if admission.reservation is not None:
             await self._quota.settle(admission.reservation, usage.total_tokens)
         else:
@@ -131,5 +139,6 @@ class Billing:
                 ttft_ms=attempt.ttft * 1000 if attempt.ttft is not None else None,
                 created_at=time.time(),
                 reservation_id=reservation.id if reservation is not None else "",
+                deployment=attempt.model.deployment,
             )
         )

@@ -9,7 +9,7 @@ limit applies once (docs/api.md, "Jobs").
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lowart.dispatch.flow import Dispatcher
@@ -40,6 +40,7 @@ class Pipeline:
         *,
         request_id: str,
         headers: Mapping[str, str],
+        raw_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> Outcome:
         """Admit, route and run ``body``: the outcome to render in the caller's format."""
         if fields.is_async:
@@ -55,6 +56,7 @@ class Pipeline:
             fmt=op.fmt,
             headers=headers,
             user_id=principal.user_id,
+            raw_headers=raw_headers,
         )
         return await self._stages.run(admission, request, tools=op.tools)
 

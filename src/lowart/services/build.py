@@ -15,7 +15,9 @@ from lowart.catalog.directory import Directory
 from lowart.catalog.invalidations import InvalidationListener
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.flow import Dispatcher
+from lowart.dispatch.health import DeploymentHealth, HealthConfig
 from lowart.dispatch.retry import RetryConfig, RetryPolicy
+from lowart.dispatch.routing import Router
 from lowart.jobs.runner import JobConfig, JobRunner
 from lowart.jobs.service import CHAT, IMAGES, JobService
 from lowart.limits.base import settle_recovered
@@ -33,6 +35,7 @@ from lowart.services.broadcast import Broadcast
 from lowart.services.composition import Services
 from lowart.services.limits import Limits, build_limits
 from lowart.settings import Settings
+from lowart.storage.deployments import DeploymentRepository
 from lowart.storage.files import FileRepository
 from lowart.storage.filestore import FileStore
 from lowart.storage.idempotency import IdempotencyStore
@@ -92,6 +95,14 @@ class _Core:
     usage: UsageRepository
     recorder: UsageRecorder
     instance_id: str
+    circuits: Circuits
+    router: Router
+
+
+def _router(settings: Settings, limits: Limits) -> Router:
+    routing = settings.routing
+    health = DeploymentHealth(HealthConfig(routing.latency_window_s, routing.cooling_s))
+    return Router(health, limits.deployment_rpm, limits.deployment_tokens, explore=routing.explore)
 
 
 def _core(settings: Settings, engine: AsyncEngine, master_key: str, vendors: VendorTable) -> _Core:
@@ -117,6 +128,8 @@ def _core(settings: Settings, engine: AsyncEngine, master_key: str, vendors: Ven
         usage=usage,
         recorder=recorder,
         instance_id=instance_id,
+        circuits=Circuits(circuit_config(settings)),
+        router=_router(settings, limits),
     )
 
 
@@ -177,10 +190,16 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
             )
         ),
         recorder=core.recorder,
-        billing=Billing(quota=quota, recorder=core.recorder, tokenizer=tokenizer),
+        billing=Billing(
+            quota=quota,
+            recorder=core.recorder,
+            tokenizer=tokenizer,
+            tokens=core.limits.deployment_tokens,
+        ),
         metrics=core.metrics,
-        circuits=Circuits(circuit_config(settings)),
+        circuits=core.circuits,
         retry=RetryPolicy(retry_config(settings)),
+        router=core.router,
         default_reserve=settings.limits.quota_default_reserve,
     )
     return _Upstream(session, files, signer, tokenizer, dispatcher)
@@ -258,6 +277,9 @@ def build_services(
         metrics=core.metrics,
         users=UserRepository(engine),
         models=ModelRepository(engine),
+        deployments=DeploymentRepository(engine),
+        circuits=core.circuits,
+        router=core.router,
         usage=core.usage,
         meta=MetaRepository(engine),
         directory=core.directory,

@@ -12,8 +12,10 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lowart.catalog.circuit import Circuits
 from lowart.catalog.directory import Directory
 from lowart.dispatch.flow import Dispatcher
+from lowart.dispatch.routing import Router
 from lowart.jobs.runner import JobRunner
 from lowart.jobs.service import JobService
 from lowart.pipeline.flow import Pipeline
@@ -25,6 +27,7 @@ from lowart.services.broadcast import REFRESH, TOOLS_CHANGED, Broadcast
 from lowart.services.limits import Limits
 from lowart.services.tool_servers import ToolServers
 from lowart.settings import Settings
+from lowart.storage.deployments import DeploymentRepository
 from lowart.storage.filestore import FileStore
 from lowart.storage.idempotency import IdempotencyStore
 from lowart.storage.meta import MetaRepository
@@ -55,6 +58,9 @@ class Services:
     metrics: Metrics
     users: UserRepository
     models: ModelRepository
+    deployments: DeploymentRepository
+    circuits: Circuits
+    router: Router
     usage: UsageRepository
     meta: MetaRepository
     directory: Directory

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from lowart.limits.base import QuotaLedger, RateLimiter
-from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
-from lowart.limits.redis import RedisRateLimiter, connect
+from lowart.limits.base import QuotaLedger, RateLimiter, TokenWindow
+from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter, MemoryTokenWindow
+from lowart.limits.redis import RedisRateLimiter, RedisTokenWindow, connect
 from lowart.limits.redis_quota import RedisQuotaLedger
 from lowart.limits.resp import RespClient
 from lowart.settings import Settings
@@ -23,6 +23,8 @@ class Limits:
     scripts: RespClient | None  # the hot path's scripts
     rate_limiter: RateLimiter
     quota: QuotaLedger
+    deployment_rpm: RateLimiter  # deployments' RPM caps (docs/api.md, "Deployments")
+    deployment_tokens: TokenWindow  # and their TPM caps
 
     async def close(self) -> None:
         """Release the Redis connections (nothing to release in-process)."""
@@ -36,8 +38,16 @@ def build_limits(settings: Settings, watchdog: Watchdog) -> Limits:
     """In-process without ``REDIS_URL``; shared through Redis with it."""
     local_rpm = MemoryRateLimiter(settings.limits.rpm_window_s)
     local_quota = MemoryQuotaLedger()
+    window_s = settings.limits.rpm_window_s
     if settings.redis.url is None:
-        return Limits(None, None, local_rpm, local_quota)
+        return Limits(
+            None,
+            None,
+            local_rpm,
+            local_quota,
+            MemoryRateLimiter(window_s),
+            MemoryTokenWindow(window_s),
+        )
     timeout_s = settings.redis.timeout_ms / 1000
     client = connect(settings.redis.url, timeout_s)
     scripts = RespClient(settings.redis.url, timeout_s, watchdog)
@@ -52,4 +62,6 @@ def build_limits(settings: Settings, watchdog: Watchdog) -> Limits:
     rpm = RedisRateLimiter(
         scripts, settings.limits.rpm_window_s, fallback=local_rpm if degraded else None
     )
-    return Limits(client, scripts, rpm, quota)
+    deployment_rpm = RedisRateLimiter(scripts, window_s, prefix="lowart:deployment-rpm:")
+    tokens = RedisTokenWindow(scripts, window_s, prefix="lowart:deployment-tpm:")
+    return Limits(client, scripts, rpm, quota, deployment_rpm, tokens)

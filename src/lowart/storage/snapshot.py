@@ -5,15 +5,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lowart.storage.deployments import deployment_row
 from lowart.storage.engine import reading
 from lowart.storage.models import fallback_row, model_row
 from lowart.storage.rows import Snapshot
-from lowart.storage.tables import api_keys, model_fallbacks, models, users
+from lowart.storage.tables import api_keys, deployments, model_fallbacks, models, users
 from lowart.storage.users import key_row, user_row
 
 
 async def load_snapshot(engine: AsyncEngine) -> Snapshot:
-    """Users, live keys, models and fallbacks, consistent with each other."""
+    """Users, live keys, models, deployments and fallbacks, consistent with each other."""
     async with reading(engine) as conn, conn.begin():
         user_rows = await conn.execute(sa.select(users))
         key_rows = await conn.execute(sa.select(api_keys).where(api_keys.c.revoked_at.is_(None)))
@@ -25,9 +26,13 @@ async def load_snapshot(engine: AsyncEngine) -> Snapshot:
                 model_fallbacks.c.id,
             )
         )
+        dep_rows = await conn.execute(
+            sa.select(deployments).order_by(deployments.c.model_id, deployments.c.id)
+        )
         return Snapshot(
             users=tuple(user_row(r._mapping) for r in user_rows),
             keys=tuple(key_row(r._mapping) for r in key_rows),
             models=tuple(model_row(r._mapping) for r in model_rows),
             fallbacks=tuple(fallback_row(r._mapping) for r in fb_rows),
+            deployments=tuple(deployment_row(r._mapping) for r in dep_rows),
         )

@@ -51,6 +51,24 @@ models = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
 )
 
+deployments = sa.Table(  # docs/api.md "Deployments": a model's further upstreams
+    "deployments",
+    metadata,
+    sa.Column("model_id", sa.Text, primary_key=True),
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("vendor_type", sa.Text, nullable=False),
+    sa.Column("base_url", sa.Text, nullable=False, server_default=sa.text("''")),
+    sa.Column("api_key", sa.Text, nullable=True),
+    sa.Column("upstream_model", sa.Text, nullable=True),
+    sa.Column("params", sa.Text, nullable=True),  # JSON object
+    sa.Column("weight", sa.Float, nullable=False, server_default=sa.text("1")),
+    sa.Column("enabled", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("rpm_cap", sa.Integer, nullable=True),
+    sa.Column("tpm_cap", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+)
+
 model_fallbacks = sa.Table(
     "model_fallbacks",
     metadata,
@@ -77,6 +95,7 @@ usage_records = sa.Table(
     sa.Column("key_id", sa.Text, nullable=True),
     sa.Column("requested_model", sa.Text, nullable=False),
     sa.Column("served_model", sa.Text, nullable=False),
+    sa.Column("deployment", sa.Text, nullable=True),  # docs/api.md "Deployments"
     sa.Column("prompt_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("completion_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("estimated", sa.Integer, nullable=False, server_default=sa.text("0")),

@@ -17,7 +17,8 @@ as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` c
   with ``choices: []`` (every other chunk then has ``"usage": null``), then ``data: [DONE]``.
 - ``error-<status>`` (400-599): that status with an OpenAI error body; ``error-400`` is an
   ``invalid_request_error`` "fake bad request" with param ``messages``, ``error-429`` has code
-  ``rate_limit_exceeded`` and ``Retry-After: 7``, 5xx are ``server_error``.
+  ``rate_limit_exceeded`` and ``Retry-After: 7`` (``retryafter-<s>``: that many seconds
+  instead), 5xx are ``server_error``.
 - ``slow-<ms>``: wait before answering (before a stream's first byte); ``chunkdelay-<ms>``:
   wait between stream chunks. Both take milliseconds.
 - ``held``: wait until ``released`` (a ``threading.Event``, set at first) is set: a test clears
@@ -103,6 +104,7 @@ class Behaviour:
     chunked: bool = False
     azure: bool = False
     floats: bool = False
+    retry_after: int = 7
 
 
 def parse_behaviour(model: str) -> Behaviour:
@@ -128,6 +130,7 @@ def parse_behaviour(model: str) -> Behaviour:
         echo_headers="echo_headers" in found,
         redirect=redirect if redirect is not None and 300 <= redirect <= 399 else None,
         big_kib=max(option_number(found.get("big")) or 0, 0),
+        retry_after=max(option_number(found.get("retryafter")) or 7, 0),
         chunked="chunked" in found,
         azure="azure" in found,
         floats="floats" in found,
@@ -327,7 +330,7 @@ class FakeOpenAI(FakeUpstream):
         await self._wait(behaviour)
         refused = self._azure_refusal(headers, query) if behaviour.azure else None
         if (status := refused or behaviour.error) is not None:
-            await send_json(send, status, *_error(status))
+            await send_json(send, status, *_error(status, behaviour.retry_after))
             return
         answer = _answer(request, behaviour, headers)
         completion_id, model = f"chatcmpl-fake{len(self.calls)}", request.model + MODEL_SUFFIX
@@ -383,11 +386,11 @@ async def _send_whole(send: Send, behaviour: Behaviour, body: bytes) -> None:
         await send_json(send, 200, body, cut=behaviour.cut is not None)
 
 
-def _error(status: int) -> tuple[bytes, Headers]:
+def _error(status: int, retry_after: int = 7) -> tuple[bytes, Headers]:
     """The error body for a status, with ``Retry-After`` on a 429."""
     kind = "server_error" if status >= 500 else "fake_error"
     type_, code, param, message = _ERRORS.get(status, (kind, kind, None, f"fake error {status}"))
-    headers = [(b"retry-after", b"7")] if status == 429 else ()
+    headers = [(b"retry-after", b"%d" % retry_after)] if status == 429 else ()
     return error_body(message, type_, code, param), headers
 
 

@@ -25,6 +25,7 @@ class UsageEvent:
     ttft_ms: float | None
     created_at: float
     reservation_id: str = ""  # the shared quota ledger's settlement this row completes
+    deployment: str = "default"  # which of the served model's deployments answered
 
     @property
     def total_tokens(self) -> int:
@@ -51,6 +52,7 @@ class UsageEvent:
             "latency_ms": self.latency_ms,
             "ttft_ms": self.ttft_ms,
             "created_at": self.created_at,
+            "deployment": self.deployment,
         }
 
 

@@ -1,0 +1,97 @@
+"""What this instance knows of each deployment of a model with several (docs/api.md,
+"Deployments"): requests in flight, recent times to first byte, cooling after a 429, and
+errors. Per instance, kept in memory; the clock is injected."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """The latency window and the cooling of a 429 that names no ``Retry-After``."""
+
+    latency_window_s: float = 60.0
+    cooling_s: float = 5.0
+
+
+@dataclass(slots=True)
+class _Stats:
+    in_flight: int = 0
+    cooling_until: float = 0.0
+    errors: int = 0
+    served: int = 0
+    last_error: str | None = None
+
+
+class DeploymentHealth:
+    """Per-deployment counters and windows, by ``ModelEntry.health_key``."""
+
+    def __init__(self, config: HealthConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self._stats: defaultdict[str, _Stats] = defaultdict(_Stats)
+        self._samples: defaultdict[str, deque[tuple[float, float]]] = defaultdict(deque)
+
+    def started(self, key: str) -> None:
+        self._stats[key].in_flight += 1
+
+    def ended(self, key: str) -> None:
+        stats = self._stats[key]
+        stats.in_flight = max(0, stats.in_flight - 1)
+
+    def in_flight(self, key: str) -> int:
+        found = self._stats.get(key)
+        return found.in_flight if found is not None else 0
+
+    def observe(self, key: str, first_byte_s: float) -> None:
+        """A served attempt's time to first byte."""
+        self._stats[key].served += 1
+        samples = self._samples[key]
+        samples.append((self._clock(), first_byte_s))
+        self._trim(samples)
+
+    def latency(self, key: str) -> float | None:
+        """The mean time to first byte over the window; None when nothing was measured in it."""
+        samples = self._samples.get(key)
+        if not samples:
+            return None
+        self._trim(samples)
+        return sum(s for _, s in samples) / len(samples) if samples else None
+
+    def _trim(self, samples: deque[tuple[float, float]]) -> None:
+        horizon = self._clock() - self.config.latency_window_s
+        while samples and samples[0][0] <= horizon:
+            samples.popleft()
+
+    def failed(self, key: str, error: str) -> None:
+        stats = self._stats[key]
+        stats.errors += 1
+        stats.last_error = error
+
+    def cool(self, key: str, seconds: float | None) -> None:
+        """A 429: no request goes to the deployment for ``seconds`` (its ``Retry-After``)."""
+        wait = self.config.cooling_s if seconds is None else seconds
+        stats = self._stats[key]
+        stats.cooling_until = max(stats.cooling_until, self._clock() + wait)
+
+    def cooling(self, key: str) -> bool:
+        found = self._stats.get(key)
+        return found is not None and found.cooling_until > self._clock()
+
+    def report(self, key: str) -> dict[str, object]:
+        """The live view the admin API shows (docs/api.md, "Deployments")."""
+        stats = self._stats.get(key) or _Stats()
+        left = stats.cooling_until - self._clock()
+        latency = self.latency(key)
+        return {
+            "in_flight": stats.in_flight,
+            "cooling_s": round(left, 3) if left > 0 else 0,
+            "latency_ms": round(latency * 1000, 1) if latency is not None else None,
+            "served": stats.served,
+            "errors": stats.errors,
+            "last_error": stats.last_error,
+        }
