@@ -1,4 +1,4 @@
-"""The ``lowart`` command: serve, migrate, users, keys, models and mock-upstream."""
+"""The ``lowart`` command: serve, migrate, users, keys, models, deployments and mock-upstream."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from lowart.services import Services
 from lowart.settings import Settings
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
-from lowart.storage.rows import UserRow
-from lowart.storage.sealed import vendor_key_context
+from lowart.storage.rows import DeploymentRow, UserRow
+from lowart.storage.sealed import deployment_key_context, vendor_key_context
 from lowart.telemetry.logging import configure_logging
 from lowart.testing.openai_fake import FakeOpenAI
 
@@ -161,6 +161,92 @@ async def _models(settings: Settings, args: argparse.Namespace) -> None:
         _out({"model_id": args.model_id, "vendor_type": vendor.name})
 
 
+def _deployment_json(row: DeploymentRow) -> dict[str, Any]:
+    return {
+        "model_id": row.model_id,
+        "id": row.id,
+        "vendor_type": row.vendor_type,
+        "base_url": row.base_url,
+        "upstream_model": row.upstream_model,
+        "weight": row.weight,
+        "enabled": row.enabled,
+        "rpm_cap": row.rpm_cap,
+        "tpm_cap": row.tpm_cap,
+        "api_key_set": bool(row.api_key),
+    }
+
+
+async def _deployment_fields(
+    settings: Settings, services: Services, args: argparse.Namespace
+) -> dict[str, Any]:
+    """What ``deployments add`` stores: checked as the admin API checks it, the key sealed."""
+    vendor = services.vendors.vendor(args.vendor)
+    policy = DestinationPolicy(settings.upstream.allow_private)
+    fields: dict[str, Any] = {
+        "vendor_type": vendor.name,
+        "base_url": await vendor.check_base_url(args.base_url or "", policy),
+        "upstream_model": args.upstream_model,
+        "params": msgspec.json.decode(args.params) if args.params else None,
+    }
+    vendor.check_params(fields["params"])
+    if args.api_key:
+        context = deployment_key_context(args.model_id, args.deployment_id)
+        fields["api_key"] = services.box.encrypt(args.api_key, context)
+    return fields
+
+
+async def _deployments(settings: Settings, args: argparse.Namespace) -> None:
+    identifier(args.model_id, "model_id")
+    async with _services(settings) as services:
+        if await services.models.get(args.model_id) is None:
+            raise StartupError(f"no model {args.model_id!r}")
+        repo = services.deployments
+        if args.action == "list":
+            for row in await repo.list_for(args.model_id):
+                _out(_deployment_json(row))
+            return
+        identifier(args.deployment_id, "id")
+        if args.action == "remove":
+            if not await repo.delete(args.model_id, args.deployment_id):
+                raise StartupError(f"no deployment {args.deployment_id!r}")
+            return
+        given = {"weight": args.weight, "rpm_cap": args.rpm_cap, "tpm_cap": args.tpm_cap}
+        fields = {k: v for k, v in given.items() if v is not None}
+        if args.enabled is not None:
+            fields["enabled"] = args.enabled
+        if args.action == "add":
+            fields |= await _deployment_fields(settings, services, args)
+            row = await repo.create(args.model_id, args.deployment_id, fields)
+        else:
+            row = await repo.update(args.model_id, args.deployment_id, fields)
+        if row is None:
+            raise StartupError(f"deployment {args.deployment_id!r}: already there, or none")
+        _out(_deployment_json(row))
+
+
+def _deployments_parser(sub: Any) -> None:
+    deployments = sub.add_parser(
+        "deployments", help="manage a model's further deployments (live health: the admin API)"
+    ).add_subparsers(dest="action", required=True)
+    deployments.add_parser("list", help="list a model's deployments").add_argument("model_id")
+    add = deployments.add_parser("add", help="add a deployment to a model")
+    change = deployments.add_parser("set", help="change a deployment's weight, caps or state")
+    remove = deployments.add_parser("remove", help="delete a deployment")
+    for command in (add, change, remove):
+        command.add_argument("model_id")
+        command.add_argument("deployment_id")
+    add.add_argument("--vendor", required=True, help=", ".join(VendorTable().names()))
+    add.add_argument("--base-url")
+    add.add_argument("--api-key")
+    add.add_argument("--upstream-model")
+    add.add_argument("--params", help="JSON object")
+    for command in (add, change):
+        command.add_argument("--weight", type=float)
+        command.add_argument("--rpm-cap", type=int)
+        command.add_argument("--tpm-cap", type=int)
+        command.add_argument("--enabled", action=argparse.BooleanOptionalAction)
+
+
 async def _rotate_master_key(settings: Settings, args: argparse.Namespace) -> None:
     rotation = key_rotation.plan(settings, args.new_key_file, os.environ)
     counts = await key_rotation.rotate(settings, rotation)
@@ -227,6 +313,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--params", help="JSON object")
     add.add_argument("--timeout", type=float, default=600.0)
     models.add_parser("list", help="list models")
+    _deployments_parser(sub)
     rotate = sub.add_parser(
         "rotate-master-key",
         help="re-encrypt every stored secret under a new master key (stop the gateway first)",
@@ -261,6 +348,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                 "admin-key": _admin_key,
                 "keys": _keys,
                 "models": _models,
+                "deployments": _deployments,
                 "rotate-master-key": _rotate_master_key,
             }[args.command]
             asyncio.run(handler(settings, args))
