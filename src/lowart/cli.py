@@ -19,6 +19,7 @@ from lowart.app import BOOTSTRAP_ADMIN, announce_admin_key, start_services
 from lowart.catalog.accounts import create_user, issue_key, reset_admin_key
 from lowart.errors import LowartError, StartupError
 from lowart.identifiers import identifier
+from lowart.model_entry import DEFAULT_DEPLOYMENT
 from lowart.providers.registry import VendorTable
 from lowart.security.ssrf import DestinationPolicy
 from lowart.serve import serve
@@ -195,6 +196,17 @@ async def _deployment_fields(
     return fields
 
 
+def _deployment_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """``--weight``, ``--rpm-cap``, ``--tpm-cap`` and ``--enabled``, as given."""
+    given = {"weight": args.weight, "rpm_cap": args.rpm_cap, "tpm_cap": args.tpm_cap}
+    fields = {k: v for k, v in given.items() if v is not None}
+    if fields.get("weight", 0) < 0 or min(fields.get("rpm_cap", 1), fields.get("tpm_cap", 1)) < 1:
+        raise StartupError("the weight must be 0 or more, and a cap at least 1")
+    if args.enabled is not None:
+        fields["enabled"] = args.enabled
+    return fields
+
+
 async def _deployments(settings: Settings, args: argparse.Namespace) -> None:
     identifier(args.model_id, "model_id")
     async with _services(settings) as services:
@@ -202,18 +214,17 @@ async def _deployments(settings: Settings, args: argparse.Namespace) -> None:
             raise StartupError(f"no model {args.model_id!r}")
         repo = services.deployments
         if args.action == "list":
-            for row in await repo.list_for(args.model_id):
-                _out(_deployment_json(row))
+            for listed in await repo.list_for(args.model_id):
+                _out(_deployment_json(listed))
             return
-        identifier(args.deployment_id, "id")
+        if identifier(args.deployment_id, "id") == DEFAULT_DEPLOYMENT:
+            raise StartupError("the default deployment is the model's own: edit the model")
         if args.action == "remove":
             if not await repo.delete(args.model_id, args.deployment_id):
                 raise StartupError(f"no deployment {args.deployment_id!r}")
             return
-        given = {"weight": args.weight, "rpm_cap": args.rpm_cap, "tpm_cap": args.tpm_cap}
-        fields = {k: v for k, v in given.items() if v is not None}
-        if args.enabled is not None:
-            fields["enabled"] = args.enabled
+        fields = _deployment_settings(args)
+        row: DeploymentRow | None
         if args.action == "add":
             fields |= await _deployment_fields(settings, services, args)
             row = await repo.create(args.model_id, args.deployment_id, fields)

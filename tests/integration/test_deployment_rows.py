@@ -51,6 +51,8 @@ def test_the_cli_manages_deployments_a_running_gateway_picks_up(
     [(stored,)] = gw.sql("SELECT api_key FROM deployments WHERE id = 'second'")
     assert "sk-cli-key-4321" not in stored  # sealed
     assert cli(*add)[0] == 2  # there already
+    assert cli("add", "cli-pool", "default", "--vendor", "mock")[0] == 2  # the model's own
+    assert cli("set", "cli-pool", "second", "--weight", "-1")[0] == 2
     assert cli("list", "no-such-model")[0] == 2
 
     client = gw.openai(gw.create_user())
