@@ -90,10 +90,14 @@ class ModelEntry:
     rpm_cap: int | None = None
     tpm_cap: int | None = None
     routing: Routing | None = None  # on the model's own entry, when it has several deployments
+    pooled: bool = False  # one of several deployments of its model: its health is tracked
+    guarded: bool = False  # pooled or capped: checked before each attempt (set below)
 
     def __post_init__(self) -> None:
         if not self.health_key:  # the default deployment's breaker is the model's own
             object.__setattr__(self, "health_key", self.model_id)
+        capped = self.rpm_cap is not None or self.tpm_cap is not None
+        object.__setattr__(self, "guarded", self.pooled or capped)
 
 
 def _seconds(value: object, default: float) -> float:

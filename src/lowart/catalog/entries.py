@@ -137,7 +137,8 @@ def with_deployments(
     pool = (model, *(d for d in further if d is not None))
     if len(pool) == 1:
         return model
-    routing = Routing(strategy_of(model.params), model.params.get("sticky") is True, pool)
+    pooled = tuple(replace(d, pooled=True) for d in pool)
+    routing = Routing(strategy_of(model.params), model.params.get("sticky") is True, pooled)
     return replace(model, routing=routing)
 
 

@@ -67,7 +67,6 @@ class Attempt:
     model: ModelEntry
     started: float = field(default_factory=time.perf_counter)
     ttft: float | None = None
-    pooled: bool = False  # a deployment of a model with several: its health is tracked
 
 
 @dataclass(slots=True)

@@ -140,7 +140,7 @@ class Dispatcher(Admissions):
 
         attempt, completion = await self._first_success(admission, request, call)
         elapsed = self._observe_upstream(attempt)
-        if attempt.pooled:
+        if attempt.model.pooled:
             self._ended(attempt)
             self._router.health.observe(attempt.model.health_key, elapsed)
         text = functools.partial(completion_text_from_body, completion.body)
@@ -167,7 +167,7 @@ class Dispatcher(Admissions):
         attempt.ttft = time.perf_counter() - attempt.started
         model = attempt.model
         self._metrics.time(self._metrics.ttft, attempt.ttft, self._label(model), model.deployment)
-        if attempt.pooled:
+        if attempt.model.pooled:
             self._router.health.observe(model.health_key, attempt.ttft)
         relay = self._relay(attempt, stream, events, first)
         return Streaming(admission.headers(attempt.model), relay)
@@ -214,7 +214,7 @@ class Dispatcher(Admissions):
                 break
             self._moved_to(request, state, model)
             pool = self._pool(model, admission, request)
-            pooled, failed, position = model.routing is not None, False, 0
+            failed, position = False, 0
             limit = len(pool) + self._retry.config.retries
             while state.budget > 0 and position < limit:
                 deployment = pool[position % len(pool)]
@@ -222,11 +222,12 @@ class Dispatcher(Admissions):
                 if retry >= 0 and (not failed or not await self._backoff(state, retry, deadline)):
                     break
                 position += 1
-                if not await self._may_try(deployment, pooled):
+                if not self._circuits.allow(deployment.health_key) or (
+                    deployment.guarded and not await self._admissible(deployment)
+                ):
                     continue
                 state.budget -= 1
                 attempt = Attempt(admission, request, within(deployment, deadline - loop.time()))
-                attempt.pooled = pooled
                 try:
                     result = await self._call(attempt, call, position)
                 except FALLBACK_ERRORS as exc:
@@ -255,15 +256,13 @@ class Dispatcher(Admissions):
         session = session_of(request.raw_headers, user) if routing.sticky else None
         return self._router.order(model, session, request.preferred_deployment) or (model,)
 
-    async def _may_try(self, deployment: ModelEntry, pooled: bool) -> bool:
-        """Its circuit lets a call through, it is not cooling, and its caps have room."""
+    async def _admissible(self, deployment: ModelEntry) -> bool:
+        """A deployment its circuit let through: not cooling, and its caps have room (else
+        the circuit's let-through is given back)."""
         key = deployment.health_key
-        if pooled and self._router.health.cooling(key):
+        if deployment.pooled and self._router.health.cooling(key):
+            self._circuits.abandon(key)
             return False
-        if not self._circuits.allow(key):
-            return False
-        if deployment.rpm_cap is None and deployment.tpm_cap is None:
-            return True
         if await self._router.within_caps(deployment):
             return True
         self._circuits.abandon(key)
@@ -286,7 +285,7 @@ class Dispatcher(Admissions):
         """One attempt; a caller's error ends the request, a cancel abandons the circuit's
         verdict. Upstream failures are left to the chain."""
         key = attempt.model.health_key
-        if attempt.pooled:
+        if attempt.model.pooled:
             self._router.health.started(key)
         try:
             result = await call(attempt)
@@ -310,7 +309,7 @@ class Dispatcher(Admissions):
 
     def _ended(self, attempt: Attempt) -> None:
         """A pooled attempt no longer in flight."""
-        if attempt.pooled:
+        if attempt.model.pooled:
             self._router.health.ended(attempt.model.health_key)
 
     async def _upstream_failed(self, attempt: Attempt, error: LowartError, try_number: int) -> None:
@@ -321,7 +320,7 @@ class Dispatcher(Admissions):
         key = attempt.model.health_key
         self._circuits.report(key, failed=True)
         failure_log.attempt_failed(attempt, error, try_number)
-        if attempt.pooled:
+        if attempt.model.pooled:
             self._ended(attempt)
             self._router.health.failed(key, type(error).__name__)
             if isinstance(error, UpstreamRateLimited):
