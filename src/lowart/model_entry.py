@@ -4,8 +4,9 @@ serves), and its deployments when it has more than one (docs/api.md, "Deployment
 
 from __future__ import annotations
 
+import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -67,6 +68,11 @@ class Routing:
     strategy: Strategy
     sticky: bool
     deployments: tuple[ModelEntry, ...]
+    cumulative: tuple[float, ...] = field(init=False)  # running sums of their weights
+
+    def __post_init__(self) -> None:
+        sums = tuple(itertools.accumulate(d.weight for d in self.deployments))
+        object.__setattr__(self, "cumulative", sums)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,10 @@ from lowart.dispatch.strategies import (
     latency,
     least_in_flight,
     priority,
+    rotated,
     sticky,
     weighted,
+    weighted_first,
 )
 from lowart.limits.memory import MemoryRateLimiter, MemoryTokenWindow
 from lowart.model_entry import ModelEntry, Routing, Strategy, timeouts_of
@@ -35,6 +37,18 @@ def test_weighted_3_to_1_gives_75_25_within_2_percent() -> None:
     shares = firsts(weighted, [Candidate(0, "a", 3.0), Candidate(1, "b", 1.0)])
     assert abs(shares[0] / PICKS - 0.75) <= 0.02
     assert abs(shares[1] / PICKS - 0.25) <= 0.02
+
+
+def test_the_weighted_hot_path_gives_75_25_and_even_shares_within_2_percent() -> None:
+    """What a request uses when nothing is cooling: one draw over the running sums."""
+    rng = random.Random(13)
+    shares = Counter(weighted_first((3.0, 4.0), rng.random()) for _ in range(PICKS))
+    assert abs(shares[0] / PICKS - 0.75) <= 0.02 and abs(shares[1] / PICKS - 0.25) <= 0.02
+    even = Counter(weighted_first((1.0, 2.0, 3.0, 4.0), rng.random()) for _ in range(PICKS))
+    assert all(abs(even[i] / PICKS - 0.25) <= 0.02 for i in range(4))
+    assert weighted_first((0.0, 0.0), 0.5) == 0  # all weights 0: the first
+    assert Counter(weighted_first((0.0, 1.0, 1.0), rng.random()) for _ in range(500))[0] == 0
+    assert rotated("abcd", 2) == ["c", "d", "a", "b"]
 
 
 def test_equal_weights_give_an_even_share_within_2_percent() -> None:
@@ -140,6 +154,15 @@ def router(clock: Clock, explore: float = 0.05, seed: int = 9) -> Router:
         explore=explore,
         rng=random.Random(seed),
     )
+
+
+def test_the_router_orders_a_weighted_model_by_one_draw_then_in_turn() -> None:
+    clock = Clock()
+    model = pool(Strategy.WEIGHTED, "default", "b", "c")
+    r = router(clock)
+    orders = Counter(tuple(d.deployment for d in r.order(model, None)) for _ in range(3000))
+    assert set(orders) == {("default", "b", "c"), ("b", "c", "default"), ("c", "default", "b")}
+    assert all(900 < n < 1100 for n in orders.values())
 
 
 def share(r: Router, model: ModelEntry, name: str, n: int = 400) -> float:

@@ -228,12 +228,18 @@ class Dispatcher(Admissions):
                     continue
                 state.budget -= 1
                 attempt = Attempt(admission, request, within(deployment, deadline - loop.time()))
+                if deployment.pooled:
+                    self._router.health.started(deployment.health_key)
                 try:
-                    result = await self._call(attempt, call, position)
+                    result = await call(attempt)
                 except FALLBACK_ERRORS as exc:
                     state.last, failed = exc, True
                     await self._upstream_failed(attempt, exc, position)
                     continue
+                except BaseException as exc:
+                    await self._ended_by(attempt, exc, position)
+                    raise
+                self._circuits.report(deployment.health_key, failed=False)
                 return attempt, result
         raise await self._exhausted(admission, state.last)
 
@@ -279,33 +285,19 @@ class Dispatcher(Admissions):
         await asyncio.sleep(delay)
         return True
 
-    async def _call(
-        self, attempt: Attempt, call: Callable[[Attempt], Awaitable[T]], try_number: int
-    ) -> T:
-        """One attempt; a caller's error ends the request, a cancel abandons the circuit's
-        verdict. Upstream failures are left to the chain."""
+    async def _ended_by(self, attempt: Attempt, error: BaseException, try_number: int) -> None:
+        """An attempt ended by the caller's error (it ends the request) or by a cancel (the
+        circuit's verdict abandoned); upstream failures are ``_upstream_failed``'s."""
         key = attempt.model.health_key
-        if attempt.model.pooled:
-            self._router.health.started(key)
-        try:
-            result = await call(attempt)
-        except FALLBACK_ERRORS:
-            raise
-        except LowartError as exc:
-            self._ended(attempt)
+        self._ended(attempt)
+        if isinstance(error, LowartError):
             self._circuits.report(key, failed=False)  # the caller's fault
-            failure_log.attempt_failed(attempt, exc, try_number)
+            failure_log.attempt_failed(attempt, error, try_number)
             self._billing.failed(attempt)
-            await self._billing.release(attempt)
-            raise
-        except BaseException:
-            self._ended(attempt)
+        else:
             self._circuits.abandon(key)
             self._billing.cancelled(attempt)
-            await self._billing.release(attempt)
-            raise
-        self._circuits.report(key, failed=False)
-        return result
+        await self._billing.release(attempt)
 
     def _ended(self, attempt: Attempt) -> None:
         """A pooled attempt no longer in flight."""

@@ -35,6 +35,7 @@ class DeploymentHealth:
         self._clock = clock
         self._stats: defaultdict[str, _Stats] = defaultdict(_Stats)
         self._samples: defaultdict[str, deque[tuple[float, float]]] = defaultdict(deque)
+        self._cooling_until = 0.0  # the latest end of any cooling
 
     def started(self, key: str) -> None:
         self._stats[key].in_flight += 1
@@ -77,6 +78,11 @@ class DeploymentHealth:
         wait = self.config.cooling_s if seconds is None else seconds
         stats = self._stats[key]
         stats.cooling_until = max(stats.cooling_until, self._clock() + wait)
+        self._cooling_until = max(self._cooling_until, stats.cooling_until)
+
+    def any_cooling(self) -> bool:
+        """Is any deployment cooling now? (One clock read: the router's hot path.)"""
+        return self._cooling_until > self._clock()
 
     def cooling(self, key: str) -> bool:
         found = self._stats.get(key)

@@ -15,7 +15,7 @@ import random
 from collections.abc import Sequence
 
 from lowart.dispatch.health import DeploymentHealth
-from lowart.dispatch.strategies import Candidate, order, sticky
+from lowart.dispatch.strategies import Candidate, order, rotated, sticky, weighted_first
 from lowart.limits.base import RateLimiter, TokenWindow
 from lowart.model_entry import ModelEntry, Routing, Strategy
 
@@ -66,13 +66,21 @@ class Router:
 
     def order(
         self, model: ModelEntry, session: str | None, preferred: str | None = None
-    ) -> list[ModelEntry]:
+    ) -> Sequence[ModelEntry]:
         """The deployments to try, best first (empty when all are cooling). ``preferred``
         names a deployment to put first while it may be tried; ``session`` is what a sticky
         model hashes (``session_of``)."""
         routing = model.routing
         if routing is None:
             return [model]
+        if (
+            routing.strategy is Strategy.WEIGHTED
+            and session is None
+            and preferred is None
+            and not self.health.any_cooling()
+        ):  # the default, with nothing to leave out: one draw
+            drawn = weighted_first(routing.cumulative, self._rng.random())
+            return rotated(routing.deployments, drawn)
         candidates = self._candidates(routing)
         if routing.sticky and session is not None:
             picked = sticky(session, candidates)
@@ -89,6 +97,8 @@ class Router:
     async def within_caps(self, deployment: ModelEntry) -> bool:
         """May one more request go to this deployment under its RPM and TPM caps? A request
         let through counts against its RPM window."""
+        if deployment.rpm_cap is None and deployment.tpm_cap is None:
+            return True
         if deployment.tpm_cap is not None:
             spent = await self._tokens.add(deployment.health_key, 0)
             if spent >= deployment.tpm_cap:

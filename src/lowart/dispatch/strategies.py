@@ -8,12 +8,16 @@ cooling after a 429); the dispatcher skips those whose circuit is open or whose 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from lowart.model_entry import Strategy
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,19 @@ def weighted(candidates: Sequence[Candidate], rng: random.Random) -> list[int]:
     keyed = [(_weighted_key(c.weight, rng.random()), c.index) for c in candidates]
     keyed.sort(reverse=True)
     return [index for _, index in keyed]
+
+
+def weighted_first(cumulative: Sequence[float], draw: float) -> int:
+    """The hot path of ``weighted`` when no deployment is cooling: the first pick by weight
+    from the running sums of the weights and one draw in [0, 1); the rest follow in the
+    model's order (``rotated``). All weights 0: the first."""
+    total = cumulative[-1]
+    return bisect.bisect_right(cumulative, draw * total) if total > 0 else 0
+
+
+def rotated(deployments: Sequence[T], first: int) -> Sequence[T]:
+    """``first``, then the ones after it, then the ones before it."""
+    return [*deployments[first:], *deployments[:first]]
 
 
 def least_in_flight(candidates: Sequence[Candidate], rng: random.Random) -> list[int]:
