@@ -19,11 +19,12 @@ from lowart.api.bodies import (
     UserQuota,
 )
 from lowart.api.openapi_schemas import ANY_OBJECT, COMPONENTS, QUERY_SCHEMAS, admin_overrides
-from lowart.api.openapi_vendors import BASE_URL_PATTERN, params_rules, vendor_type
+from lowart.api.openapi_vendors import BASE_URL_PATTERN, base_url_rule, params_rules, vendor_type
 from lowart.api.tools import ConfirmBody, PolicyBody, ServerBody
 from lowart.providers.registry import VendorTable
 
 Operation = dict[str, Any]
+EMPTY, URL = {"pattern": r"^\s*$"}, {"pattern": BASE_URL_PATTERN}
 _CHAT_ERRORS = (400, 401, 403, 404, 413, 429, 502, 503, 504)
 _SSE_EVENT = {  # one Server-Sent Event of a streamed answer
     "type": "object",
@@ -337,11 +338,17 @@ def _admin_schemas(vendors: VendorTable) -> dict[str, Any]:
     # model_id is only accepted when it repeats the path's: not part of the documented body.
     del update["properties"]["model_id"]
     update["properties"]["vendor_type"] = vendor_type(vendors)
-    update["properties"]["base_url"] = {"type": "string", "pattern": BASE_URL_PATTERN}
+    # Without the vendor in the body, an empty base_url may be a Mock model's.
+    update["properties"]["base_url"] = {"type": "string", "anyOf": [EMPTY, URL]}
     components["ModelReplace"] = {
         **update,
+        "properties": {**update["properties"], "base_url": {"type": "string"}},
         "required": ["vendor_type"],
-        "allOf": params_rules(vendors),
+        "allOf": [base_url_rule(vendors), *params_rules(vendors)],
+    }
+    components["DeploymentUpdate"]["properties"]["base_url"] = {
+        "type": "string",
+        "anyOf": [EMPTY, URL],
     }
     return dict(components)
 
