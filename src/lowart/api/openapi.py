@@ -313,22 +313,24 @@ def _page(summary: str, *, missing: bool = False) -> Operation:
     return {"summary": summary, "security": [], "responses": responses}
 
 
+ADMIN_BODIES = (
+    UserQuota,
+    UserPatch,
+    KeyCreate,
+    ModelCreate,
+    ModelUpdate,
+    Fallbacks,
+    DeploymentCreate,
+    DeploymentUpdate,
+    ServerBody,
+    PolicyBody,
+    ConfirmBody,
+)
+
+
 def _admin_schemas(vendors: VendorTable) -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [
-            UserQuota,
-            UserPatch,
-            KeyCreate,
-            ModelCreate,
-            ModelUpdate,
-            Fallbacks,
-            DeploymentCreate,
-            DeploymentUpdate,
-            ServerBody,
-            PolicyBody,
-            ConfirmBody,
-        ],
-        ref_template="#/components/schemas/{name}",
+        ADMIN_BODIES, ref_template="#/components/schemas/{name}"
     )
     for name, extra in admin_overrides(vendors).items():
         schema = components[name]
@@ -346,10 +348,7 @@ def _admin_schemas(vendors: VendorTable) -> dict[str, Any]:
         "required": ["vendor_type"],
         "allOf": [base_url_rule(vendors), *params_rules(vendors)],
     }
-    components["DeploymentUpdate"]["properties"]["base_url"] = {
-        "type": "string",
-        "anyOf": [EMPTY, URL],
-    }
+    components["DeploymentUpdate"]["properties"]["base_url"] = update["properties"]["base_url"]
     return dict(components)
 
 

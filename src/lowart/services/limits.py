@@ -40,14 +40,8 @@ def build_limits(settings: Settings, watchdog: Watchdog) -> Limits:
     local_quota = MemoryQuotaLedger()
     window_s = settings.limits.rpm_window_s
     if settings.redis.url is None:
-        return Limits(
-            None,
-            None,
-            local_rpm,
-            local_quota,
-            MemoryRateLimiter(window_s),
-            MemoryTokenWindow(window_s),
-        )
+        deployments = MemoryRateLimiter(window_s), MemoryTokenWindow(window_s)
+        return Limits(None, None, local_rpm, local_quota, *deployments)
     timeout_s = settings.redis.timeout_ms / 1000
     client = connect(settings.redis.url, timeout_s)
     scripts = RespClient(settings.redis.url, timeout_s, watchdog)
