@@ -50,7 +50,7 @@ from lowart.formats.ids import ANTHROPIC
 from lowart.formats.openai import completion_text_from_body, error_body
 from lowart.formats.sse import encode_event
 from lowart.limits.base import QuotaLedger, RateLimiter
-from lowart.model_entry import ModelEntry, OperationKind
+from lowart.model_entry import ModelEntry
 from lowart.providers.base import ChatRequest, ChatStream, Completion, Provider
 from lowart.providers.crossing import in_caller_format
 from lowart.telemetry.metrics import Metrics
@@ -59,12 +59,6 @@ from lowart.usage.recorder import UsageRecorder
 log = structlog.get_logger()
 
 FALLBACK_ERRORS = (UpstreamError, UpstreamTimeout, UpstreamRateLimited)
-_CHAT, _IMAGES, _EMBEDDINGS = (
-    OperationKind.CHAT,
-    OperationKind.IMAGES,
-    OperationKind.EMBEDDINGS,
-)  # an enum member lookup costs ~250 ns (3.11)
-_SERVES = {_IMAGES: "generate images", _EMBEDDINGS: "serve embeddings"}
 T = TypeVar("T")
 Opened = tuple[ChatStream, AsyncIterator[bytes], bytes]
 
