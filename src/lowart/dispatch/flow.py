@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import structlog
 
-from lowart.catalog.circuit import Circuits
+from lowart.catalog.circuit import CLOSED, Circuits
 from lowart.catalog.directory import Directory
 from lowart.dispatch import failure_log
 from lowart.dispatch.admission import Admissions
@@ -216,9 +216,9 @@ class Dispatcher(Admissions):
                 if retry >= 0 and (not failed or not await self._backoff(state, retry, deadline)):
                     break
                 position += 1
-                if not self._circuits.allow(deployment.health_key) or (
-                    deployment.guarded and not await self._admissible(deployment)
-                ):
+                if retry < 0 and not self._circuits.allow(deployment.health_key):
+                    continue  # checked once per request, as a model's always was
+                if deployment.guarded and not await self._admissible(deployment, retry < 0):
                     continue
                 state.budget -= 1
                 attempt = Attempt(admission, request, within(deployment, deadline - loop.time()))
@@ -256,16 +256,19 @@ class Dispatcher(Admissions):
         session = session_of(request.raw_headers, user) if routing.sticky else None
         return self._router.order(model, session, request.preferred_deployment) or (model,)
 
-    async def _admissible(self, deployment: ModelEntry) -> bool:
-        """A deployment its circuit let through: not cooling, and its caps have room (else
-        the circuit's let-through is given back)."""
+    async def _admissible(self, deployment: ModelEntry, allowed: bool) -> bool:
+        """A deployment with several, or with caps: not cooling, not ejected since its first
+        try (a retry), and with room under its caps. When ``allowed`` (its circuit let this
+        call through just now) a refusal gives the let-through back."""
         key = deployment.health_key
-        if deployment.pooled and self._router.health.cooling(key):
-            self._circuits.abandon(key)
-            return False
-        if await self._router.within_caps(deployment):
+        refused = deployment.pooled and (
+            self._router.health.cooling(key)
+            or (not allowed and self._circuits.state(key) != CLOSED)
+        )
+        if not refused and await self._router.within_caps(deployment):
             return True
-        self._circuits.abandon(key)
+        if allowed:
+            self._circuits.abandon(key)
         return False
 
     async def _backoff(self, state: _Chain, retry: int, deadline: float) -> bool:
