@@ -257,3 +257,31 @@ def test_deployment_rpm_caps_hold_across_two_instances_on_redis(
     counts = upstream_calls(fake, tag)
     assert (counts[a], counts[b]) == (4, 3)  # each at its cap, counted by both instances
     assert statuses == {200: 7, 503: 9}
+
+
+def test_attempts_go_round_the_deployments_before_a_retry_and_then_the_fallback(
+    make_gateway: Callable[..., Gateway], fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    fake, base = fake_openai
+    gw = make_gateway(retries=1, retry_backoff_ms=10)
+    tag = "o" + secrets.token_hex(3)
+    a, b = f"error-500:{tag}-a", f"error-502:{tag}-b"
+    add_pool(gw, base, "round", a, {"b": {"upstream_model": b}}, strategy="priority")
+    gw.add_model("round-backup", base_url=base, upstream_model=f"ok:{tag}-backup")
+    assert gw.admin("PUT", "/admin/models/round/fallbacks", json={"fallbacks": ["round-backup"]})
+    client = gw.openai(gw.create_user())
+    raw = client.chat.completions.with_raw_response.create(model="round", messages=MESSAGES)
+    assert raw.headers["x-lowart-model"] == "round-backup"
+    assert [c["model"] for c in fake.calls if tag in c["model"]] == [a, b, a, f"ok:{tag}-backup"]
+    gw.flush()
+    rows = gw.sql(
+        "SELECT served_model, deployment, status FROM usage_records WHERE request_id = ? "
+        "ORDER BY id",
+        (raw.headers["x-request-id"],),
+    )
+    assert rows == [
+        ("round", "default", "error"),
+        ("round", "b", "error"),
+        ("round", "default", "error"),
+        ("round-backup", "default", "ok"),
+    ]
