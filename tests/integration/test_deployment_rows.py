@@ -5,6 +5,7 @@ from the database, and their keys re-sealed by a master-key rotation (docs/api.m
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,11 +13,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lowart.cli import run
+from lowart.limits.redis import RedisTokenWindow
 from lowart.security.secretbox import SecretBox
 from lowart.storage.deployments import DeploymentRepository
 from lowart.storage.models import ModelRepository
 from lowart.storage.sealed import Sealed, context_of, deployment_key_context, reseal_all
 from tests.conftest import ADMIN_KEY, MASTER_KEY, Gateway, wait_for
+from tests.integration.test_redis_quota import resp
 
 
 def test_the_cli_manages_deployments_a_running_gateway_picks_up(
@@ -101,3 +104,15 @@ async def test_a_rotation_reseals_deployment_keys_with_their_own_context(
     assert new_box.decrypt(row.api_key, deployment_key_context("rot", "east")) == "sk-rotated"
     assert await ModelRepository(engine).delete("rot")
     assert await repo.list_for("rot") == []  # a model's deployments go with it
+
+
+@pytest.mark.redis
+async def test_token_windows_are_shared_through_redis() -> None:
+    """Two instances count a deployment's tokens into one window (an hour here, so that no
+    window turns during the test; the turning is the memory window's test's, same arithmetic)."""
+    prefix = f"lowart:test:{secrets.token_hex(6)}:"
+    async with resp() as one, resp() as two:
+        first = RedisTokenWindow(one, 3600, prefix=prefix)
+        second = RedisTokenWindow(two, 3600, prefix=prefix)  # another instance
+        assert [await first.add("m/b", 40), await second.add("m/b", 50)] == [40, 90]
+        assert (await first.add("m/b", 0), await second.add("other", 0)) == (90, 0)
