@@ -47,7 +47,7 @@ class Router:
         self._rpm = rpm
         self._tokens = tokens
         self._explore = explore
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # nosec B311: spreading load, not a secret
 
     def _candidates(self, routing: Routing) -> list[Candidate]:
         health = self.health
