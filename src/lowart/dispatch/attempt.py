@@ -10,7 +10,7 @@ from typing import Any
 
 from lowart.formats.openai import prompt_text
 from lowart.limits.base import Reservation, RpmDecision
-from lowart.model_entry import ModelEntry
+from lowart.model_entry import DEFAULT_DEPLOYMENT, ModelEntry
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream
 from lowart.usage.inflight import InFlight
@@ -75,6 +75,7 @@ class Served:
 
     body: bytes
     headers: list[tuple[bytes, bytes]]
+    deployment: str = DEFAULT_DEPLOYMENT  # which deployment of the served model answered
 
 
 @dataclass(slots=True)
@@ -83,6 +84,7 @@ class Streaming:
 
     headers: list[tuple[bytes, bytes]]
     events: AsyncIterator[bytes]
+    deployment: str = DEFAULT_DEPLOYMENT  # which deployment of the served model answers
 
 
 def in_flight(attempt: Attempt, stream: ChatStream, relayed: int) -> InFlight:

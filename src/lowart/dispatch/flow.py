@@ -139,7 +139,7 @@ class Dispatcher(Admissions):
             self._router.health.observe(attempt.model.health_key, elapsed)
         text = functools.partial(completion_text_from_body, completion.body)
         await self._billing.bill(attempt, completion.usage, text, "ok")
-        return Served(completion.body, admission.headers(attempt.model))
+        return Served(completion.body, admission.headers(attempt.model), attempt.model.deployment)
 
     async def stream(self, admission: Admission, request: ChatRequest) -> Streaming:
         """The first model that yields a first chunk; the rest is relayed as it comes."""
@@ -164,7 +164,7 @@ class Dispatcher(Admissions):
         if attempt.model.pooled:
             self._router.health.observe(model.health_key, attempt.ttft)
         relay = self._relay(attempt, stream, events, first)
-        return Streaming(admission.headers(attempt.model), relay)
+        return Streaming(admission.headers(model), relay, model.deployment)
 
     async def _relay(
         self, attempt: Attempt, stream: ChatStream, events: AsyncIterator[bytes], first: bytes
