@@ -285,3 +285,17 @@ def test_attempts_go_round_the_deployments_before_a_retry_and_then_the_fallback(
         ("round", "default", "error"),
         ("round-backup", "default", "ok"),
     ]
+
+
+def test_a_one_deployment_model_keeps_to_its_own_rpm_cap(
+    make_gateway: Callable[..., Gateway], fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    fake, base = fake_openai
+    gw = make_gateway()
+    tag = "q" + secrets.token_hex(3)
+    gw.add_model("alone", base_url=base, upstream_model=f"ok:{tag}", params={"rpm_cap": 2})
+    with gw.client(gw.create_user()) as client:
+        body = {"model": "alone", "messages": MESSAGES}
+        statuses = [client.post("/v1/chat/completions", json=body).status_code for _ in range(3)]
+    assert statuses == [200, 200, 503]
+    assert upstream_calls(fake, tag)[f"ok:{tag}"] == 2
