@@ -299,3 +299,17 @@ def test_a_one_deployment_model_keeps_to_its_own_rpm_cap(
         statuses = [client.post("/v1/chat/completions", json=body).status_code for _ in range(3)]
     assert statuses == [200, 200, 503]
     assert upstream_calls(fake, tag)[f"ok:{tag}"] == 2
+
+
+def test_a_deployment_at_its_tpm_cap_is_skipped_for_the_next(
+    make_gateway: Callable[..., Gateway], fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    fake, base = fake_openai
+    gw = make_gateway()
+    tag = "t" + secrets.token_hex(3)
+    a, b = f"usage-10-10:{tag}-a", f"ok:{tag}-b"  # a reports 20 tokens per answer
+    add_pool(gw, base, "tokens", a, {"b": {"upstream_model": b}}, strategy="priority", tpm_cap=30)
+    client = gw.openai(gw.create_user())
+    for _ in range(4):
+        client.chat.completions.create(model="tokens", messages=MESSAGES)
+    assert [c["model"] for c in fake.calls if tag in c["model"]] == [a, a, b, b]  # 20, 40 ≥ 30

@@ -227,3 +227,18 @@ async def test_caps_refuse_a_full_deployment_until_the_window_passes(cap: str) -
     assert not await r.within_caps(b)
     clock.now += 60
     assert await r.within_caps(b)
+
+
+def test_the_latency_window_is_a_running_mean_that_forgets_old_samples() -> None:
+    clock = Clock()
+    health = DeploymentHealth(HealthConfig(latency_window_s=10.0), clock)
+    assert health.latency("k") is None
+    health.observe("k", 0.1)
+    clock.now += 6
+    health.observe("k", 0.3)
+    assert health.latency("k") == pytest.approx(0.2)
+    clock.now += 5  # the first sample leaves the window
+    assert health.latency("k") == pytest.approx(0.3)
+    clock.now += 6
+    assert health.latency("k") is None
+    assert health.report("k")["served"] == 2 and health.report("k")["latency_ms"] is None

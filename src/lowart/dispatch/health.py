@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,21 @@ class _Stats:
     last_error: str | None = None
 
 
+@dataclass(slots=True)
+class _Window:
+    """Times to first byte within the window, with their running sum (O(1) per request)."""
+
+    samples: deque[tuple[float, float]] = field(default_factory=deque)
+    total: float = 0.0
+
+    def trim(self, horizon: float) -> None:
+        samples = self.samples
+        while samples and samples[0][0] <= horizon:
+            self.total -= samples.popleft()[1]
+        if not samples:
+            self.total = 0.0  # no drift left behind by the float sums
+
+
 class DeploymentHealth:
     """Per-deployment counters and windows, by ``ModelEntry.health_key``."""
 
@@ -34,7 +49,7 @@ class DeploymentHealth:
         self.config = config
         self._clock = clock
         self._stats: defaultdict[str, _Stats] = defaultdict(_Stats)
-        self._samples: defaultdict[str, deque[tuple[float, float]]] = defaultdict(deque)
+        self._windows: defaultdict[str, _Window] = defaultdict(_Window)
         self._cooling_until = 0.0  # the latest end of any cooling
 
     def started(self, key: str) -> None:
@@ -51,22 +66,18 @@ class DeploymentHealth:
     def observe(self, key: str, first_byte_s: float) -> None:
         """A served attempt's time to first byte."""
         self._stats[key].served += 1
-        samples = self._samples[key]
-        samples.append((self._clock(), first_byte_s))
-        self._trim(samples)
+        window, now = self._windows[key], self._clock()
+        window.samples.append((now, first_byte_s))
+        window.total += first_byte_s
+        window.trim(now - self.config.latency_window_s)
 
     def latency(self, key: str) -> float | None:
         """The mean time to first byte over the window; None when nothing was measured in it."""
-        samples = self._samples.get(key)
-        if not samples:
+        window = self._windows.get(key)
+        if window is None:
             return None
-        self._trim(samples)
-        return sum(s for _, s in samples) / len(samples) if samples else None
-
-    def _trim(self, samples: deque[tuple[float, float]]) -> None:
-        horizon = self._clock() - self.config.latency_window_s
-        while samples and samples[0][0] <= horizon:
-            samples.popleft()
+        window.trim(self._clock() - self.config.latency_window_s)
+        return window.total / len(window.samples) if window.samples else None
 
     def failed(self, key: str, error: str) -> None:
         stats = self._stats[key]
