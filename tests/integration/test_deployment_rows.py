@@ -1,84 +1,20 @@
-"""Deployments as rows: added by ``lowart deployments`` beside a running gateway and picked up
-from the database, and their keys re-sealed by a master-key rotation (docs/api.md,
-"Deployments")."""
+"""Deployments as rows: their keys re-sealed by a master-key rotation, their token windows
+shared through Redis (docs/api.md, "Deployments")."""
 
 from __future__ import annotations
 
-import json
 import secrets
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lowart.cli import run
 from lowart.limits.redis import RedisTokenWindow
 from lowart.security.secretbox import SecretBox
 from lowart.storage.deployments import DeploymentRepository
 from lowart.storage.models import ModelRepository
 from lowart.storage.sealed import Sealed, context_of, deployment_key_context, reseal_all
-from tests.conftest import ADMIN_KEY, MASTER_KEY, Gateway, wait_for
+from tests.conftest import MASTER_KEY
 from tests.integration.test_redis_quota import resp
-
-
-def test_the_cli_manages_deployments_a_running_gateway_picks_up(
-    make_gateway: Callable[..., Gateway],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    gw = make_gateway()
-    gw.add_model("cli-pool", "Mock")
-    for name, value in {
-        "DATABASE_URL": gw.settings.database.url,
-        "MASTER_KEY": MASTER_KEY,
-        "ADMIN_KEY": ADMIN_KEY,
-        "LOWART_WORKDIR": str(tmp_path),
-        "LOG_LEVEL": "warning",
-    }.items():
-        monkeypatch.setenv(name, value)
-
-    def cli(*args: str) -> tuple[int, list[dict[str, object]]]:
-        code = run(["deployments", *args])
-        lines = capsys.readouterr().out.splitlines()
-        return code, [json.loads(line) for line in lines if line.strip()]
-
-    add = ("add", "cli-pool", "second", "--vendor", "mock", "--api-key", "sk-cli-key-4321")
-    code, [added] = cli(*add, "--weight", "2", "--rpm-cap", "100")
-    assert code == 0 and (added["weight"], added["rpm_cap"], added["api_key_set"]) == (
-        2.0,
-        100,
-        True,
-    )
-    [(stored,)] = gw.sql("SELECT api_key FROM deployments WHERE id = 'second'")
-    assert "sk-cli-key-4321" not in stored  # sealed
-    assert cli(*add)[0] == 2  # there already
-    assert cli("add", "cli-pool", "default", "--vendor", "mock")[0] == 2  # the model's own
-    assert cli("set", "cli-pool", "second", "--weight", "-1")[0] == 2
-    assert cli("list", "no-such-model")[0] == 2
-
-    client = gw.openai(gw.create_user())
-
-    def both_served() -> bool:
-        client.chat.completions.create(
-            model="cli-pool", messages=[{"role": "user", "content": "x"}]
-        )
-        gw.flush()
-        rows = gw.sql(
-            "SELECT DISTINCT deployment FROM usage_records WHERE served_model = 'cli-pool'"
-        )
-        return {r[0] for r in rows} == {"default", "second"}
-
-    wait_for(both_served, timeout=10)  # the row is picked up without a restart
-    code, [changed] = cli("set", "cli-pool", "second", "--no-enabled", "--weight", "0.5")
-    assert code == 0 and (changed["enabled"], changed["weight"]) == (False, 0.5)
-    assert cli("list", "cli-pool") == (0, [changed])
-    assert cli("remove", "cli-pool", "second") == (0, [])
-    assert cli("remove", "cli-pool", "second")[0] == 2
-    assert (
-        gw.admin("GET", "/admin/models/cli-pool/deployments").json()["data"][0]["id"] == "default"
-    )
 
 
 async def test_a_rotation_reseals_deployment_keys_with_their_own_context(
