@@ -20,6 +20,7 @@ COLORS: dict[str, Color] = {
     "nginx": (134, 142, 150),
     "passthrough": (73, 80, 87),
     "lowart": (214, 51, 108),
+    "lowart-responses": (166, 30, 77),
     "litellm": (28, 126, 214),
     "portkey": (245, 159, 0),
 }

@@ -43,7 +43,7 @@ QUIET = {
     "JOB_HEARTBEAT_S": "3600",
     "INSTANCE_HEARTBEAT_S": "3600",
     "INSTANCE_DEAD_AFTER_S": "7200",
-    "IDEMPOTENCY_SWEEP_S": "3600",
+    "RETENTION_SWEEP_S": "3600",
 }
 MODES = (
     ("non-streaming", False, "bench"),

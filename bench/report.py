@@ -1,5 +1,6 @@
-"""The markdown report: the machine, the table with its ratios, TTFT, memory, scaling, the
-targets met or missed, the load rows, and the evidence that Lowart had everything on."""
+"""The markdown report: the machine, the table with its ratios, TTFT, memory, the costs of
+checkpoints and of the retention sweeper, scaling, the targets met or missed, the load rows, and
+the evidence that Lowart had everything on."""
 
 from __future__ import annotations
 
@@ -255,6 +256,7 @@ class Results:
     logged: list[tuple[str, int, list[str]]]  # gateway, error lines, the first distinct ones
     notes: str = ""  # hand-written reading of the targets (bench/targets-notes.md)
     checkpoints: tuple[str, ...] = ()  # the cost of checkpointing streams in flight
+    sweeper: tuple[str, ...] = ()  # the retention sweeper's cost on requests
 
 
 def render(r: Results) -> str:
@@ -299,6 +301,10 @@ def render(r: Results) -> str:
             "## Requests in flight: the cost of their checkpoints",
             "",
             *r.checkpoints,
+            "",
+            "## Retention: the sweeper's cost on requests",
+            "",
+            *r.sweeper,
             "",
             "## Scaling: WORKERS=2 against one worker",
             "",

@@ -11,7 +11,8 @@ Systems, each measured with ``wrk`` non-streaming and streaming at 1 and 64 conn
 - ``litellm`` and ``portkey``: the peers, started with ``shared/peers/*.sh`` (:mod:`peers`).
 
 Then Lowart's memory (:mod:`memory`), the cost of checkpointing 1,000 streams in flight
-(:mod:`checkpoints`), ``WORKERS=2`` against one worker (:mod:`scaling`), and the
+(:mod:`checkpoints`), the retention sweeper's cost on requests while it deletes 200,000 expired
+rows (:mod:`sweeper`), ``WORKERS=2`` against one worker (:mod:`scaling`), and the
 load rows of the reliability catalogue against a slow upstream (:mod:`load_rows`,
 :mod:`slow_upstream`). The report (:mod:`report`, targets judged by :mod:`goals`) is printed and
 written to ``bench/out/report.md`` with its chart ``bench/out/performance.png`` (:mod:`chart`).
@@ -23,7 +24,8 @@ Settings, from the environment:
   (the median is kept);
 - ``BENCH_PEERS=0``: leave out LiteLLM and Portkey; ``BENCH_SCALING=0``: leave out the workers
   comparison; ``BENCH_CHECKPOINT=0``: leave out the checkpoint cost (its own settings are in
-  :mod:`checkpoints`); ``BENCH_LOAD_ROWS=0``: leave out the load rows (their own settings are in
+  :mod:`checkpoints`); ``BENCH_SWEEPER=0``: leave out the sweeper's cost (its own settings are
+  in :mod:`sweeper`); ``BENCH_LOAD_ROWS=0``: leave out the load rows (their own settings are in
   :mod:`load_rows`); ``BENCH_TTFT_SAMPLES`` (default 400);
 - ``BENCH_DOCS=1``: also write ``docs/performance.md`` and ``docs/performance.png``.
 """
@@ -49,6 +51,7 @@ import procs
 import report
 import scaling
 import slow_upstream
+import sweeper
 import tools
 import ttft
 from gateway import Gateway, start_gateway
@@ -61,6 +64,7 @@ from targets import (
     Unavailable,
     lowart_target,
     nginx_target,
+    responses_target,
     start_nginx,
     start_passthrough,
 )
@@ -81,6 +85,10 @@ SETTINGS = (
     "BENCH_CHECKPOINT_STREAMS",
     "BENCH_CHECKPOINT_SECONDS",
     "BENCH_CHECKPOINT_ROUNDS",
+    "BENCH_SWEEPER",
+    "BENCH_SWEEPER_ROWS",
+    "BENCH_SWEEPER_SECONDS",
+    "BENCH_SWEEPER_ROUNDS",
     "BENCH_LOAD_ROWS",
     "BENCH_TTFT_SAMPLES",
     "BENCH_L1_SECONDS",
@@ -182,12 +190,13 @@ def main() -> int:
         slow, slow_port = slow_upstream.start(stack)
         gw = start_gateway(stack, "lowart")
         lowart = lowart_target(gw, upstream)
-        for target in (direct, passthrough, lowart):
+        responses = responses_target(gw)
+        for target in (direct, passthrough, lowart, responses):
             verify_target(target)
         idle = memory.rss_kib(gw.pid)
         log(f"lowart: idle RSS {memory.mib(idle)} after start-up and one request per mode")
         with contextlib.ExitStack() as peer_stack:
-            systems: list[Target | Unavailable] = [direct, passthrough, lowart]
+            systems: list[Target | Unavailable] = [direct, passthrough, lowart, responses]
             if _on("BENCH_PEERS"):
                 systems += [
                     peers.start_litellm(peer_stack, upstream),
@@ -198,6 +207,7 @@ def main() -> int:
         held, held_reason = _held(gw, slow)
         mem = Memory(idle, peaks, held, held_reason)
         inflight = checkpoints.measure(slow) if _on("BENCH_CHECKPOINT") else []
+        swept = sweeper.measure_cost(upstream) if _on("BENCH_SWEEPER") else []
         scaled = scaling.measure(SECONDS, upstream, ROUNDS) if _on("BENCH_SCALING") else None
         ttft_sent = sum(t.sent for t in ttfts if t.target == "lowart")
         evidence = report.collect(gw, sent + len(MODES) + ttft_sent)
@@ -224,6 +234,7 @@ def main() -> int:
         goals=goals,
         loads=loads,
         checkpoints=tuple(checkpoints.lines(inflight)),
+        sweeper=tuple(sweeper.lines(swept)),
         evidence=evidence,
         notes=NOTES.read_text() if NOTES.exists() else "",
         logged=[
@@ -251,10 +262,11 @@ DOCS_INTRO = """# Performance
 directly (nginx, the ceiling), a bare aiohttp pass-through (`bench/passthrough.py`, the floor any
 Python design pays) and the peers users would pick instead (LiteLLM proxy and Portkey, installed
 by `shared/peers/*.sh` into the git-ignored `bench/.peers`): requests/s and latency with wrk,
-time to first token with an aiohttp client, Lowart's memory, `WORKERS=2` against one worker, and
-the load rows of the reliability catalogue (L1, L3, L4, L7, L8). `.venv/bin/python
-bench/profile.py` shows where a request's time goes, stage by stage (`bench/out/profile.md`).
-`BENCH_DOCS=1 make bench` rewrites this page from a fresh run.
+time to first token with an aiohttp client, Lowart's memory, the cost of checkpointing streams in
+flight and of the retention sweeper, `WORKERS=2` against one worker, and the load rows of the
+reliability catalogue (L1, L3, L4, L7, L8). `.venv/bin/python bench/profile.py` shows where a
+request's time goes, stage by stage (`bench/out/profile.md`). `BENCH_DOCS=1 make bench` rewrites
+this page from a fresh run.
 """
 
 

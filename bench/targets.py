@@ -31,12 +31,14 @@ class Target:
     headers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # mode -> headers
     pids: Mapping[str, int] = field(default_factory=dict)  # mode -> the serving process
     broken: Mapping[str, str] = field(default_factory=dict)  # mode -> why it is not measured
+    api: str = "chat"  # "responses": OpenAI's Responses API, not kept (``store: false``)
 
     def body(self, mode: str) -> str:
-        payload: dict[str, Any] = {
-            "model": self.models[mode],
-            "messages": [{"role": "user", "content": "hi"}],
-        }
+        payload: dict[str, Any] = {"model": self.models[mode]}
+        if self.api == "responses":
+            payload |= {"input": "hi", "store": False}
+        else:
+            payload["messages"] = [{"role": "user", "content": "hi"}]
         if mode == "sse":
             payload["stream"] = True
         return json.dumps(payload, separators=(",", ":"))
@@ -64,7 +66,15 @@ def check(target: Target) -> dict[str, str]:
             failures[mode] = f"{type(exc).__name__}: {exc}"
             continue
         text = raw.decode(errors="replace")
-        ok = status == 200 and ("[DONE]" in text if mode == "sse" else '"choices"' in text)
+        done, whole = (
+            ("response.completed", '"output"')
+            if target.api == "responses"
+            else (
+                "[DONE]",
+                '"choices"',
+            )
+        )
+        ok = status == 200 and (done in text if mode == "sse" else whole in text)
         if not ok:
             failures[mode] = f"HTTP {status}: {' '.join(text[:200].split())}"
     return failures
@@ -147,4 +157,17 @@ def lowart_target(gw: Gateway, upstream: Upstream, name: str = "lowart") -> Targ
         models={mode: f"bench-{mode}" for mode in MODES},
         headers=dict.fromkeys(MODES, gw.auth),
         pids=dict.fromkeys(MODES, gw.pid),
+    )
+
+
+def responses_target(gw: Gateway) -> Target:
+    """The same gateway and models through ``POST /v1/responses``, translated to chat for the
+    fake upstream (``store: false``: the row measures the translation, not a database write)."""
+    return Target(
+        name="lowart-responses",
+        urls=dict.fromkeys(MODES, gw.base + "/v1/responses"),
+        models={mode: f"bench-{mode}" for mode in MODES},
+        headers=dict.fromkeys(MODES, gw.auth),
+        pids=dict.fromkeys(MODES, gw.pid),
+        api="responses",
     )

@@ -6,11 +6,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import structlog
 from starlette.routing import Route, Router
 
+from lowart.api.admin_audit import AuditRecorder, AuditRoutes
 from lowart.api.admin_deployments import DeploymentAdmin
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_users import UserAdmin
@@ -26,16 +28,22 @@ from lowart.api.openapi import openapi_document
 from lowart.api.operations import EMBEDDING, OPERATIONS
 from lowart.api.ops import Ops
 from lowart.api.relay import OperationEndpoint
+from lowart.api.request_logs import RequestLogRoutes
+from lowart.api.responses_api import ResponsesEndpoint
+from lowart.api.responses_routes import ResponseRoutes
 from lowart.api.routing import not_found, served_before
 from lowart.api.shedding import InFlightLimit
 from lowart.api.stream import WriteTimeout
 from lowart.api.tools import ConfirmRoutes, ToolAdmin
+from lowart.api.traced import traced_endpoint
 from lowart.api.usage import UsageReports
 from lowart.catalog.accounts import issue_key
 from lowart.providers.registry import VendorTable
+from lowart.security.forwarded import networks
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
 from lowart.settings import Settings
+from lowart.storage.audit_trail import AuditTrail
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
 
@@ -133,18 +141,30 @@ def probes(services: Services) -> dict[str, Callable[[], Awaitable[None]]]:
     return checks
 
 
-def build_stack(services: Services) -> ASGIApp:
-    """Routes behind the pure ASGI middleware."""
-    write_timeout = WriteTimeout(services.watchdog, services.settings.edge.stream_write_timeout_s)
-    models = Models(services.directory)
+@dataclass(frozen=True)
+class AdminOperations:
+    """The admin operations on users, keys, models and usage: the admin routes and the
+    ``lowart`` command line call the same ones."""
+
+    users: UserAdmin
+    models: ModelAdmin
+    deployments: DeploymentAdmin
+    usage: UsageReports
+    audit: AuditTrail  # the command line's writes go through ``audit.write`` as ``CLI``
+    recorder: AuditRecorder  # the routes' writes, as the admin who called
+
+
+def admin_operations(services: Services) -> AdminOperations:
     refresh, settle = services.invalidate, services.settle_usage
     destinations = DestinationPolicy(services.settings.upstream.allow_private)
-    routes: list[Route] = [
-        *UserAdmin(services.users, refresh, settle, services.jobs.key_revoked).routes(),
-        *ModelAdmin(
-            services.models, services.box, refresh, destinations, services.vendors
-        ).routes(),
-        *DeploymentAdmin(
+    trusted = networks(services.settings.security.trusted_proxies)
+    recorder = AuditRecorder(services.audit, trusted)
+    return AdminOperations(
+        users=UserAdmin(services.users, refresh, settle, services.jobs.key_revoked, recorder),
+        models=ModelAdmin(
+            services.models, services.box, refresh, destinations, services.vendors, audit=recorder
+        ),
+        deployments=DeploymentAdmin(
             models=services.models,
             deployments=services.deployments,
             box=services.box,
@@ -153,8 +173,26 @@ def build_stack(services: Services) -> ASGIApp:
             vendors=services.vendors,
             circuits=services.circuits,
             health=services.router.health,
-        ).routes(),
-        *UsageReports(services.usage, services.users, settle).routes(),
+            audit=recorder,
+        ),
+        usage=UsageReports(services.usage, services.users, settle),
+        audit=services.audit,
+        recorder=recorder,
+    )
+
+
+def build_stack(services: Services) -> ASGIApp:
+    """Routes behind the pure ASGI middleware."""
+    write_timeout = WriteTimeout(services.watchdog, services.settings.edge.stream_write_timeout_s)
+    models = Models(services.directory)
+    destinations = DestinationPolicy(services.settings.upstream.allow_private)
+    admin = admin_operations(services)
+    routes: list[Route] = [
+        *admin.users.routes(),
+        *admin.models.routes(),
+        *admin.deployments.routes(),
+        *admin.usage.routes(),
+        *AuditRoutes(admin.audit).routes(),
         *Ops(
             services.metrics,
             probes(services),
@@ -169,6 +207,7 @@ def build_stack(services: Services) -> ASGIApp:
             services.settings.edge.count_tokens_max_body_bytes,
         ).routes(),
         *JobRoutes(services.jobs).routes(),
+        *RequestLogRoutes(services.request_log_repo, services.request_logs.flush).routes(),
         *FileRoutes(services.files, services.signer).routes(),
         *ToolAdmin(
             services.tool_repo,
@@ -176,18 +215,36 @@ def build_stack(services: Services) -> ASGIApp:
             services.box,
             services.tool_servers_changed,
             destinations=destinations,
+            audit=admin.recorder,
         ).routes(),
         *ConfirmRoutes(services.confirmations).routes(),
+        *ResponseRoutes(services.responses).routes(),
         *Console().routes(),
     ]
     caps = {EMBEDDING.name: services.settings.edge.embeddings_max_body_bytes}
     fast_paths: dict[tuple[str, str], tuple[str, ASGIApp]] = {
         ("POST", path): (
             path,
-            OperationEndpoint(services.pipeline, op, write_timeout, caps.get(op.name)),
+            traced_endpoint(
+                services.tracing,
+                OperationEndpoint(
+                    services.pipeline, op, write_timeout, services.request_logs, caps.get(op.name)
+                ),
+                op,
+            ),
         )
         for path, op in OPERATIONS
     }
+    fast_paths["POST", "/v1/responses"] = (
+        "/v1/responses",
+        ResponsesEndpoint(
+            services.pipeline,
+            services.responses,
+            services.tools,
+            services.confirmations,
+            write_timeout,
+        ),
+    )
     routes += [served_before(path, method) for method, path in fast_paths]
     # No trailing-slash redirects: Starlette builds them from the client's Host header.
     router = Router(routes=routes, default=not_found, redirect_slashes=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ from lowart.errors import StartupError
 from lowart.security.secretbox import SecretBox, SecretDecryptError, generate_master_key
 from lowart.services import check_master_key, resolve_master_key
 from lowart.settings import MIN_MASTER_KEY, Settings
+from lowart.storage.audit import AuditEntry, AuditRepository
+from lowart.storage.audit_states import MASK
+from lowart.storage.audit_trail import CLI
 from lowart.storage.engine import create_engine
 from lowart.storage.meta import MetaRepository
 from lowart.storage.migrate import migrate
@@ -87,6 +91,23 @@ def _sync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _audited(counts: dict[str, int]) -> AuditEntry:
+    """The audit row of a rotation: the key changed (both ``***``) and how much was re-sealed."""
+    return AuditEntry(
+        at=time.time(),
+        actor=CLI.name,
+        actor_key_id=None,
+        action="master_key.rotate",
+        target="master_key",
+        changes={
+            "master_key": {"from": MASK, "to": MASK},
+            "resealed": {"from": None, "to": counts},
+        },
+        client_address=None,
+        request_id=None,
+    )
+
+
 async def rotate(settings: Settings, rotation: Rotation) -> dict[str, int]:
     """Re-encrypt every stored secret in one transaction and replace the key file.
 
@@ -119,6 +140,7 @@ async def rotate(settings: Settings, rotation: Rotation) -> dict[str, int]:
         # that the old key is refused afterwards even where no gateway had started yet.
         await check_master_key(MetaRepository(engine), old, generated=False)
         counts = await reseal_all(engine, reseal, {MASTER_CHECK_KEY})
+        await AuditRepository(engine).add(_audited(counts))
     except BaseException:
         if staged is not None:
             staged.unlink(missing_ok=True)

@@ -28,6 +28,28 @@ class OperationKind(StrEnum):
 CHAT_ONLY = frozenset({OperationKind.CHAT})
 
 
+def kinds_of(params: dict[str, Any], served: frozenset[OperationKind]) -> frozenset[OperationKind]:
+    """What a model serves: ``params.kinds`` (a list of ``chat``, ``images``, ``embeddings``)
+    narrows what its vendor serves (an OpenAI-compatible server with chat only, say), and can
+    never claim what the vendor cannot (docs/api.md, "Admin: models and fallbacks")."""
+    kinds = params.get("kinds")
+    if kinds is None:
+        return served
+    names = {kind.value for kind in OperationKind}
+    if not isinstance(kinds, list) or not kinds or not all(k in names for k in kinds):
+        raise InvalidRequest(
+            f"params.kinds must be a non-empty list of {', '.join(sorted(names))}.",
+            param="params.kinds",
+        )
+    wanted = frozenset(OperationKind(k) for k in kinds)
+    if not wanted <= served:
+        missing = sorted(k.value for k in wanted - served)
+        raise InvalidRequest(
+            f"params.kinds: this vendor cannot serve {', '.join(missing)}.", param="params.kinds"
+        )
+    return wanted
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Per-attempt timeouts in seconds."""
@@ -45,6 +67,7 @@ class Access:
 
     auth_header: str | None = None  # carries the key as it is; None: ``Authorization: Bearer``
     query: str = ""  # appended to every URL: "" or "?api-version=2024-10-21"
+    responses: bool = False  # ``params.wire: "responses"``: Responses requests relayed natively
 
 
 DEFAULT_ACCESS = Access()
@@ -125,7 +148,8 @@ def timeouts_of(params: dict[str, Any], total: float) -> Timeouts:
     )
 
 
-ACCESS_PARAMS = ("auth_header", "query")
+ACCESS_PARAMS = ("auth_header", "query", "wire")
+WIRES = ("chat", "responses")
 MAX_QUERY_PARAMS = 16
 MAX_QUERY_CHARS = 256  # a query parameter's name or value
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
@@ -182,6 +206,9 @@ def access_of(params: dict[str, Any]) -> Access:
     """``params.auth_header`` and ``params.query`` checked and prepared (InvalidRequest, its
     ``param`` naming the one at fault, when either cannot be sent)."""
     auth_header, query = _auth_header(params.get("auth_header")), _query(params.get("query"))
-    if auth_header is None and not query:
+    wire = params.get("wire", "chat")
+    if wire not in WIRES:
+        raise InvalidRequest("params.wire must be 'chat' or 'responses'.", param="params.wire")
+    if auth_header is None and not query and wire == "chat":
         return DEFAULT_ACCESS
-    return Access(auth_header=auth_header, query=query)
+    return Access(auth_header=auth_header, query=query, responses=wire == "responses")

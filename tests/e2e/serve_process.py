@@ -134,6 +134,7 @@ class ServeProcess:
         env: Mapping[str, str | None] | None = None,
         start_timeout: float = START_TIMEOUT,
         umask: int = -1,  # the child's umask; -1 keeps the test process's
+        lowart: str = LOWART,  # the console script (another virtualenv's, for an installed wheel)
     ) -> None:
         self.cwd = cwd
         self.env = child_env(env)
@@ -141,7 +142,7 @@ class ServeProcess:
         self.uds: str | None = None
         self.returncode: int | None = None
         self.proc = subprocess.Popen(
-            [LOWART, "serve"],
+            [lowart, "serve"],
             cwd=cwd,
             env=self.env,
             stdout=subprocess.PIPE,

@@ -41,6 +41,7 @@ VIEWS = (
     "admin-models",
     "admin-tools",
     "admin-usage",
+    "admin-audit",
     "usage",
     "playground",
     "inbox",
@@ -115,7 +116,7 @@ def test_the_console_end_to_end(
     make_gateway: Callable[..., Gateway], comfy: ThreadedComfyUI, tmp_path: Path
 ) -> None:
     node = _prerequisites()
-    gw = make_gateway(job_poll_s=0.05)
+    gw = make_gateway(job_poll_s=0.05, request_log=True)
     # What the console's own forms do not cover: a Mock model that calls a tool, an image model,
     # and a user with no quota left.
     gw.add_model(
@@ -185,6 +186,13 @@ def test_the_console_end_to_end(
     assert seen["chat_served"] == "mock-stream" and seen["chat_chunks"] > 3
     assert seen["chat_tokens"] > 0
 
+    # The Responses API: two turns, the second continuing the first by its stored id.
+    assert seen["responses_answer"] == "Second turn through Responses"
+    assert seen["responses_events"] > 5 and seen["responses_tokens"] > 0
+    rows = gw.sql("SELECT id, previous_response_id FROM responses WHERE user_id = 'alice'")
+    [(_, first)] = [row for row in rows if row[0] == seen["responses_id"]]
+    assert first is not None and (first, None) in rows
+
     # The usage chart, left open in another tab, rose.
     assert seen["usage_before"] == 0 and seen["usage_after"] >= seen["chat_tokens"]
 
@@ -218,6 +226,20 @@ def test_the_console_end_to_end(
     # Usage across users, filtered by user.
     assert seen["admin_usage_all"] >= seen["admin_usage_alice"] > 0
     assert {"mock-stream", "weather-bot", "mock"} <= set(seen["admin_usage_models"])
+
+    # The audit log shows the console's admin writes, the vendor key as *** only, filtered.
+    assert {"users.upsert", "models.create", "fallbacks.set", "mcp_servers.register"} <= set(
+        seen["audit_actions"]
+    )
+    assert "***" in seen["audit_text"] and "sk-console" not in seen["audit_text"]
+    assert seen["audit_filtered"] and set(seen["audit_filtered"]) == {"models.create"}
+    # Request logs: found by user; the oldest of alice's is the playground's chat, redacted.
+    assert {"alice", "carol"} <= set(seen["request_log_all_users"])
+    assert seen["request_log_users"] == ["alice"]
+    assert (
+        PROMPT in seen["request_log_bodies"]
+        and seen["copied_key"] not in seen["request_log_bodies"]
+    )
 
     # Care: no CSP violation, no script error, only the public API and the console's files.
     assert seen["csp_violations"] == [] and seen["page_errors"] == []

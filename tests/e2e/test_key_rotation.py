@@ -142,7 +142,7 @@ def test_rotation_with_the_generated_key_file(
         assert first.terminate() in STOPPED, first.output()
     old_key = key_file.read_text().strip()
 
-    rotated = run_cli(["rotate-master-key"], tmp_path, env)
+    rotated = run_cli(["rotate-master-key", "--json"], tmp_path, env)
     assert rotated.returncode == 0, rotated.stderr
     assert '"models":1' in rotated.stdout and '"mcp_servers":1' in rotated.stdout
     new_key = key_file.read_text().strip()
@@ -153,6 +153,13 @@ def test_rotation_with_the_generated_key_file(
         assert secret not in rotated.stdout + rotated.stderr
     # models.api_key, mcp_servers.env and the master-key check (the server has no headers)
     _assert_sealed_under(sql(tmp_path / "lowart.db", _SEALED_SQL), new_key, old_key, 3)
+    # The admin audit log (docs/operations.md, "Admin audit log"): the CLI, the key as ***.
+    audit = sql(tmp_path / "lowart.db", "SELECT actor, action, changes FROM admin_audit")
+    assert [(a, act) for a, act, _ in audit if act == "master_key.rotate"] == [
+        ("cli", "master_key.rotate")
+    ]
+    assert not [s for s in (old_key, new_key) if s in str(audit)]
+    assert '"master_key":{"from":"***","to":"***"}' in str(audit)
 
     key_file.write_text(old_key + "\n")  # the old key no longer starts the gateway
     _assert_refused(tmp_path, env)
@@ -203,7 +210,9 @@ def test_rotation_on_postgresql_with_master_key_set(
 
     key_path = tmp_path / "new.key"
     key_path.write_text(OTHER_MASTER_KEY + "\n")
-    rotated = run_cli(["rotate-master-key", "--new-key-file", str(key_path)], tmp_path, old)
+    rotated = run_cli(
+        ["rotate-master-key", "--json", "--new-key-file", str(key_path)], tmp_path, old
+    )
     assert rotated.returncode == 0, rotated.stderr
     assert '"key_file":null' in rotated.stdout
     assert "MASTER_KEY" in rotated.stderr  # tells the operator to restart with the new key

@@ -148,3 +148,43 @@ def test_refusals_are_400s_in_openais_shape(gw: Gateway) -> None:
     assert "claude" in chat_only.value.message and chat_only.value.status_code == 400
     with pytest.raises(openai.NotFoundError):
         client.embeddings.create(model="no-such-model", input="hi")
+
+
+def test_params_kinds_narrow_what_a_model_serves(
+    gw: Gateway, fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    base = fake_openai[1]
+    gw.add_model(
+        "chat-only", "OpenAI", base_url=base, api_key=VENDOR_KEY, params={"kinds": ["chat"]}
+    )
+    gw.add_model(
+        "vectors-only",
+        "OpenAI",
+        base_url=base,
+        api_key=VENDOR_KEY,
+        params={"kinds": ["embeddings"]},
+    )
+    client = gw.openai(gw.create_user())
+    with pytest.raises(openai.BadRequestError) as no_vectors:
+        client.embeddings.create(model="chat-only", input="hi")
+    assert no_vectors.value.body["param"] == "model"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as no_chat:
+        client.chat.completions.create(
+            model="vectors-only", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert "does not chat" in no_chat.value.message
+    assert len(client.embeddings.create(model="vectors-only", input="hi").data) == 1
+    # A model may not claim what its vendor cannot serve, nor an unknown kind.
+    for vendor, kinds in (("Anthropic", ["embeddings"]), ("OpenAI", ["video"]), ("OpenAI", [])):
+        refused = gw.admin(
+            "POST",
+            "/admin/models",
+            json={
+                "model_id": "claimer",
+                "vendor_type": vendor,
+                "base_url": base,
+                "params": {"kinds": kinds},
+            },
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == "params.kinds"

@@ -23,7 +23,7 @@ class Clock:
 
 
 def _store(engine: AsyncEngine, clock: Clock) -> IdempotencyStore:
-    return IdempotencyStore(engine, ttl_s=TTL_S, lease_s=LEASE_S, sweep_s=60, clock=clock)
+    return IdempotencyStore(engine, ttl_s=TTL_S, lease_s=LEASE_S, clock=clock)
 
 
 OK = Answer(200, [(b"content-type", b"application/json"), (b"x-lowart-model", b"m")], b'{"a":1}')
@@ -113,8 +113,8 @@ async def test_a_running_claim_is_kept_by_its_renewals_and_lost_once_they_stop(
 ) -> None:
     clock = CountingClock()
     lease_s = 0.06  # real seconds between renewals: a third of it
-    owner = IdempotencyStore(engine, ttl_s=TTL_S, lease_s=lease_s, sweep_s=60, clock=clock)
-    other = IdempotencyStore(engine, ttl_s=TTL_S, lease_s=lease_s, sweep_s=60, clock=clock)
+    owner = IdempotencyStore(engine, ttl_s=TTL_S, lease_s=lease_s, clock=clock)
+    other = IdempotencyStore(engine, ttl_s=TTL_S, lease_s=lease_s, clock=clock)
     claim = await owner.claim("u1", "long", ROUTE, "sha")
     assert isinstance(claim, Claim)
     clock.now += 1000  # far past the first lease: only a renewal can keep the claim

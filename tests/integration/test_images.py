@@ -207,6 +207,18 @@ def test_chat_on_a_comfyui_model_answers_with_image_urls(gw: Gateway) -> None:
     assert answer.usage is not None and answer.usage.completion_tokens == 100
 
 
+def test_responses_on_a_comfyui_model_answer_with_image_items(gw: Gateway) -> None:
+    client = gw.openai(gw.create_user())
+    whole = client.responses.create(model="sd", input="draw a cat")
+    with client.responses.stream(model="sd", input="draw a dog") as stream:
+        streamed = stream.get_final_response()
+    for response in (whole, streamed):
+        [item] = response.output
+        assert item.type == "image_generation_call" and item.status == "completed"
+        assert base64.b64decode(item.result or "").startswith(PNG)
+        assert response.usage is not None and response.usage.output_tokens == 100
+
+
 def test_cancelling_a_running_job_interrupts_comfyui(gw: Gateway, comfy: ThreadedComfyUI) -> None:
     comfy.fake.step_delay = 0.5
     key = gw.create_user()

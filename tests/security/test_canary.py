@@ -1,6 +1,7 @@
 """Canary secrets (docs/reliability.md, S4): unique secrets planted everywhere a secret enters the
 gateway, then searched for (whole, and every 8-character piece) in everything that leaves it:
-its logs, ``/metrics``, the database file and its dump, and every response it sent.
+its logs, ``/metrics``, the database file and its dump (request logs on, so their bodies are
+there too), and every response it sent.
 
 Planted: the master key, the admin key, a user's key, a vendor key (also echoed back by an
 upstream 401, as OpenAI does; sent as a bearer token, in ``x-api-key`` and in Azure's
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import sqlite3
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -140,6 +142,7 @@ def test_no_canary_leaves_the_gateway(
     presented = [canary("bearer"), canary("x-api-key"), canary("query")]
     traffic = Traffic()
     env = {"MASTER_KEY": master, "ADMIN_KEY": admin, "LOG_LEVEL": "debug", "LOG_FORMAT": "json"}
+    env["REQUEST_LOG"] = "true"  # the logged bodies are in the database searched below
     with ServeProcess(tmp_path, env) as server:
         with server.client(admin) as root:
             created = root.post("/admin/users/quota", json={"user_id": "canary-user"})
@@ -222,6 +225,10 @@ def test_no_canary_leaves_the_gateway(
     for path in ("comfyui_ws_unavailable", "connection refused by", "TLS handshake"):
         assert path in logs, path  # each failing vendor path was taken and logged
     database = _database(tmp_path / "lowart.db")
+    with sqlite3.connect(tmp_path / "lowart.db") as conn:
+        (logged,) = conn.execute("SELECT count(*) FROM request_logs").fetchone()
+    conn.close()
+    assert logged >= 10  # every chat, message and image request above was logged
 
     secrets_planted = {
         "master": master,

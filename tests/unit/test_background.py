@@ -75,7 +75,7 @@ async def test_the_services_declare_their_background_tasks(tmp_path: Path) -> No
         database_url=f"sqlite:///{tmp_path}/lowart.db", lowart_workdir=tmp_path
     )
     declared = ["usage_recorder", "directory_refresh", "job_runner", "watchdog", "liveness"]
-    declared.append("idempotency_sweeps")
+    declared += ["retention", "request_logs"]
     for settings, names in [
         (base, declared),
         (base.replace(redis_url="redis://127.0.0.1:6379/0"), [*declared, "invalidations"]),

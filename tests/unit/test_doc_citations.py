@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED_DIRS = ("src", "tests", "bench", "docs", ".ci")
+SCANNED_DIRS = ("src", "tests", "bench", "docs", ".ci", "deploy")
 SCANNED_FILES = ("README.md", "CONTRIBUTING.md", "Makefile", "pyproject.toml")
 SUFFIXES = frozenset({".py", ".md", ".yml", ".yaml", ".toml", ".txt", ".lua", ".sh"})
 SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "dist", "out", ".hypothesis"})

@@ -610,6 +610,7 @@ REQUIRED = {
         "Rate-limit refusals/s by reason", "gateway_rate_limited_total", frozenset({"reason"})
     ),
     "jobs": Topic("Jobs by status", "gateway_jobs", frozenset({"status"})),
+    "database": Topic("Database bytes by table", "gateway_table_bytes", frozenset({"table"})),
 }
 
 

@@ -51,3 +51,17 @@ def test_install_with_npm_builds_the_console(tmp_path: Path) -> None:
         [str(npm), "ci"],
         [str(npm), "run"],
     ], dry.stdout
+
+
+def _syncs(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if " sync " in line]
+
+
+def test_run_installs_only_what_serving_needs(tmp_path: Path) -> None:
+    npm = f"NPM={tmp_path / 'npm'}"  # no npm: the console's build is left out of the dry run
+    run = _make("-n", "-B", "install", npm)
+    assert run.returncode == 0, run.stderr
+    assert _syncs(run.stdout) and all("--no-dev" in line for line in _syncs(run.stdout)), run.stdout
+    dev = _make("-n", "-B", "test", npm)
+    assert dev.returncode == 0, dev.stderr
+    assert any("--group dev" in line for line in _syncs(dev.stdout)), dev.stdout

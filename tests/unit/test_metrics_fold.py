@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -25,6 +25,7 @@ def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
     }
 
 
+@settings(deadline=None)  # rendering two registries is slow on a loaded machine, not wrong
 @given(
     st.lists(st.tuples(LABELS, SECONDS), max_size=30),
     st.lists(st.tuples(LABELS, st.integers(0, 10**6)), max_size=30),

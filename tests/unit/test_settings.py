@@ -36,6 +36,23 @@ def test_defaults() -> None:
     assert settings.limits.rpm_window_s == 60.0
     assert settings.limits.quota_default_reserve == 1000
     assert settings.database.sqlite_busy_timeout_ms == 5000
+    assert settings.security.trusted_proxies == ()
+    assert settings.retention.usage_s == 0  # forever
+    assert settings.retention.files_s == 7 * 86400
+    assert settings.retention.request_logs_s == 30 * 86400
+
+
+def test_retention_and_trusted_proxies_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7,::1",
+            "USAGE_RETENTION_S": "31536000",
+            "RETENTION_BATCH": "50",
+        }
+    )
+    assert settings.security.trusted_proxies == ("10.0.0.0/8", "192.168.1.7/32", "::1/128")
+    assert settings.retention.usage_s == 31536000
+    assert settings.retention.batch == 50
 
 
 def test_blank_values_mean_defaults() -> None:
@@ -138,6 +155,18 @@ def test_workers_with_redis() -> None:
         ({"INFLIGHT_CHECKPOINT_S": "0"}, "INFLIGHT_CHECKPOINT_S"),
         ({"INSTANCE_HEARTBEAT_S": "30"}, "INSTANCE_HEARTBEAT_S must be shorter"),
         ({"INSTANCE_DEAD_AFTER_S": "soon"}, "INSTANCE_DEAD_AFTER_S"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"),
+        ({"TRUSTED_PROXIES": "proxy.local"}, "TRUSTED_PROXIES"),
+        ({"RETENTION_BATCH": "0"}, "RETENTION_BATCH"),
+        ({"RETENTION_SWEEP_S": "0"}, "RETENTION_SWEEP_S"),
+        ({"FILE_RETENTION_S": "-1"}, "_RETENTION_S"),
+        ({"OTEL_SDK_DISABLED": "maybe"}, "OTEL_SDK_DISABLED"),
+        ({"OTEL_BSP_MAX_QUEUE_SIZE": "0"}, "OTEL_BSP_MAX_QUEUE_SIZE"),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "10s"}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
+        ({"TRACE_SHUTDOWN_FLUSH_S": "0"}, "TRACE_SHUTDOWN_FLUSH_S"),
+        ({"REQUEST_LOG": "sometimes"}, "REQUEST_LOG"),
+        ({"REQUEST_LOG_MAX_BODY_BYTES": "0"}, "REQUEST_LOG_MAX_BODY_BYTES"),
+        ({"REQUEST_LOG_REDACT_PATTERNS": "(unclosed"}, "REQUEST_LOG_REDACT_PATTERNS"),
     ],
 )
 def test_invalid_settings_refuse_to_start(env: dict[str, str], variable: str) -> None:

@@ -30,8 +30,15 @@ def test_each_variable_lands_in_one_field() -> None:
 
 def test_every_variable_is_read_by_from_env() -> None:
     """Set each variable to a value its parser accepts and that differs from the default."""
-    probes = {int: "7", float: "7.5", bool: "false", str: "probe", type(None): "x" * 40}
-    env = {row.env: probes[type(row.default)] for row in settings_table() if row.group != "server"}
+    probes = {int: "7", float: "7.5", str: "probe", type(None): "x" * 40}
+    probes[tuple] = "10.0.0.0/8"  # a list of CIDRs (TRUSTED_PROXIES)
+    env = {
+        row.env: str(not row.default).lower()
+        if type(row.default) is bool
+        else probes[type(row.default)]
+        for row in settings_table()
+        if row.group != "server"
+    }
     env["DATABASE_URL"] = "sqlite:///probe.db"
     env |= {"LOG_FORMAT": "json", "REDIS_FAILURE_MODE": "degraded", "JOB_LEASE_S": "20"}
     env |= {"INSTANCE_DEAD_AFTER_S": "70", "CIRCUIT_FAILURE_RATIO": "0.75"}

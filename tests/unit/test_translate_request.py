@@ -412,7 +412,6 @@ def test_fields_outside_the_allowlist_dropped() -> None:
         seed=3,
         frequency_penalty=0.5,
         logit_bias={"1": 2},
-        reasoning_effort="high",
         stream_options={"include_usage": True},
         store=True,
         user="alice",
@@ -687,3 +686,31 @@ def test_golden_anthropic_round_trip() -> None:
             },
         ],
     }
+
+
+@pytest.mark.parametrize(
+    ("effort", "max_tokens", "budget"),
+    [
+        ("low", 4096, 2048),
+        ("high", 4096, 4095),  # within max_tokens
+        ("medium", 1024, None),  # no room for Anthropic's minimum budget
+        ("none", 4096, None),
+        (None, 4096, None),
+    ],
+)
+def test_reasoning_effort_becomes_thinking(
+    effort: str | None, max_tokens: int, budget: int | None
+) -> None:
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": max_tokens,
+        "temperature": 0.2,
+        "reasoning_effort": effort,
+    }
+    out = openai_to_anthropic(body, upstream_model="claude")
+    if budget is None:
+        assert "thinking" not in out and out["temperature"] == 0.2
+    else:
+        assert out["thinking"] == {"type": "enabled", "budget_tokens": budget}
+        assert "temperature" not in out  # Anthropic takes none with thinking

@@ -176,6 +176,22 @@ try {
     obs.chat_chunks = Number(await p.getByTestId('pg-meta').getAttribute('data-chunks'));
   });
 
+  await step('the user goes on through the Responses API', async () => {
+    const p = alice.page;
+    await p.getByTestId('pg-wire').selectOption('responses');
+    for (const words of ['First turn through Responses', 'Second turn through Responses']) {
+      await p.getByTestId('pg-prompt').fill(words);
+      await p.getByTestId('pg-send').click();
+      await p.getByTestId('pg-assistant').filter({ hasText: words }).waitFor();
+      await p.locator('[data-testid=pg-meta][data-streaming=false]').waitFor();
+    }
+    obs.responses_answer = await p.getByTestId('pg-assistant').last().innerText();
+    obs.responses_id = await p.getByTestId('pg-response-id').innerText();
+    obs.responses_events = Number(await p.getByTestId('pg-meta').getAttribute('data-chunks'));
+    obs.responses_tokens = Number(await p.getByTestId('pg-tokens').getAttribute('data-total'));
+    await p.getByTestId('pg-wire').selectOption('chat');
+  });
+
   await step('the usage chart rises in the tab left open', async () => {
     const chart = watcher.page.getByTestId('chart-my-usage');
     await watcher.page.waitForFunction(
@@ -295,6 +311,37 @@ try {
     obs.admin_usage_alice = Number(await page.getByTestId('chart-days').getAttribute('data-total'));
     obs.admin_usage_models = await page.getByTestId('filter-model').locator('option').allInnerTexts();
     report.screenshots.push(...(await admin.shoot('admin-usage')));
+  });
+
+  await step('the admin reads the audit log of these changes, filtered by action', async () => {
+    await admin.nav('audit');
+    await page.getByTestId('audit-entry').first().waitFor();
+    const actions = () => page.getByTestId('audit-entry').locator('td:nth-child(3)').allInnerTexts();
+    obs.audit_actions = await actions();
+    obs.audit_text = await page.getByTestId('audit-entries').innerText();
+    report.screenshots.push(...(await admin.shoot('admin-audit')));
+    await page.getByTestId('audit-action').fill('models.create');
+    await page.waitForFunction(() => {
+      const cells = [...document.querySelectorAll('[data-testid=audit-entry] td:nth-child(3)')];
+      return cells.length > 0 && cells.every((td) => td.textContent === 'models.create');
+    });
+    obs.audit_filtered = await actions();
+  });
+
+  await step('the admin finds a request log by user and reads its redacted bodies', async () => {
+    const users = () => page.getByTestId('request-logs-table').locator('tbody tr td:nth-child(3)');
+    await admin.nav('request-logs');
+    await page.getByTestId('request-log-open').first().waitFor();
+    obs.request_log_all_users = [...new Set(await users().allInnerTexts())].sort();
+    await page.getByTestId('filter-log-user').selectOption('alice');
+    await page.waitForFunction(() => {
+      const cells = [...document.querySelectorAll('[data-testid=request-logs-table] tbody tr td:nth-child(3)')];
+      return cells.length > 0 && cells.every((cell) => cell.innerText === 'alice');
+    });
+    obs.request_log_users = [...new Set(await users().allInnerTexts())];
+    await page.getByTestId('request-log-open').last().click();
+    await page.getByTestId('request-log-bodies').waitFor();
+    obs.request_log_bodies = await page.getByTestId('request-log-bodies').innerText();
   });
 
   obs.widths = WIDTHS;

@@ -4,11 +4,13 @@ import { ApiError, api, describe, onUnauthorized, request, session } from './api
 import { Link, navigate, useRoute } from './router.js';
 import { useInterval } from './ui.jsx';
 import { AdminUsage } from './views/admin-usage.jsx';
+import { Audit } from './views/audit.jsx';
 import { Inbox } from './views/inbox.jsx';
 import { Jobs } from './views/jobs.jsx';
 import { Models } from './views/models.jsx';
 import { MyUsage } from './views/my-usage.jsx';
 import { Playground } from './views/playground.jsx';
+import { RequestLogs } from './views/request-logs.jsx';
 import { SignIn } from './views/signin.jsx';
 import { Tools } from './views/tools.jsx';
 import { Users } from './views/users.jsx';
@@ -18,6 +20,8 @@ const ADMIN_VIEWS = [
   { path: '/models', label: 'Models', view: Models },
   { path: '/tools', label: 'Tools', view: Tools },
   { path: '/usage-all', label: 'All usage', view: AdminUsage },
+  { path: '/audit', label: 'Audit log', view: Audit },
+  { path: '/request-logs', label: 'Request logs', view: RequestLogs },
 ];
 const USER_VIEWS = [
   { path: '/usage', label: 'My usage', view: MyUsage },

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from lowart.api.admin_audit import AuditRecorder, Call, Target
 from lowart.api.bodies import DeploymentCreate, DeploymentUpdate, decode, given
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
@@ -15,16 +16,30 @@ from lowart.catalog.circuit import Circuits
 from lowart.catalog.entries import strategy_of
 from lowart.dispatch.health import DeploymentHealth
 from lowart.errors import Conflict, InvalidRequest, NotFound
-from lowart.model_entry import DEFAULT_DEPLOYMENT
+from lowart.model_entry import DEFAULT_DEPLOYMENT, kinds_of
 from lowart.providers.registry import VendorTable
 from lowart.security.secretbox import SecretBox, SecretDecryptError
 from lowart.security.ssrf import DestinationPolicy
+from lowart.storage.audit_states import DEPLOYMENT, deployment_target
 from lowart.storage.deployments import DeploymentRepository
 from lowart.storage.models import ModelRepository
 from lowart.storage.rows import DeploymentRow, ModelRow, iso
 from lowart.storage.sealed import deployment_key_context, vendor_key_context
 
 Refresh = Callable[[], Awaitable[None]]
+
+
+def _target(source: str) -> Target:
+    """A deployment's id in the audit log, ``<model>/<deployment>``: the deployment's id from
+    the path (``path``) or the body sent (``body``)."""
+
+    def target(call: Call) -> str | None:
+        given_id = call.path.get("deployment_id") if source == "path" else call.body.get("id")
+        if not isinstance(given_id, str) or not given_id:
+            return None
+        return deployment_target(call.path["model_id"], given_id)
+
+    return target
 
 
 class DeploymentAdmin:
@@ -41,8 +56,10 @@ class DeploymentAdmin:
         vendors: VendorTable,
         circuits: Circuits,
         health: DeploymentHealth,
+        audit: AuditRecorder,
     ) -> None:
         self._models = models
+        self._audit = audit
         self._deployments = deployments
         self._box = box
         self._refresh = refresh
@@ -63,7 +80,7 @@ class DeploymentAdmin:
         state = "cooling" if report["cooling_s"] else self._circuits.state(key)
         return {"state": state, **report}
 
-    def _json(self, row: DeploymentRow) -> dict[str, Any]:
+    def deployment_json(self, row: DeploymentRow) -> dict[str, Any]:
         context = deployment_key_context(row.model_id, row.id)
         return {
             "id": row.id,
@@ -102,65 +119,70 @@ class DeploymentAdmin:
             "health": self._live(model.model_id),
         }
 
-    async def _model(self, request: Request) -> ModelRow:
-        model_id = request.path_params["model_id"]
+    async def model(self, model_id: str) -> ModelRow:
         row = await self._models.get(model_id)
         if row is None:
             raise NotFound(f"No model '{model_id}'.")
         return row
 
-    async def _row(self, request: Request) -> DeploymentRow:
-        model = await self._model(request)
-        deployment_id = request.path_params["deployment_id"]
+    async def deployment(self, model_id: str, deployment_id: str) -> DeploymentRow:
+        model = await self.model(model_id)
         row = await self._deployments.get(model.model_id, deployment_id)
         if row is None:
             raise NotFound(f"No deployment '{deployment_id}' of model '{model.model_id}'.")
         return row
 
-    async def _prepare(self, model_id: str, deployment_id: str, fields: dict[str, Any]) -> None:
-        """Check the vendor, ``base_url`` and ``params``; seal the key (in place)."""
+    async def _prepare(self, model: ModelRow, deployment_id: str, fields: dict[str, Any]) -> None:
+        """Check the vendor (it must serve what the model serves), ``base_url`` and ``params``;
+        seal the key (in place)."""
         vendor = self._vendors.vendor(fields["vendor_type"])
+        own = self._vendors.find(model.vendor_type)
+        if own is not None and not kinds_of(model.params, own.operations) <= vendor.operations:
+            raise InvalidRequest(
+                f"A {vendor.name} deployment cannot serve what model '{model.model_id}' serves.",
+                param="vendor_type",
+            )
         fields["vendor_type"] = vendor.name
         fields["base_url"] = await vendor.check_base_url(fields["base_url"], self._destinations)
         vendor.check_params(fields.get("params"))
         if fields.get("api_key") is not None:
-            context = deployment_key_context(model_id, deployment_id)
+            context = deployment_key_context(model.model_id, deployment_id)
             fields["api_key"] = self._box.encrypt(fields["api_key"], context)
 
-    async def list_deployments(self, request: Request) -> JSON:
-        model = await self._model(request)
-        rows = await self._deployments.list_for(model.model_id)
-        return JSON(
-            {
-                "model_id": model.model_id,
-                "strategy": strategy_of(model.params).value,
-                "sticky": model.params.get("sticky") is True,
-                "data": [self._default_json(model), *(self._json(row) for row in rows)],
-            }
-        )
+    # The operations, shared by the routes below and the ``lowart`` command line.
 
-    async def create(self, request: Request) -> JSON:
-        model = await self._model(request)
-        fields = given(decode(await body_of(request), DeploymentCreate))
+    async def listing(self, model_id: str) -> dict[str, Any]:
+        """A model's deployments, its own (``default``) first, each with its live health."""
+        model = await self.model(model_id)
+        rows = await self._deployments.list_for(model.model_id)
+        return {
+            "model_id": model.model_id,
+            "strategy": strategy_of(model.params).value,
+            "sticky": model.params.get("sticky") is True,
+            "data": [self._default_json(model), *(self.deployment_json(row) for row in rows)],
+        }
+
+    async def add(self, model_id: str, body: DeploymentCreate) -> DeploymentRow:
+        model = await self.model(model_id)
+        fields = given(body)
         deployment_id = fields.pop("id")
         if deployment_id == DEFAULT_DEPLOYMENT:
             raise InvalidRequest(
                 "The default deployment is the model's own; edit it as the model.", param="id"
             )
         fields.setdefault("base_url", "")
-        await self._prepare(model.model_id, deployment_id, fields)
+        await self._prepare(model, deployment_id, fields)
         row = await self._deployments.create(model.model_id, deployment_id, fields)
         if row is None:
             raise Conflict(f"Model '{model.model_id}' has a deployment '{deployment_id}' already.")
         await self._refresh()
-        return JSON(self._json(row), status_code=201)
+        return row
 
-    async def get(self, request: Request) -> JSON:
-        return JSON(self._json(await self._row(request)))
-
-    async def patch(self, request: Request) -> JSON:
-        current = await self._row(request)
-        fields = given(decode(await body_of(request), DeploymentUpdate))
+    async def change(
+        self, model_id: str, deployment_id: str, body: DeploymentUpdate
+    ) -> DeploymentRow:
+        current = await self.deployment(model_id, deployment_id)
+        fields = given(body)
         if {"vendor_type", "base_url", "params", "api_key"} & fields.keys():
             fields = {
                 "vendor_type": current.vendor_type,
@@ -168,30 +190,55 @@ class DeploymentAdmin:
                 "params": current.params,
                 **fields,
             }
-            await self._prepare(current.model_id, current.id, fields)
+            await self._prepare(await self.model(model_id), current.id, fields)
         row = await self._deployments.update(current.model_id, current.id, fields)
         if row is None:
             raise NotFound(f"No deployment '{current.id}' of model '{current.model_id}'.")
         await self._refresh()
-        return JSON(self._json(row))
+        return row
 
-    async def delete(self, request: Request) -> JSON:
-        row = await self._row(request)
+    async def remove(self, model_id: str, deployment_id: str) -> None:
+        row = await self.deployment(model_id, deployment_id)
         await self._deployments.delete(row.model_id, row.id)
         await self._refresh()
-        return JSON({"model_id": row.model_id, "id": row.id, "deleted": True})
+
+    # The routes.
+
+    async def list_deployments(self, request: Request) -> JSON:
+        return JSON(await self.listing(request.path_params["model_id"]))
+
+    async def create(self, request: Request) -> JSON:
+        body = decode(await body_of(request), DeploymentCreate)
+        row = await self.add(request.path_params["model_id"], body)
+        return JSON(self.deployment_json(row), status_code=201)
+
+    async def get(self, request: Request) -> JSON:
+        p = request.path_params
+        return JSON(self.deployment_json(await self.deployment(p["model_id"], p["deployment_id"])))
+
+    async def patch(self, request: Request) -> JSON:
+        body = decode(await body_of(request), DeploymentUpdate)
+        p = request.path_params
+        row = await self.change(p["model_id"], p["deployment_id"], body)
+        return JSON(self.deployment_json(row))
+
+    async def delete(self, request: Request) -> JSON:
+        p = request.path_params
+        await self.remove(p["model_id"], p["deployment_id"])
+        return JSON({"model_id": p["model_id"], "id": p["deployment_id"], "deleted": True})
 
     def routes(self) -> list[Route]:
+        audited, one = self._audit.audited, _target("path")
         return [
             route(
                 "/admin/models/{model_id}/deployments",
                 GET=self.list_deployments,
-                POST=self.create,
+                POST=audited("deployments.create", DEPLOYMENT, self.create, _target("body")),
             ),
             route(
                 "/admin/models/{model_id}/deployments/{deployment_id}",
                 GET=self.get,
-                PATCH=self.patch,
-                DELETE=self.delete,
+                PATCH=audited("deployments.update", DEPLOYMENT, self.patch, one),
+                DELETE=audited("deployments.delete", DEPLOYMENT, self.delete, one),
             ),
         ]

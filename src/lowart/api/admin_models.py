@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from lowart.api.admin_audit import AuditRecorder, in_body, in_path
 from lowart.api.bodies import Fallbacks, ModelCreate, ModelUpdate, decode, given
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
@@ -17,6 +18,7 @@ from lowart.providers.registry import VendorTable
 from lowart.providers.vendor import Vendor
 from lowart.security.secretbox import SecretBox, SecretDecryptError
 from lowart.security.ssrf import DestinationPolicy
+from lowart.storage.audit_states import FALLBACKS, MODEL
 from lowart.storage.models import ModelRepository
 from lowart.storage.rows import ModelRow, iso
 from lowart.storage.sealed import vendor_key_context
@@ -32,6 +34,19 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+def _replacing(fields: dict[str, Any]) -> dict[str, Any]:
+    """A PUT's fields: the defaults for those left out (the stored vendor key is kept)."""
+    if "vendor_type" not in fields:
+        raise InvalidRequest(
+            "PUT needs vendor_type; use PATCH to change some fields.", param="vendor_type"
+        )
+    keep_key = "api_key" not in fields
+    fields = {**_DEFAULTS, **fields}
+    if keep_key:
+        del fields["api_key"]
+    return fields
+
+
 class ModelAdmin:
     """Models, whose vendor keys are encrypted on the way in and never shown again."""
 
@@ -42,14 +57,18 @@ class ModelAdmin:
         refresh: Refresh,
         destinations: DestinationPolicy,
         vendors: VendorTable,
+        *,
+        audit: AuditRecorder,
     ) -> None:
         self._models = models
+        self._audit = audit
         self._box = box
         self._refresh = refresh
         self._destinations = destinations
         self._vendors = vendors
 
-    def _json(self, row: ModelRow) -> dict[str, Any]:
+    def model_json(self, row: ModelRow) -> dict[str, Any]:
+        """A model as the admin API shows it: the vendor key only by its last four characters."""
         last4 = None
         if row.api_key:
             try:
@@ -81,8 +100,9 @@ class ModelAdmin:
             fields["api_key"] = self._box.encrypt(fields["api_key"], vendor_key_context(model_id))
         return fields
 
-    async def create(self, request: Request) -> JSON:
-        body = decode(await body_of(request), ModelCreate)
+    # The operations, shared by the routes below and the ``lowart`` command line.
+
+    async def add(self, body: ModelCreate) -> ModelRow:
         fields = given(body)
         model_id = fields.pop("model_id")
         vendor = self._vendors.vendor(body.vendor_type)
@@ -94,35 +114,25 @@ class ModelAdmin:
         if row is None:
             raise Conflict(f"Model '{model_id}' already exists; use PUT or PATCH to change it.")
         await self._refresh()
-        return JSON(self._json(row), status_code=201)
+        return row
 
-    async def list_models(self, request: Request) -> JSON:
-        return JSON({"data": [self._json(m) for m in await self._models.list_models()]})
+    async def models(self) -> list[ModelRow]:
+        return await self._models.list_models()
 
-    async def _row(self, model_id: str) -> ModelRow:
+    async def model(self, model_id: str) -> ModelRow:
         row = await self._models.get(model_id)
         if row is None:
             raise NotFound(f"No model '{model_id}'.")
         return row
 
-    async def get(self, request: Request) -> JSON:
-        return JSON(self._json(await self._row(request.path_params["model_id"])))
-
-    async def _update(self, request: Request, replace: bool) -> JSON:
-        model_id = request.path_params["model_id"]
-        fields = given(decode(await body_of(request), ModelUpdate))
+    async def change(self, model_id: str, body: ModelUpdate, *, replace: bool) -> ModelRow:
+        """Change the fields given (``replace``: every field, as PUT does)."""
+        fields = given(body)
         if fields.pop("model_id", model_id) != model_id:
             raise InvalidRequest("model_id cannot be changed.", param="model_id")
-        current = await self._row(model_id)
+        current = await self.model(model_id)
         if replace:
-            if "vendor_type" not in fields:
-                raise InvalidRequest(
-                    "PUT needs vendor_type; use PATCH to change some fields.", param="vendor_type"
-                )
-            keep_key = "api_key" not in fields
-            fields = {**_DEFAULTS, **fields}
-            if keep_key:
-                del fields["api_key"]
+            fields = _replacing(fields)
         vendor = self._vendors.vendor(fields.get("vendor_type", current.vendor_type))
         if "vendor_type" in fields and "base_url" not in fields:
             fields["base_url"] = current.base_url
@@ -134,7 +144,46 @@ class ModelAdmin:
         if row is None:
             raise NotFound(f"No model '{model_id}'.")
         await self._refresh()
-        return JSON(self._json(row))
+        return row
+
+    async def remove(self, model_id: str) -> None:
+        if not await self._models.delete(model_id):
+            raise NotFound(f"No model '{model_id}'.")
+        await self._refresh()
+
+    async def fallbacks(self, model_id: str) -> list[str]:
+        row = await self.model(model_id)
+        return [fb.fallback_model_id for fb in await self._models.fallbacks(row.model_id)]
+
+    async def set_fallbacks(self, model_id: str, chain: list[str]) -> None:
+        row = await self.model(model_id)
+        known = {m.model_id for m in await self._models.list_models()}
+        for target in chain:
+            if target == row.model_id:
+                raise InvalidRequest("A model cannot be its own fallback.", param="fallbacks")
+            if target not in known:
+                raise InvalidRequest(f"Unknown fallback model '{target}'.", param="fallbacks")
+        if len(set(chain)) != len(chain):
+            raise InvalidRequest("A fallback is listed twice.", param="fallbacks")
+        await self._models.set_fallbacks(row.model_id, chain)
+        await self._refresh()
+
+    # The routes.
+
+    async def create(self, request: Request) -> JSON:
+        row = await self.add(decode(await body_of(request), ModelCreate))
+        return JSON(self.model_json(row), status_code=201)
+
+    async def list_models(self, request: Request) -> JSON:
+        return JSON({"data": [self.model_json(m) for m in await self.models()]})
+
+    async def get(self, request: Request) -> JSON:
+        return JSON(self.model_json(await self.model(request.path_params["model_id"])))
+
+    async def _update(self, request: Request, replace: bool) -> JSON:
+        body = decode(await body_of(request), ModelUpdate)
+        row = await self.change(request.path_params["model_id"], body, replace=replace)
+        return JSON(self.model_json(row))
 
     async def put(self, request: Request) -> JSON:
         return await self._update(request, replace=True)
@@ -144,42 +193,38 @@ class ModelAdmin:
 
     async def delete(self, request: Request) -> JSON:
         model_id = request.path_params["model_id"]
-        if not await self._models.delete(model_id):
-            raise NotFound(f"No model '{model_id}'.")
-        await self._refresh()
+        await self.remove(model_id)
         return JSON({"model_id": model_id, "deleted": True})
 
     async def get_fallbacks(self, request: Request) -> JSON:
-        row = await self._row(request.path_params["model_id"])
-        chain = [fb.fallback_model_id for fb in await self._models.fallbacks(row.model_id)]
-        return JSON({"model_id": row.model_id, "fallbacks": chain})
+        model_id = request.path_params["model_id"]
+        chain = await self.fallbacks(model_id)
+        return JSON({"model_id": model_id, "fallbacks": chain})
 
     async def put_fallbacks(self, request: Request) -> JSON:
         body = decode(await body_of(request), Fallbacks)
-        row = await self._row(request.path_params["model_id"])
-        known = {m.model_id for m in await self._models.list_models()}
-        for target in body.fallbacks:
-            if target == row.model_id:
-                raise InvalidRequest("A model cannot be its own fallback.", param="fallbacks")
-            if target not in known:
-                raise InvalidRequest(f"Unknown fallback model '{target}'.", param="fallbacks")
-        if len(set(body.fallbacks)) != len(body.fallbacks):
-            raise InvalidRequest("A fallback is listed twice.", param="fallbacks")
-        await self._models.set_fallbacks(row.model_id, body.fallbacks)
-        await self._refresh()
-        return JSON({"model_id": row.model_id, "fallbacks": body.fallbacks})
+        model_id = request.path_params["model_id"]
+        await self.set_fallbacks(model_id, body.fallbacks)
+        return JSON({"model_id": model_id, "fallbacks": body.fallbacks})
 
     def routes(self) -> list[Route]:
+        audited, model = self._audit.audited, in_path("model_id")
         return [
-            route("/admin/models", POST=self.create, GET=self.list_models),
+            route(
+                "/admin/models",
+                POST=audited("models.create", MODEL, self.create, in_body("model_id")),
+                GET=self.list_models,
+            ),
             route(
                 "/admin/models/{model_id}",
                 GET=self.get,
-                PUT=self.put,
-                PATCH=self.patch,
-                DELETE=self.delete,
+                PUT=audited("models.replace", MODEL, self.put, model),
+                PATCH=audited("models.update", MODEL, self.patch, model),
+                DELETE=audited("models.delete", MODEL, self.delete, model),
             ),
             route(
-                "/admin/models/{model_id}/fallbacks", GET=self.get_fallbacks, PUT=self.put_fallbacks
+                "/admin/models/{model_id}/fallbacks",
+                GET=self.get_fallbacks,
+                PUT=audited("fallbacks.set", FALLBACKS, self.put_fallbacks, model),
             ),
         ]

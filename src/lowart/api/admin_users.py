@@ -8,11 +8,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from lowart.api.admin_audit import AuditRecorder, in_answer, in_body, in_path
 from lowart.api.bodies import KeyCreate, UserPatch, UserQuota, decode, given
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
-from lowart.catalog.accounts import issue_key, upsert_user
+from lowart.catalog.accounts import create_user, issue_key, upsert_user
 from lowart.errors import NotFound
+from lowart.storage.audit_states import KEY, USER
 from lowart.storage.rows import KeyRow, UserRow, iso
 from lowart.storage.users import UserRepository
 
@@ -50,12 +52,71 @@ class UserAdmin:
     """Users, their limits and their keys. Every write refreshes the in-memory directory."""
 
     def __init__(
-        self, users: UserRepository, refresh: Refresh, settle: Refresh, revoked: Revoked
+        self,
+        users: UserRepository,
+        refresh: Refresh,
+        settle: Refresh,
+        revoked: Revoked,
+        audit: AuditRecorder,
     ) -> None:
         self._users = users
+        self._audit = audit
         self._refresh = refresh
         self._settle = settle  # writes queued usage, so token_used is exact when read
         self._revoked = revoked  # cancels the key's unfinished jobs
+
+    # The operations, shared by the routes below and the ``lowart`` command line.
+
+    async def users(self) -> list[UserRow]:
+        await self._settle()
+        return await self._users.list_users()
+
+    async def user(self, user_id: str) -> UserRow:
+        await self._settle()
+        return await self._user(user_id)
+
+    async def _user(self, user_id: str) -> UserRow:
+        row = await self._users.get(user_id)
+        if row is None:
+            raise NotFound(f"No user '{user_id}'.")
+        return row
+
+    async def create(self, user_id: str, fields: dict[str, Any]) -> tuple[UserRow, str]:
+        """A new user and its first key; an existing one is a conflict, left as it was."""
+        row, key = await create_user(self._users, user_id, fields)
+        await self._refresh()
+        return row, key
+
+    async def change(self, user_id: str, fields: dict[str, Any]) -> UserRow:
+        await self._settle()
+        row = await self._users.update(user_id, fields)
+        if row is None:
+            raise NotFound(f"No user '{user_id}'.")
+        await self._refresh()
+        return row
+
+    async def disable(self, user_id: str) -> UserRow:
+        if not await self._users.disable(user_id):
+            raise NotFound(f"No user '{user_id}'.")
+        await self._refresh()
+        return await self._user(user_id)
+
+    async def new_key(self, user_id: str, name: str | None) -> tuple[KeyRow, str]:
+        user = await self._user(user_id)
+        row, key = await issue_key(self._users, user.user_id, name)
+        await self._refresh()
+        return row, key
+
+    async def keys(self, user_id: str) -> list[KeyRow]:
+        return await self._users.list_keys((await self._user(user_id)).user_id)
+
+    async def revoke(self, key_id: str) -> None:
+        if not await self._users.revoke_key(key_id):
+            raise NotFound(f"No key '{key_id}'.")
+        await self._refresh()
+        await self._revoked(key_id)
+
+    # The routes.
 
     async def quota(self, request: Request) -> JSON:
         body = decode(await body_of(request), UserQuota)
@@ -68,67 +129,57 @@ class UserAdmin:
         return JSON({**user_json(row), "api_key": key}, status_code=201)
 
     async def list_users(self, request: Request) -> JSON:
-        await self._settle()
-        return JSON({"data": [user_json(u) for u in await self._users.list_users()]})
-
-    async def _user(self, user_id: str) -> UserRow:
-        row = await self._users.get(user_id)
-        if row is None:
-            raise NotFound(f"No user '{user_id}'.")
-        return row
+        return JSON({"data": [user_json(u) for u in await self.users()]})
 
     async def get_user(self, request: Request) -> JSON:
-        await self._settle()
-        return JSON(user_json(await self._user(request.path_params["user_id"])))
+        return JSON(user_json(await self.user(request.path_params["user_id"])))
 
     async def patch_user(self, request: Request) -> JSON:
         fields = given(decode(await body_of(request), UserPatch))
-        await self._settle()
-        row = await self._users.update(request.path_params["user_id"], fields)
-        if row is None:
-            raise NotFound(f"No user '{request.path_params['user_id']}'.")
-        await self._refresh()
-        return JSON(user_json(row))
+        return JSON(user_json(await self.change(request.path_params["user_id"], fields)))
 
     async def delete_user(self, request: Request) -> JSON:
-        user_id = request.path_params["user_id"]
-        if not await self._users.disable(user_id):
-            raise NotFound(f"No user '{user_id}'.")
-        await self._refresh()
-        return JSON(user_json(await self._user(user_id)))
+        return JSON(user_json(await self.disable(request.path_params["user_id"])))
 
     async def create_key(self, request: Request) -> JSON:
         body = decode(await body_of(request) or b"{}", KeyCreate)
-        user = await self._user(request.path_params["user_id"])
         name = body.name if isinstance(body.name, str) else None
-        row, key = await issue_key(self._users, user.user_id, name)
-        await self._refresh()
+        row, key = await self.new_key(request.path_params["user_id"], name)
         return JSON(
             {"id": row.id, "key": key, "prefix": row.prefix, "name": row.name}, status_code=201
         )
 
     async def list_keys(self, request: Request) -> JSON:
-        user = await self._user(request.path_params["user_id"])
-        return JSON({"data": [key_json(k) for k in await self._users.list_keys(user.user_id)]})
+        return JSON(
+            {"data": [key_json(k) for k in await self.keys(request.path_params["user_id"])]}
+        )
 
     async def revoke_key(self, request: Request) -> JSON:
         key_id = request.path_params["key_id"]
-        if not await self._users.revoke_key(key_id):
-            raise NotFound(f"No key '{key_id}'.")
-        await self._refresh()
-        await self._revoked(key_id)
+        await self.revoke(key_id)
         return JSON({"id": key_id, "revoked": True})
 
     def routes(self) -> list[Route]:
+        audited, user = self._audit.audited, in_path("user_id")
         return [
-            route("/admin/users/quota", POST=self.quota),
+            route(
+                "/admin/users/quota",
+                POST=audited("users.upsert", USER, self.quota, in_body("user_id")),
+            ),
             route("/admin/users", GET=self.list_users),
             route(
                 "/admin/users/{user_id}",
                 GET=self.get_user,
-                PATCH=self.patch_user,
-                DELETE=self.delete_user,
+                PATCH=audited("users.update", USER, self.patch_user, user),
+                DELETE=audited("users.disable", USER, self.delete_user, user),
             ),
-            route("/admin/users/{user_id}/keys", POST=self.create_key, GET=self.list_keys),
-            route("/admin/keys/{key_id}", DELETE=self.revoke_key),
+            route(
+                "/admin/users/{user_id}/keys",
+                POST=audited("keys.create", KEY, self.create_key, in_answer("id")),
+                GET=self.list_keys,
+            ),
+            route(
+                "/admin/keys/{key_id}",
+                DELETE=audited("keys.revoke", KEY, self.revoke_key, in_path("key_id")),
+            ),
         ]

@@ -96,7 +96,11 @@ class Fallbacks(Struct, forbid_unknown_fields=True):
 
 def decode(body: bytes, kind: type[T]) -> T:
     """Parse and validate a body; every failure is a 400 naming the field."""
-    value = parse_object(body)
+    return convert(parse_object(body), kind)
+
+
+def convert(value: Any, kind: type[T]) -> T:
+    """Validate parsed fields (a body's, or the command line's options) into ``kind``."""
     try:
         return msgspec.convert(value, kind)
     except msgspec.ValidationError as exc:

@@ -25,7 +25,13 @@ from lowart.errors import (
 from lowart.storage.idempotency import STREAMED, Answer, Claim, Headers, Held, IdempotencyStore
 
 IDEMPOTENT_PATHS = frozenset(
-    {"/v1/chat/completions", "/v1/messages", "/v1/images/generations", "/v1/tools/confirm"}
+    {
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/images/generations",
+        "/v1/responses",
+        "/v1/tools/confirm",
+    }
 )
 KEY_HEADER = b"idempotency-key"
 REPLAYED_HEADER = b"idempotent-replayed"

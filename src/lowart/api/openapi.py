@@ -140,6 +140,28 @@ def _user_paths() -> dict[str, Any]:
                 errors=(400, 401, 403, 404, 413, 429, 502, 503, 504),
             )
         },
+        "/v1/responses": {
+            "post": _op(
+                "OpenAI's Responses API, any chat vendor; background: true answers queued",
+                body="ResponsesRequest",
+                ok={200: "Response"},
+                errors=(400, 401, 403, 404, 409, 410, 413, 429, 502, 503, 504),
+                stream=True,
+            )
+        },
+        "/v1/responses/{response_id}": {
+            "parameters": _path_param("response_id"),
+            "get": _op("A stored response (a background one as it stands)", ok={200: "Response"}),
+            "delete": _op("Delete a stored response"),
+        },
+        "/v1/responses/{response_id}/input_items": {
+            "parameters": [*_path_param("response_id"), *_query("limit", "after", "order")],
+            "get": _op("A stored response's own input items"),
+        },
+        "/v1/responses/{response_id}/cancel": {
+            "parameters": _path_param("response_id"),
+            "post": _op("Cancel a background response", ok={200: "Response"}),
+        },
         "/v1/jobs": {
             "get": _op("The caller's jobs, newest first", ok={200: "JobList"}),
             "parameters": _query("limit", "after"),
@@ -267,6 +289,20 @@ def _admin_paths() -> dict[str, Any]:
         "/admin/usage": {
             "get": _op("Usage across users"),
             "parameters": _query("user_id", "model", "served_model", "since", "until", "group_by"),
+        },
+        "/admin/audit": {
+            "get": _op("The admin audit log, newest first", ok={200: "AuditList"}),
+            "parameters": _query("actor", "action", "target", "since", "until", "limit", "cursor"),
+        },
+        "/admin/request-logs": {
+            "get": _op("Search the request logs, newest first", ok={200: "RequestLogList"}),
+            "parameters": _query(
+                "request_id", "user_id", "model", "since", "until", "limit", "after"
+            ),
+        },
+        "/admin/request-logs/{request_id}": {
+            "parameters": _path_param("request_id"),
+            "get": _op("One request's log, with its redacted bodies", ok={200: "RequestLog"}),
         },
     }
 

@@ -284,6 +284,68 @@ MODEL: Schema = {
 }
 
 
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+AUDIT_ENTRY: Schema = {  # docs/api.md, "Admin audit log"
+    "type": "object",
+    "required": ["id", "at", "actor", "action", "target", "changes"],
+    "properties": {
+        "id": {"type": "integer"},
+        "at": {"type": "string", "format": "date-time"},
+        "actor": {"type": "string"},
+        "actor_key_id": _TEXT_OR_NULL,
+        "action": {"type": "string"},
+        "target": _TEXT_OR_NULL,
+        "changes": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["from", "to"],
+                "properties": {"from": {}, "to": {}},
+            },
+        },
+        "client_address": _TEXT_OR_NULL,
+        "request_id": _TEXT_OR_NULL,
+    },
+}
+AUDIT_LIST: Schema = {
+    "type": "object",
+    "required": ["data", "next_cursor"],
+    "properties": {
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}},
+        "next_cursor": _TEXT_OR_NULL,
+    },
+}
+REQUEST_LOG: Schema = {  # docs/api.md, "Admin: request logs"
+    "type": "object",
+    "required": ["id", "request_id", "user_id", "model", "created_at", "status", "truncated"],
+    "properties": {
+        "id": {"type": "integer"},
+        "request_id": {"type": "string"},
+        "user_id": {"type": "string"},
+        "model": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "status": {"enum": ["ok", "error", "cancelled"]},
+        "http_status": {"type": "integer"},
+        "stream": {"type": "boolean"},
+        "request_bytes": {"type": "integer", "minimum": 0},
+        "response_bytes": {"type": "integer", "minimum": 0},
+        "truncated": {"type": "boolean"},
+        "request_body": {"type": "string", "description": "redacted; only on one log"},
+        "response_body": {"type": "string", "description": "redacted; only on one log"},
+    },
+}
+REQUEST_LOG_LIST: Schema = {
+    "type": "object",
+    "required": ["data", "has_more", "first_id", "last_id"],
+    "properties": {
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/RequestLog"}},
+        "has_more": {"type": "boolean"},
+        "first_id": {"type": ["integer", "null"]},
+        "last_id": {"type": ["integer", "null"]},
+    },
+}
+
+
 def _list_of(ref: str) -> Schema:
     items = {"$ref": f"#/components/schemas/{ref}"}
     return {
@@ -308,13 +370,48 @@ def admin_overrides(vendors: VendorTable) -> dict[str, Schema]:
     }
 
 
+_ITEM: Schema = {"type": "object", "additionalProperties": True}
+RESPONSES_REQUEST: Schema = {
+    "type": "object",
+    "required": ["model"],
+    "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "input": {"anyOf": [{"type": "string"}, {"type": "array", "items": _ITEM}]},
+        "instructions": _nullable({"type": "string"}),
+        "tools": _nullable({"type": "array", "items": _ITEM}),
+        "max_output_tokens": _nullable({"type": "integer", "minimum": 1}),
+        "temperature": _nullable({"type": "number", "minimum": 0, "maximum": 2}),
+        "top_p": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
+        "stream": _nullable({"type": "boolean"}),
+        "store": _nullable({"type": "boolean"}),
+        "background": _nullable({"type": "boolean"}),
+        "previous_response_id": _nullable({"type": "string"}),
+        "metadata": _nullable({"type": "object", "additionalProperties": {"type": "string"}}),
+    },
+    "examples": [{"model": "mock", "input": "Hello!"}],
+}
+RESPONSE: Schema = {
+    "type": "object",
+    "required": ["id", "object", "status", "output"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "response"},
+        "status": {"type": "string"},
+        "output": {"type": "array", "items": _ITEM},
+        "usage": _nullable(_ITEM),
+    },
+}
+
 QUERY_SCHEMAS: dict[str, Schema] = {
+    "order": {"enum": ["asc", "desc"]},
     "limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
     "after": {"type": "string"},
     "group_by": {"enum": list(GROUPINGS)},
     "tool_name": {"type": "string", "minLength": 1},
     "since": {"type": "string", "description": "ISO 8601 (UTC without a zone) or Unix seconds"},
     "until": {"type": "string", "description": "ISO 8601 (UTC without a zone) or Unix seconds"},
+    "cursor": {"type": "string", "description": "the `next_cursor` of the page before"},
 }
 
 COMPONENTS: dict[str, Schema] = {
@@ -325,6 +422,8 @@ COMPONENTS: dict[str, Schema] = {
     "CountTokensRequest": COUNT_TOKENS_REQUEST,
     "ImagesRequest": IMAGES_REQUEST,
     "EmbeddingsRequest": EMBEDDINGS_REQUEST,
+    "ResponsesRequest": RESPONSES_REQUEST,
+    "Response": RESPONSE,
     "AsyncStarted": ASYNC_STARTED,
     "Job": JOB,
     "JobList": JOB_LIST,
@@ -334,4 +433,8 @@ COMPONENTS: dict[str, Schema] = {
     "KeyCreated": KEY_CREATED,
     "Model": MODEL,
     "ModelList": _list_of("Model"),
+    "AuditEntry": AUDIT_ENTRY,
+    "AuditList": AUDIT_LIST,
+    "RequestLog": REQUEST_LOG,
+    "RequestLogList": REQUEST_LOG_LIST,
 }

@@ -12,6 +12,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from starlette.requests import Request
 from starlette.routing import Route
 
+from lowart.api.admin_audit import AuditRecorder, in_body, in_path, policy_in
 from lowart.api.bodies import decode
 from lowart.api.middleware import REQUEST_ID_KEY
 from lowart.api.responses import JSON, body_of, caller
@@ -21,6 +22,7 @@ from lowart.identifiers import END, Id
 from lowart.security.connect_guard import vet_url
 from lowart.security.secretbox import SecretBox
 from lowart.security.ssrf import DestinationPolicy
+from lowart.storage.audit_states import MCP_SERVER, TOOL_POLICY
 from lowart.storage.sealed import mcp_secret_context
 from lowart.storage.tools import PolicyRow, ServerRow, ToolRepository
 from lowart.tools.mcp import MCPManager
@@ -78,9 +80,11 @@ class ToolAdmin:
         servers_changed: Callable[[], Awaitable[None]],
         *,
         destinations: DestinationPolicy,
+        audit: AuditRecorder,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repo = repo
+        self._audit = audit
         self._manager = manager
         self._box = box
         self._servers_changed = servers_changed  # tells the other instances
@@ -198,16 +202,25 @@ class ToolAdmin:
         return JSON({"deleted": True})
 
     def routes(self) -> list[Route]:
+        audited = self._audit.audited
+        register = audited("mcp_servers.register", MCP_SERVER, self.register, in_body("name"))
         return [
-            route("/admin/mcp/servers", POST=self.register, GET=self.list_servers),
-            route("/admin/mcp/register", POST=self.register),
+            route("/admin/mcp/servers", POST=register, GET=self.list_servers),
+            route("/admin/mcp/register", POST=register),
             route("/admin/mcp/servers/{name}/tools", GET=self.tools),
-            route("/admin/mcp/servers/{name}", DELETE=self.delete_server),
+            route(
+                "/admin/mcp/servers/{name}",
+                DELETE=audited(
+                    "mcp_servers.delete", MCP_SERVER, self.delete_server, in_path("name")
+                ),
+            ),
             route(
                 "/admin/tools/policies",
-                POST=self.put_policy,
+                POST=audited("tool_policies.set", TOOL_POLICY, self.put_policy, policy_in("body")),
                 GET=self.list_policies,
-                DELETE=self.delete_policy,
+                DELETE=audited(
+                    "tool_policies.delete", TOOL_POLICY, self.delete_policy, policy_in("query")
+                ),
             ),
         ]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
@@ -34,6 +35,18 @@ def parse_time(value: str | None, name: str) -> float | None:
     return parsed.timestamp()
 
 
+def usage_filter(query: Mapping[str, str | None]) -> UsageFilter:
+    """The filter named by a query's ``user_id``, ``model``, ``served_model``, ``since`` and
+    ``until`` (empty values ignored)."""
+    return UsageFilter(
+        user_id=query.get("user_id") or None,
+        model=query.get("model") or None,
+        served_model=query.get("served_model") or None,
+        since=parse_time(query.get("since"), "since"),
+        until=parse_time(query.get("until"), "until"),
+    )
+
+
 class UsageReports:
     """Aggregates read after the queued usage is written, so they are exact."""
 
@@ -60,22 +73,21 @@ class UsageReports:
             }
         )
 
-    async def admin(self, request: Request) -> JSON:
-        q = request.query_params
-        group_by = q.get("group_by") or None
+    async def report(self, flt: UsageFilter, group_by: str | None) -> list[dict[str, Any]]:
+        """Totals across users (``group_by``: day, model, served_model or user), for the admin
+        route and the ``lowart usage`` command."""
         if group_by is not None and group_by not in GROUPINGS:
             raise InvalidRequest(
                 "group_by must be day, model, served_model or user.", param="group_by"
             )
-        flt = UsageFilter(
-            user_id=q.get("user_id") or None,
-            model=q.get("model") or None,
-            served_model=q.get("served_model") or None,
-            since=parse_time(q.get("since"), "since"),
-            until=parse_time(q.get("until"), "until"),
-        )
         await self._settle()
-        return JSON({"data": await self._usage.aggregate(flt, group_by), "group_by": group_by})
+        return await self._usage.aggregate(flt, group_by)
+
+    async def admin(self, request: Request) -> JSON:
+        q = request.query_params
+        group_by = q.get("group_by") or None
+        data = await self.report(usage_filter(q), group_by)
+        return JSON({"data": data, "group_by": group_by})
 
     def routes(self) -> list[Route]:
         return [route("/v1/usage", GET=self.mine), route("/admin/usage", GET=self.admin)]

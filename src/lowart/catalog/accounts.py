@@ -44,10 +44,9 @@ async def create_user(
     return row, key
 
 
-async def reset_admin_key(users: UserRepository, user_id: str) -> str:
+async def reset_admin_key(users: UserRepository, user_id: str) -> tuple[KeyRow, str]:
     """A fresh key for the bootstrap admin, returned once: its earlier keys are revoked, and
     the user is an active admin again (created if it was removed by hand)."""
     await users.upsert(user_id, {"is_admin": True, "status": "active"})
     await users.revoke_keys(user_id)
-    _, key = await issue_key(users, user_id, "reset")
-    return key
+    return await issue_key(users, user_id, "reset")

@@ -118,6 +118,13 @@ class Directory:
     def model_ids(self) -> list[str]:
         return sorted(self._index.models)
 
+    def logged_models(self) -> frozenset[str]:
+        """The models whose requests are logged: ``params.request_log`` is ``true``
+        (docs/operations.md, "Request logs")."""
+        return frozenset(
+            m.model_id for m in self._index.models.values() if m.params.get("request_log") is True
+        )
+
     def visible_models(self, principal: Principal) -> list[ModelEntry]:
         """The enabled models this caller may use."""
         return [

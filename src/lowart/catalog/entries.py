@@ -19,6 +19,7 @@ from lowart.model_entry import (
     Routing,
     Strategy,
     access_of,
+    kinds_of,
     timeouts_of,
 )
 from lowart.security.secretbox import SecretDecryptError
@@ -50,6 +51,16 @@ def _access(params: dict[str, Any], where: str) -> Access | None:
         return None
 
 
+def _kinds(
+    params: dict[str, Any], served: frozenset[OperationKind], where: str
+) -> frozenset[OperationKind] | None:
+    try:
+        return kinds_of(params, served)  # checked on registration, like ``_access``
+    except InvalidRequest as exc:
+        log.error("model_params_invalid", model_id=where, param=exc.param)
+        return None
+
+
 def _cap(value: object) -> int | None:
     ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
     return int(value) if ok and isinstance(value, int) else None
@@ -69,7 +80,8 @@ def model_entry(row: ModelRow, decrypt: Decrypt, vendors: Vendors) -> ModelEntry
         return None
     opened, api_key = _secret(row.api_key, vendor_key_context(row.model_id), decrypt, row.model_id)
     access = _access(row.params, row.model_id)
-    if not opened or access is None:
+    operations = _kinds(row.params, operations, row.model_id)
+    if not opened or access is None or operations is None:
         return None
     return ModelEntry(
         model_id=row.model_id,

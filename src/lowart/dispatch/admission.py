@@ -7,7 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from lowart.catalog.directory import Directory
-from lowart.dispatch.attempt import Admission, requested_choices, requested_max_tokens
+from lowart.dispatch.attempt import (
+    MAX_TOKEN_FIELDS,
+    Admission,
+    requested_choices,
+    requested_max_tokens,
+)
 from lowart.errors import (
     InvalidRequest,
     ModelNotFound,
@@ -27,7 +32,7 @@ _CHAT, _IMAGES, _EMBEDDINGS = (
     OperationKind.IMAGES,
     OperationKind.EMBEDDINGS,
 )  # an enum member lookup costs ~250 ns (3.11)
-_SERVES = {_IMAGES: "generate images", _EMBEDDINGS: "serve embeddings"}
+_SERVES = {_CHAT: "chat", _IMAGES: "generate images", _EMBEDDINGS: "serve embeddings"}
 
 
 class Admissions:
@@ -96,7 +101,8 @@ class Admissions:
             raise ModelNotFound(model_id)
         if principal.models is not None:
             chain = [m for m in chain if principal.may_use(m.model_id)]
-        if operation is not _CHAT:  # only models serving the operation, fallbacks too
+        if operation not in chain[0].operations or len(chain) > 1:
+            # only models serving the operation, fallbacks too (params.kinds may narrow chat)
             chain = [m for m in chain if operation in m.operations]
             if not chain or chain[0].model_id != model_id:
                 raise InvalidRequest(
@@ -144,7 +150,7 @@ class Admissions:
             await self._quota.settle(reservation, 0)
             self._metrics.rate_limited.labels(reason="quota").inc()
             raise QuotaExceeded("You exceeded your token quota.")
-        for name in ("max_completion_tokens", "max_tokens"):
+        for name in MAX_TOKEN_FIELDS:
             if name in body:
                 body[name] = room
         return room

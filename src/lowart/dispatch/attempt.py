@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -13,6 +14,7 @@ from lowart.limits.base import Reservation, RpmDecision
 from lowart.model_entry import DEFAULT_DEPLOYMENT, ModelEntry
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream
+from lowart.telemetry.tracing import Span
 from lowart.usage.inflight import InFlight
 
 
@@ -39,11 +41,15 @@ class Admission:
         return [model, *self.rpm.headers()] if self.rpm is not None else [model]
 
 
+MAX_TOKEN_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+
+
 def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
     """The larger of ``max_completion_tokens`` and ``max_tokens`` (validated at the edge): a
-    vendor given both may honour either, so only the larger bounds what it may produce."""
+    vendor given both may honour either, so only the larger bounds what it may produce. A
+    Responses request has ``max_output_tokens`` instead."""
     found = None
-    for name in ("max_completion_tokens", "max_tokens"):
+    for name in MAX_TOKEN_FIELDS:
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
             found = value if found is None else max(found, value)
@@ -58,6 +64,21 @@ def requested_choices(body: Mapping[str, Any]) -> int:
     return 1
 
 
+def within(model: ModelEntry, remaining_s: float) -> ModelEntry:
+    """The model with its per-try timeouts cut to what remains of the request's deadline."""
+    if remaining_s >= model.timeouts.total:
+        return model
+    t = model.timeouts
+    cut = dataclasses.replace(
+        t,
+        total=remaining_s,
+        first_byte=min(t.first_byte, remaining_s),
+        idle=min(t.idle, remaining_s),
+        connect=min(t.connect, remaining_s),
+    )
+    return dataclasses.replace(model, timeouts=cut)
+
+
 @dataclass(slots=True)
 class Attempt:
     """One upstream attempt of one request."""
@@ -67,6 +88,7 @@ class Attempt:
     model: ModelEntry
     started: float = field(default_factory=time.perf_counter)
     ttft: float | None = None
+    span: Span | None = None  # with tracing on (dispatch/traced.py)
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from lowart.dispatch.attempt import Attempt
+from lowart.dispatch.traced import finish
 from lowart.formats.embeddings import input_texts, input_token_ids
 from lowart.formats.openai import Usage, prompt_text
 from lowart.limits.base import QuotaLedger, TokenWindow
@@ -124,21 +125,22 @@ class Billing:
     def _record(self, attempt: Attempt, usage: Usage, *, estimated: bool, status: str) -> None:
         principal = attempt.admission.principal
         reservation = attempt.admission.reservation
-        self._recorder.record(
-            UsageEvent(
-                request_id=attempt.request.request_id,
-                user_id=principal.user_id,
-                key_id=principal.key_id,
-                requested_model=attempt.admission.requested,
-                served_model=attempt.model.model_id,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                estimated=estimated,
-                status=status,
-                latency_ms=(time.perf_counter() - attempt.started) * 1000,
-                ttft_ms=attempt.ttft * 1000 if attempt.ttft is not None else None,
-                created_at=time.time(),
-                reservation_id=reservation.id if reservation is not None else "",
-                deployment=attempt.model.deployment,
-            )
+        event = UsageEvent(
+            request_id=attempt.request.request_id,
+            user_id=principal.user_id,
+            key_id=principal.key_id,
+            requested_model=attempt.admission.requested,
+            served_model=attempt.model.model_id,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            estimated=estimated,
+            status=status,
+            latency_ms=(time.perf_counter() - attempt.started) * 1000,
+            ttft_ms=attempt.ttft * 1000 if attempt.ttft is not None else None,
+            created_at=time.time(),
+            reservation_id=reservation.id if reservation is not None else "",
+            deployment=attempt.model.deployment,
         )
+        self._recorder.record(event)
+        if attempt.span is not None:  # tracing on: the attempt's span ends with its row
+            finish(attempt, usage, status, event.billed_tokens)

@@ -13,7 +13,6 @@ first byte).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import functools
 import time
@@ -21,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from typing import TypeVar
 
+import msgspec
 import structlog
 
 from lowart.catalog.circuit import CLOSED, Circuits
@@ -33,10 +33,12 @@ from lowart.dispatch.attempt import (
     Served,
     Streaming,
     in_flight,
+    within,
 )
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.retry import RetryPolicy, retry_after_seconds
 from lowart.dispatch.routing import Router, session_of
+from lowart.dispatch.traced import operation_name, traced_call
 from lowart.errors import (
     LowartError,
     Overloaded,
@@ -46,7 +48,7 @@ from lowart.errors import (
     UpstreamTimeout,
 )
 from lowart.formats.anthropic import error_event as anthropic_error_event
-from lowart.formats.ids import ANTHROPIC
+from lowart.formats.ids import ANTHROPIC, RESPONSES
 from lowart.formats.openai import completion_text_from_body, error_body
 from lowart.formats.sse import encode_event
 from lowart.limits.base import QuotaLedger, RateLimiter
@@ -54,6 +56,7 @@ from lowart.model_entry import ModelEntry
 from lowart.providers.base import ChatRequest, ChatStream, Completion, Provider
 from lowart.providers.crossing import in_caller_format
 from lowart.telemetry.metrics import Metrics
+from lowart.telemetry.tracing import Tracing
 from lowart.usage.recorder import UsageRecorder
 
 log = structlog.get_logger()
@@ -67,22 +70,18 @@ def stream_error(exc: LowartError, fmt: str) -> bytes:
     """The explicit error event that ends a stream after its first byte, in the caller's format."""
     if fmt == ANTHROPIC:
         return anthropic_error_event(exc.anthropic_error_type, exc.message)
+    if fmt == RESPONSES:  # the Responses API's error event, with an ``error`` the SDK raises
+        code = exc.error_code or exc.error_type
+        error = {"type": exc.error_type, "code": code, "message": exc.message}
+        event = {
+            "type": "error",
+            "code": code,
+            "message": exc.message,
+            "param": None,
+            "error": error,
+        }
+        return encode_event(msgspec.json.encode(event), event="error")
     return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
-
-
-def within(model: ModelEntry, remaining_s: float) -> ModelEntry:
-    """The model with its per-try timeouts cut to what remains of the request's deadline."""
-    if remaining_s >= model.timeouts.total:
-        return model
-    t = model.timeouts
-    cut = dataclasses.replace(
-        t,
-        total=remaining_s,
-        first_byte=min(t.first_byte, remaining_s),
-        idle=min(t.idle, remaining_s),
-        connect=min(t.connect, remaining_s),
-    )
-    return dataclasses.replace(model, timeouts=cut)
 
 
 @dataclass(slots=True)
@@ -111,6 +110,7 @@ class Dispatcher(Admissions):
         retry: RetryPolicy,
         router: Router,
         default_reserve: int,
+        tracing: Tracing | None = None,
     ) -> None:
         self._directory = directory
         self._rpm = rate_limiter
@@ -123,6 +123,7 @@ class Dispatcher(Admissions):
         self._retry = retry
         self._router = router
         self._default_reserve = default_reserve
+        self._tracing = tracing  # None: tracing off, no span built
 
     # -- whole answers and streams ---------------------------------------------------------
 
@@ -132,7 +133,10 @@ class Dispatcher(Admissions):
         def call(attempt: Attempt) -> Awaitable[Completion]:
             return self._provider(attempt).complete(attempt.model, request)
 
-        attempt, completion = await self._first_success(admission, request, call)
+        run: Callable[[Attempt], Awaitable[Completion]] = call
+        if self._tracing is not None:
+            run = traced_call(self._tracing, call, operation_name(request.fmt))
+        attempt, completion = await self._first_success(admission, request, run)
         elapsed = self._observe_upstream(attempt)
         if attempt.model.pooled:
             self._ended(attempt)
@@ -157,7 +161,10 @@ class Dispatcher(Admissions):
                 raise
             return stream, events, first
 
-        attempt, (stream, events, first) = await self._first_success(admission, request, call)
+        run: Callable[[Attempt], Awaitable[Opened]] = call
+        if self._tracing is not None:
+            run = traced_call(self._tracing, call, operation_name(request.fmt))
+        attempt, (stream, events, first) = await self._first_success(admission, request, run)
         attempt.ttft = time.perf_counter() - attempt.started
         model = attempt.model
         self._metrics.time(self._metrics.ttft, attempt.ttft, self._label(model), model.deployment)

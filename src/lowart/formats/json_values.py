@@ -45,3 +45,20 @@ def number(body: Mapping[str, object], key: str) -> float | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise InvalidRequest(f"{key} must be a number", param=key)
     return value
+
+
+def check_depth(value: object, param: str, limit: int) -> None:
+    """Refuse a value nested deeper than ``limit`` objects and lists: vendors and validators
+    recurse (docs/reliability.md, B3). Iterative, so the check itself cannot overflow."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: list[object] = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            raise InvalidRequest(f"'{param}' is nested deeper than {limit} levels.", param=param)
+        stack.extend((child, depth + 1) for child in children)

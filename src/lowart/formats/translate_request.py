@@ -8,8 +8,10 @@ blocks when any part carries ``cache_control``, else one string). A system messa
 of the conversation becomes a user text block ``"[system] ..."`` in its place: hoisting it would
 move it before turns it was meant to follow, and ``mid_conv_system`` is version-dependent. Tool
 arguments that are not a JSON object are wrapped (``{"value": ...}``, or ``{"raw": "<text>"}``
-when not JSON). ``n`` > 1 and ``logprobs`` are refused; ``strict``, ``seed``, penalties,
-``reasoning_effort`` and every other field are dropped.
+when not JSON). ``n`` > 1 and ``logprobs`` are refused; ``reasoning_effort`` becomes extended
+``thinking`` with a token budget by effort (below ``max_tokens``, at least Anthropic's 1,024; none
+when ``max_tokens`` leaves no room), and then ``temperature`` and ``top_p`` are dropped, as
+Anthropic requires; ``strict``, ``seed``, penalties and every other field are dropped.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ from lowart.formats.json_values import among, get, list_of, number, obj, string
 Body = Mapping[str, object]
 Block = dict[str, object]
 
+# Extended thinking's token budget by OpenAI's reasoning effort ("none": no thinking).
+THINKING_BUDGETS: Final = {
+    "minimal": 1024,
+    "low": 2048,
+    "medium": 8192,
+    "high": 16384,
+    "xhigh": 32768,
+    "max": 32768,
+}
+MIN_THINKING_BUDGET: Final = 1024
 JSON_INSTRUCTION: Final = "Respond only with a single valid JSON object, with no other text."
 MAX_OPENAI_STOP: Final = 4
 _SYSTEM_ROLES: Final = frozenset({"system", "developer"})
@@ -65,6 +77,11 @@ def openai_to_anthropic(
         out["system"] = system
     out["messages"] = _turns(messages, lead, names)
     _sampling(body, out)
+    thinking = _thinking(body.get("reasoning_effort"), out["max_tokens"])
+    if thinking is not None:
+        out["thinking"] = thinking
+        out.pop("temperature", None)
+        out.pop("top_p", None)
     out |= tools_to_anthropic(body, names)
     if output_config is not None:
         out["output_config"] = output_config
@@ -210,6 +227,17 @@ def _tool_result(message: Body, param: str) -> Block:
     if text.strip():
         block["content"] = text
     return block
+
+
+def _thinking(effort: object, max_tokens: object) -> Block | None:
+    """Extended thinking for OpenAI's ``reasoning_effort``, within ``max_tokens``."""
+    budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None or not isinstance(max_tokens, int):
+        return None
+    budget = min(budget, max_tokens - 1)
+    if budget < MIN_THINKING_BUDGET:
+        return None
+    return {"type": "enabled", "budget_tokens": budget}
 
 
 def _sampling(body: Body, out: dict[str, object]) -> None:

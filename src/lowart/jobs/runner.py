@@ -20,6 +20,7 @@ import structlog
 from lowart.errors import LowartError
 from lowart.storage.jobs import JobRepository, JobRow
 from lowart.telemetry.metrics import Metrics
+from lowart.telemetry.tracing import INTERNAL, REQUEST_MODEL, Tracing
 
 log = structlog.get_logger()
 
@@ -97,8 +98,10 @@ class JobRunner:
         on_beat: Callable[[], Awaitable[object]] | None = None,
         settle_usage: Callable[[], Awaitable[object]] | None = None,
         clock: Callable[[], float] = time.time,
+        tracing: Tracing | None = None,
     ) -> None:
         self._repo = repo
+        self._tracing = tracing
         self._settle_usage = settle_usage  # written before a result, so a crash cannot lose it
         self._executors = executors
         self._config = config
@@ -162,7 +165,7 @@ class JobRunner:
         try:
             if executor is None:
                 raise LowartError(f"No executor for jobs of kind '{job.kind}'.")
-            result = await executor(job, context)
+            result = await self._run(executor, job, context)
         except AwaitingConfirmation as paused:
             await self._repo.pause(job.job_id, self._owner, self._clock(), paused.session_id)
         except JobCancelled as cancelled:
@@ -180,6 +183,21 @@ class JobRunner:
             if self._settle_usage is not None:  # billed before completed: a rerun sees the bill
                 await self._settle_usage()
             await self._end(job, "completed", result=result)
+
+    async def _run(self, executor: Executor, job: JobRow, context: JobContext) -> dict[str, Any]:
+        """The executor's run; with tracing on, inside a span of its own (its attempts and
+        tool calls are its children)."""
+        if self._tracing is None:
+            return await executor(job, context)
+        attributes = {
+            "lowart.job_id": job.job_id,
+            "lowart.job_kind": job.kind,
+            "lowart.job_attempt": job.attempts,
+            REQUEST_MODEL: job.model,
+        }
+        name = f"job {job.kind}"
+        with self._tracing.span(name, INTERNAL, attributes, (AwaitingConfirmation,)):
+            return await executor(job, context)
 
     async def _end(
         self,

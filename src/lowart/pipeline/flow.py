@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lowart.dispatch.flow import Dispatcher
+from lowart.dispatch.traced import operation_name
 from lowart.errors import InvalidRequest
 from lowart.jobs.service import JobService
 from lowart.pipeline.operation import Operation, OperationFields
@@ -20,15 +21,17 @@ from lowart.pipeline.outcomes import Outcome, Submitted
 from lowart.pipeline.stages import Stages
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest
+from lowart.telemetry.tracing import REQUEST_MODEL, annotate_current
 
 
 class Pipeline:
     """Serves one request of any registered operation."""
 
-    def __init__(self, stages: Stages, jobs: JobService) -> None:
+    def __init__(self, stages: Stages, jobs: JobService, *, traced: bool = False) -> None:
         self._stages = stages
         self._dispatcher: Dispatcher = stages.dispatcher
         self._jobs = jobs
+        self._traced = traced  # tracing on: the request span (api/traced.py) is current
 
     async def serve(
         self,
@@ -41,8 +44,12 @@ class Pipeline:
         request_id: str,
         headers: Mapping[str, str],
         raw_headers: Sequence[tuple[bytes, bytes]] = (),
+        preferred_deployment: str | None = None,
     ) -> Outcome:
         """Admit, route and run ``body``: the outcome to render in the caller's format."""
+        if self._traced:
+            operation = operation_name(op.fmt)
+            annotate_current({REQUEST_MODEL: fields.model}, f"{operation} {fields.model}")
         if fields.is_async:
             return await self._submit(op, principal, fields, body)
         admission = await self._dispatcher.admit(
@@ -57,6 +64,7 @@ class Pipeline:
             headers=headers,
             user_id=principal.user_id,
             raw_headers=raw_headers,
+            preferred_deployment=preferred_deployment,
         )
         return await self._stages.run(admission, request, tools=op.tools)
 
@@ -77,4 +85,6 @@ class Pipeline:
         job = await self._jobs.submit(
             principal, op.job_kind, fields.model, {"body": stored, "fmt": op.fmt}
         )
+        if self._traced:
+            annotate_current({"lowart.job_id": job.job_id})
         return Submitted(job.job_id, fields.model, rpm.headers() if rpm else [])

@@ -7,7 +7,9 @@ from collections.abc import Awaitable
 
 from lowart.dispatch.attempt import Admission, Served, Streaming
 from lowart.dispatch.flow import Dispatcher
+from lowart.formats.ids import RESPONSES
 from lowart.pipeline.outcomes import Answered, Paused
+from lowart.pipeline.responses_tools import as_chat, told_as_response
 from lowart.providers.base import ChatRequest
 from lowart.tools.loop import ToolLoop
 
@@ -40,9 +42,14 @@ class Stages:
     async def _with_tools(
         self, admission: Admission, request: ChatRequest, job_id: str | None
     ) -> Answered | Paused:
-        """Gateway-run tools: every round runs whole; the outcome is a JSON object."""
-        outcome = await self._tools.run(admission.principal, admission, request, job_id=job_id)
+        """Gateway-run tools: every round runs whole; the outcome is a JSON object (for a
+        Responses caller, a Response: ``pipeline/responses_tools.py``)."""
+        run = as_chat(request) if request.fmt == RESPONSES else request
+        outcome = await self._tools.run(admission.principal, admission, run, job_id=job_id)
+        body = outcome.body
+        if request.fmt == RESPONSES:
+            body = told_as_response(outcome, request, self._tools.offer(run.body))
         headers = admission.rpm.headers() if admission.rpm else []
         if outcome.session_id is not None:
-            return Paused(outcome.body, outcome.session_id, headers)
-        return Answered(outcome.body, headers)
+            return Paused(body, outcome.session_id, headers)
+        return Answered(body, headers)

@@ -20,8 +20,11 @@ import msgspec
 
 from lowart.errors import UpstreamError, UpstreamLost
 from lowart.formats.comfyui import OutputRef, image_values, random_seed, render_workflow
-from lowart.formats.ids import IMAGES, OPENAI
+from lowart.formats.ids import IMAGES, OPENAI, RESPONSES, response_id
 from lowart.formats.openai import Usage, completion_chunks, last_user_text
+from lowart.formats.responses_build import response_object, usage_object
+from lowart.formats.responses_events import response_events
+from lowart.formats.responses_request import responses_to_chat
 from lowart.model_entry import ModelEntry, OperationKind
 from lowart.providers.base import ChatRequest, Completion, JobHooks
 from lowart.providers.comfyui_client import ComfyUIClient
@@ -60,16 +63,56 @@ class ComfyUIProvider:
         self._seed = seed
         self._clock = clock
 
+    @staticmethod
+    def responds(model: ModelEntry) -> bool:
+        """Responses requests are served natively: the images as output items."""
+        return True
+
     async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
         if request.fmt == IMAGES:
             return await self._images(model, request)
+        if request.fmt == RESPONSES:
+            response, usage = await self._respond(model, request)
+            return Completion(msgspec.json.encode(response), usage)
         body = await self._chat(model, request)
         return Completion(msgspec.json.encode(body), _usage_of(body))
 
     async def open_stream(self, model: ModelEntry, request: ChatRequest) -> _WholeStream:
         """A chat stream: the images come whole, so the answer is told once they exist."""
+        if request.fmt == RESPONSES:
+            response, usage = await self._respond(model, request)
+            return _WholeStream(response_events(response), usage)
         body = await self._chat(model, request)
         return _WholeStream(completion_chunks(body, request.wants_usage), _usage_of(body))
+
+    async def _respond(
+        self, model: ModelEntry, request: ChatRequest
+    ) -> tuple[dict[str, Any], Usage]:
+        """A Responses request: each image an ``image_generation_call`` item (base64 PNG)."""
+        chat = responses_to_chat(request.body, request.body.get("input") or [])
+        prompt = last_user_text(chat)
+        if not prompt:
+            raise UpstreamError(f"'{model.model_id}' makes images: send a user message to draw.")
+        rows = await self._generate(model, request, {"prompt": prompt, "n": 1})
+        items = [
+            {
+                "type": "image_generation_call",
+                "id": "ig_" + row.file_id,
+                "status": "completed",
+                "result": base64.b64encode(await self._files.read(row)).decode(),
+            }
+            for row in rows
+        ]
+        tokens = _per_image(model) * len(rows)
+        response = response_object(
+            request.body,
+            response_id=response_id(request.request_id),
+            created_at=int(self._clock()),
+            output=items,
+            status="completed",
+            usage=usage_object({"prompt_tokens": 0, "completion_tokens": tokens}),
+        )
+        return response, Usage(0, tokens)
 
     async def _images(self, model: ModelEntry, request: ChatRequest) -> Completion:
         rows = await self._generate(model, request, request.body)

@@ -15,8 +15,10 @@ import msgspec
 
 from lowart.errors import UpstreamError
 from lowart.formats.anthropic_tools import ToolNames
-from lowart.formats.ids import ANTHROPIC, OPENAI
+from lowart.formats.ids import ANTHROPIC, OPENAI, RESPONSES, response_id
 from lowart.formats.openai import Usage
+from lowart.formats.responses_output import ChatChunksToResponses, chat_to_response
+from lowart.formats.responses_request import responses_to_chat
 from lowart.formats.sse import SSEEvent, SSEParser
 from lowart.formats.translate_request import anthropic_to_openai, openai_to_anthropic
 from lowart.formats.translate_response import (
@@ -171,10 +173,79 @@ class _AnthropicOverOpenAI:
         return _OpenAIStreamAsAnthropic(stream, translator)
 
 
+class _ChatStreamAsResponses(_TranslatedStream):
+    def __init__(
+        self, native: ChatStream, translator: ChatChunksToResponses, model_id: str
+    ) -> None:
+        super().__init__(native)
+        self._translator = translator
+        self._model_id = model_id
+
+    def _translate(self, events: list[SSEEvent]) -> bytes:
+        out = []
+        for event in events:
+            if event.data and event.data != b"[DONE]":
+                out.append(self._translator.feed(_json(event.data, self._model_id)))
+        return b"".join(out)
+
+    def _finish(self) -> bytes:
+        return self._translator.finish()
+
+    def _done(self) -> bool:
+        return self._translator.done
+
+
+class _ResponsesOverChat:
+    """A Responses caller: relayed natively to a model whose vendor answers Responses requests
+    itself (``responds``: OpenAI with ``params.wire: "responses"``, ComfyUI), else translated
+    to Chat Completions and back, whatever the vendor (an Anthropic one through
+    ``_OpenAIOverAnthropic`` in turn)."""
+
+    native = RESPONSES
+
+    def __init__(self, provider: Provider) -> None:
+        self._provider = provider
+        self._chat = in_caller_format(provider, OPENAI)
+        self._responds = getattr(provider, "responds", None)  # a vendor's own Responses API
+
+    def _native(self, model: ModelEntry) -> bool:
+        return self._responds is not None and self._responds(model) is True
+
+    @staticmethod
+    def _as_chat(request: ChatRequest) -> ChatRequest:
+        body = responses_to_chat(request.body, request.body.get("input") or [])
+        return dataclasses.replace(request, body=body, fmt=OPENAI, wants_usage=True, headers={})
+
+    async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
+        if self._native(model):
+            return await self._provider.complete(model, request)
+        answer = await self._chat.complete(model, self._as_chat(request))
+        body = chat_to_response(
+            _json(answer.body, model.model_id),
+            response_id=response_id(request.request_id),
+            created_at=int(time.time()),
+            request=request.body,
+        )
+        return Completion(msgspec.json.encode(body), answer.usage)
+
+    async def open_stream(self, model: ModelEntry, request: ChatRequest) -> ChatStream:
+        if self._native(model):
+            return await self._provider.open_stream(model, request)
+        stream = await self._chat.open_stream(model, self._as_chat(request))
+        translator = ChatChunksToResponses(
+            response_id=response_id(request.request_id),
+            created_at=int(time.time()),
+            request=request.body,
+        )
+        return _ChatStreamAsResponses(stream, translator, model.model_id)
+
+
 def in_caller_format(provider: Provider, caller: str) -> Provider:
-    """``provider`` as seen by a caller speaking ``caller`` (OPENAI or ANTHROPIC)."""
-    if provider.native == caller or caller not in (OPENAI, ANTHROPIC):
+    """``provider`` as seen by a caller speaking ``caller`` (OPENAI, ANTHROPIC, RESPONSES)."""
+    if provider.native == caller or caller not in (OPENAI, ANTHROPIC, RESPONSES):
         return provider
     if caller == OPENAI:
         return _OpenAIOverAnthropic(provider)
+    if caller == RESPONSES:
+        return _ResponsesOverChat(provider)
     return _AnthropicOverOpenAI(provider)

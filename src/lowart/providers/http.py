@@ -15,6 +15,7 @@ from lowart.providers.statuses import ReadFailure, check_status
 from lowart.providers.transport_failure import describe, status_of
 from lowart.security.connect_guard import GuardedConnector
 from lowart.security.ssrf import DestinationPolicy
+from lowart.telemetry.tracing import Tracing
 from lowart.watchdog import Watchdog
 
 DEFAULT_MAX_BODY = 32 * 2**20  # UPSTREAM_MAX_BODY_BYTES
@@ -153,11 +154,16 @@ class Transport:
     ``max_body`` bytes (``UPSTREAM_MAX_BODY_BYTES``)."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, watchdog: Watchdog, max_body: int = DEFAULT_MAX_BODY
+        self,
+        session: aiohttp.ClientSession,
+        watchdog: Watchdog,
+        max_body: int = DEFAULT_MAX_BODY,
+        tracing: Tracing | None = None,
     ) -> None:
         self._session = session
         self.watchdog = watchdog
         self.max_body = max_body
+        self._tracing = tracing  # on: each request carries the current attempt's traceparent
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}  # by connect timeout
 
     def _send(
@@ -168,6 +174,9 @@ class Transport:
         if timeout is None:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect)
             self._timeouts[timeouts.connect] = timeout
+        if self._tracing is not None:
+            headers = {**headers}
+            self._tracing.inject(headers)
         return self._session.post(
             url, data=body, headers=headers, timeout=timeout, allow_redirects=False
         )

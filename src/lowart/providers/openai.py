@@ -16,7 +16,7 @@ import msgspec
 
 from lowart.errors import UpstreamAnswerBroken, UpstreamError
 from lowart.formats import embeddings
-from lowart.formats.ids import EMBEDDINGS, OPENAI
+from lowart.formats.ids import EMBEDDINGS, OPENAI, RESPONSES
 from lowart.formats.openai import (
     Usage,
     carries_usage,
@@ -27,7 +27,8 @@ from lowart.formats.openai import (
 from lowart.formats.request_fields import OPENAI_CHAT_FIELDS
 from lowart.formats.sse import DONE, SSEParser, encode_event
 from lowart.model_entry import ModelEntry, OperationKind
-from lowart.providers.base import ChatRequest, Completion
+from lowart.providers import openai_responses
+from lowart.providers.base import ChatRequest, ChatStream, Completion
 from lowart.providers.http import Transport, UpstreamResponse
 from lowart.providers.statuses import UpstreamFailure, check_status
 from lowart.providers.vendor import Vendor
@@ -149,6 +150,11 @@ class OpenAIProvider:
 
     native = OPENAI
 
+    @staticmethod
+    def responds(model: ModelEntry) -> bool:
+        """Whether Responses requests go to this model natively (``params.wire``)."""
+        return model.access.responses
+
     def __init__(self, transport: Transport, embeddings_max_answer: int) -> None:
         self._transport = transport
         self._embeddings_max_answer = embeddings_max_answer
@@ -156,6 +162,8 @@ class OpenAIProvider:
     async def complete(self, model: ModelEntry, request: ChatRequest) -> Completion:
         if request.fmt == EMBEDDINGS:
             return await self._embed(model, request)
+        if request.fmt == RESPONSES:
+            return await self._respond(model, request)
         url = f"{model.base_url}/chat/completions{model.access.query}"
         status, headers, body = await self._transport.fetch(
             url, upstream_headers(model), upstream_body(model, request), model
@@ -164,6 +172,23 @@ class OpenAIProvider:
         try:
             usage = completion_usage(body)
         except ValueError as exc:
+            raise UpstreamAnswerBroken(
+                f"The upstream for '{model.model_id}' sent a broken answer."
+            ) from exc
+        return Completion(body=body, usage=usage)
+
+    async def _respond(self, model: ModelEntry, request: ChatRequest) -> Completion:
+        """``POST /responses``, natively (docs/api.md, "Responses")."""
+        status, headers, body = await self._transport.fetch(
+            f"{model.base_url}/responses{model.access.query}",
+            upstream_headers(model),
+            openai_responses.upstream_body(model, request),
+            model,
+        )
+        check_status(model.model_id, status, headers, body, failure_of)
+        try:
+            body, usage = openai_responses.owned(body, request)
+        except (ValueError, TypeError) as exc:
             raise UpstreamAnswerBroken(
                 f"The upstream for '{model.model_id}' sent a broken answer."
             ) from exc
@@ -189,7 +214,16 @@ class OpenAIProvider:
             ) from exc
         return Completion(body=body, usage=usage)
 
-    async def open_stream(self, model: ModelEntry, request: ChatRequest) -> OpenAIStream:
+    async def open_stream(self, model: ModelEntry, request: ChatRequest) -> ChatStream:
+        if request.fmt == RESPONSES:
+            response = await self._transport.post(
+                f"{model.base_url}/responses{model.access.query}",
+                upstream_headers(model),
+                openai_responses.upstream_body(model, request),
+                model,
+            )
+            await response.check(failure_of)
+            return openai_responses.ResponsesStream(response, model.model_id, request)
         url = f"{model.base_url}/chat/completions{model.access.query}"
         response = await self._transport.post(
             url, upstream_headers(model), upstream_body(model, request), model

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from lowart.errors import InvalidRequest
-from lowart.model_entry import ACCESS_PARAMS, CHAT_ONLY, OperationKind, access_of
+from lowart.model_entry import ACCESS_PARAMS, CHAT_ONLY, OperationKind, access_of, kinds_of
 from lowart.providers.base import Provider
 from lowart.providers.http import Transport
 from lowart.security.connect_guard import vet_url
@@ -93,6 +93,8 @@ class Vendor:
                 f"params.{unused[0]} applies to OpenAI-compatible models only.",
                 param=f"params.{unused[0]}",
             )
+        if isinstance(params, dict):
+            kinds_of(params, self.operations)
         for needed in self.params:
             value = params.get(needed.name) if isinstance(params, dict) else None
             if not isinstance(value, dict) or not value:

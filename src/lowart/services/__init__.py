@@ -6,12 +6,13 @@ changes told to the other instances), ``background`` (the named tasks, in declar
 ``composition`` (``Services``) and ``build`` (``build_services``).
 """
 
-from lowart.services.build import build_services, circuit_config, retry_config
+from lowart.services.build import audit_trail, build_services, circuit_config, retry_config
 from lowart.services.composition import Services
 from lowart.services.master_key import check_master_key, resolve_master_key
 
 __all__ = [
     "Services",
+    "audit_trail",
     "build_services",
     "check_master_key",
     "circuit_config",

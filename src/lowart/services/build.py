@@ -18,23 +18,29 @@ from lowart.dispatch.flow import Dispatcher
 from lowart.dispatch.health import DeploymentHealth, HealthConfig
 from lowart.dispatch.retry import RetryConfig, RetryPolicy
 from lowart.dispatch.routing import Router
+from lowart.formats.redaction import Redaction
 from lowart.jobs.runner import JobConfig, JobRunner
 from lowart.jobs.service import CHAT, IMAGES, JobService
 from lowart.limits.base import settle_recovered
 from lowart.pipeline.flow import Pipeline
 from lowart.pipeline.job_executor import JobExecutor
 from lowart.pipeline.job_tools import JobsOfSessions, SessionsOfJobs
+from lowart.pipeline.responses_book import ResponseBook
 from lowart.pipeline.stages import Stages
 from lowart.providers.http import Transport, new_session
 from lowart.providers.registry import VendorTable
 from lowart.providers.vendor import ProviderParts
-from lowart.security.secretbox import SecretBox
+from lowart.security.secretbox import SecretBox, SecretDecryptError
 from lowart.security.signing import UrlSigner
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services.broadcast import Broadcast
 from lowart.services.composition import Services
 from lowart.services.limits import Limits, build_limits
+from lowart.services.retention import Retention
 from lowart.settings import Settings
+from lowart.storage.audit import AuditRepository
+from lowart.storage.audit_states import AdminStates
+from lowart.storage.audit_trail import AuditTrail
 from lowart.storage.deployments import DeploymentRepository
 from lowart.storage.files import FileRepository
 from lowart.storage.filestore import FileStore
@@ -43,10 +49,14 @@ from lowart.storage.inflight import InstanceRepository
 from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.request_logs import RequestLogRepository
+from lowart.storage.responses import ResponseStore
 from lowart.storage.tools import ToolRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
+from lowart.telemetry.trace_export import build_tracing
+from lowart.telemetry.tracing import Tracing
 from lowart.tools.loop import ToolLoop
 from lowart.tools.mcp import MCPManager
 from lowart.tools.sessions import Confirmations
@@ -55,6 +65,7 @@ from lowart.usage.inflight import InFlightRegistry
 from lowart.usage.liveness import Liveness
 from lowart.usage.outbox import Outbox
 from lowart.usage.recorder import UsageRecorder
+from lowart.usage.request_logs import RequestLogs
 from lowart.watchdog import Watchdog
 
 
@@ -97,6 +108,7 @@ class _Core:
     instance_id: str
     circuits: Circuits
     router: Router
+    tracing: Tracing | None  # None: tracing off (docs/operations.md, "Tracing")
 
 
 def _router(settings: Settings, limits: Limits) -> Router:
@@ -130,6 +142,7 @@ def _core(settings: Settings, engine: AsyncEngine, master_key: str, vendors: Ven
         instance_id=instance_id,
         circuits=Circuits(circuit_config(settings)),
         router=_router(settings, limits),
+        tracing=build_tracing(settings.tracing, metrics.trace_export_failures.inc),
     )
 
 
@@ -182,7 +195,7 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
         quota=quota,
         providers=vendors.providers(
             ProviderParts(
-                Transport(session, core.watchdog, max_body),
+                Transport(session, core.watchdog, max_body, core.tracing),
                 session,
                 files,
                 signer,
@@ -201,6 +214,7 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
         retry=RetryPolicy(retry_config(settings)),
         router=core.router,
         default_reserve=settings.limits.quota_default_reserve,
+        tracing=core.tracing,
     )
     return _Upstream(session, files, signer, tokenizer, dispatcher)
 
@@ -232,13 +246,14 @@ def _work(core: _Core, dispatcher: Dispatcher) -> _Work:
         repo=tool_repo,
         max_rounds=settings.tools.max_rounds,
         session_ttl_s=settings.tools.session_ttl_s,
+        tracing=core.tracing,
     )
     confirmations = Confirmations(loop=tools, repo=tool_repo, jobs=JobsOfSessions(job_repo))
     stages = Stages(dispatcher, tools)
     executor = JobExecutor(core.directory, stages, core.usage)
     job_runner = _job_runner(core, job_repo, executor, confirmations)
     jobs = JobService(job_repo, job_runner, SessionsOfJobs(tool_repo).cancel_session)
-    pipeline = Pipeline(stages, jobs)
+    pipeline = Pipeline(stages, jobs, traced=core.tracing is not None)
     return _Work(tool_repo, mcp, tools, confirmations, job_runner, jobs, pipeline)
 
 
@@ -259,6 +274,7 @@ def _job_runner(
         ),
         owner=core.instance_id,
         metrics=core.metrics,
+        tracing=core.tracing,
     )
 
 
@@ -269,6 +285,7 @@ def build_services(
     core = _core(settings, engine, master_key, vendors)
     out = _upstream(core, vendors)
     work = _work(core, out.dispatcher)
+    request_log_repo = RequestLogRepository(engine)
     return Services(
         settings=settings,
         vendors=vendors,
@@ -298,10 +315,50 @@ def build_services(
         tools=work.tools,
         confirmations=work.confirmations,
         pipeline=work.pipeline,
+        responses=ResponseBook(
+            ResponseStore(
+                engine,
+                retention_s=settings.responses.retention_s,
+                max_history=settings.responses.max_history,
+            ),
+            work.jobs,
+        ),
+        tracing=core.tracing,
+        request_logs=_request_logs(core, request_log_repo),
+        request_log_repo=request_log_repo,
         watchdog=core.watchdog,
         liveness=_liveness(core),
         idempotency=IdempotencyStore.from_settings(engine, settings),
         broadcast=Broadcast(core.limits.redis, InvalidationListener.for_settings(settings)),
+        audit=audit_trail(engine, core.box),
+        retention=Retention(settings, engine, out.files, core.metrics),
+    )
+
+
+def audit_trail(engine: AsyncEngine, box: SecretBox) -> AuditTrail:
+    """The admin audit log, comparing secrets by their plain values (never recorded)."""
+
+    def open_secret(sealed: str, context: str) -> str | None:
+        try:
+            return box.decrypt(sealed, context)
+        except SecretDecryptError:
+            return None
+
+    return AuditTrail(AuditRepository(engine), AdminStates(engine, open_secret))
+
+
+def _request_logs(core: _Core, repo: RequestLogRepository) -> RequestLogs:
+    settings = core.settings.request_log
+    rules = Redaction.parse(
+        settings.redact_paths, settings.redact_patterns, settings.max_body_bytes
+    )
+    return RequestLogs(
+        repo,
+        rules,
+        core.metrics,
+        everything=settings.enabled,
+        flush_ms=settings.flush_ms,
+        max_queued_bytes=settings.max_queued_bytes,
     )
 
 

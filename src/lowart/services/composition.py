@@ -19,30 +19,36 @@ from lowart.dispatch.routing import Router
 from lowart.jobs.runner import JobRunner
 from lowart.jobs.service import JobService
 from lowart.pipeline.flow import Pipeline
+from lowart.pipeline.responses_book import ResponseBook
 from lowart.providers.registry import VendorTable
 from lowart.security.secretbox import SecretBox
 from lowart.security.signing import UrlSigner
 from lowart.services.background import Background, BackgroundTasks
 from lowart.services.broadcast import REFRESH, TOOLS_CHANGED, Broadcast
 from lowart.services.limits import Limits
+from lowart.services.retention import Retention
 from lowart.services.tool_servers import ToolServers
 from lowart.settings import Settings
+from lowart.storage.audit_trail import AuditTrail
 from lowart.storage.deployments import DeploymentRepository
 from lowart.storage.filestore import FileStore
 from lowart.storage.idempotency import IdempotencyStore
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.request_logs import RequestLogRepository
 from lowart.storage.snapshot import load_snapshot
 from lowart.storage.tools import ToolRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
+from lowart.telemetry.tracing import Tracing
 from lowart.tools.loop import ToolLoop
 from lowart.tools.mcp import MCPManager
 from lowart.tools.sessions import Confirmations
 from lowart.usage.estimate import Tokenizer
 from lowart.usage.liveness import Liveness
 from lowart.usage.recorder import UsageRecorder
+from lowart.usage.request_logs import RequestLogs
 from lowart.watchdog import Watchdog
 
 log = structlog.get_logger()
@@ -79,11 +85,17 @@ class Services:
     tools: ToolLoop
     confirmations: Confirmations
     pipeline: Pipeline
+    responses: ResponseBook
+    tracing: Tracing | None
+    request_logs: RequestLogs
+    request_log_repo: RequestLogRepository
     watchdog: Watchdog
     liveness: Liveness
     idempotency: IdempotencyStore
     broadcast: Broadcast
     vendors: VendorTable
+    audit: AuditTrail
+    retention: Retention
     tool_servers: ToolServers = field(init=False)
     background: BackgroundTasks = field(init=False)
 
@@ -100,7 +112,8 @@ class Services:
             Background("job_runner", self.job_runner.run),
             Background("watchdog", self.watchdog.run),
             Background("liveness", self.liveness.run),
-            Background("idempotency_sweeps", self.idempotency.run_sweeps),
+            Background("retention", self.retention.run),
+            Background("request_logs", self.request_logs.run, stop=self.request_logs.stop),
         ]
         if self.broadcast.listener is not None:
             listen = functools.partial(self.broadcast.listen, self.refresh, self._tools_changed)
@@ -113,6 +126,7 @@ class Services:
             snapshot = await self.limits.quota.reload(lambda: load_snapshot(self.engine))
             self.directory.apply(snapshot)
         self.metrics.set_models(self.directory.model_ids())
+        self.request_logs.models = self.directory.logged_models()
 
     async def invalidate(self) -> None:
         """An admin write: reload here at once, and tell every other instance to reload."""
@@ -163,6 +177,8 @@ class Services:
         await self.mcp.close()
         await self.dispatcher.drain()
         await self.background.stop()
+        if self.tracing is not None:  # bounded by TRACE_SHUTDOWN_FLUSH_S
+            await self.tracing.shutdown()
         await self.session.close()
         await self.limits.close()
         await self.broadcast.close()

@@ -8,6 +8,7 @@ the line that documents it (the README's settings table is generated from these)
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,19 @@ def octal(name: str, raw: str) -> int:
         return int(raw, 8)
     except ValueError as exc:
         raise StartupError(f"{name} must be an octal mode such as 0660, got {raw!r}") from exc
+
+
+def networks(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs (or single addresses), each normalised: ``10.0.0.0/8, ::1``."""
+    parsed = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        try:
+            parsed.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+        except ValueError as exc:
+            raise StartupError(f"{name} must list CIDRs such as 10.0.0.0/8, got {item!r}") from exc
+    return tuple(parsed)
 
 
 def upper_choice(*choices: str) -> Parser[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from lowart.errors import StartupError
 from lowart.settings.declare import SPEC, Spec
+from lowart.settings.observe import RequestLogSettings, TracingSettings
 from lowart.settings.serving import (
     DatabaseSettings,
     EdgeSettings,
@@ -31,6 +33,8 @@ from lowart.settings.work import (
     JobSettings,
     LimitSettings,
     LivenessSettings,
+    ResponseSettings,
+    RetentionSettings,
     RetrySettings,
     RoutingSettings,
     ToolSettings,
@@ -61,6 +65,10 @@ class Settings:
     files: FileSettings = field(default_factory=FileSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
+    responses: ResponseSettings = field(default_factory=ResponseSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
+    request_log: RequestLogSettings = field(default_factory=RequestLogSettings)
 
     @property
     def files_root(self) -> Path:
@@ -131,6 +139,13 @@ class Settings:
         if self.log.format not in {"console", "json"}:
             raise StartupError("LOG_FORMAT must be console or json")
         self._validate_positive()
+        self._validate_retention()
+        try:
+            re.compile(self.request_log.redact_patterns)
+        except re.error as exc:
+            raise StartupError(
+                f"REQUEST_LOG_REDACT_PATTERNS is not a regular expression: {exc}"
+            ) from exc
 
     def _validate_positive(self) -> None:
         positive = {
@@ -142,11 +157,27 @@ class Settings:
             "EMBEDDINGS_MAX_ANSWER_BYTES": self.upstream.embeddings_max_answer_bytes,
             "IDEMPOTENCY_TTL_S": self.idempotency.ttl_s,
             "IDEMPOTENCY_LEASE_S": self.idempotency.lease_s,
-            "IDEMPOTENCY_SWEEP_S": self.idempotency.sweep_s,
+            "RESPONSES_RETENTION_S": self.responses.retention_s,
+            "RESPONSES_MAX_HISTORY": self.responses.max_history,
+            "RETENTION_SWEEP_S": self.retention.sweep_s,
+            "RETENTION_BATCH": self.retention.batch,
+            "OTEL_BSP_MAX_QUEUE_SIZE": self.tracing.max_queue_size,
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": self.tracing.max_export_batch_size,
+            "OTEL_EXPORTER_OTLP_TIMEOUT": self.tracing.export_timeout_ms,
+            "TRACE_SHUTDOWN_FLUSH_S": self.tracing.shutdown_flush_s,
+            "REQUEST_LOG_MAX_BODY_BYTES": self.request_log.max_body_bytes,
+            "REQUEST_LOG_MAX_QUEUED_BYTES": self.request_log.max_queued_bytes,
         }
         for name, value in positive.items():
             if value <= 0:
                 raise StartupError(f"{name} must be positive")
+
+    def _validate_retention(self) -> None:
+        kept = dataclasses.asdict(self.retention)
+        if any(value < 0 for name, value in kept.items() if name.endswith("_s")):
+            raise StartupError(
+                "retention periods (…_RETENTION_S, RETENTION_PAUSE_S) cannot be negative"
+            )
 
     def _validate_liveness(self) -> None:
         if self.usage.inflight_checkpoint_s <= 0 or self.liveness.heartbeat_s <= 0:

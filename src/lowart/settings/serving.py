@@ -9,6 +9,7 @@ from lowart.settings.declare import (
     computed_setting,
     integer,
     lower,
+    networks,
     number,
     octal,
     path,
@@ -144,6 +145,16 @@ class SecuritySettings:
         None,
         text,
         "when set, `/metrics` needs `Authorization: Bearer <token>`",
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        "TRUSTED_PROXIES",
+        (),
+        networks,
+        "comma-separated CIDRs of the reverse proxies in front of the gateway: when the peer is "
+        "one of them, the admin audit log takes the client's address from `X-Forwarded-For` "
+        "(the first address from the right that is not a trusted proxy; docs/operations.md, "
+        '"Admin audit log")',
+        shown="none",
     )
 
 

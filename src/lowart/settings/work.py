@@ -239,6 +239,86 @@ class IdempotencySettings:
         "a running keyed request's claim, renewed every third of it (an instance that died "
         "frees its keys after it)",
     )
+
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long rows are kept: the sweeper deletes older ones in small batches (`0`: forever)."""
+
+    usage_s: float = setting(
+        "USAGE_RETENTION_S",
+        0.0,
+        number,
+        "how long usage rows are kept (`0`: forever; the quota counters are not affected)",
+        shown="`0` (forever)",
+    )
+    jobs_s: float = setting(
+        "JOB_RETENTION_S",
+        30 * DAY,
+        number,
+        "how long a finished job (completed, failed or cancelled) and its result are kept after "
+        "its last change (`0`: forever)",
+        shown="`2592000` (30 days)",
+    )
+    files_s: float = setting(
+        "FILE_RETENTION_S",
+        7 * DAY,
+        number,
+        "how long a stored file (row and bytes) is kept after it was made (`0`: forever)",
+        shown="`604800` (7 days)",
+    )
+    tool_sessions_s: float = setting(
+        "TOOL_SESSION_RETENTION_S",
+        7 * DAY,
+        number,
+        "how long a tool confirmation session is kept after its last change, once past its "
+        "expiry (`0`: forever)",
+        shown="`604800` (7 days)",
+    )
+    request_logs_s: float = setting(
+        "REQUEST_LOG_RETENTION_S",
+        30 * DAY,
+        number,
+        "how long request logs are kept (`0`: forever)",
+        shown="`2592000` (30 days)",
+    )
     sweep_s: float = setting(
-        "IDEMPOTENCY_SWEEP_S", 600.0, number, "how often expired keys are deleted"
+        "RETENTION_SWEEP_S",
+        600.0,
+        number,
+        "how often the retention sweeper runs (it also refreshes the table size gauges)",
+    )
+    batch: int = setting(
+        "RETENTION_BATCH",
+        500,
+        integer,
+        "rows deleted per transaction by the sweeper (small batches keep writes flowing)",
+    )
+    pause_s: float = setting(
+        "RETENTION_PAUSE_S",
+        0.05,
+        number,
+        "the pause between two batches, so the sweeper never holds the database for long",
+    )
+
+
+@dataclass(frozen=True)
+class ResponseSettings:
+    """The Responses API's stored responses."""
+
+    retention_s: float = setting(
+        "RESPONSES_RETENTION_S",
+        30 * 86400.0,
+        number,
+        "how long a stored response (`store` true) can be read and continued with "
+        '`previous_response_id` (docs/api.md, "Responses")',
+    )
+    max_history: int = setting(
+        "RESPONSES_MAX_HISTORY",
+        1000,
+        integer,
+        "the most earlier responses a `previous_response_id` chain may reach back through",
     )

@@ -1,10 +1,13 @@
-"""Files' bytes under ``FILES_DIR``, written off the event loop, with their rows."""
+"""Files' bytes under ``FILES_DIR``, written and deleted off the event loop, with their rows."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lowart.storage.files import FileRepository, FileRow
 
@@ -18,6 +21,12 @@ _EXTENSIONS = {
 
 PRIVATE_DIR = 0o700  # generated images are their users' own: no other account reads them
 PRIVATE_FILE = 0o600
+
+
+def _unlink(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):  # already gone: what was wanted
+            path.unlink()
 
 
 def _write(root: Path, path: Path, data: bytes) -> None:
@@ -66,3 +75,8 @@ class FileStore:
 
     async def read(self, row: FileRow) -> bytes:
         return await asyncio.to_thread((self._root / row.path).read_bytes)
+
+    async def delete_blobs(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Delete the bytes of deleted rows (each row: its ``path``), off the event loop."""
+        paths = [self._root / str(row[0]) for row in rows]
+        await asyncio.to_thread(_unlink, paths)

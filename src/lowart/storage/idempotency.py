@@ -3,7 +3,8 @@ INSERT that fails on conflict, so two instances racing for one key get one winne
 
 A running row carries its owner and a lease the owner renews while the request runs; a row
 whose lease ran out (its instance died) or whose answer outlived the TTL is taken over by the
-next claim, in one conditional UPDATE. Expired rows are deleted by a periodic sweep.
+next claim, in one conditional UPDATE. Expired rows (``stale``) are deleted by the retention
+sweeper (``storage/retention.py``).
 """
 
 from __future__ import annotations
@@ -73,13 +74,11 @@ class IdempotencyStore:
         *,
         ttl_s: float,
         lease_s: float,
-        sweep_s: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
         self._ttl_s = ttl_s
         self._lease_s = lease_s
-        self._sweep_s = sweep_s
         self._clock = clock
         self._instance = "gw-" + secrets.token_hex(6)
         self._claims = itertools.count()
@@ -90,7 +89,6 @@ class IdempotencyStore:
             engine,
             ttl_s=settings.idempotency.ttl_s,
             lease_s=settings.idempotency.lease_s,
-            sweep_s=settings.idempotency.sweep_s,
         )
 
     async def claim(self, user_id: str, key: str, route: str, digest: str) -> Claim | Held:
@@ -132,9 +130,9 @@ class IdempotencyStore:
 
     async def _take_over(self, claim: Claim, values: dict[str, object], now: float) -> bool:
         """Replace a row that no longer counts: an answer past its TTL, or a lost owner."""
-        stale = self._row(claim.user_id, claim.key), _stale(now)
+        lost = self._row(claim.user_id, claim.key), stale(now)
         async with self._engine.begin() as conn:
-            result = await conn.execute(keys.update().where(*stale).values(**values))
+            result = await conn.execute(keys.update().where(*lost).values(**values))
         return bool(result.rowcount)
 
     async def _held(self, user_id: str, key: str) -> Held | None:
@@ -191,20 +189,11 @@ class IdempotencyStore:
     async def sweep(self) -> int:
         """Delete the rows no claim can use any more; returns how many."""
         async with self._engine.begin() as conn:
-            result = await conn.execute(keys.delete().where(_stale(self._clock())))
+            result = await conn.execute(keys.delete().where(stale(self._clock())))
         return int(result.rowcount)
 
-    async def run_sweeps(self) -> None:
-        """Sweep every ``IDEMPOTENCY_SWEEP_S`` (a background task); a failed sweep waits."""
-        while True:
-            await asyncio.sleep(self._sweep_s)
-            try:
-                await self.sweep()
-            except Exception:  # the next sweep deletes them; claims ignore stale rows anyway
-                log.exception("idempotency_sweep_failed")
 
-
-def _stale(now: float) -> sa.ColumnElement[bool]:
+def stale(now: float) -> sa.ColumnElement[bool]:
     """Rows no claim can use any more: an answer past its TTL, or a claim whose owner is lost."""
     return sa.or_(
         sa.and_(keys.c.status == DONE, keys.c.expires_at <= now),

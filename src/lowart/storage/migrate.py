@@ -6,9 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lowart.storage.engine import reading
 
 _SCRIPTS = Path(__file__).with_name("migrations")
 _ADVISORY_LOCK_ID = 0x10_7A_27  # serialises start-up work across instances on PostgreSQL
@@ -39,3 +42,13 @@ async def migrate(engine: AsyncEngine) -> None:
         if conn.dialect.name == "postgresql":
             await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK_ID})")
         await conn.run_sync(_upgrade)
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database's schema is at (None: never migrated). Reads only."""
+    async with reading(engine) as conn:
+        return await conn.run_sync(_current)

@@ -237,3 +237,56 @@ idempotency_keys = sa.Table(  # docs/api.md "Idempotency-Key"
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
 )
+
+responses = sa.Table(  # docs/api.md "Responses"
+    "responses",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # resp_…
+    sa.Column("user_id", sa.Text, nullable=False, index=True),
+    sa.Column("model", sa.Text, nullable=False),  # the model the caller asked for
+    sa.Column("previous_response_id", sa.Text, nullable=True),
+    sa.Column("input_items", sa.LargeBinary, nullable=False),  # JSON: this turn's input items
+    sa.Column("response", sa.LargeBinary, nullable=False),  # JSON: the Response object
+    sa.Column("job_id", sa.Text, nullable=True),  # a background response's job
+    sa.Column("session_id", sa.Text, nullable=True),  # a pause's tool session (approvals)
+    sa.Column("deployment", sa.Text, nullable=True),  # the deployment that served it (0008)
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
+# One row per admin write (docs/operations.md, "Admin audit log"); kept until deleted by hand.
+admin_audit = sa.Table(
+    "admin_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),  # Unix seconds, UTC
+    sa.Column("actor", sa.Text, nullable=False, index=True),  # the admin's user id, or "cli"
+    sa.Column("actor_key_id", sa.Text, nullable=True),  # the admin key used (None: the CLI)
+    sa.Column("action", sa.Text, nullable=False, index=True),  # e.g. users.create
+    sa.Column("target", sa.Text, nullable=True, index=True),  # the changed object's id
+    sa.Column("changes", sa.Text, nullable=False),  # JSON {field: {"from", "to"}}, secrets ***
+    sa.Column("client_address", sa.Text, nullable=True),
+    sa.Column("request_id", sa.Text, nullable=True),
+)
+
+# docs/operations.md, "Request logs": opt-in bodies, already redacted and capped. A table of its
+# own that authentication never reads, so its size cannot slow a key check.
+request_logs = sa.Table(
+    "request_logs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.Text, nullable=False, index=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),  # Unix seconds, UTC
+    sa.Column("status", sa.Text, nullable=False),  # ok | error | partial | cancelled
+    sa.Column("http_status", sa.Integer, nullable=False),
+    sa.Column("stream", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("request_body", sa.Text, nullable=False),
+    sa.Column("response_body", sa.Text, nullable=False),
+    sa.Column("request_bytes", sa.BigInteger, nullable=False),  # as received, before redaction
+    sa.Column("response_bytes", sa.BigInteger, nullable=False),  # as sent
+    sa.Column("truncated", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Index("ix_request_logs_user_created", "user_id", "created_at"),
+    sa.Index("ix_request_logs_model_created", "model", "created_at"),
+)

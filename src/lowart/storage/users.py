@@ -174,6 +174,11 @@ class UserRepository:
             )
         return [key_row(r._mapping) for r in rows]
 
+    async def key(self, key_id: str) -> KeyRow | None:
+        async with reading(self._engine) as conn:
+            row = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))).first()
+        return key_row(row._mapping) if row else None
+
     async def revoke_key(self, key_id: str) -> bool:
         async with self._engine.begin() as conn:
             result = await conn.execute(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -47,6 +47,17 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # prometheus_client's multiprocess helpers are untyped: their signatures, stated once.
 _merge_files: Callable[[CollectorRegistry, str], object] = MultiProcessCollector
 _mark_dead: Callable[[int, str], None] = mark_process_dead
+
+
+class TableSize(Protocol):
+    """One table's measured size (``storage.table_stats.TableStats``)."""
+
+    @property
+    def table(self) -> str: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
 
 
 def reset_multiprocess_dir(path: Path) -> None:
@@ -122,12 +133,38 @@ class Metrics:
         self.retries = Counter(
             "gateway_retries", "Retries of the same model.", ["model"], registry=r
         )
+        # Incremented on the exporter's thread (prometheus_client counters take a lock).
+        self.trace_export_failures = Counter(
+            "gateway_trace_export_failures",
+            'Span batches the OTLP collector did not take (docs/operations.md, "Tracing").',
+            registry=r,
+        )
+        self.request_logs_dropped = Counter(
+            "gateway_request_logs_dropped",
+            "Request logs not written: their queue was full or the database refused them.",
+            registry=r,
+        )
         self.jobs = Gauge(
             "gateway_jobs",
             "Jobs by status.",
             ["status"],
             registry=r,
             multiprocess_mode="livemostrecent",  # every worker counts the same table
+        )
+        # Refreshed by the retention sweeper; one label value per table of the schema.
+        self.table_rows = Gauge(
+            "gateway_table_rows",
+            "Rows per table.",
+            ["table"],
+            registry=r,
+            multiprocess_mode="livemostrecent",
+        )
+        self.table_bytes = Gauge(
+            "gateway_table_bytes",
+            'Bytes per table, indexes included (docs/operations.md, "Retention").',
+            ["table"],
+            registry=r,
+            multiprocess_mode="livemostrecent",
         )
         for reason in RATE_LIMIT_REASONS:
             self.rate_limited.labels(reason=reason)
@@ -176,6 +213,12 @@ class Metrics:
                 if count:
                     bucket.inc(count)
             child._sum.inc(tally[-1])
+
+    def set_tables(self, stats: Iterable[TableSize]) -> None:
+        """Each table's rows and bytes, as last measured."""
+        for table in stats:
+            self.child(self.table_rows, table.table).set(table.rows)
+            self.child(self.table_bytes, table.table).set(table.bytes)
 
     def set_models(self, model_ids: Iterable[str]) -> None:
         """The configured model ids, the only values a model label may take."""

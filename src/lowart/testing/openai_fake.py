@@ -1,12 +1,14 @@
 """A fake OpenAI-compatible upstream, a raw ASGI app whose behaviour is chosen by the model name.
 
-Routes: ``POST /v1/chat/completions``, ``POST /v1/embeddings`` (``openai_embeddings.py``, with
-its own ``floats`` option), ``GET /v1/models``, ``GET /v1/models/{id}`` (each also without
+Routes: ``POST /v1/chat/completions``, ``POST /v1/responses`` (``openai_responses.py``, with its
+own ``reasoning`` and ``length`` options), ``POST /v1/embeddings`` (``openai_embeddings.py``,
+with its own ``floats`` option), ``GET /v1/models``, ``GET /v1/models/{id}`` (each also without
 ``/v1``, and chat also as Azure's ``/openai/deployments/<name>/chat/completions``); others get a
 404 error body. Responses carry ``x-request-id``; their ``model``
 is the requested one plus ``-2024-01-01``, as a vendor reports its dated snapshot. The requested
 ``model`` (the gateway's ``upstream_model``) is split on ``:`` into options; unknown parts, such
-as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` combine freely:
+as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` combine freely
+(``openai_behaviour.py`` reads them):
 
 - ``ok`` or anything else: the answer ``"Hello from fake: " + <last user message text>``;
   ``prompt_tokens`` counts the whitespace-separated words of all message texts (at least 1),
@@ -39,8 +41,8 @@ as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` c
 - ``azure``: as Azure OpenAI, a 401 unless the ``api-key`` header is ``azure_key`` (an attribute,
   ``"azure-fake-key"`` at first), then a 404 unless the query has ``api-version``.
 
-On a ``FakeOpenAI``, ``calls`` records each chat request (with its raw query string) and
-``embedding_calls`` each embeddings request;
+On a ``FakeOpenAI``, ``calls`` records each chat request (with its raw query string),
+``embedding_calls`` each embeddings request and ``responses_calls`` each Responses request;
 ``requests`` counts HTTP requests and ``disconnects`` counts streams the client left early.
 """
 
@@ -58,8 +60,12 @@ from starlette.types import Receive, Scope, Send
 
 from lowart.formats.openai import error_body
 from lowart.formats.sse import DONE, encode_event
-from lowart.testing.asgi import FakeUpstream, Headers, option_number, read_body, send_json
+from lowart.testing import openai_responses
+from lowart.testing.asgi import FakeUpstream, read_body, send_json
+from lowart.testing.openai_behaviour import Behaviour, error_answer, parse_behaviour
 from lowart.testing.openai_embeddings import embeddings_body
+
+__all__ = ["Behaviour", "FakeCall", "FakeOpenAI", "parse_behaviour"]
 
 MODEL_SUFFIX = "-2024-01-01"
 CREATED = 1735689600
@@ -67,13 +73,6 @@ MODEL_IDS = ("ok", "tools", "nousage", "echo_headers")
 _AZURE_DEPLOYMENT = re.compile(r"^/openai/deployments/[^/]+")
 
 _ToolCall = tuple[str, str, str]  # id, function name, arguments
-_ERRORS: dict[int, tuple[str, str, str | None, str]] = {
-    400: ("invalid_request_error", "invalid_value", "messages", "fake bad request"),
-    401: ("invalid_request_error", "invalid_api_key", None, "fake invalid api key"),
-    403: ("permission_error", "permission_denied", None, "fake permission denied"),
-    404: ("invalid_request_error", "model_not_found", "model", "fake model not found"),
-    429: ("requests", "rate_limit_exceeded", None, "fake rate limit exceeded"),
-}
 
 
 class FakeCall(TypedDict):
@@ -84,57 +83,6 @@ class FakeCall(TypedDict):
     headers: dict[str, str]
     body: dict[str, object]
     query: NotRequired[str]  # the raw query string (the fake OpenAI's calls)
-
-
-@dataclass(frozen=True, slots=True)
-class Behaviour:
-    """What the options in a model name ask the fake to do."""
-
-    error: int | None = None
-    slow_ms: int = 0
-    chunk_delay_ms: int = 0
-    cut: int | None = None
-    tools: bool = False
-    usage: bool = True
-    reported: tuple[int, int] | None = None
-    echo_headers: bool = False
-    held: bool = False
-    redirect: int | None = None
-    big_kib: int = 0
-    chunked: bool = False
-    azure: bool = False
-    floats: bool = False
-    retry_after: int = 7
-
-
-def parse_behaviour(model: str) -> Behaviour:
-    """Read the ``:``-separated options of a model name; of a repeated option the last wins."""
-    options = [option.partition("-") for option in model.split(":")]
-    found = {name: argument for name, _, argument in options}
-    error, cut = option_number(found.get("error")), option_number(found.get("cut"))
-    redirect = option_number(found.get("redirect"))
-    prompt, _, completion = found.get("usage", "").partition("-")
-    reported_prompt, reported_completion = option_number(prompt), option_number(completion)
-    reported = None
-    if reported_prompt is not None and reported_completion is not None:
-        reported = (reported_prompt, reported_completion)
-    return Behaviour(
-        error=error if error is not None and 400 <= error <= 599 else None,
-        slow_ms=max(option_number(found.get("slow")) or 0, 0),
-        held="held" in found,
-        chunk_delay_ms=max(option_number(found.get("chunkdelay")) or 0, 0),
-        cut=None if cut is None else max(cut, 0),
-        tools="tools" in found,
-        usage="nousage" not in found,
-        reported=reported,
-        echo_headers="echo_headers" in found,
-        redirect=redirect if redirect is not None and 300 <= redirect <= 399 else None,
-        big_kib=max(option_number(found.get("big")) or 0, 0),
-        retry_after=max(option_number(found.get("retryafter")) or 7, 0),
-        chunked="chunked" in found,
-        azure="azure" in found,
-        floats="floats" in found,
-    )
 
 
 class _Part(msgspec.Struct):
@@ -293,6 +241,7 @@ class FakeOpenAI(FakeUpstream):
         super().__init__()
         self.calls: list[FakeCall] = []  # chat requests
         self.embedding_calls: list[FakeCall] = []  # embeddings requests
+        self.responses_calls: list[FakeCall] = []  # Responses API requests
         self.released = threading.Event()  # what ``held`` requests wait for
         self.released.set()
         self.azure_key = "azure-fake-key"  # the ``api-key`` an ``azure`` model requires
@@ -303,6 +252,8 @@ class FakeOpenAI(FakeUpstream):
         path: str = _AZURE_DEPLOYMENT.sub("", scope["path"].removeprefix("/v1"))
         if scope["method"] == "POST" and path == "/chat/completions":
             await self._chat(receive, send, headers, scope["query_string"].decode("latin-1"))
+        elif scope["method"] == "POST" and path == "/responses":
+            await self._responses(receive, send, headers)
         elif scope["method"] == "POST" and path == "/embeddings":
             await self._embeddings(receive, send, headers)
         elif scope["method"] == "GET" and path == "/models":
@@ -330,7 +281,7 @@ class FakeOpenAI(FakeUpstream):
         await self._wait(behaviour)
         refused = self._azure_refusal(headers, query) if behaviour.azure else None
         if (status := refused or behaviour.error) is not None:
-            await send_json(send, status, *_error(status, behaviour.retry_after))
+            await send_json(send, status, *error_answer(status, behaviour.retry_after))
             return
         answer = _answer(request, behaviour, headers)
         completion_id, model = f"chatcmpl-fake{len(self.calls)}", request.model + MODEL_SUFFIX
@@ -355,6 +306,30 @@ class FakeOpenAI(FakeUpstream):
             return 401
         return None if parse_qs(query).get("api-version") else 404
 
+    async def _responses(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        body = msgspec.json.decode(await read_body(receive), type=dict[str, object])
+        model, stream = str(body.get("model", "")), body.get("stream") is True
+        self.responses_calls.append(
+            FakeCall(model=model, stream=stream, headers=headers, body=body)
+        )
+        behaviour = parse_behaviour(model)
+        await self._wait(behaviour)
+        if (refused := openai_responses.refusal(body)) is not None:
+            await send_json(send, 400, refused)
+            return
+        if behaviour.error is not None:
+            await send_json(
+                send, behaviour.error, *error_answer(behaviour.error, behaviour.retry_after)
+            )
+            return
+        answer = openai_responses.response_body(body, behaviour, len(self.responses_calls))
+        if not stream:
+            await send_json(send, 200, msgspec.json.encode(answer), cut=behaviour.cut is not None)
+            return
+        events = openai_responses.stream_events(answer, behaviour.cut)
+        delay = behaviour.chunk_delay_ms / 1000
+        await self._stream(receive, send, events, delay, behaviour.cut is None)
+
     async def _embeddings(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         body = msgspec.json.decode(await read_body(receive), type=dict[str, object])
         model = str(body.get("model", ""))
@@ -362,7 +337,9 @@ class FakeOpenAI(FakeUpstream):
         behaviour = parse_behaviour(model)
         await self._wait(behaviour)
         if behaviour.error is not None:
-            await send_json(send, behaviour.error, *_error(behaviour.error))
+            await send_json(
+                send, behaviour.error, *error_answer(behaviour.error, behaviour.retry_after)
+            )
             return
         reported = behaviour.reported[0] if behaviour.reported else None
         answer = embeddings_body(
@@ -384,14 +361,6 @@ async def _send_whole(send: Send, behaviour: Behaviour, body: bytes) -> None:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     else:
         await send_json(send, 200, body, cut=behaviour.cut is not None)
-
-
-def _error(status: int, retry_after: int = 7) -> tuple[bytes, Headers]:
-    """The error body for a status, with ``Retry-After`` on a 429."""
-    kind = "server_error" if status >= 500 else "fake_error"
-    type_, code, param, message = _ERRORS.get(status, (kind, kind, None, f"fake error {status}"))
-    headers = [(b"retry-after", b"%d" % retry_after)] if status == 429 else ()
-    return error_body(message, type_, code, param), headers
 
 
 def _model(model_id: str) -> dict[str, object]:

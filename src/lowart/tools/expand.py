@@ -42,6 +42,31 @@ def mcp_servers_of(body: Mapping[str, Any]) -> list[str]:
     return labels
 
 
+def allowed_tools(body: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Each server label's ``allowed_tools`` (a list of names, or OpenAI's filter object with
+    ``tool_names``), for the servers that narrow their tools; the others offer all of them."""
+    narrowed: dict[str, set[str]] = {}
+    for entry in body.get("tools") or ():
+        if not isinstance(entry, dict) or entry.get("type") != "mcp":
+            continue
+        allowed = entry.get("allowed_tools")
+        if isinstance(allowed, dict):
+            allowed = allowed.get("tool_names")
+        if isinstance(allowed, list):
+            names = {name for name in allowed if isinstance(name, str)}
+            narrowed[entry["server_label"]] = narrowed.get(entry["server_label"], names) & names
+    return narrowed
+
+
+def approval_rules(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Each server label's ``require_approval``, as the request set it."""
+    return {
+        entry["server_label"]: entry["require_approval"]
+        for entry in body.get("tools") or ()
+        if isinstance(entry, dict) and entry.get("type") == "mcp" and "require_approval" in entry
+    }
+
+
 def _client_names(body: Mapping[str, Any]) -> list[str]:
     names = []
     for entry in body.get("tools") or ():

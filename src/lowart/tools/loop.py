@@ -26,11 +26,19 @@ from lowart.errors import InvalidRequest
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest
 from lowart.storage.tools import SessionRow, ToolRepository
+from lowart.telemetry.tracing import INTERNAL, OPERATION, TOOL_NAME, Tracing
 from lowart.tools.calls import Call, assistant_turn, calls_of, only_calls, result_turns
-from lowart.tools.expand import OfferedTool, mcp_servers_of, model_body, offered_tools
+from lowart.tools.expand import (
+    OfferedTool,
+    allowed_tools,
+    approval_rules,
+    mcp_servers_of,
+    model_body,
+    offered_tools,
+)
 from lowart.tools.mcp import MCPManager
 from lowart.tools.mcp_server import ToolCallError
-from lowart.tools.policy import AUTO, BLOCK, resolve
+from lowart.tools.policy import AUTO, BLOCK, caller_wants_approval, resolve, tightened
 
 log = structlog.get_logger()
 
@@ -44,6 +52,7 @@ class Outcome:
 
     body: dict[str, Any]
     session_id: str | None = None
+    ran: tuple[dict[str, Any], ...] = ()  # the calls decided in this run, oldest first
 
     @property
     def paused(self) -> bool:
@@ -62,8 +71,10 @@ class ToolLoop:
         max_rounds: int,
         session_ttl_s: float,
         clock: Callable[[], float] = time.time,
+        tracing: Tracing | None = None,
     ) -> None:
         self._dispatcher = dispatcher
+        self._tracing = tracing
         self._manager = manager
         self._repo = repo
         self._max_rounds = max_rounds
@@ -77,11 +88,18 @@ class ToolLoop:
     def offer(self, body: dict[str, Any]) -> list[OfferedTool]:
         """The tools of the servers the request opts into."""
         catalog = {}
-        for label in mcp_servers_of(body):
+        labels = mcp_servers_of(body)
+        narrowed = allowed_tools(body)
+        for label in labels:
             tools = self._manager.tools(label)
             if tools is None:
                 raise InvalidRequest(f"No MCP server '{label}' is registered.", param="tools")
-            catalog[label] = [(t.name, t.description, t.input_schema) for t in tools]
+            allowed = narrowed.get(label)
+            catalog[label] = [
+                (t.name, t.description, t.input_schema)
+                for t in tools
+                if allowed is None or t.name in allowed
+            ]
         return offered_tools(body, catalog)
 
     async def run(
@@ -99,6 +117,8 @@ class ToolLoop:
             "job_id": job_id,
             "body": model_body(request.body, offered, request.fmt),
             "offered": [[t.exposed, t.server, t.tool] for t in offered],
+            "approval": approval_rules(request.body),
+            "ran": [],
             "rounds": 0,
         }
         return await self._rounds(principal, request.request_id, state, admission)
@@ -134,9 +154,11 @@ class ToolLoop:
                 or any(c.name not in offered for c in calls)
                 or state["rounds"] >= self._max_rounds
             ):
-                return Outcome(response)
+                return Outcome(response, ran=tuple(state.get("ran", ())))
             state["rounds"] += 1
-            pending, decided = await self._decide(principal, request_id, calls, offered)
+            pending, decided = await self._decide(
+                principal, request_id, calls, offered, state.get("approval", {})
+            )
             if pending:
                 return await self._pause(
                     principal, state, response, calls, pending=pending, decided=decided
@@ -149,13 +171,18 @@ class ToolLoop:
         request_id: str,
         calls: list[Call],
         offered: dict[str, tuple[str, str]],
+        approval: dict[str, Any],
     ) -> tuple[list[Call], dict[str, str]]:
-        """Run the ``auto`` calls, answer the ``block`` ones; the rest wait for a person."""
+        """Run the ``auto`` calls, answer the ``block`` ones; the rest wait for a person. A
+        request's ``require_approval`` may turn ``auto`` into ``confirm``, never loosen."""
         rules = await self._repo.policies()
         pending, decided = [], {}
         for call in calls:
             server, tool = offered[call.name]
-            policy = resolve(rules, tool, server, principal.user_id)
+            policy = tightened(
+                resolve(rules, tool, server, principal.user_id),
+                caller_wants_approval(approval.get(server), tool),
+            )
             if policy == AUTO:
                 decided[call.id] = await self.execute(
                     principal, request_id, call, server, tool, policy=AUTO, approver=None
@@ -191,7 +218,7 @@ class ToolLoop:
     ) -> str:
         """Run one call on its MCP server; a failure becomes a clear tool error for the model."""
         try:
-            text = await self._manager.call(server, tool, call.parsed_arguments())
+            text = await self._call(server, tool, call)
             outcome = "ok"
         except (ToolCallError, ValueError) as exc:
             text, outcome = f"Tool error: {exc}", "error"
@@ -208,6 +235,19 @@ class ToolLoop:
             session_id=session_id,
         )
         return text
+
+    async def _call(self, server: str, tool: str, call: Call) -> str:
+        """The MCP call; with tracing on, inside a span of its own."""
+        if self._tracing is None:
+            return await self._manager.call(server, tool, call.parsed_arguments())
+        attributes = {
+            OPERATION: "execute_tool",
+            TOOL_NAME: tool,
+            "gen_ai.tool.call.id": call.id,
+            "lowart.mcp_server": server,
+        }
+        with self._tracing.span(f"execute_tool {tool}", INTERNAL, attributes):
+            return await self._manager.call(server, tool, call.parsed_arguments())
 
     async def audit(
         self,
@@ -247,6 +287,18 @@ class ToolLoop:
         state: dict[str, Any], response: dict[str, Any], calls: list[Call], results: dict[str, str]
     ) -> None:
         fmt = state["fmt"]
+        offered = {exposed: (server, tool) for exposed, server, tool in state["offered"]}
+        state.setdefault("ran", []).extend(
+            {
+                "id": c.id,
+                "server": offered[c.name][0],
+                "name": offered[c.name][1],
+                "arguments": c.arguments,
+                "output": results[c.id],
+            }
+            for c in calls
+            if c.name in offered
+        )
         turns = [
             assistant_turn(response, fmt),
             *result_turns([(c.id, results[c.id]) for c in calls], fmt),
@@ -299,7 +351,7 @@ class ToolLoop:
             expires_at=math.ceil(expires_at),
             tool_calls=[{k: w[k] for k in ("id", "name", "arguments", "server")} for w in waiting],
         )
-        return Outcome(body, session_id)
+        return Outcome(body, session_id, ran=tuple(state.get("ran", ())))
 
     async def resume(
         self, principal: Principal, request_id: str, session: SessionRow, results: dict[str, str]
@@ -310,5 +362,6 @@ class ToolLoop:
         response = state.pop("response")
         calls = [c for c in calls_of(response, state["fmt"]) if c.id in results]
         state.pop("order", None)
+        state["ran"] = []  # what runs from here on is this confirmation's
         self._append(state, response, calls, results)
         return await self._rounds(principal, request_id, state, None)

@@ -1,4 +1,5 @@
-// Chat with a model, streamed, showing the model that served and the tokens used.
+// Chat with a model, streamed, showing the model that served and the tokens used: through Chat
+// Completions, or through the Responses API (the gateway keeps the conversation by its ids).
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, request, sseData } from '../api.js';
 import { Link } from '../router.js';
@@ -47,6 +48,8 @@ function Chat({ model }) {
   const [error, setError] = useState(null);
   const [notice, setNotice] = useState(null);
   const [busy, setBusy] = useState(false);
+  const [wire, setWire] = useState('chat');
+  const previous = useRef(null); // the last response id (Responses API)
   const abort = useRef(null);
   const log = useRef(null);
   useEffect(() => {
@@ -66,7 +69,8 @@ function Chat({ model }) {
       .map((s) => s.trim())
       .filter(Boolean);
     const body = { model, messages: history };
-    if (servers.length) body.tools = servers.map((label) => ({ type: 'mcp', server_label: label }));
+    const tools = servers.map((label) => ({ type: 'mcp', server_label: label }));
+    if (servers.length) body.tools = tools;
     setMessages(history);
     setError(null);
     setNotice(null);
@@ -76,7 +80,8 @@ function Chat({ model }) {
     abort.current = controller;
     setBusy(true);
     try {
-      if (data.get('async')) await runAsJob(body);
+      if (wire === 'responses') await respond(text, tools, controller.signal);
+      else if (data.get('async')) await runAsJob(body);
       else await stream(body, controller.signal);
     } catch (err) {
       if (err.name !== 'AbortError') setError(err);
@@ -126,6 +131,42 @@ function Chat({ model }) {
     }
   };
 
+  const respond = async (text, tools, signal) => {
+    const body = { model, input: text, stream: true };
+    if (previous.current) body.previous_response_id = previous.current;
+    if (tools.length) body.tools = tools;
+    const response = await request('POST', '/v1/responses', body, { signal });
+    const served = response.headers.get('x-lowart-model');
+    let reply = '';
+    let events = 0;
+    let usage = null;
+    setReply('');
+    setMeta({ served, chunks: events, usage, streaming: true });
+    try {
+      for await (const data of sseData(response)) {
+        const event = JSON.parse(data);
+        events += 1;
+        if (event.type === 'error') throw new ApiError(502, event.message ?? 'The stream failed.', event.code);
+        if (event.type === 'response.output_text.delta') reply += event.delta;
+        if (event.response?.usage) {
+          const u = event.response.usage;
+          usage = { prompt_tokens: u.input_tokens, completion_tokens: u.output_tokens, total_tokens: u.total_tokens };
+        }
+        if (event.type === 'response.completed' || event.type === 'response.incomplete') {
+          previous.current = event.response.id;
+          const asked = event.response.output.filter((item) => item.type === 'mcp_approval_request');
+          if (asked.length) showPause({ tool_calls: asked.map((i) => ({ name: i.name, server: i.server_label })) });
+        }
+        setReply(reply);
+        setMeta({ served, chunks: events, usage, streaming: true });
+      }
+    } finally {
+      setMeta({ served, chunks: events, usage, streaming: false });
+      setReply(null);
+      if (reply) setMessages((m) => [...m, { role: 'assistant', content: reply }]);
+    }
+  };
+
   const showPause = (chunk) =>
     setNotice(
       <span data-testid="pg-paused">
@@ -151,6 +192,11 @@ function Chat({ model }) {
       </div>
       {meta && (
         <p class="meta" data-testid="pg-meta" data-streaming={String(meta.streaming)} data-chunks={meta.chunks}>
+          {wire === 'responses' && previous.current && (
+            <span>
+              response <code data-testid="pg-response-id">{previous.current}</code>
+            </span>
+          )}
           <span>
             served by <code data-testid="pg-served">{meta.served ?? '—'}</code>
           </span>
@@ -161,7 +207,9 @@ function Chat({ model }) {
                 ? 'streaming…'
                 : 'no usage reported'}
           </span>
-          <span>{meta.chunks} chunks</span>
+          <span>
+            {meta.chunks} {wire === 'responses' ? 'events' : 'chunks'}
+          </span>
         </p>
       )}
       {notice && <p class="alert alert-info">{notice}</p>}
@@ -182,11 +230,23 @@ function Chat({ model }) {
             MCP servers
             <input name="servers" placeholder="weather, files" data-testid="pg-servers" />
           </label>
+          <label>
+            API
+            <select value={wire} onChange={(e) => setWire(e.currentTarget.value)} data-testid="pg-wire">
+              <option value="chat">Chat Completions</option>
+              <option value="responses">Responses</option>
+            </select>
+          </label>
           <label class="check">
-            <input type="checkbox" name="async" value="1" data-testid="pg-async" /> Run as a job
+            <input type="checkbox" name="async" value="1" data-testid="pg-async" disabled={wire === 'responses'} /> Run
+            as a job
           </label>
           <span class="actions">
-            <button type="button" class="ghost" onClick={() => (setMessages([]), setMeta(null), setNotice(null))}>
+            <button
+              type="button"
+              class="ghost"
+              onClick={() => (setMessages([]), setMeta(null), setNotice(null), (previous.current = null))}
+            >
               Clear
             </button>
             {busy && (

@@ -1,7 +1,8 @@
-"""Deployments: a model's further upstreams, and the deployment that served each usage row.
+"""Deployments: a model's further upstreams, the deployment that served each usage row, and
+the one that served each stored response (a continuation prefers it).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
@@ -36,9 +37,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("usage_records") as batch:
         batch.add_column(sa.Column("deployment", sa.Text, nullable=True))
+    with op.batch_alter_table("responses") as batch:
+        batch.add_column(sa.Column("deployment", sa.Text, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("responses") as batch:
+        batch.drop_column("deployment")
     with op.batch_alter_table("usage_records") as batch:
         batch.drop_column("deployment")
     op.drop_table("deployments")
