@@ -130,9 +130,13 @@ def make_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     """Start gateways with settings overrides; all are stopped at the end of the test."""
     started: list[Gateway] = []
 
-    def start(vendors: VendorTable | None = None, **overrides: Any) -> Gateway:
+    def start(
+        vendors: VendorTable | None = None,
+        clock: Callable[[], float] = time.time,
+        **overrides: Any,
+    ) -> Gateway:
         settings = gateway_settings(tmp_path, **overrides)
-        app = create_app(settings, vendors=vendors)
+        app = create_app(settings, vendors=vendors, clock=clock)
         gateway = Gateway(app, run_in_thread(app), settings)
         started.append(gateway)
         return gateway

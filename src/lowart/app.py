@@ -4,6 +4,7 @@ every service, runs start-up work, and assembles the middleware and routes aroun
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from starlette.routing import Route, Router
 from lowart.api.admin_audit import AuditRecorder, AuditRoutes
 from lowart.api.admin_deployments import DeploymentAdmin
 from lowart.api.admin_models import ModelAdmin
+from lowart.api.admin_prices import PriceAdmin
+from lowart.api.admin_teams import TeamAdmin
 from lowart.api.admin_users import UserAdmin
 from lowart.api.anthropic import TokenCounter
 from lowart.api.asgi import ASGIApp, Receive, Scope, Send
@@ -22,6 +25,7 @@ from lowart.api.console import Console
 from lowart.api.files import FileRoutes
 from lowart.api.idempotency import IdempotencyKeys
 from lowart.api.jobs import JobRoutes
+from lowart.api.keys import KeyRoutes
 from lowart.api.middleware import ROUTE_KEY, AuthMiddleware, EdgeMiddleware
 from lowart.api.models import Models
 from lowart.api.openapi import openapi_document
@@ -44,11 +48,14 @@ from lowart.security.ssrf import DestinationPolicy
 from lowart.services import Services, build_services, check_master_key, resolve_master_key
 from lowart.settings import Settings
 from lowart.storage.audit_trail import AuditTrail
+from lowart.storage.budgets import BudgetSpend
 from lowart.storage.engine import create_engine
 from lowart.storage.migrate import migrate
+from lowart.storage.teams import TeamRepository
 
 log = structlog.get_logger()
 
+Clock = Callable[[], float]
 FIRST_RUN_KEY = "first_run_done"
 BOOTSTRAP_ADMIN = "admin"
 
@@ -107,12 +114,17 @@ async def _prepare(services: Services, generated: bool) -> str | None:
 
 
 async def start_services(
-    settings: Settings, *, prepared: bool = False, vendors: VendorTable | None = None
+    settings: Settings,
+    *,
+    prepared: bool = False,
+    vendors: VendorTable | None = None,
+    clock: Clock = time.time,
 ) -> tuple[Services, str | None]:
     """Open the database, migrate, check the master key, bootstrap, and load the caches.
 
     ``prepared``: the serving parent has done the start-up work already, so only open and load
     (several workers must not redo it at once). ``vendors``: the vendor table (``VENDORS``).
+    ``clock``: the time that decides prices and budget periods (tests move it).
     """
     master_key, generated = resolve_master_key(settings)
     engine = create_engine(
@@ -121,7 +133,9 @@ async def start_services(
     try:
         if not prepared:
             await migrate(engine)
-        services = build_services(settings, engine, master_key, vendors or VendorTable())
+        services = build_services(
+            settings, engine, master_key, vendors or VendorTable(), clock=clock
+        )
         admin_key = None if prepared else await _prepare(services, generated)
         await services.refresh()
     except BaseException:
@@ -143,12 +157,14 @@ def probes(services: Services) -> dict[str, Callable[[], Awaitable[None]]]:
 
 @dataclass(frozen=True)
 class AdminOperations:
-    """The admin operations on users, keys, models and usage: the admin routes and the
-    ``lowart`` command line call the same ones."""
+    """The admin operations on users, keys, teams, models, prices and usage: the admin routes
+    and the ``lowart`` command line call the same ones."""
 
     users: UserAdmin
+    teams: TeamAdmin
     models: ModelAdmin
     deployments: DeploymentAdmin
+    prices: PriceAdmin
     usage: UsageReports
     audit: AuditTrail  # the command line's writes go through ``audit.write`` as ``CLI``
     recorder: AuditRecorder  # the routes' writes, as the admin who called
@@ -159,11 +175,20 @@ def admin_operations(services: Services) -> AdminOperations:
     destinations = DestinationPolicy(services.settings.upstream.allow_private)
     trusted = networks(services.settings.security.trusted_proxies)
     recorder = AuditRecorder(services.audit, trusted)
+    currency = services.settings.money.currency
     return AdminOperations(
         users=UserAdmin(services.users, refresh, settle, services.jobs.key_revoked, recorder),
+        teams=TeamAdmin(TeamRepository(services.engine), refresh, recorder),
         models=ModelAdmin(
-            services.models, services.box, refresh, destinations, services.vendors, audit=recorder
+            services.models,
+            services.box,
+            refresh,
+            destinations,
+            services.vendors,
+            audit=recorder,
+            prices=services.prices,
         ),
+        prices=PriceAdmin(services.prices, services.models, refresh, currency, audit=recorder),
         deployments=DeploymentAdmin(
             models=services.models,
             deployments=services.deployments,
@@ -175,7 +200,13 @@ def admin_operations(services: Services) -> AdminOperations:
             health=services.router.health,
             audit=recorder,
         ),
-        usage=UsageReports(services.usage, services.users, settle),
+        usage=UsageReports(
+            services.usage,
+            services.users,
+            settle,
+            currency,
+            (BudgetSpend(services.engine), services.budgets),
+        ),
         audit=services.audit,
         recorder=recorder,
     )
@@ -189,8 +220,11 @@ def build_stack(services: Services) -> ASGIApp:
     admin = admin_operations(services)
     routes: list[Route] = [
         *admin.users.routes(),
+        *KeyRoutes(services.users, services.invalidate, services.jobs.key_revoked).routes(),
+        *admin.teams.routes(),
         *admin.models.routes(),
         *admin.deployments.routes(),
+        *admin.prices.routes(),
         *admin.usage.routes(),
         *AuditRoutes(admin.audit).routes(),
         *Ops(
@@ -251,7 +285,7 @@ def build_stack(services: Services) -> ASGIApp:
     fast = IdempotencyKeys(FastPaths(router, fast_paths), services.idempotency)
     limit = services.settings.edge.max_in_flight
     bounded = InFlightLimit(fast, limit, services.metrics) if limit > 0 else fast
-    authed = AuthMiddleware(bounded, services.directory)
+    authed = AuthMiddleware(bounded, services.directory, services.budgets.clock)
     return EdgeMiddleware(authed, services.metrics, services.settings.edge.max_body_bytes)
 
 
@@ -259,11 +293,17 @@ class LowartApp:
     """The ASGI application. Nothing is built until the lifespan starts."""
 
     def __init__(
-        self, settings: Settings, *, prepared: bool = False, vendors: VendorTable | None = None
+        self,
+        settings: Settings,
+        *,
+        prepared: bool = False,
+        vendors: VendorTable | None = None,
+        clock: Clock = time.time,
     ) -> None:
         self.settings = settings
         self.prepared = prepared
         self.vendors = vendors
+        self.clock = clock
         self.services: Services | None = None
         self._stack: ASGIApp | None = None
 
@@ -271,7 +311,7 @@ class LowartApp:
     async def running(self) -> Any:
         """Start everything; on exit drain, flush and close."""
         services, admin_key = await start_services(
-            self.settings, prepared=self.prepared, vendors=self.vendors
+            self.settings, prepared=self.prepared, vendors=self.vendors, clock=self.clock
         )
         try:
             if admin_key is not None:
@@ -316,8 +356,12 @@ class LowartApp:
 
 
 def create_app(
-    settings: Settings, *, prepared: bool = False, vendors: VendorTable | None = None
+    settings: Settings,
+    *,
+    prepared: bool = False,
+    vendors: VendorTable | None = None,
+    clock: Clock = time.time,
 ) -> LowartApp:
-    """The gateway's ASGI app for ``settings`` (``prepared``, ``vendors``: see
+    """The gateway's ASGI app for ``settings`` (``prepared``, ``vendors``, ``clock``: see
     ``start_services``)."""
-    return LowartApp(settings, prepared=prepared, vendors=vendors)
+    return LowartApp(settings, prepared=prepared, vendors=vendors, clock=clock)

@@ -17,6 +17,7 @@
     ├── Expired                   410  invalid_request_error / expired
     ├── RateLimited               429  rate_limit_error / rate_limit_exceeded  (retry_after)
     │   ├── QuotaExceeded         429  insufficient_quota                      (no retry)
+    │   ├── TokensNeverFit        429  rate_limit_exceeded (beyond TPM)        (no retry)
     │   └── UpstreamRateLimited   429  rate_limit_error / upstream_rate_limited
     ├── UpstreamError             502  upstream_error                          (no retry)
     │   ├── UpstreamCredentialsRefused (the vendor refused the gateway's key: no retry)
@@ -215,6 +216,12 @@ class QuotaExceeded(RateLimited):
     type = "insufficient_quota"
     code = "insufficient_quota"
     metric = "quota"
+    should_retry = False
+
+
+class TokensNeverFit(RateLimited):
+    """A request whose own token reservation exceeds a TPM limit: waiting cannot help."""
+
     should_retry = False
 
 

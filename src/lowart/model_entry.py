@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from lowart.errors import InvalidRequest
+from lowart.money import Price
 
 DEFAULT_CONNECT_S = 10.0
 DEFAULT_IDLE_S = 120.0
@@ -127,6 +128,8 @@ class ModelEntry:
             object.__setattr__(self, "health_key", self.model_id)
         capped = self.rpm_cap is not None or self.tpm_cap is not None
         object.__setattr__(self, "guarded", self.pooled or capped)
+
+    prices: tuple[Price, ...] = ()  # oldest first; none: the model is unpriced (costs 0)
 
 
 def _seconds(value: object, default: float) -> float:

@@ -203,3 +203,23 @@ def test_doctor_names_each_broken_piece(
     gone = cli.json("doctor", "--timeout", "2", code=1)
     assert [c["name"] for c in gone["checks"] if not c["ok"]] == ["master key", "model down"]
     assert "is missing" in gone["checks"][0]["detail"]
+
+
+def test_teams_through_the_admin_operations(cli: Cli) -> None:
+    cli.json("users", "create", "bob")
+    made = cli.json("teams", "create", "ops", "--rpm-limit", "60", "--budget", "2.5")
+    assert (made["team_id"], made["rpm_limit"], made["budget"]) == ("ops", 60, "2.500000")
+    assert made["budget_period"] == "month" and made["members"] == []
+    cli("teams", "create", "ops", code=2)
+    assert "already exists" in cli.err
+    assert cli.json("teams", "add-member", "ops", "bob")["members"] == ["bob"]
+    assert cli.json("users", "show", "bob")["team_id"] == "ops"
+    edited = cli.json("teams", "edit", "ops", "--rpm-limit", "none", "--models", "mock")
+    assert (edited["rpm_limit"], edited["models"]) == (None, ["mock"])
+    assert [t["team_id"] for t in cli.json("teams", "list")] == ["ops"]
+    assert cli.json("teams", "remove-member", "ops", "bob")["members"] == []
+    cli("teams", "remove-member", "ops", "bob", code=2)
+    assert "not in team" in cli.err
+    assert cli.json("teams", "delete", "ops") == {"team_id": "ops", "deleted": True}
+    cli("teams", "show", "ops", code=2)
+    assert "No team 'ops'" in cli.err

@@ -5,6 +5,7 @@ admin, the action, the target, the address and the request, with secrets shown a
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable
@@ -64,6 +65,31 @@ SCENARIO = [
         },
     ),
     Write(
+        "POST", "/admin/teams", "/admin/teams", "teams.create", "audited-team",
+        {"team_id": "audited-team", "rpm_limit": 10, "budget": "2.50"},
+        check=lambda c: c["rpm_limit"] == {"from": None, "to": 10}
+        and c["budget"] == {"from": None, "to": "2.500000"},
+    ),
+    Write(
+        "PATCH", "/admin/teams/{team_id}", "/admin/teams/audited-team", "teams.update",
+        "audited-team", {"rpm_limit": 5},
+        check=lambda c: c == {"rpm_limit": {"from": 10, "to": 5}},
+    ),
+    Write(
+        "PUT", "/admin/teams/{team_id}/members/{user_id}",
+        "/admin/teams/audited-team/members/audited", "teams.add_member", "audited-team",
+        check=lambda c: c == {"members": {"from": [], "to": ["audited"]}},
+    ),
+    Write(
+        "DELETE", "/admin/teams/{team_id}/members/{user_id}",
+        "/admin/teams/audited-team/members/audited", "teams.remove_member", "audited-team",
+        check=lambda c: c == {"members": {"from": ["audited"], "to": []}},
+    ),
+    Write(
+        "DELETE", "/admin/teams/{team_id}", "/admin/teams/audited-team", "teams.delete",
+        "audited-team", check=lambda c: c["rpm_limit"] == {"from": 5, "to": None},
+    ),
+    Write(
         "POST", "/admin/users/{user_id}/keys", "/admin/users/audited/keys", "keys.create",
         "{answer_id}", {"name": "second"},
         check=lambda c: c["key"] == MASKED_SET and c["user_id"]["to"] == "audited",
@@ -80,6 +106,12 @@ SCENARIO = [
         "POST", "/admin/models", "/admin/models", "models.create", "audited-model",
         {"model_id": "audited-model", "vendor_type": "Mock", "api_key": CANARIES[0]},
         check=lambda c: c["api_key"] == MASKED_SET and c["vendor_type"]["to"] == "Mock",
+    ),
+    Write(
+        "PUT", "/admin/models/{model_id}/prices", "/admin/models/audited-model/prices",
+        "prices.set", "audited-model", {"input": "3", "effective_from": 1700000000},
+        check=lambda c: c["prices"]["from"] == []
+        and [p["input"] for p in c["prices"]["to"]] == ["3.000000"],
     ),
     Write(
         "PUT", "/admin/models/{model_id}", "/admin/models/audited-model", "models.replace",
@@ -214,7 +246,10 @@ def test_the_log_filters_and_pages(gateway: Gateway) -> None:
     second = gw.admin("GET", "/admin/audit", params={"limit": 4, "cursor": first["next_cursor"]})
     assert [r["id"] for r in first["data"] + second.json()["data"]] == ids
     assert second.json()["next_cursor"] is None
-    middle = every[3]["at"]
+    # Just before the fourth newest write: the API shows times to the microsecond, which a
+    # float of Unix seconds cannot always hold exactly, and the writes are milliseconds apart.
+    shown = dt.datetime.fromisoformat(every[3]["at"]).timestamp()
+    middle = f"{shown - 0.0001:.6f}"
     assert {r["id"] for r in _rows(gw, since=middle)} == {r["id"] for r in every[:4]}
     assert {r["id"] for r in _rows(gw, until=middle)} == {r["id"] for r in every[4:]}
     for bad in ({"limit": "0"}, {"limit": "x"}, {"cursor": "-1"}, {"since": "yesterday"}):

@@ -71,7 +71,13 @@ def _record(user_id: str, model: str, created_at: float, **fields: Any) -> dict[
         "created_at": created_at,
         "deployment": "default",
     }
-    return values | fields
+    row = values | fields
+    return {"cost": cost_of_row(row["prompt_tokens"], row["completion_tokens"])} | row
+
+
+def cost_of_row(prompt: int, completion: int) -> int:
+    """A cost for the test rows, linear in their tokens, so that every sum is known."""
+    return 7 * prompt + completion
 
 
 # --- engine and migrations -----------------------------------------------------------------
@@ -470,6 +476,7 @@ def _totals(prompt: int, completion: int, requests: int, errors: int) -> dict[st
         "total_tokens": prompt + completion,
         "requests": requests,
         "errors": errors,
+        "cost": cost_of_row(prompt, completion),
     }
 
 

@@ -31,6 +31,16 @@ class _SlowLedger:
         reservation.settled = True
 
 
+class _NoBudgets:
+    """The budget gate of a caller without budgets: nothing held, nothing to settle."""
+
+    async def settle(self, holds: list[object], cost: int, tokens: int) -> None:
+        assert not holds
+
+    async def correct(self, decisions: list[object], actual: int) -> None:
+        assert not decisions
+
+
 class _Rows:
     def __init__(self) -> None:
         self.events: list[UsageEvent] = []
@@ -52,7 +62,13 @@ def _attempt(max_tokens: int | None = None, choices: int = 1) -> Attempt:
 
 async def test_a_cancel_while_the_quota_settles_keeps_the_usage_row() -> None:
     ledger, rows = _SlowLedger(), _Rows()
-    billing = Billing(quota=ledger, recorder=rows, tokenizer=None)  # type: ignore[arg-type]
+    billing = Billing(
+        quota=ledger,
+        budgets=_NoBudgets(),  # type: ignore[arg-type]
+        rates=_NoBudgets(),  # type: ignore[arg-type]
+        recorder=rows,  # type: ignore[arg-type]
+        tokenizer=None,  # type: ignore[arg-type]
+    )
     bill = asyncio.create_task(billing.bill(_attempt(), Usage(3, 2), lambda: "", "ok"))
     await ledger.settling.wait()
     bill.cancel()
@@ -90,7 +106,13 @@ async def test_the_completion_cap_is_n_times_max_tokens(
     max_tokens: int | None, choices: int, reported: int, billed: int
 ) -> None:
     ledger, rows = _Ledger(), _Rows()
-    billing = Billing(quota=ledger, recorder=rows, tokenizer=None)  # type: ignore[arg-type]
+    billing = Billing(
+        quota=ledger,
+        budgets=_NoBudgets(),  # type: ignore[arg-type]
+        rates=_NoBudgets(),  # type: ignore[arg-type]
+        recorder=rows,  # type: ignore[arg-type]
+        tokenizer=None,  # type: ignore[arg-type]
+    )
     await billing.bill(_attempt(max_tokens, choices), Usage(10, reported), lambda: "", "ok")
     [row] = rows.events
     assert (row.prompt_tokens, row.completion_tokens) == (10, billed)

@@ -141,6 +141,14 @@ CASES: dict[type[LowartError], Case] = {
         "rate_limit_error",
         429,
     ),
+    errors.TokensNeverFit: Case(
+        lambda: errors.TokensNeverFit("can never fit"),
+        429,
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        "rate_limit_error",
+        429,
+    ),
     errors.UpstreamRateLimited: Case(
         lambda: errors.UpstreamRateLimited("upstream 429", retry_after_header="7"),
         429,
@@ -320,6 +328,8 @@ def test_param_and_code_are_null_not_missing() -> None:
 @pytest.mark.parametrize("path", [OPENAI_PATH, "/v1/messages"])
 def test_quota_exceeded_says_do_not_retry(path: str) -> None:
     _, headers, _ = _rendered(errors.QuotaExceeded("quota used up"), path)
+    assert headers["x-should-retry"] == "false"
+    _, headers, _ = _rendered(errors.TokensNeverFit("can never fit"), path)
     assert headers["x-should-retry"] == "false"
 
 

@@ -39,6 +39,7 @@ class FakeUsageRepository:
         *,
         done: Sequence[str] = (),
         checkpoints: Sequence[Mapping[str, Any]] = (),
+        spent: Mapping[str, int] | None = None,
     ) -> bool:
         if self.down:
             raise ConnectionRefusedError("database down")
@@ -82,12 +83,16 @@ def _recorder(
     async def on_flushed(deltas: Mapping[str, int], tags: Mapping[str, Sequence[str]]) -> None:
         noted.append((dict(deltas), {u: list(t) for u, t in tags.items()}))
 
+    async def on_spent(spent: Mapping[str, int], holds: Mapping[str, Sequence[str]]) -> None:
+        assert not spent  # these rows count against no budget
+
     recorder = UsageRecorder(
         repo,  # type: ignore[arg-type]  # structurally a UsageRepository
         Metrics(),
         flush_ms=10,
         lock=asyncio.Lock(),
         on_flushed=on_flushed,
+        on_spent=on_spent,
         outbox=outbox,
         inflight=InFlightRegistry("gw-test"),
         checkpoint_s=checkpoint_s,

@@ -36,6 +36,8 @@ def test_defaults() -> None:
     assert settings.limits.rpm_window_s == 60.0
     assert settings.limits.quota_default_reserve == 1000
     assert settings.database.sqlite_busy_timeout_ms == 5000
+    assert settings.money.currency == "USD"
+    assert settings.money.budget_tz == "UTC"
     assert settings.security.trusted_proxies == ()
     assert settings.retention.usage_s == 0  # forever
     assert settings.retention.files_s == 7 * 86400
@@ -77,8 +79,12 @@ def test_values_are_read() -> None:
             "LOG_FORMAT": "JSON",
             "LOWART_WORKDIR": "/tmp/lowart-x",
             "SQLITE_BUSY_TIMEOUT_MS": "250",
+            "CURRENCY": "eur",
+            "BUDGET_TZ": "Europe/Paris",
         }
     )
+    assert settings.money.currency == "EUR"
+    assert settings.money.budget_tz == "Europe/Paris"
     assert settings.server.host == "0.0.0.0"
     assert settings.server.port == 9000
     assert settings.usage.flush_ms == 20
@@ -155,6 +161,13 @@ def test_workers_with_redis() -> None:
         ({"INFLIGHT_CHECKPOINT_S": "0"}, "INFLIGHT_CHECKPOINT_S"),
         ({"INSTANCE_HEARTBEAT_S": "30"}, "INSTANCE_HEARTBEAT_S must be shorter"),
         ({"INSTANCE_DEAD_AFTER_S": "soon"}, "INSTANCE_DEAD_AFTER_S"),
+        ({"CURRENCY": "dollars"}, "CURRENCY"),
+        ({"CURRENCY": "€"}, "CURRENCY"),
+        ({"BUDGET_TZ": "Mars/Olympus"}, "BUDGET_TZ"),
+        ({"BUDGET_TZ": "../etc/passwd"}, "BUDGET_TZ"),
+        ({"BUDGET_WEBHOOK_URL": "https://hooks.example/b"}, "BUDGET_WEBHOOK_SECRET"),
+        ({"BUDGET_WEBHOOK_URL": "ftp://hooks.example/b"}, "BUDGET_WEBHOOK_URL"),
+        ({"BUDGET_WEBHOOK_SECRET": "short"}, "BUDGET_WEBHOOK_SECRET"),
         ({"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"),
         ({"TRUSTED_PROXIES": "proxy.local"}, "TRUSTED_PROXIES"),
         ({"RETENTION_BATCH": "0"}, "RETENTION_BATCH"),

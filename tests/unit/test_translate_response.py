@@ -99,8 +99,16 @@ def test_cached_tokens_not_double_counted() -> None:
             "output_tokens": 7,
         }
     )
-    assert usage == Usage(prompt_tokens=115, completion_tokens=7, cached_tokens=100)
+    assert usage == Usage(
+        prompt_tokens=115, completion_tokens=7, cached_tokens=100, cache_write_tokens=5
+    )
     assert usage.total_tokens == 122
+    assert usage_to_anthropic(usage) == {  # the cache's writes survive the round trip
+        "input_tokens": 10,
+        "cache_creation_input_tokens": 5,
+        "cache_read_input_tokens": 100,
+        "output_tokens": 7,
+    }
     assert usage_to_anthropic(Usage(115, 7, 100)) == {
         "input_tokens": 15,
         "cache_creation_input_tokens": 0,

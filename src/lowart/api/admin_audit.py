@@ -16,11 +16,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lowart.api.asgi import Message, Receive
+from lowart.api.bodies import parse_time
 from lowart.api.jobs import MAX_PAGE
 from lowart.api.middleware import REQUEST_ID_KEY, principal_of
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import Handler, route
-from lowart.api.usage import parse_time
 from lowart.errors import InvalidRequest
 from lowart.security.forwarded import Network, client_address
 from lowart.storage.audit import AuditFilter

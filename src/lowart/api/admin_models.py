@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,17 +10,20 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from lowart.api.admin_audit import AuditRecorder, in_body, in_path
+from lowart.api.admin_prices import pricing_json
 from lowart.api.bodies import Fallbacks, ModelCreate, ModelUpdate, decode, given
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
 from lowart.catalog.entries import check_routing_params
 from lowart.errors import Conflict, InvalidRequest, NotFound
+from lowart.money import Price
 from lowart.providers.registry import VendorTable
 from lowart.providers.vendor import Vendor
 from lowart.security.secretbox import SecretBox, SecretDecryptError
 from lowart.security.ssrf import DestinationPolicy
 from lowart.storage.audit_states import FALLBACKS, MODEL
 from lowart.storage.models import ModelRepository
+from lowart.storage.prices import PriceRepository
 from lowart.storage.rows import ModelRow, iso
 from lowart.storage.sealed import vendor_key_context
 
@@ -59,16 +63,19 @@ class ModelAdmin:
         vendors: VendorTable,
         *,
         audit: AuditRecorder,
+        prices: PriceRepository,
     ) -> None:
         self._models = models
         self._audit = audit
+        self._prices = prices
         self._box = box
         self._refresh = refresh
         self._destinations = destinations
         self._vendors = vendors
 
-    def model_json(self, row: ModelRow) -> dict[str, Any]:
-        """A model as the admin API shows it: the vendor key only by its last four characters."""
+    def model_json(self, row: ModelRow, prices: tuple[Price, ...] = ()) -> dict[str, Any]:
+        """A model as the admin API shows it: the vendor key only by its last four characters,
+        its prices in effect (``pricing``) from ``prices``, the model's history."""
         last4 = None
         if row.api_key:
             try:
@@ -87,6 +94,7 @@ class ModelAdmin:
             "api_key_last4": last4,
             "created_at": iso(row.created_at),
             "updated_at": iso(row.updated_at),
+            **pricing_json(prices, time.time()),
         }
 
     async def _prepare(
@@ -168,6 +176,10 @@ class ModelAdmin:
         await self._models.set_fallbacks(row.model_id, chain)
         await self._refresh()
 
+    async def priced_json(self, row: ModelRow) -> dict[str, Any]:
+        """``model_json`` with the model's price history read."""
+        return self.model_json(row, await self._prices.history(row.model_id))
+
     # The routes.
 
     async def create(self, request: Request) -> JSON:
@@ -175,15 +187,18 @@ class ModelAdmin:
         return JSON(self.model_json(row), status_code=201)
 
     async def list_models(self, request: Request) -> JSON:
-        return JSON({"data": [self.model_json(m) for m in await self.models()]})
+        prices = await self._prices.all()
+        rows = await self.models()
+        return JSON({"data": [self.model_json(m, prices.get(m.model_id, ())) for m in rows]})
 
     async def get(self, request: Request) -> JSON:
-        return JSON(self.model_json(await self.model(request.path_params["model_id"])))
+        row = await self.model(request.path_params["model_id"])
+        return JSON(await self.priced_json(row))
 
     async def _update(self, request: Request, replace: bool) -> JSON:
         body = decode(await body_of(request), ModelUpdate)
         row = await self.change(request.path_params["model_id"], body, replace=replace)
-        return JSON(self.model_json(row))
+        return JSON(await self.priced_json(row))
 
     async def put(self, request: Request) -> JSON:
         return await self._update(request, replace=True)

@@ -9,13 +9,14 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from lowart.api.admin_audit import AuditRecorder, in_answer, in_body, in_path
-from lowart.api.bodies import KeyCreate, UserPatch, UserQuota, decode, given
+from lowart.api.bodies import KeyCreate, UserPatch, UserQuota, decode, given, parse_time
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
 from lowart.catalog.accounts import create_user, issue_key, upsert_user
 from lowart.errors import NotFound
+from lowart.money import Budget, decimal_string
 from lowart.storage.audit_states import KEY, USER
-from lowart.storage.rows import KeyRow, UserRow, iso
+from lowart.storage.rows import KeyRow, UserRow, iso, iso_seconds
 from lowart.storage.users import UserRepository
 
 Refresh = Callable[[], Awaitable[None]]
@@ -31,10 +32,21 @@ def user_json(row: UserRow) -> dict[str, Any]:
         "rpm_limit": row.rpm_limit,
         "token_quota": row.token_quota,
         "token_used": row.token_used,
+        "tpm_limit": row.tpm_limit,
+        "token_quota_period": row.token_quota_period,
+        "team_id": row.team_id,
         "models": list(row.models) if row.models is not None else None,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
+        **budget_json(row.budget),
     }
+
+
+def budget_json(budget: Budget | None) -> dict[str, Any]:
+    """A budget as JSON: the amount as a decimal string (``null``: none) and its period."""
+    if budget is None:
+        return {"budget": None, "budget_period": None}
+    return {"budget": decimal_string(budget.amount), "budget_period": budget.period}
 
 
 def key_json(row: KeyRow) -> dict[str, Any]:
@@ -45,7 +57,19 @@ def key_json(row: KeyRow) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "last_used_at": iso(row.last_used_at),
         "revoked_at": iso(row.revoked_at),
+        **budget_json(row.budget),
+        "rpm_limit": row.rpm_limit,
+        "tpm_limit": row.tpm_limit,
+        "models": list(row.models) if row.models is not None else None,
+        "expires_at": iso_seconds(row.expires_at) if row.expires_at is not None else None,
     }
+
+
+def key_limits(fields: dict[str, Any]) -> dict[str, Any]:
+    """A key's limits as stored: ``expires_at`` in Unix seconds."""
+    if fields.get("expires_at") is not None:
+        fields["expires_at"] = parse_time(fields["expires_at"], "expires_at")
+    return fields
 
 
 class UserAdmin:
@@ -101,9 +125,12 @@ class UserAdmin:
         await self._refresh()
         return await self._user(user_id)
 
-    async def new_key(self, user_id: str, name: str | None) -> tuple[KeyRow, str]:
+    async def new_key(
+        self, user_id: str, name: str | None, *, limits: dict[str, Any] | None = None
+    ) -> tuple[KeyRow, str]:
+        """A new key of the user, with its own ``limits`` (models, RPM, TPM, budget, expiry)."""
         user = await self._user(user_id)
-        row, key = await issue_key(self._users, user.user_id, name)
+        row, key = await issue_key(self._users, user.user_id, name, limits=limits)
         await self._refresh()
         return row, key
 
@@ -142,12 +169,10 @@ class UserAdmin:
         return JSON(user_json(await self.disable(request.path_params["user_id"])))
 
     async def create_key(self, request: Request) -> JSON:
-        body = decode(await body_of(request) or b"{}", KeyCreate)
-        name = body.name if isinstance(body.name, str) else None
-        row, key = await self.new_key(request.path_params["user_id"], name)
-        return JSON(
-            {"id": row.id, "key": key, "prefix": row.prefix, "name": row.name}, status_code=201
-        )
+        limits = key_limits(given(decode(await body_of(request) or b"{}", KeyCreate)))
+        name = limits.pop("name", None)
+        row, key = await self.new_key(request.path_params["user_id"], name, limits=limits)
+        return JSON({**key_json(row), "key": key}, status_code=201)
 
     async def list_keys(self, request: Request) -> JSON:
         return JSON(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -10,12 +12,16 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from lowart.api.asgi import parse_object
 from lowart.errors import InvalidRequest
 from lowart.identifiers import END, Id
+from lowart.money import parse_amount
 
 T = TypeVar("T")
 
 Count = Annotated[int, Meta(ge=0, le=2**62)]
 Name = Annotated[str, Meta(max_length=256)]
 ModelList = list[Id]
+# A decimal amount of CURRENCY (docs/api.md, "Budgets"); checked further by money.parse_amount.
+Amount = Annotated[str, Meta(pattern=r"^[0-9]{1,9}(\.[0-9]{1,6})?$")] | Count
+Period = Annotated[str, Meta(pattern=r"^(day|week|month|total)" + END)]
 
 
 class UserQuota(Struct, forbid_unknown_fields=True):
@@ -24,6 +30,10 @@ class UserQuota(Struct, forbid_unknown_fields=True):
     token_quota: Count | UnsetType | None = UNSET
     name: Name | UnsetType | None = UNSET
     models: ModelList | UnsetType | None = UNSET
+    budget: Amount | UnsetType | None = UNSET
+    budget_period: Period | UnsetType = UNSET
+    tpm_limit: Count | UnsetType | None = UNSET
+    token_quota_period: Period | UnsetType = UNSET
 
 
 class UserPatch(Struct, forbid_unknown_fields=True):
@@ -33,10 +43,34 @@ class UserPatch(Struct, forbid_unknown_fields=True):
     token_used: Count | UnsetType = UNSET
     name: Name | UnsetType | None = UNSET
     models: ModelList | UnsetType | None = UNSET
+    budget: Amount | UnsetType | None = UNSET
+    budget_period: Period | UnsetType = UNSET
+    tpm_limit: Count | UnsetType | None = UNSET
+    token_quota_period: Period | UnsetType = UNSET
+
+
+class TeamPatch(Struct, forbid_unknown_fields=True):
+    name: Name | UnsetType | None = UNSET
+    models: ModelList | UnsetType | None = UNSET
+    rpm_limit: Count | UnsetType | None = UNSET
+    tpm_limit: Count | UnsetType | None = UNSET
+    token_quota: Count | UnsetType | None = UNSET
+    budget: Amount | UnsetType | None = UNSET
+    budget_period: Period | UnsetType = UNSET
+
+
+class TeamCreate(TeamPatch, forbid_unknown_fields=True, kw_only=True):
+    team_id: Id
 
 
 class KeyCreate(Struct, forbid_unknown_fields=True):
     name: Name | UnsetType | None = UNSET
+    budget: Amount | UnsetType | None = UNSET
+    budget_period: Period | UnsetType = UNSET
+    rpm_limit: Count | UnsetType | None = UNSET
+    tpm_limit: Count | UnsetType | None = UNSET
+    models: ModelList | UnsetType | None = UNSET
+    expires_at: Annotated[str, Meta(max_length=64)] | UnsetType | None = UNSET  # ISO 8601
 
 
 class ModelCreate(Struct, forbid_unknown_fields=True):
@@ -94,6 +128,27 @@ class Fallbacks(Struct, forbid_unknown_fields=True):
     fallbacks: list[Id]
 
 
+def parse_time(value: str | None, name: str) -> float | None:
+    """ISO 8601 (UTC when no zone is given) or Unix seconds."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(number):
+            raise InvalidRequest(f"'{name}' must be a finite time.", param=name)
+        return number
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequest(f"'{name}' must be ISO 8601 or Unix seconds.", param=name) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
 def decode(body: bytes, kind: type[T]) -> T:
     """Parse and validate a body; every failure is a 400 naming the field."""
     return convert(parse_object(body), kind)
@@ -115,7 +170,13 @@ def _param(message: str) -> str | None:
 
 
 def given(struct: Struct) -> dict[str, Any]:
-    """The fields the caller sent (UNSET ones left out)."""
-    return {
+    """The fields the caller sent (UNSET ones left out); an amount becomes micro-units."""
+    fields = {
         f: getattr(struct, f) for f in struct.__struct_fields__ if getattr(struct, f) is not UNSET
     }
+    if fields.get("budget") is not None:
+        fields["budget"] = parse_amount(fields["budget"])
+        if fields["budget"] is None:
+            message = "'budget' must be a decimal amount such as \"10.00\"."
+            raise InvalidRequest(message, param="budget")
+    return fields

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -14,6 +14,7 @@ from lowart.api.errors import is_anthropic_path, render
 from lowart.catalog.directory import Directory
 from lowart.errors import AuthError, LowartError, PermissionDenied
 from lowart.principal import Principal
+from lowart.storage.rows import iso_seconds
 from lowart.telemetry.metrics import Metrics
 
 log = structlog.get_logger()
@@ -109,9 +110,12 @@ def presented_key(scope: Scope) -> str | None:
 class AuthMiddleware:
     """Default-deny: every ``/v1/*`` and ``/admin/*`` route needs a live key; admin needs admin."""
 
-    def __init__(self, app: ASGIApp, directory: Directory) -> None:
+    def __init__(
+        self, app: ASGIApp, directory: Directory, clock: Callable[[], float] = time.time
+    ) -> None:
         self.app = app
         self._directory = directory
+        self._clock = clock
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # A plain function handing back the app's awaitable: one coroutine less per request
@@ -134,6 +138,8 @@ class AuthMiddleware:
         principal = self._directory.principal(key) if key else None
         if principal is None:
             raise AuthError("Invalid API key." if key else "Missing API key.")
+        if principal.expires_at is not None and principal.expires_at <= self._clock():
+            raise AuthError(f"This API key expired at {iso_seconds(principal.expires_at)}.")
         if not principal.active:
             raise PermissionDenied("This user is disabled.")
         if scope["path"].startswith(_ADMIN_PREFIX) and not principal.is_admin:

@@ -15,10 +15,18 @@ from lowart.api.bodies import (
     KeyCreate,
     ModelCreate,
     ModelUpdate,
+    TeamCreate,
+    TeamPatch,
     UserPatch,
     UserQuota,
 )
-from lowart.api.openapi_schemas import ANY_OBJECT, COMPONENTS, QUERY_SCHEMAS, admin_overrides
+from lowart.api.openapi_schemas import (
+    ANY_OBJECT,
+    COMPONENTS,
+    QUERY_SCHEMAS,
+    USAGE_QUERY,
+    admin_overrides,
+)
 from lowart.api.openapi_vendors import BASE_URL_PATTERN, base_url_rule, params_rules, vendor_type
 from lowart.api.tools import ConfirmBody, PolicyBody, ServerBody
 from lowart.providers.registry import VendorTable
@@ -74,6 +82,12 @@ def _op(
     return op
 
 
+def _csv_too(op: Operation) -> Operation:
+    """An operation whose 200 may also be CSV (``format=csv``)."""
+    op["responses"]["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
+    return op
+
+
 def _path_param(name: str, pattern: str | None = None) -> list[dict[str, Any]]:
     schema: dict[str, Any] = {"type": "string"}
     if pattern is not None:
@@ -106,7 +120,20 @@ def _user_paths() -> dict[str, Any]:
         },
         "/v1/models": {"get": _op("Models the caller may use")},
         "/v1/models/{model_id}": {"parameters": _path_param("model_id"), "get": _op("One model")},
-        "/v1/usage": {"get": _op("The caller's quota and usage")},
+        "/v1/usage": {"get": _op("The caller's quota, usage, cost and budgets")},
+        "/v1/keys": {
+            "post": _op(
+                "Mint a key within the calling key's rights (shown once)",
+                body="KeyCreate",
+                body_required=False,
+                ok={201: "KeyCreated"},
+            ),
+            "get": _op("The caller's keys"),
+        },
+        "/v1/keys/{key_id}": {
+            "parameters": _path_param("key_id"),
+            "delete": _op("Revoke one of the caller's keys"),
+        },
         "/v1/messages": {
             "post": _op(
                 "Anthropic Messages, any vendor; 202 with async",
@@ -286,9 +313,31 @@ def _admin_paths() -> dict[str, Any]:
             "patch": _op("Update a deployment (weight, enabled, caps…)", body="DeploymentUpdate"),
             "delete": _op("Delete a deployment"),
         },
+        "/admin/models/{model_id}/prices": {
+            "parameters": _path_param("model_id"),
+            "get": _op("A model's prices: in effect now, and the history", ok={200: "Prices"}),
+            "put": _op("Set a model's prices from a time on", body="PriceSet", ok={200: "Prices"}),
+        },
+        "/admin/teams": {
+            "post": _op(
+                "Create a team", body="TeamCreate", ok={201: None}, errors=(400, 401, 403, 409)
+            ),
+            "get": _op("List teams with their members"),
+        },
+        "/admin/teams/{team_id}": {
+            "parameters": _path_param("team_id"),
+            "get": _op("One team"),
+            "patch": _op("Update a team", body="TeamPatch"),
+            "delete": _op("Delete a team (its members belong to none)"),
+        },
+        "/admin/teams/{team_id}/members/{user_id}": {
+            "parameters": _path_param("team_id") + _path_param("user_id"),
+            "put": _op("Add a user to the team", errors=(401, 403, 404, 409)),
+            "delete": _op("Remove a user from the team"),
+        },
         "/admin/usage": {
-            "get": _op("Usage across users"),
-            "parameters": _query("user_id", "model", "served_model", "since", "until", "group_by"),
+            "get": _csv_too(_op("Usage and cost across users, as JSON or CSV")),
+            "parameters": _query(*USAGE_QUERY),
         },
         "/admin/audit": {
             "get": _op("The admin audit log, newest first", ok={200: "AuditList"}),
@@ -358,6 +407,8 @@ ADMIN_BODIES = (
     Fallbacks,
     DeploymentCreate,
     DeploymentUpdate,
+    TeamCreate,
+    TeamPatch,
     ServerBody,
     PolicyBody,
     ConfirmBody,

@@ -279,8 +279,42 @@ MODEL: Schema = {
         "base_url": {"type": "string"},
         "api_key_set": {"type": "boolean"},
         "api_key_last4": {"type": ["string", "null"], "maxLength": 4},
+        "pricing": {"enum": ["priced", "unpriced"]},
+        "price": {"oneOf": [{"$ref": "#/components/schemas/Price"}, {"type": "null"}]},
     },
     "not": {"required": ["api_key"]},  # never returned, even to admins
+}
+
+# docs/api.md, "Prices and cost": amounts are decimal strings of CURRENCY, never floats
+AMOUNT: Schema = {"type": "string", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,6})?$"}
+_PRICE_AMOUNTS = ("input", "output", "cache_read", "cache_write", "image", "embedding")
+PRICE: Schema = {
+    "type": "object",
+    "required": ["effective_from", *_PRICE_AMOUNTS],
+    "properties": {
+        "effective_from": {"type": "string", "format": "date-time"},
+        **dict.fromkeys(_PRICE_AMOUNTS, AMOUNT),
+    },
+}
+PRICE_SET: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "effective_from": {"type": "string", "format": "date-time"},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        **dict.fromkeys(_PRICE_AMOUNTS, AMOUNT),
+    },
+}
+PRICES: Schema = {
+    "type": "object",
+    "required": ["model_id", "currency", "pricing", "price", "history"],
+    "properties": {
+        "model_id": {"type": "string"},
+        "currency": {"type": "string"},
+        "pricing": {"enum": ["priced", "unpriced"]},
+        "price": {"oneOf": [{"$ref": "#/components/schemas/Price"}, {"type": "null"}]},
+        "history": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}},
+    },
 }
 
 
@@ -370,6 +404,11 @@ def admin_overrides(vendors: VendorTable) -> dict[str, Schema]:
     }
 
 
+USAGE_QUERY = (  # GET /admin/usage: filters, grouping and format
+    *("user_id", "team_id", "key_id", "model", "served_model", "since", "until"),
+    *("group_by", "format"),
+)
+
 _ITEM: Schema = {"type": "object", "additionalProperties": True}
 RESPONSES_REQUEST: Schema = {
     "type": "object",
@@ -408,6 +447,7 @@ QUERY_SCHEMAS: dict[str, Schema] = {
     "limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
     "after": {"type": "string"},
     "group_by": {"enum": list(GROUPINGS)},
+    "format": {"enum": ["json", "csv"]},
     "tool_name": {"type": "string", "minLength": 1},
     "since": {"type": "string", "description": "ISO 8601 (UTC without a zone) or Unix seconds"},
     "until": {"type": "string", "description": "ISO 8601 (UTC without a zone) or Unix seconds"},
@@ -433,6 +473,9 @@ COMPONENTS: dict[str, Schema] = {
     "KeyCreated": KEY_CREATED,
     "Model": MODEL,
     "ModelList": _list_of("Model"),
+    "Price": PRICE,
+    "PriceSet": PRICE_SET,
+    "Prices": PRICES,
     "AuditEntry": AUDIT_ENTRY,
     "AuditList": AUDIT_LIST,
     "RequestLog": REQUEST_LOG,

@@ -12,9 +12,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from lowart.api.bodies import parse_time
 from lowart.api.responses import JSON
 from lowart.api.routing import route
-from lowart.api.usage import parse_time
 from lowart.errors import InvalidRequest, NotFound
 from lowart.storage.request_logs import RequestLogFilter, RequestLogRepository
 

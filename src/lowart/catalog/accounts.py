@@ -13,11 +13,18 @@ from lowart.storage.users import UserRepository
 
 
 async def issue_key(
-    users: UserRepository, user_id: str, name: str | None, raw_key: str | None = None
+    users: UserRepository,
+    user_id: str,
+    name: str | None,
+    raw_key: str | None = None,
+    limits: Mapping[str, Any] | None = None,
 ) -> tuple[KeyRow, str]:
-    """Store a new key's hash; the raw key is returned once and never stored."""
+    """Store a new key's hash (with its own ``limits``); the raw key is returned once and never
+    stored."""
     key = raw_key or generate_key()
-    row = await users.add_key(user_id, new_id("key"), hash_key(key), display_prefix(key), name)
+    row = await users.add_key(
+        user_id, new_id("key"), hash_key(key), display_prefix(key), name, limits=limits
+    )
     return row, key
 
 

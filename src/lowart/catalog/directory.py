@@ -11,10 +11,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from lowart.catalog.entries import Decrypt, Vendors, model_entry, with_deployments
+from lowart.catalog.principals import principal_of
 from lowart.model_entry import ModelEntry
+from lowart.money import Budget
 from lowart.principal import Principal
 from lowart.security.keys import digests_match, hash_key
-from lowart.storage.rows import DeploymentRow, Snapshot, UserRow
+from lowart.storage.budgets import split_key
+from lowart.storage.rows import DeploymentRow, KeyRow, Snapshot, TeamRow, UserRow
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,9 @@ class _Index:
     users: dict[str, UserRow] = field(default_factory=dict)
     models: dict[str, ModelEntry] = field(default_factory=dict)
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    live_keys: frozenset[str] = frozenset()  # ids of keys not revoked
+    live_keys: dict[str, KeyRow] = field(default_factory=dict)  # keys not revoked, by id
+    spent: dict[str, int] = field(default_factory=dict)  # budget ledger key → spent (snapshot)
+    teams: dict[str, TeamRow] = field(default_factory=dict)
 
 
 def _chains(snapshot: Snapshot, models: dict[str, ModelEntry]) -> dict[str, tuple[str, ...]]:
@@ -38,18 +43,6 @@ def _chains(snapshot: Snapshot, models: dict[str, ModelEntry]) -> dict[str, tupl
     return {primary: tuple(chain) for primary, chain in chains.items()}
 
 
-def _principal(user: UserRow, key_id: str) -> Principal:
-    return Principal(
-        user_id=user.user_id,
-        key_id=key_id,
-        is_admin=user.is_admin,
-        active=user.active,
-        rpm_limit=user.rpm_limit,
-        token_quota=user.token_quota,
-        models=frozenset(user.models) if user.models is not None else None,
-    )
-
-
 def build_index(snapshot: Snapshot, decrypt: Decrypt, vendors: Vendors) -> _Index:
     """Pure: the lookup tables for one snapshot (models of unknown vendors are left out)."""
     further: defaultdict[str, list[DeploymentRow]] = defaultdict(list)
@@ -57,21 +50,36 @@ def build_index(snapshot: Snapshot, decrypt: Decrypt, vendors: Vendors) -> _Inde
         further[deployment.model_id].append(deployment)
     models = {}
     for row in snapshot.models:
-        entry = model_entry(row, decrypt, vendors)
+        entry = model_entry(row, decrypt, vendors, snapshot.prices.get(row.model_id, ()))
         if entry is not None:
             models[row.model_id] = with_deployments(entry, further[row.model_id], decrypt, vendors)
     users = {u.user_id: u for u in snapshot.users}
+    teams = {t.team_id: t for t in snapshot.teams}
     return _Index(
         keys={
-            k.key_hash: (k.key_hash, _principal(users[k.user_id], k.id))
+            k.key_hash: (k.key_hash, principal_of(users[k.user_id], k.id, k, teams))
             for k in snapshot.keys
             if k.revoked_at is None and k.user_id in users
         },
         users=users,
         models=models,
         chains=_chains(snapshot, models),
-        live_keys=frozenset(k.id for k in snapshot.keys if k.revoked_at is None),
+        live_keys={k.id: k for k in snapshot.keys if k.revoked_at is None},
+        spent=snapshot.spent,
+        teams=teams,
     )
+
+
+def budget_of_scope(index: _Index, scope: str, owner: str) -> Budget | None:
+    """The budget a ledger key's scope and owner name now (None: it is gone)."""
+    user, team = index.users.get(owner), index.teams.get(owner)
+    key = index.live_keys.get(owner)
+    if scope == "tokens-user" and user is not None and user.token_quota is not None:
+        return Budget(user.token_quota, user.token_quota_period)
+    if scope == "tokens-team" and team is not None and team.token_quota is not None:
+        return Budget(team.token_quota, "total")
+    row = {"user": user, "key": key, "team": team}.get(scope)
+    return row.budget if row is not None else None
 
 
 class Directory:
@@ -96,11 +104,32 @@ class Directory:
     def principal_of_user(self, user_id: str, key_id: str | None) -> Principal | None:
         """The principal a job runs as: its user as of now (a disabled user stays disabled)."""
         user = self._index.users.get(user_id)
-        return _principal(user, key_id or "") if user is not None else None
+        if user is None:
+            return None
+        key = self._index.live_keys.get(key_id or "")
+        return principal_of(user, key_id or "", key, self._index.teams)
 
     def key_revoked(self, key_id: str | None) -> bool:
         """True for a key that was revoked (or deleted); a job without a key has none to lose."""
         return bool(key_id) and key_id not in self._index.live_keys
+
+    def spent(self, ledger_key: str) -> int:
+        """A budget's spend in a period as of the last snapshot (0 for a period it missed)."""
+        return self._index.spent.get(ledger_key, 0)
+
+    def standings(self) -> list[tuple[str, int, Budget]]:
+        """Each budget's spend in the periods of the last snapshot: (ledger key, spent, the
+        budget it counts against), for the budgets that still exist."""
+        found = []
+        for key, spent in self._index.spent.items():
+            scope, owner, _ = split_key(key)
+            budget = budget_of_scope(self._index, scope, owner)
+            if budget is not None:
+                found.append((key, spent, budget))
+        return found
+
+    def team(self, team_id: str | None) -> TeamRow | None:
+        return self._index.teams.get(team_id or "")
 
     def user(self, user_id: str) -> UserRow | None:
         return self._index.users.get(user_id)

@@ -22,6 +22,7 @@ from lowart.model_entry import (
     kinds_of,
     timeouts_of,
 )
+from lowart.money import Price
 from lowart.security.secretbox import SecretDecryptError
 from lowart.storage.rows import DeploymentRow, ModelRow
 from lowart.storage.sealed import deployment_key_context, vendor_key_context
@@ -71,8 +72,11 @@ def _weight(value: object) -> float:
     return float(value) if ok and isinstance(value, int | float) else 1.0
 
 
-def model_entry(row: ModelRow, decrypt: Decrypt, vendors: Vendors) -> ModelEntry | None:
-    """A model's own columns, its ``default`` deployment; None when it cannot be routed."""
+def model_entry(
+    row: ModelRow, decrypt: Decrypt, vendors: Vendors, prices: tuple[Price, ...] = ()
+) -> ModelEntry | None:
+    """A model's own columns, its ``default`` deployment (``prices``: the model's, which every
+    deployment shares); None when it cannot be routed."""
     vendor = row.vendor_type.strip().lower()
     operations = vendors.get(vendor)
     if operations is None:
@@ -95,6 +99,7 @@ def model_entry(row: ModelRow, decrypt: Decrypt, vendors: Vendors) -> ModelEntry
         created=int(row.created_at.replace(tzinfo=dt.UTC).timestamp()) if row.created_at else 0,
         operations=operations,
         access=access,
+        prices=prices,
         weight=_weight(row.params.get("weight")),
         rpm_cap=_cap(row.params.get("rpm_cap")),
         tpm_cap=_cap(row.params.get("tpm_cap")),

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from lowart import __version__
-from lowart.cli import backup, db, deployments, doctor, keys, models, server, usage, users
+from lowart.cli import backup, db, deployments, doctor, keys, models, server, teams, usage, users
 from lowart.cli.command import Group
 from lowart.errors import LowartError, StartupError
 from lowart.settings import Settings
@@ -20,6 +20,7 @@ GROUPS: tuple[Group, ...] = (
     server,
     users,
     keys,
+    teams,
     models,
     deployments,
     usage,

@@ -87,7 +87,8 @@ async def _list(settings: Settings, args: argparse.Namespace) -> None:
 
 async def _show(settings: Settings, args: argparse.Namespace) -> None:
     async with admin(settings) as ops:
-        emit_record(ops.models.model_json(await ops.models.model(args.model_id)), args.json)
+        row = await ops.models.model(args.model_id)
+        emit_record(await ops.models.priced_json(row), args.json)
 
 
 async def _fallbacks(settings: Settings, args: argparse.Namespace) -> None:

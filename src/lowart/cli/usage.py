@@ -12,12 +12,14 @@ from lowart.cli.output import emit_rows
 from lowart.settings import Settings
 from lowart.storage.usage import GROUPINGS
 
-TOTALS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests", "errors")
+TOTALS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests", "errors", "cost")
 
 
 async def _report(settings: Settings, args: argparse.Namespace) -> None:
     query = {
         "user_id": args.user,
+        "team_id": args.team,
+        "key_id": args.key,
         "model": args.model,
         "served_model": args.served_model,
         "since": args.since,
@@ -36,11 +38,13 @@ async def _report(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def register(commands: Commands) -> None:
-    report = command(commands, "usage", "report token usage across users", _report)
+    report = command(commands, "usage", "report token usage and cost across users", _report)
     report.add_argument("--user", help="only this user's requests")
+    report.add_argument("--team", help="only requests of this team's members")
+    report.add_argument("--key", help="only requests made with this key id")
     report.add_argument("--model", help="only requests for this model")
     report.add_argument("--served-model", help="only requests this model answered (a fallback)")
     report.add_argument("--since", help="from this time: ISO 8601 (UTC if no zone) or Unix s")
     report.add_argument("--until", help="before this time: ISO 8601 or Unix seconds")
-    report.add_argument("--group-by", choices=GROUPINGS, help="one row per day, model or user")
+    report.add_argument("--group-by", choices=GROUPINGS, help="one row per group")
     report.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets)")

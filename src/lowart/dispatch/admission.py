@@ -1,6 +1,6 @@
 """Admission: the checks a request passes before any upstream is tried (docs/architecture.md,
-"Admission"): the model and its chain, the quota reservation and the RPM window, all read from
-memory (or one Redis script)."""
+"Admission"): the model and its chain, the quota reservation, the budgets, the TPM and RPM
+windows, all read from memory (or one Redis script each)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from lowart.dispatch.attempt import (
     requested_choices,
     requested_max_tokens,
 )
+from lowart.dispatch.billing import Billing
+from lowart.dispatch.budgets import BudgetGate, worst_case
+from lowart.dispatch.rates import Rates
 from lowart.errors import (
     InvalidRequest,
     ModelNotFound,
@@ -20,7 +23,7 @@ from lowart.errors import (
     RateLimited,
     ServiceUnavailable,
 )
-from lowart.limits.base import QuotaLedger, RateLimiter, Reservation, RpmDecision
+from lowart.limits.base import QuotaLedger, Reservation, RpmDecision
 from lowart.model_entry import ModelEntry, OperationKind
 from lowart.principal import Principal
 from lowart.telemetry.metrics import Metrics
@@ -39,8 +42,10 @@ class Admissions:
     """The dispatcher's admission half (its state is set by ``Dispatcher``)."""
 
     _directory: Directory
-    _rpm: RateLimiter
+    _rates: Rates
     _quota: QuotaLedger
+    _budgets: BudgetGate
+    _billing: Billing
     _recorder: UsageRecorder
     _metrics: Metrics
     _default_reserve: int
@@ -55,7 +60,8 @@ class Admissions:
         count_rpm: bool = True,
         operation: OperationKind = OperationKind.CHAT,
     ) -> Admission:
-        """Check the model, the quota and the RPM window; raise when the request may not run.
+        """Check the model, the quota, the budgets and the RPM window; raise when the request
+        may not run.
 
         A job is counted against the RPM window when it is submitted, not again when it runs.
         While usage cannot reach the database, nothing is admitted: no request goes unbilled.
@@ -69,14 +75,34 @@ class Admissions:
         reservation = await self._reserve(principal, body_bytes, max_tokens, choices)
         if reservation is not None and reservation.capped and max_tokens is not None:
             max_tokens = await self._fit(reservation, body, body_bytes, choices)
+        now = self._budgets.clock()
+        admission = Admission(
+            principal, model_id, chain, reservation, None, max_tokens, choices, operation, now
+        )
         try:
-            rpm = await self.count_request(principal) if count_rpm else None
-        except RateLimited:
-            if reservation is not None:
-                await self._quota.settle(reservation, 0)
+            await self._limit(admission, body, body_bytes, count_rpm=count_rpm)
+        except RateLimited:  # a budget or the RPM window: give back what was held
+            await self._billing.give_back(admission)
             raise
         self._recorder.key_used(principal.key_id)
-        return Admission(principal, model_id, chain, reservation, rpm, max_tokens, choices)
+        return admission
+
+    async def _limit(
+        self, admission: Admission, body: dict[str, Any], body_bytes: int, *, count_rpm: bool
+    ) -> None:
+        """Hold the worst-case cost on the budgets (the tokens as reserved and the images, at
+        the chain's highest prices), count the tokens in the TPM windows, then the RPM window."""
+        principal, now = admission.principal, admission.admitted_at
+        per_choice = admission.max_tokens or self._default_reserve
+        tokens = admission_estimate(body_bytes) + admission.choices * per_choice
+        if principal.counts_tokens:
+            admission.tpm = await self._rates.count_tokens(principal, tokens)
+        if principal.budgets:
+            images = requested_choices(body) if admission.operation is _IMAGES else 0
+            want = worst_case(admission.chain, tokens, images, now)
+            admission.holds = await self._budgets.hold(principal, want, tokens, now)
+        if count_rpm:
+            admission.rpm = await self.count_request(principal)
 
     async def admit_job(
         self, principal: Principal, model_id: str, *, operation: OperationKind = OperationKind.CHAT
@@ -111,18 +137,8 @@ class Admissions:
         return chain
 
     async def count_request(self, principal: Principal) -> RpmDecision | None:
-        """Count one request against the caller's RPM window; raise when it is full."""
-        if principal.rpm_limit is None:
-            return None
-        rpm = await self._rpm.admit(principal.user_id, principal.rpm_limit)
-        if not rpm.allowed:
-            self._metrics.rate_limited.labels(reason="rpm").inc()
-            raise RateLimited(
-                f"Rate limit reached: {rpm.limit} requests per minute.",
-                retry_after=rpm.reset_s,
-                extra_headers=rpm.headers(),
-            )
-        return rpm
+        """Count one request against the caller's RPM windows; raise when one is full."""
+        return await self._rates.count_request(principal)
 
     async def _reserve(
         self, principal: Principal, body_bytes: int, max_tokens: int | None, choices: int

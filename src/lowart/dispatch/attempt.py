@@ -5,13 +5,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lowart.formats.openai import prompt_text
+import msgspec
+
+from lowart.dispatch.budgets import Hold
+from lowart.errors import LowartError
+from lowart.formats.anthropic import error_event as anthropic_error_event
+from lowart.formats.ids import ANTHROPIC, RESPONSES
+from lowart.formats.openai import error_body, prompt_text
+from lowart.formats.sse import encode_event
 from lowart.limits.base import Reservation, RpmDecision
-from lowart.model_entry import DEFAULT_DEPLOYMENT, ModelEntry
+from lowart.limits.tpm import TpmDecision
+from lowart.model_entry import DEFAULT_DEPLOYMENT, ModelEntry, OperationKind
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream
 from lowart.telemetry.tracing import Span
@@ -29,6 +37,12 @@ class Admission:
     rpm: RpmDecision | None
     max_tokens: int | None  # per choice
     choices: int = 1  # OpenAI's ``n``
+    operation: OperationKind = OperationKind.CHAT
+    admitted_at: float = 0.0  # Unix seconds: the prices and budget periods that apply
+    # the request's share of each budget, its tokens in each TPM window (no list built per
+    # request when none applies)
+    holds: Sequence[Hold] = ()
+    tpm: Sequence[TpmDecision] = ()
 
     @property
     def completion_cap(self) -> int | None:
@@ -36,9 +50,50 @@ class Admission:
         return None if self.max_tokens is None else self.choices * self.max_tokens
 
     def headers(self, served: ModelEntry) -> list[tuple[bytes, bytes]]:
-        """The gateway's response headers: the model that served, and the RPM standing."""
-        model = (b"x-lowart-model", served.model_id.encode())
-        return [model, *self.rpm.headers()] if self.rpm is not None else [model]
+        """The gateway's response headers: the model that served, the RPM and TPM standing."""
+        headers = [(b"x-lowart-model", served.model_id.encode())]
+        if self.rpm is not None:
+            headers += self.rpm.headers()
+        if self.tpm:
+            headers += min(self.tpm, key=_remaining).headers()
+        return headers
+
+
+def stream_error(exc: LowartError, fmt: str) -> bytes:
+    """The explicit error event that ends a stream after its first byte, in the caller's format."""
+    if fmt == ANTHROPIC:
+        return anthropic_error_event(exc.anthropic_error_type, exc.message)
+    if fmt == RESPONSES:  # the Responses API's error event, with an ``error`` the SDK raises
+        code = exc.error_code or exc.error_type
+        error = {"type": exc.error_type, "code": code, "message": exc.message}
+        event = {
+            "type": "error",
+            "code": code,
+            "message": exc.message,
+            "param": None,
+            "error": error,
+        }
+        return encode_event(msgspec.json.encode(event), event="error")
+    return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
+
+
+def within(model: ModelEntry, remaining_s: float) -> ModelEntry:
+    """The model with its per-try timeouts cut to what remains of the request's deadline."""
+    if remaining_s >= model.timeouts.total:
+        return model
+    t = model.timeouts
+    cut = dataclasses.replace(
+        t,
+        total=remaining_s,
+        first_byte=min(t.first_byte, remaining_s),
+        idle=min(t.idle, remaining_s),
+        connect=min(t.connect, remaining_s),
+    )
+    return dataclasses.replace(model, timeouts=cut)
+
+
+def _remaining(decision: TpmDecision) -> int:
+    return decision.remaining
 
 
 MAX_TOKEN_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
@@ -62,21 +117,6 @@ def requested_choices(body: Mapping[str, Any]) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 1:
         return value
     return 1
-
-
-def within(model: ModelEntry, remaining_s: float) -> ModelEntry:
-    """The model with its per-try timeouts cut to what remains of the request's deadline."""
-    if remaining_s >= model.timeouts.total:
-        return model
-    t = model.timeouts
-    cut = dataclasses.replace(
-        t,
-        total=remaining_s,
-        first_byte=min(t.first_byte, remaining_s),
-        idle=min(t.idle, remaining_s),
-        connect=min(t.connect, remaining_s),
-    )
-    return dataclasses.replace(model, timeouts=cut)
 
 
 @dataclass(slots=True)

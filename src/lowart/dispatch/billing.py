@@ -4,17 +4,22 @@ reports no usage. Estimates and stream billing run in tracked tasks, off the res
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
 
-from lowart.dispatch.attempt import Attempt
+from lowart.dispatch.attempt import Admission, Attempt
+from lowart.dispatch.budgets import BudgetGate
+from lowart.dispatch.rates import Rates
 from lowart.dispatch.traced import finish
 from lowart.formats.embeddings import input_texts, input_token_ids
 from lowart.formats.openai import Usage, prompt_text
 from lowart.limits.base import QuotaLedger, TokenWindow
+from lowart.model_entry import OperationKind
+from lowart.money import Metered, cost_of, price_at
 from lowart.usage.estimate import Tokenizer, admission_estimate
 from lowart.usage.events import UsageEvent
 from lowart.usage.recorder import UsageRecorder
@@ -36,12 +41,16 @@ class Billing:
         self,
         *,
         quota: QuotaLedger,
+        budgets: BudgetGate,
+        rates: Rates,
         recorder: UsageRecorder,
         tokenizer: Tokenizer,
         tokens: TokenWindow | None = None,
     ) -> None:
         self._quota = quota
         self._tokens = tokens  # deployments' TPM windows (docs/api.md, "Deployments")
+        self._budgets = budgets
+        self._rates = rates
         self._recorder = recorder
         self._tokenizer = tokenizer
         self._tasks: set[asyncio.Task[None]] = set()
@@ -67,9 +76,14 @@ class Billing:
 
     async def release(self, attempt: Attempt) -> None:
         """The request ends without an answer: its reservation is returned whole."""
-        reservation = attempt.admission.reservation
-        if reservation is not None:
-            await self._quota.settle(reservation, 0)
+        await self.give_back(attempt.admission)
+
+    async def give_back(self, admission: Admission) -> None:
+        """Return the request's token reservation and budget holds whole (nothing served)."""
+        if admission.reservation is not None:
+            await self._quota.settle(admission.reservation, 0)
+        await self._budgets.settle(admission.holds, 0, 0)
+        await self._rates.correct(admission.tpm, 0)
 
     async def bill(
         self, attempt: Attempt, usage: Usage | None, completion: Callable[[], str], status: str
@@ -81,17 +95,20 @@ class Billing:
         admission = attempt.admission
         cap = admission.completion_cap  # n * max_tokens: every choice may use max_tokens
         if cap is not None and usage.completion_tokens > cap:
-            usage = Usage(usage.prompt_tokens, cap, usage.cached_tokens)
+            usage = dataclasses.replace(usage, completion_tokens=cap)
         # The row first: settling may wait on Redis, and a cancel landing there (the client
         # gone just as its stream ended, or a shutdown) must not lose it. An unsettled
         # reservation is returned by its lease, as when Redis fails.
-        self._record(attempt, usage, estimated=estimated, status=status)
+        spent = cost(attempt, usage)
+        self._record(attempt, usage, estimated=estimated, status=status, spent=spent, billed=True)
         if attempt.model.tpm_cap is not None and self._tokens is not None:
             await self._tokens.add(attempt.model.health_key, usage.total_tokens)
         if admission.reservation is not None:
             await self._quota.settle(admission.reservation, usage.total_tokens)
         else:
             self._quota.charge(admission.principal.user_id, usage.total_tokens)
+        await self._budgets.settle(admission.holds, spent, usage.total_tokens)
+        await self._rates.correct(admission.tpm, usage.total_tokens)
 
     def bill_later(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run billing in a tracked task: a cancelled stream (client gone) is still billed."""
@@ -122,25 +139,66 @@ class Billing:
                 admission_estimate(len(completion().encode())),
             )
 
-    def _record(self, attempt: Attempt, usage: Usage, *, estimated: bool, status: str) -> None:
-        principal = attempt.admission.principal
-        reservation = attempt.admission.reservation
-        event = UsageEvent(
-            request_id=attempt.request.request_id,
-            user_id=principal.user_id,
-            key_id=principal.key_id,
-            requested_model=attempt.admission.requested,
-            served_model=attempt.model.model_id,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            estimated=estimated,
-            status=status,
-            latency_ms=(time.perf_counter() - attempt.started) * 1000,
-            ttft_ms=attempt.ttft * 1000 if attempt.ttft is not None else None,
-            created_at=time.time(),
-            reservation_id=reservation.id if reservation is not None else "",
-            deployment=attempt.model.deployment,
-        )
+    def _record(
+        self,
+        attempt: Attempt,
+        usage: Usage,
+        *,
+        estimated: bool,
+        status: str,
+        spent: int = 0,
+        billed: bool = False,
+    ) -> None:
+        """A row; ``billed`` for the attempt that served, whose cost (``spent``) and tokens
+        count against the budgets."""
+        event = _event(attempt, usage, estimated=estimated, status=status)
+        event.cost = spent
+        if billed and attempt.admission.holds:
+            holds = attempt.admission.holds
+            event.budget_keys = tuple(hold.key for hold in holds)
+            event.budget_holds = tuple(hold.reservation.id for hold in holds)
         self._recorder.record(event)
         if attempt.span is not None:  # tracing on: the attempt's span ends with its row
             finish(attempt, usage, status, event.billed_tokens)
+
+
+def _event(attempt: Attempt, usage: Usage, *, estimated: bool, status: str) -> UsageEvent:
+    """The attempt's usage row, at no cost and holding no budget."""
+    principal = attempt.admission.principal
+    reservation = attempt.admission.reservation
+    return UsageEvent(
+        request_id=attempt.request.request_id,
+        user_id=principal.user_id,
+        key_id=principal.key_id,
+        requested_model=attempt.admission.requested,
+        served_model=attempt.model.model_id,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        estimated=estimated,
+        status=status,
+        latency_ms=(time.perf_counter() - attempt.started) * 1000,
+        ttft_ms=attempt.ttft * 1000 if attempt.ttft is not None else None,
+        created_at=time.time(),
+        reservation_id=reservation.id if reservation is not None else "",
+        cache_read_tokens=usage.cached_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        team_id=principal.team_id,
+        deployment=attempt.model.deployment,
+    )
+
+
+def cost(attempt: Attempt, usage: Usage) -> int:
+    """The attempt's cost at the served model's prices in effect when it was admitted."""
+    admission = attempt.admission
+    price = price_at(attempt.model.prices, admission.admitted_at)
+    if price is None:
+        return 0
+    metered = Metered(
+        prompt=usage.prompt_tokens,
+        completion=usage.completion_tokens,
+        cache_read=usage.cached_tokens,
+        cache_write=usage.cache_write_tokens,
+        images=usage.images,
+        embeddings=admission.operation is OperationKind.EMBEDDINGS,
+    )
+    return cost_of(price, metered)

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from typing import TypeVar
 
-import msgspec
 import structlog
 
 from lowart.catalog.circuit import CLOSED, Circuits
@@ -33,9 +32,12 @@ from lowart.dispatch.attempt import (
     Served,
     Streaming,
     in_flight,
+    stream_error,
     within,
 )
 from lowart.dispatch.billing import Billing
+from lowart.dispatch.budgets import BudgetGate
+from lowart.dispatch.rates import Rates
 from lowart.dispatch.retry import RetryPolicy, retry_after_seconds
 from lowart.dispatch.routing import Router, session_of
 from lowart.dispatch.traced import operation_name, traced_call
@@ -47,11 +49,8 @@ from lowart.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
-from lowart.formats.anthropic import error_event as anthropic_error_event
-from lowart.formats.ids import ANTHROPIC, RESPONSES
-from lowart.formats.openai import completion_text_from_body, error_body
-from lowart.formats.sse import encode_event
-from lowart.limits.base import QuotaLedger, RateLimiter
+from lowart.formats.openai import completion_text_from_body
+from lowart.limits.base import QuotaLedger
 from lowart.model_entry import ModelEntry
 from lowart.providers.base import ChatRequest, ChatStream, Completion, Provider
 from lowart.providers.crossing import in_caller_format
@@ -64,24 +63,6 @@ log = structlog.get_logger()
 FALLBACK_ERRORS = (UpstreamError, UpstreamTimeout, UpstreamRateLimited)
 T = TypeVar("T")
 Opened = tuple[ChatStream, AsyncIterator[bytes], bytes]
-
-
-def stream_error(exc: LowartError, fmt: str) -> bytes:
-    """The explicit error event that ends a stream after its first byte, in the caller's format."""
-    if fmt == ANTHROPIC:
-        return anthropic_error_event(exc.anthropic_error_type, exc.message)
-    if fmt == RESPONSES:  # the Responses API's error event, with an ``error`` the SDK raises
-        code = exc.error_code or exc.error_type
-        error = {"type": exc.error_type, "code": code, "message": exc.message}
-        event = {
-            "type": "error",
-            "code": code,
-            "message": exc.message,
-            "param": None,
-            "error": error,
-        }
-        return encode_event(msgspec.json.encode(event), event="error")
-    return encode_event(error_body(exc.message, exc.error_type, exc.error_code))
 
 
 @dataclass(slots=True)
@@ -100,7 +81,7 @@ class Dispatcher(Admissions):
         self,
         *,
         directory: Directory,
-        rate_limiter: RateLimiter,
+        rates: Rates,
         quota: QuotaLedger,
         providers: Mapping[str, Provider],
         recorder: UsageRecorder,
@@ -110,10 +91,11 @@ class Dispatcher(Admissions):
         retry: RetryPolicy,
         router: Router,
         default_reserve: int,
+        budgets: BudgetGate,
         tracing: Tracing | None = None,
     ) -> None:
         self._directory = directory
-        self._rpm = rate_limiter
+        self._rates = rates
         self._quota = quota
         self._providers = providers
         self._recorder = recorder
@@ -123,6 +105,7 @@ class Dispatcher(Admissions):
         self._retry = retry
         self._router = router
         self._default_reserve = default_reserve
+        self._budgets = budgets
         self._tracing = tracing  # None: tracing off, no span built
 
     # -- whole answers and streams ---------------------------------------------------------
@@ -329,9 +312,8 @@ class Dispatcher(Admissions):
         self._billing.failed(attempt)
 
     async def _exhausted(self, admission: Admission, last: LowartError | None) -> LowartError:
-        """No model served: give back the held tokens; the error to answer with."""
-        if admission.reservation is not None:
-            await self._quota.settle(admission.reservation, 0)
+        """No model served: give back the held tokens and budgets; the error to answer with."""
+        await self._billing.give_back(admission)
         if last is None:
             return Overloaded(
                 "Every model in the chain is unavailable (circuit open, cooling after a 429, "

@@ -91,19 +91,16 @@ def _count(value: object) -> int:
 def usage_from_anthropic(usage: Mapping[str, object]) -> Usage:
     """OpenAI-style usage from Anthropic's: the prompt is input plus both cache counts."""
     cache_read = _count(usage.get("cache_read_input_tokens"))
-    prompt = (
-        _count(usage.get("input_tokens"))
-        + cache_read
-        + _count(usage.get("cache_creation_input_tokens"))
-    )
-    return Usage(prompt, _count(usage.get("output_tokens")), cache_read)
+    cache_write = _count(usage.get("cache_creation_input_tokens"))
+    prompt = _count(usage.get("input_tokens")) + cache_read + cache_write
+    return Usage(prompt, _count(usage.get("output_tokens")), cache_read, cache_write)
 
 
 def usage_to_anthropic(u: Usage) -> dict[str, int]:
-    """Anthropic usage from ours: ``input_tokens`` excludes the cached part."""
+    """Anthropic usage from ours: ``input_tokens`` excludes the cache's reads and writes."""
     return {
-        "input_tokens": max(u.prompt_tokens - u.cached_tokens, 0),
-        "cache_creation_input_tokens": 0,
+        "input_tokens": max(u.prompt_tokens - u.cached_tokens - u.cache_write_tokens, 0),
+        "cache_creation_input_tokens": u.cache_write_tokens,
         "cache_read_input_tokens": u.cached_tokens,
         "output_tokens": u.completion_tokens,
     }

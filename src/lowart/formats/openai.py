@@ -14,11 +14,15 @@ MAX_TOKENS = 2**31
 
 @dataclass(slots=True)  # per request: frozen ones cost more to build
 class Usage:
-    """Token counts of one completion; ``cached_tokens`` is a subset of ``prompt_tokens``."""
+    """Token counts of one completion. ``cached_tokens`` (read from the vendor's prompt cache)
+    and ``cache_write_tokens`` (written to it, Anthropic's ``cache_creation_input_tokens``) are
+    parts of ``prompt_tokens``; ``images`` counts the pictures an image model made."""
 
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    images: int = 0
 
     @property
     def total_tokens(self) -> int:

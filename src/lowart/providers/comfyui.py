@@ -74,16 +74,17 @@ class ComfyUIProvider:
         if request.fmt == RESPONSES:
             response, usage = await self._respond(model, request)
             return Completion(msgspec.json.encode(response), usage)
-        body = await self._chat(model, request)
-        return Completion(msgspec.json.encode(body), _usage_of(body))
+        body, images = await self._chat(model, request)
+        return Completion(msgspec.json.encode(body), _usage_of(body, images))
 
     async def open_stream(self, model: ModelEntry, request: ChatRequest) -> _WholeStream:
         """A chat stream: the images come whole, so the answer is told once they exist."""
         if request.fmt == RESPONSES:
             response, usage = await self._respond(model, request)
             return _WholeStream(response_events(response), usage)
-        body = await self._chat(model, request)
-        return _WholeStream(completion_chunks(body, request.wants_usage), _usage_of(body))
+        body, images = await self._chat(model, request)
+        usage = _usage_of(body, images)
+        return _WholeStream(completion_chunks(body, request.wants_usage), usage)
 
     async def _respond(
         self, model: ModelEntry, request: ChatRequest
@@ -112,7 +113,7 @@ class ComfyUIProvider:
             status="completed",
             usage=usage_object({"prompt_tokens": 0, "completion_tokens": tokens}),
         )
-        return response, Usage(0, tokens)
+        return response, Usage(0, tokens, images=len(rows))
 
     async def _images(self, model: ModelEntry, request: ChatRequest) -> Completion:
         rows = await self._generate(model, request, request.body)
@@ -124,9 +125,11 @@ class ComfyUIProvider:
         else:
             data = [{"url": self._signer.url(r.file_id, now)} for r in rows]
         body = {"created": int(now), "data": data}
-        return Completion(msgspec.json.encode(body), Usage(0, _per_image(model) * len(rows)))
+        usage = Usage(0, _per_image(model) * len(rows), images=len(rows))
+        return Completion(msgspec.json.encode(body), usage)
 
-    async def _chat(self, model: ModelEntry, request: ChatRequest) -> dict[str, Any]:
+    async def _chat(self, model: ModelEntry, request: ChatRequest) -> tuple[dict[str, Any], int]:
+        """The chat answer linking the images, and how many there are."""
         prompt = last_user_text(request.body)
         if not prompt:
             raise UpstreamError(f"'{model.model_id}' makes images: send a user message to draw.")
@@ -136,7 +139,7 @@ class ComfyUIProvider:
             f"![image {i}]({self._signer.url(r.file_id, now)})" for i, r in enumerate(rows, 1)
         )
         tokens = _per_image(model) * len(rows)
-        return {
+        answer = {
             "id": "chatcmpl-" + secrets.token_hex(12),
             "object": "chat.completion",
             "created": int(now),
@@ -151,6 +154,7 @@ class ComfyUIProvider:
             ],
             "usage": {"prompt_tokens": 0, "completion_tokens": tokens, "total_tokens": tokens},
         }
+        return answer, len(rows)
 
     async def _generate(
         self, model: ModelEntry, request: ChatRequest, values_from: dict[str, Any]
@@ -204,9 +208,9 @@ class ComfyUIProvider:
         )
 
 
-def _usage_of(body: dict[str, Any]) -> Usage:
+def _usage_of(body: dict[str, Any], images: int) -> Usage:
     tokens = int(body["usage"]["completion_tokens"])
-    return Usage(0, tokens)
+    return Usage(0, tokens, images=images)
 
 
 class _WholeStream:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,8 +17,10 @@ from lowart.catalog.circuit import CircuitConfig, Circuits
 from lowart.catalog.directory import Directory
 from lowart.catalog.invalidations import InvalidationListener
 from lowart.dispatch.billing import Billing
+from lowart.dispatch.budgets import BudgetGate
 from lowart.dispatch.flow import Dispatcher
 from lowart.dispatch.health import DeploymentHealth, HealthConfig
+from lowart.dispatch.rates import Rates
 from lowart.dispatch.retry import RetryConfig, RetryPolicy
 from lowart.dispatch.routing import Router
 from lowart.formats.redaction import Redaction
@@ -34,10 +39,12 @@ from lowart.security.secretbox import SecretBox, SecretDecryptError
 from lowart.security.signing import UrlSigner
 from lowart.security.ssrf import DestinationPolicy
 from lowart.services.broadcast import Broadcast
+from lowart.services.budget_alerts import AlertConfig, BudgetAlerts
 from lowart.services.composition import Services
 from lowart.services.limits import Limits, build_limits
 from lowart.services.retention import Retention
 from lowart.settings import Settings
+from lowart.storage.alerts import AlertRepository
 from lowart.storage.audit import AuditRepository
 from lowart.storage.audit_states import AdminStates
 from lowart.storage.audit_trail import AuditTrail
@@ -49,6 +56,7 @@ from lowart.storage.inflight import InstanceRepository
 from lowart.storage.jobs import JobRepository
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.prices import PriceRepository
 from lowart.storage.request_logs import RequestLogRepository
 from lowart.storage.responses import ResponseStore
 from lowart.storage.tools import ToolRepository
@@ -108,6 +116,7 @@ class _Core:
     instance_id: str
     circuits: Circuits
     router: Router
+    budgets: BudgetGate
     tracing: Tracing | None  # None: tracing off (docs/operations.md, "Tracing")
 
 
@@ -117,11 +126,26 @@ def _router(settings: Settings, limits: Limits) -> Router:
     return Router(health, limits.deployment_rpm, limits.deployment_tokens, explore=routing.explore)
 
 
-def _core(settings: Settings, engine: AsyncEngine, master_key: str, vendors: VendorTable) -> _Core:
+def _core(
+    settings: Settings,
+    engine: AsyncEngine,
+    master_key: str,
+    vendors: VendorTable,
+    clock: Callable[[], float],
+) -> _Core:
     box = SecretBox(master_key)
     metrics = Metrics(multiprocess_dir=settings.metrics_dir)
     watchdog = Watchdog()
     limits = build_limits(settings, watchdog)
+    directory = Directory(box.decrypt, vendors.operations())
+    budgets = BudgetGate(
+        limits.budgets,
+        directory,
+        metrics,
+        tz=ZoneInfo(settings.money.budget_tz),
+        currency=settings.money.currency,
+        clock=clock,
+    )
     lock = asyncio.Lock()
     usage = UsageRepository(engine)
     instance_id = "gw-" + secrets.token_hex(6)
@@ -133,7 +157,8 @@ def _core(settings: Settings, engine: AsyncEngine, master_key: str, vendors: Ven
         engine=engine,
         box=box,
         metrics=metrics,
-        directory=Directory(box.decrypt, vendors.operations()),
+        directory=directory,
+        budgets=budgets,
         watchdog=watchdog,
         limits=limits,
         lock=lock,
@@ -161,6 +186,7 @@ def _recorder(
         flush_ms=settings.usage.flush_ms,
         lock=lock,
         on_flushed=limits.quota.flushed,
+        on_spent=limits.budgets.flushed,
         outbox=Outbox(settings.outbox_dir),
         inflight=InFlightRegistry(instance_id),
         checkpoint_s=settings.usage.inflight_checkpoint_s,
@@ -189,9 +215,10 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
     max_body = settings.upstream.max_body_bytes
     tokenizer = Tokenizer()
     quota = core.limits.quota
+    rates = Rates(core.limits.rate_limiter, core.limits.tokens, core.metrics)
     dispatcher = Dispatcher(
         directory=core.directory,
-        rate_limiter=core.limits.rate_limiter,
+        rates=rates,
         quota=quota,
         providers=vendors.providers(
             ProviderParts(
@@ -205,6 +232,8 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
         recorder=core.recorder,
         billing=Billing(
             quota=quota,
+            budgets=core.budgets,
+            rates=rates,
             recorder=core.recorder,
             tokenizer=tokenizer,
             tokens=core.limits.deployment_tokens,
@@ -214,6 +243,7 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
         retry=RetryPolicy(retry_config(settings)),
         router=core.router,
         default_reserve=settings.limits.quota_default_reserve,
+        budgets=core.budgets,
         tracing=core.tracing,
     )
     return _Upstream(session, files, signer, tokenizer, dispatcher)
@@ -279,10 +309,15 @@ def _job_runner(
 
 
 def build_services(
-    settings: Settings, engine: AsyncEngine, master_key: str, vendors: VendorTable
+    settings: Settings,
+    engine: AsyncEngine,
+    master_key: str,
+    vendors: VendorTable,
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> Services:
-    """Wire the services together (no I/O here)."""
-    core = _core(settings, engine, master_key, vendors)
+    """Wire the services together (no I/O here); ``clock`` decides prices and budget periods."""
+    core = _core(settings, engine, master_key, vendors, clock)
     out = _upstream(core, vendors)
     work = _work(core, out.dispatcher)
     request_log_repo = RequestLogRepository(engine)
@@ -297,9 +332,11 @@ def build_services(
         deployments=DeploymentRepository(engine),
         circuits=core.circuits,
         router=core.router,
+        prices=PriceRepository(engine),
         usage=core.usage,
         meta=MetaRepository(engine),
         directory=core.directory,
+        budgets=core.budgets,
         limits=core.limits,
         recorder=core.recorder,
         session=out.session,
@@ -332,6 +369,7 @@ def build_services(
         broadcast=Broadcast(core.limits.redis, InvalidationListener.for_settings(settings)),
         audit=audit_trail(engine, core.box),
         retention=Retention(settings, engine, out.files, core.metrics),
+        alerts=_alerts(core, out.session, clock),
     )
 
 
@@ -360,6 +398,25 @@ def _request_logs(core: _Core, repo: RequestLogRepository) -> RequestLogs:
         flush_ms=settings.flush_ms,
         max_queued_bytes=settings.max_queued_bytes,
     )
+
+
+def _alerts(
+    core: _Core, session: aiohttp.ClientSession, clock: Callable[[], float]
+) -> BudgetAlerts | None:
+    """The budget alerts, with ``BUDGET_WEBHOOK_URL``: through the upstream session, whose
+    connections the SSRF policy checks."""
+    money = core.settings.money
+    if money.webhook_url is None or money.webhook_secret is None:
+        return None
+    config = AlertConfig(
+        url=money.webhook_url,
+        secret=money.webhook_secret,
+        retry_s=money.webhook_retry_s,
+        timeout_s=money.webhook_timeout_s,
+        currency=money.currency,
+        tz=core.budgets.tz,
+    )
+    return BudgetAlerts(AlertRepository(core.engine), core.directory, session, config, clock)
 
 
 def _liveness(core: _Core) -> Liveness:

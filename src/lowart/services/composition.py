@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lowart.catalog.circuit import Circuits
 from lowart.catalog.directory import Directory
+from lowart.dispatch.budgets import BudgetGate
 from lowart.dispatch.flow import Dispatcher
 from lowart.dispatch.routing import Router
 from lowart.jobs.runner import JobRunner
 from lowart.jobs.service import JobService
+from lowart.money import current_periods
 from lowart.pipeline.flow import Pipeline
 from lowart.pipeline.responses_book import ResponseBook
 from lowart.providers.registry import VendorTable
@@ -25,6 +27,7 @@ from lowart.security.secretbox import SecretBox
 from lowart.security.signing import UrlSigner
 from lowart.services.background import Background, BackgroundTasks
 from lowart.services.broadcast import REFRESH, TOOLS_CHANGED, Broadcast
+from lowart.services.budget_alerts import BudgetAlerts
 from lowart.services.limits import Limits
 from lowart.services.retention import Retention
 from lowart.services.tool_servers import ToolServers
@@ -35,6 +38,7 @@ from lowart.storage.filestore import FileStore
 from lowart.storage.idempotency import IdempotencyStore
 from lowart.storage.meta import MetaRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.prices import PriceRepository
 from lowart.storage.request_logs import RequestLogRepository
 from lowart.storage.snapshot import load_snapshot
 from lowart.storage.tools import ToolRepository
@@ -67,9 +71,11 @@ class Services:
     deployments: DeploymentRepository
     circuits: Circuits
     router: Router
+    prices: PriceRepository
     usage: UsageRepository
     meta: MetaRepository
     directory: Directory
+    budgets: BudgetGate
     limits: Limits
     recorder: UsageRecorder
     session: aiohttp.ClientSession
@@ -96,6 +102,7 @@ class Services:
     vendors: VendorTable
     audit: AuditTrail
     retention: Retention
+    alerts: BudgetAlerts | None = None  # with BUDGET_WEBHOOK_URL
     tool_servers: ToolServers = field(init=False)
     background: BackgroundTasks = field(init=False)
 
@@ -115,6 +122,8 @@ class Services:
             Background("retention", self.retention.run),
             Background("request_logs", self.request_logs.run, stop=self.request_logs.stop),
         ]
+        if self.alerts is not None:
+            tasks.append(Background("budget_alerts", self.alerts.run))
         if self.broadcast.listener is not None:
             listen = functools.partial(self.broadcast.listen, self.refresh, self._tools_changed)
             tasks.append(Background("invalidations", listen))
@@ -122,10 +131,14 @@ class Services:
 
     async def refresh(self) -> None:
         """Reload the directory from the database (serialised with usage flushes)."""
+        periods = current_periods(self.budgets.clock(), self.budgets.tz)
         async with self.lock:
-            snapshot = await self.limits.quota.reload(lambda: load_snapshot(self.engine))
+            snapshot = await self.limits.quota.reload(
+                lambda: self.limits.budgets.reload(lambda: load_snapshot(self.engine, periods))
+            )
             self.directory.apply(snapshot)
         self.metrics.set_models(self.directory.model_ids())
+        self.metrics.set_team_budgets(self.budgets.team_standings())
         self.request_logs.models = self.directory.logged_models()
 
     async def invalidate(self) -> None:

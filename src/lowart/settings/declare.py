@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,24 @@ def upper_choice(*choices: str) -> Parser[str]:
         return value
 
     return parse
+
+
+def currency(name: str, raw: str) -> str:
+    """An ISO 4217 currency code: three letters, any case."""
+    value = raw.strip().upper()
+    if len(value) != 3 or not value.isascii() or not value.isalpha():
+        raise StartupError(f"{name} must be a three-letter currency code such as USD, got {raw!r}")
+    return value
+
+
+def time_zone(name: str, raw: str) -> str:
+    """An IANA time zone name that ``zoneinfo`` knows (``UTC``, ``Europe/Paris``)."""
+    value = raw.strip()
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise StartupError(f"{name} must be a time zone such as Europe/Paris, got {raw!r}") from exc
+    return value
 
 
 def secret(minimum: int) -> Parser[str | None]:

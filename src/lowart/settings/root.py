@@ -33,6 +33,7 @@ from lowart.settings.work import (
     JobSettings,
     LimitSettings,
     LivenessSettings,
+    MoneySettings,
     ResponseSettings,
     RetentionSettings,
     RetrySettings,
@@ -56,6 +57,7 @@ class Settings:
     edge: EdgeSettings = field(default_factory=EdgeSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     usage: UsageSettings = field(default_factory=UsageSettings)
+    money: MoneySettings = field(default_factory=MoneySettings)
     liveness: LivenessSettings = field(default_factory=LivenessSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
@@ -146,6 +148,18 @@ class Settings:
             raise StartupError(
                 f"REQUEST_LOG_REDACT_PATTERNS is not a regular expression: {exc}"
             ) from exc
+        self._validate_money()
+
+    def _validate_money(self) -> None:
+        money = self.money
+        if money.webhook_url is None:
+            return
+        if not money.webhook_url.startswith(("http://", "https://")):
+            raise StartupError("BUDGET_WEBHOOK_URL must be an http:// or https:// URL")
+        if money.webhook_secret is None:
+            raise StartupError("BUDGET_WEBHOOK_URL needs BUDGET_WEBHOOK_SECRET to sign alerts")
+        if money.webhook_retry_s <= 0 or money.webhook_timeout_s <= 0:
+            raise StartupError("BUDGET_WEBHOOK_RETRY_S and BUDGET_WEBHOOK_TIMEOUT_S must be > 0")
 
     def _validate_positive(self) -> None:
         positive = {

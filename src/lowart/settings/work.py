@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lowart.settings.declare import boolean, integer, number, setting
+from lowart.settings.declare import (
+    boolean,
+    currency,
+    integer,
+    number,
+    secret,
+    setting,
+    text,
+    time_zone,
+)
 
 MIB = 1024 * 1024
 
@@ -15,6 +24,9 @@ class LimitSettings:
 
     rpm_window_s: float = setting(
         "RPM_WINDOW_S", 60.0, number, "the sliding window of the RPM limit"
+    )
+    tpm_window_s: float = setting(
+        "TPM_WINDOW_S", 60.0, number, "the sliding window of the TPM (tokens per minute) limits"
     )
     quota_default_reserve: int = setting(
         "QUOTA_DEFAULT_RESERVE",
@@ -34,6 +46,48 @@ class LimitSettings:
         number,
         "with `REDIS_URL`: how long usage not yet written is held for an instance that may have "
         "died",
+    )
+
+
+@dataclass(frozen=True)
+class MoneySettings:
+    """Prices, costs and budgets (docs/api.md, "Prices and cost")."""
+
+    currency: str = setting(
+        "CURRENCY",
+        "USD",
+        currency,
+        "the currency of prices, costs and budgets, shown beside every amount (amounts are "
+        "stored as integer micro-units of it)",
+    )
+    budget_tz: str = setting(
+        "BUDGET_TZ",
+        "UTC",
+        time_zone,
+        "the time zone of budget periods: where a `day`, a `week` (from Monday) and a `month` "
+        "begin",
+    )
+    webhook_url: str | None = setting(
+        "BUDGET_WEBHOOK_URL",
+        None,
+        text,
+        "where budget alerts (80 % and 100 % of a budget in a period) are POSTed; none: no alerts",
+    )
+    webhook_secret: str | None = setting(
+        "BUDGET_WEBHOOK_SECRET",
+        None,
+        secret(16),
+        "the HMAC-SHA256 key of the alerts' `x-lowart-signature` header (needed with the URL)",
+    )
+    webhook_retry_s: float = setting(
+        "BUDGET_WEBHOOK_RETRY_S",
+        5.0,
+        number,
+        "how often crossings are looked for and alerts delivered; a failed delivery waits this, "
+        "doubled at each failure (at most 60 times this)",
+    )
+    webhook_timeout_s: float = setting(
+        "BUDGET_WEBHOOK_TIMEOUT_S", 10.0, number, "how long one alert delivery may take"
     )
 
 

@@ -15,10 +15,13 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lowart.money import PRICE_FIELDS, Budget, decimal_string
 from lowart.storage.deployments import DeploymentRepository
 from lowart.storage.models import ModelRepository
+from lowart.storage.prices import PriceRepository
 from lowart.storage.rows import iso
 from lowart.storage.sealed import deployment_key_context, mcp_secret_context, vendor_key_context
+from lowart.storage.teams import TeamRepository
 from lowart.storage.tools import ToolRepository
 from lowart.storage.users import UserRepository
 
@@ -35,6 +38,8 @@ FALLBACKS = "fallbacks"
 DEPLOYMENT = "deployment"
 MCP_SERVER = "mcp_server"
 TOOL_POLICY = "tool_policy"
+TEAM = "team"
+PRICES = "prices"
 
 
 def changes(before: State | None, after: State | None) -> dict[str, Any]:
@@ -56,6 +61,12 @@ def _masked(value: Any) -> str | None:
     return None if value is None else MASK
 
 
+def _budget(budget: Budget | None) -> State:
+    if budget is None:
+        return {"budget": None, "budget_period": None}
+    return {"budget": decimal_string(budget.amount), "budget_period": budget.period}
+
+
 def policy_target(tool_name: str, server: str | None, user_id: str | None) -> str:
     """A tool policy's id in the log: ``server:tool:user``, ``*`` for any."""
     return f"{server or '*'}:{tool_name}:{user_id or '*'}"
@@ -74,6 +85,8 @@ class AdminStates:
         self._models = ModelRepository(engine)
         self._deployments = DeploymentRepository(engine)
         self._tools = ToolRepository(engine)
+        self._teams = TeamRepository(engine)
+        self._prices = PriceRepository(engine)
         self._open = open_secret
         self._readers: dict[str, Callable[[str], Awaitable[State | None]]] = {
             USER: self._user,
@@ -83,6 +96,8 @@ class AdminStates:
             DEPLOYMENT: self._deployment,
             MCP_SERVER: self._server,
             TOOL_POLICY: self._policy,
+            TEAM: self._team,
+            PRICES: self._price_history,
         }
 
     async def state(self, kind: str, target: str | None) -> State | None:
@@ -107,7 +122,11 @@ class AdminStates:
             "rpm_limit": row.rpm_limit,
             "token_quota": row.token_quota,
             "token_used": row.token_used,
+            "token_quota_period": row.token_quota_period,
+            "tpm_limit": row.tpm_limit,
+            "team_id": row.team_id,
             "models": list(row.models) if row.models is not None else None,
+            **_budget(row.budget),
         }
 
     async def _key(self, key_id: str) -> State | None:
@@ -120,6 +139,11 @@ class AdminStates:
             "prefix": row.prefix,
             "key": MASK,
             "revoked_at": iso(row.revoked_at),
+            "rpm_limit": row.rpm_limit,
+            "tpm_limit": row.tpm_limit,
+            "models": list(row.models) if row.models is not None else None,
+            "expires_at": row.expires_at,
+            **_budget(row.budget),
         }
 
     async def _model(self, model_id: str) -> State | None:
@@ -182,3 +206,30 @@ class AdminStates:
                     "policy": row.policy,
                 }
         return None
+
+    async def _team(self, team_id: str) -> State | None:
+        row = await self._teams.get(team_id)
+        if row is None:
+            return None
+        return {
+            "name": row.name,
+            "models": list(row.models) if row.models is not None else None,
+            "rpm_limit": row.rpm_limit,
+            "tpm_limit": row.tpm_limit,
+            "token_quota": row.token_quota,
+            **_budget(row.budget),
+            "members": await self._teams.members(team_id),
+        }
+
+    async def _price_history(self, model_id: str) -> State | None:
+        """A model's prices: each start time's amounts, as decimal strings."""
+        history = await self._prices.history(model_id)
+        return {
+            "prices": [
+                {
+                    "effective_from": price.effective_from,
+                    **{name: decimal_string(getattr(price, name)) for name in PRICE_FIELDS},
+                }
+                for price in history
+            ]
+        }

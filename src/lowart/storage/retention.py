@@ -54,6 +54,23 @@ def _kept_for(seconds: float) -> float | None:
     return seconds if seconds > 0 else None  # 0: forever
 
 
+# The longest budget period but ``total``: a month, 31 days and a daylight-saving hour.
+_LONGEST_PERIOD_S = 32 * 86400.0
+
+
+def _past_alert(table: sa.Table, now: float) -> sa.ColumnElement[bool]:
+    """A delivered alert of a day, week or month: its id (``<budget>:<period>:<threshold>``)
+    keeps it from being raised again only while its period lasts; a ``total`` one, forever."""
+    total = sa.or_(table.c.id.like("%:total:80"), table.c.id.like("%:total:100"))
+    return sa.and_(table.c.status == "delivered", sa.not_(total))
+
+
+def _alerts_kept(usage_s: float) -> float | None:
+    """Budget alerts report spend: kept as long as usage, and at least past their period."""
+    kept = _kept_for(usage_s)
+    return None if kept is None else max(kept, _LONGEST_PERIOD_S)
+
+
 def expiries(settings: Settings, delete_blobs: AfterDelete) -> list[Expiry]:
     """What the sweeper deletes; a new kind of row is one line here and one setting."""
     r = settings.retention
@@ -67,6 +84,7 @@ def expiries(settings: Settings, delete_blobs: AfterDelete) -> list[Expiry]:
         # Stored responses: RESPONSES_RETENTION_S is in expires_at, set when one is stored.
         Expiry("responses", "expires_at", 0.0),
         Expiry("request_logs", "created_at", _kept_for(r.request_logs_s)),
+        Expiry("budget_alerts", "created_at", _alerts_kept(r.usage_s), _past_alert),
     ]
 
 

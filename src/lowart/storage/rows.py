@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from lowart.money import Budget, Price
 
 
 def utcnow() -> dt.datetime:
@@ -21,6 +23,11 @@ def iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def iso_seconds(unix: float) -> str:
+    """Unix seconds as ISO 8601 in UTC."""
+    return iso(dt.datetime.fromtimestamp(unix, dt.UTC)) or ""
+
+
 @dataclass(frozen=True, slots=True)
 class UserRow:
     user_id: str
@@ -33,10 +40,28 @@ class UserRow:
     models: tuple[str, ...] | None
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    budget: Budget | None = None
+    tpm_limit: int | None = None
+    team_id: str | None = None
+    token_quota_period: str = "total"  # the period token_used counts (total: ever)
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRow:
+    """A team: its limits apply to every member, beside the member's own."""
+
+    team_id: str
+    name: str | None
+    models: tuple[str, ...] | None
+    rpm_limit: int | None
+    tpm_limit: int | None
+    token_quota: int | None
+    budget: Budget | None
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +74,11 @@ class KeyRow:
     created_at: dt.datetime | None
     last_used_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    budget: Budget | None = None
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    models: tuple[str, ...] | None = None  # None: the user's
+    expires_at: float | None = None  # Unix seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +131,6 @@ class Snapshot:
     models: tuple[ModelRow, ...]
     fallbacks: tuple[FallbackRow, ...]
     deployments: tuple[DeploymentRow, ...] = ()
+    prices: dict[str, tuple[Price, ...]] = field(default_factory=dict)  # model id → oldest first
+    spent: dict[str, int] = field(default_factory=dict)  # budget ledger key → spent this period
+    teams: tuple[TeamRow, ...] = ()

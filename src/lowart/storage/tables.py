@@ -21,6 +21,26 @@ users = sa.Table(
     sa.Column("models", sa.Text, nullable=True),  # JSON list of model ids; NULL means all
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column("budget", sa.BigInteger, nullable=True),  # micro-units of CURRENCY; NULL: none
+    sa.Column("budget_period", sa.Text, nullable=False, server_default=sa.text("'month'")),
+    sa.Column("tpm_limit", sa.Integer, nullable=True),
+    sa.Column("team_id", sa.Text, nullable=True, index=True),  # at most one team
+    sa.Column("token_quota_period", sa.Text, nullable=False, server_default=sa.text("'total'")),
+)
+
+# A team of users with limits of its own (docs/api.md, "Teams").
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("team_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("models", sa.Text, nullable=True),  # JSON list; NULL: every model
+    sa.Column("rpm_limit", sa.Integer, nullable=True),
+    sa.Column("tpm_limit", sa.Integer, nullable=True),
+    sa.Column("token_quota", sa.BigInteger, nullable=True),  # tokens in total
+    sa.Column("budget", sa.BigInteger, nullable=True),  # micro-units of CURRENCY
+    sa.Column("budget_period", sa.Text, nullable=False, server_default=sa.text("'month'")),
+    sa.Column("created_at", sa.Float, nullable=False),
 )
 
 api_keys = sa.Table(
@@ -34,6 +54,13 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
     sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("budget", sa.BigInteger, nullable=True),  # micro-units of CURRENCY; NULL: none
+    sa.Column("budget_period", sa.Text, nullable=False, server_default=sa.text("'month'")),
+    # the key's own limits, within its user's (docs/api.md, "Keys and their limits")
+    sa.Column("rpm_limit", sa.Integer, nullable=True),
+    sa.Column("tpm_limit", sa.Integer, nullable=True),
+    sa.Column("models", sa.Text, nullable=True),  # JSON list; NULL: the user's
+    sa.Column("expires_at", sa.Float, nullable=True),  # Unix seconds; NULL: never
 )
 
 models = sa.Table(
@@ -103,6 +130,50 @@ usage_records = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=True),
     sa.Column("ttft_ms", sa.Float, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False, index=True),  # Unix seconds, UTC
+    # docs/api.md, "Prices and cost": cache tokens are part of prompt_tokens; cost in micro-units
+    sa.Column("cache_read_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("cache_write_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("cost", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("team_id", sa.Text, nullable=True),  # the user's team when the row was written
+)
+
+# What each budget has spent per period (docs/api.md, "Budgets"), added to as rows are written.
+budget_spend = sa.Table(
+    "budget_spend",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),  # user | key | team
+    sa.Column("owner", sa.Text, primary_key=True),  # its id
+    sa.Column("period", sa.Text, primary_key=True),  # "2026-12-08", "2026-W50", "2026-12", "total"
+    sa.Column("spent", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+)
+
+# Budget alerts to deliver to BUDGET_WEBHOOK_URL, one per (budget, period, threshold).
+budget_alerts = sa.Table(
+    "budget_alerts",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # the idempotency id the receiver sees
+    sa.Column("payload", sa.Text, nullable=False),  # the JSON body, as signed
+    sa.Column("status", sa.Text, nullable=False),  # pending | delivered
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_at", sa.Float, nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float, nullable=True),
+)
+
+# A model's prices from a time on, in micro-units of CURRENCY (docs/api.md, "Prices and cost").
+model_prices = sa.Table(
+    "model_prices",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Text, nullable=False, index=True),
+    sa.Column("effective_from", sa.Float, nullable=False),  # Unix seconds, UTC
+    sa.Column("input", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("output", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("cache_read", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("cache_write", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("image", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("embedding", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.UniqueConstraint("model_id", "effective_from", name="uq_model_prices_model_from"),
 )
 
 jobs = sa.Table(

@@ -12,12 +12,20 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from lowart.storage.budgets import add_spent
 from lowart.storage.engine import reading
 from lowart.storage.inflight import write_checkpoints
 from lowart.storage.tables import api_keys, gateway_meta, usage_records, users
 
-GROUPINGS = ("day", "model", "served_model", "user")
+GROUPINGS = ("day", "model", "served_model", "user", "team", "key")
 _COLUMNS = [c.name for c in usage_records.c if c.name != "id"]
+# Columns a row spooled by an older version may lack (docs/api.md, "Prices and cost").
+_LATER: dict[str, Any] = {
+    "cache_read_tokens": 0,
+    "cache_write_tokens": 0,
+    "cost": 0,
+    "team_id": None,
+}
 
 
 class _RowInsert:
@@ -47,7 +55,7 @@ class _RowInsert:
             self._from_json = usage_records.insert().from_select(list(order), sa.select(*picks))
 
     async def __call__(self, conn: AsyncConnection, records: Sequence[Mapping[str, Any]]) -> None:
-        rows = [self._values(r) for r in records]
+        rows = [self._values(r if _LATER.keys() <= r.keys() else {**_LATER, **r}) for r in records]
         if self._from_json is not None:
             await conn.execute(self._from_json, {"rows": msgspec.json.encode(rows).decode()})
         else:
@@ -57,6 +65,8 @@ class _RowInsert:
 @dataclass(frozen=True, slots=True)
 class UsageFilter:
     user_id: str | None = None
+    team_id: str | None = None  # the user's team when the row was written
+    key_id: str | None = None
     model: str | None = None  # the model asked for
     served_model: str | None = None  # the model that answered (a fallback's)
     since: float | None = None
@@ -75,6 +85,10 @@ def _conditions(flt: UsageFilter) -> list[sa.ColumnElement[bool]]:
     conditions = []
     if flt.user_id is not None:
         conditions.append(r.user_id == flt.user_id)
+    if flt.team_id is not None:
+        conditions.append(r.team_id == flt.team_id)
+    if flt.key_id is not None:
+        conditions.append(r.key_id == flt.key_id)
     if flt.model is not None:
         conditions.append(r.requested_model == flt.model)
     if flt.served_model is not None:
@@ -89,7 +103,13 @@ def _conditions(flt: UsageFilter) -> list[sa.ColumnElement[bool]]:
 def _group_key(group_by: str | None, dialect: str) -> Any:
     """The column a report is grouped by (None: not grouped)."""
     r = usage_records.c
-    columns = {"model": r.requested_model, "served_model": r.served_model, "user": r.user_id}
+    columns = {
+        "model": r.requested_model,
+        "served_model": r.served_model,
+        "user": r.user_id,
+        "team": r.team_id,
+        "key": r.key_id,
+    }
     return _day(dialect) if group_by == "day" else columns.get(group_by or "")
 
 
@@ -109,9 +129,11 @@ class UsageRepository:
         *,
         done: Sequence[str] = (),
         checkpoints: Sequence[Mapping[str, Any]] = (),
+        spent: Mapping[str, int] | None = None,
     ) -> bool:
         """One transaction: insert the rows, add each user's tokens, touch the keys, replace the
-        checkpoints of requests in flight (``done``: those whose rows this batch writes).
+        checkpoints of requests in flight (``done``: those whose rows this batch writes), add
+        each budget's ``spent``.
 
         With ``once`` (a spooled batch's id), the id is recorded in the same transaction, and a
         batch whose id is already recorded is skipped. Returns whether the batch was written.
@@ -139,10 +161,13 @@ class UsageRepository:
                     api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=when)
                 )
             await write_checkpoints(conn, done, checkpoints)
+            if spent:
+                await add_spent(conn, spent)
         return True
 
     async def aggregate(self, flt: UsageFilter, group_by: str | None) -> list[dict[str, Any]]:
-        """Prompt, completion and total tokens, requests and errors, optionally grouped."""
+        """Prompt, completion and total tokens, requests, errors and cost (micro-units),
+        optionally grouped."""
         r = usage_records.c
         conditions = _conditions(flt)
         is_error = sa.case((r.status == "ok", 0), else_=1)
@@ -151,6 +176,7 @@ class UsageRepository:
             sa.func.coalesce(sa.func.sum(r.completion_tokens), 0).label("completion_tokens"),
             sa.func.count().label("requests"),
             sa.func.coalesce(sa.func.sum(is_error), 0).label("errors"),
+            sa.func.coalesce(sa.func.sum(r.cost), 0).label("cost"),
         ]
         async with reading(self._engine) as conn:
             key = _group_key(group_by, conn.dialect.name)
@@ -171,6 +197,7 @@ class UsageRepository:
                 total_tokens=prompt + completion,
                 requests=int(row["requests"]),
                 errors=int(row["errors"]),
+                cost=int(row["cost"]),  # micro-units
             )
             out.append(item)
         return out

@@ -9,12 +9,37 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lowart.money import PERIODS, Budget
 from lowart.storage.codec import dumps, models_of
 from lowart.storage.engine import reading
 from lowart.storage.rows import KeyRow, UserRow, utcnow
 from lowart.storage.tables import api_keys, users
 
-USER_FIELDS = ("name", "rpm_limit", "token_quota", "models", "status", "token_used", "is_admin")
+USER_FIELDS = (
+    "name",
+    "rpm_limit",
+    "token_quota",
+    "models",
+    "status",
+    "token_used",
+    "is_admin",
+    "budget",
+    "budget_period",
+    "tpm_limit",
+    "team_id",
+    "token_quota_period",
+)
+
+KEY_LIMITS = ("budget", "budget_period", "rpm_limit", "tpm_limit", "models", "expires_at")
+
+
+def budget_of(row: RowMapping) -> Budget | None:
+    """A row's budget; a period written by hand that is none of ours counts as ``month``."""
+    amount = row["budget"]
+    if amount is None:
+        return None
+    period = row["budget_period"] if row["budget_period"] in PERIODS else "month"
+    return Budget(max(int(amount), 0), period)
 
 
 def user_row(row: RowMapping) -> UserRow:
@@ -29,6 +54,12 @@ def user_row(row: RowMapping) -> UserRow:
         models=models_of(row["models"], row["user_id"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        budget=budget_of(row),
+        tpm_limit=row["tpm_limit"],
+        team_id=row["team_id"],
+        token_quota_period=row["token_quota_period"]
+        if row["token_quota_period"] in PERIODS
+        else "total",
     )
 
 
@@ -42,6 +73,11 @@ def key_row(row: RowMapping) -> KeyRow:
         created_at=row["created_at"],
         last_used_at=row["last_used_at"],
         revoked_at=row["revoked_at"],
+        budget=budget_of(row),
+        rpm_limit=row["rpm_limit"],
+        tpm_limit=row["tpm_limit"],
+        models=models_of(row["models"], row["id"]),
+        expires_at=row["expires_at"],
     )
 
 
@@ -139,8 +175,19 @@ class UserRepository:
         return row is not None
 
     async def add_key(
-        self, user_id: str, key_id: str, key_hash: str, prefix: str, name: str | None
+        self,
+        user_id: str,
+        key_id: str,
+        key_hash: str,
+        prefix: str,
+        name: str | None,
+        *,
+        limits: Mapping[str, Any] | None = None,
     ) -> KeyRow:
+        """A new key; ``limits``: its own (``KEY_LIMITS`` columns)."""
+        values = {k: v for k, v in (limits or {}).items() if k in KEY_LIMITS}
+        if values.get("models") is not None:
+            values["models"] = dumps(list(values["models"]))
         async with self._engine.begin() as conn:
             await conn.execute(
                 api_keys.insert().values(
@@ -150,6 +197,7 @@ class UserRepository:
                     prefix=prefix,
                     name=name,
                     created_at=utcnow(),
+                    **values,
                 )
             )
             row = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))).one()

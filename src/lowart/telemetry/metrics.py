@@ -42,8 +42,9 @@ _LATENCY_BUCKETS = (
     300,
     600,
 )
-RATE_LIMIT_REASONS = ("rpm", "quota", "upstream", "overload")
+RATE_LIMIT_REASONS = ("rpm", "tpm", "quota", "budget", "upstream", "overload")
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MAX_TEAM_LABELS = 200  # team gauges are labelled by team id: bounded
 # prometheus_client's multiprocess helpers are untyped: their signatures, stated once.
 _merge_files: Callable[[CollectorRegistry, str], object] = MultiProcessCollector
 _mark_dead: Callable[[int, str], None] = mark_process_dead
@@ -96,6 +97,23 @@ class Metrics:
         # docs/api.md "Deployments"; ``default`` for the model's own).
         self.tokens = Counter(
             "gateway_tokens", "Tokens billed.", ["model", "served_model", "type"], registry=r
+        )
+        self.cost = Counter(  # docs/api.md, "Prices and cost"
+            "gateway_cost", "Cost billed, in units of CURRENCY.", ["model"], registry=r
+        )
+        self.team_budget = Gauge(
+            "gateway_team_budget",
+            "Each team's budget in its current period, in units of CURRENCY.",
+            ["team"],
+            registry=r,
+            multiprocess_mode="livemostrecent",
+        )
+        self.team_spent = Gauge(
+            "gateway_team_budget_spent",
+            "Each team's spend in its budget's current period, as of the last snapshot.",
+            ["team"],
+            registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.http_duration = Histogram(
             "http_request_duration_seconds",
@@ -223,6 +241,12 @@ class Metrics:
     def set_models(self, model_ids: Iterable[str]) -> None:
         """The configured model ids, the only values a model label may take."""
         self._known_models = frozenset(model_ids)
+
+    def set_team_budgets(self, standings: Iterable[tuple[str, int, int]]) -> None:
+        """(team id, budget, spent) in micro-units, for at most ``MAX_TEAM_LABELS`` teams."""
+        for team, budget, spent in list(standings)[:MAX_TEAM_LABELS]:
+            self.team_budget.labels(team=team).set(budget / 1_000_000)
+            self.team_spent.labels(team=team).set(spent / 1_000_000)
 
     def model_label(self, model_id: str) -> str:
         """A bounded label value for a model id."""

@@ -28,6 +28,7 @@ class Behaviour:
     tools: bool = False
     usage: bool = True
     reported: tuple[int, int] | None = None
+    cached: int = 0
     echo_headers: bool = False
     held: bool = False
     redirect: int | None = None
@@ -60,6 +61,7 @@ def parse_behaviour(model: str) -> Behaviour:
         tools="tools" in found,
         usage="nousage" not in found,
         reported=reported,
+        cached=max(option_number(found.get("cached")) or 0, 0),
         echo_headers="echo_headers" in found,
         redirect=redirect if redirect is not None and 300 <= redirect <= 399 else None,
         big_kib=max(option_number(found.get("big")) or 0, 0),

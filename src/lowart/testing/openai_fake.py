@@ -36,7 +36,8 @@ as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` c
 - ``big-<kib>``: a plain answer whose content is padded with ``x`` to at least that many KiB;
   with ``chunked`` it is sent with no ``Content-Length``, in 16 KiB pieces.
 - ``nousage``: no usage in a body or a stream. ``usage-<prompt>-<completion>``: report these
-  counts instead, where ``m`` marks a negative (``usage-m5-10``).
+  counts instead, where ``m`` marks a negative (``usage-m5-10``). ``cached-<n>``: report ``n``
+  of the prompt tokens as ``prompt_tokens_details.cached_tokens`` (at most the prompt).
 - ``echo_headers``: the answer is the JSON object of the request headers (lowercased names).
 - ``azure``: as Azure OpenAI, a 401 unless the ``api-key`` header is ``azure_key`` (an attribute,
   ``"azure-fake-key"`` at first), then a 404 unless the query has ``api-version``.
@@ -122,6 +123,7 @@ class _Answer:
     usage: tuple[int, int] | None
     finish_reason: str
     choices: int = 1
+    cached: int = 0
 
 
 def _text(message: _Message) -> str:
@@ -150,7 +152,8 @@ def _answer(request: _Request, behaviour: Behaviour, headers: dict[str, str]) ->
     completion = len(generated.split()) * choices
     usage = behaviour.reported or (prompt, completion)
     finish = "tool_calls" if calls else "stop"
-    return _Answer(content, calls, usage if behaviour.usage else None, finish, choices)
+    cached = min(behaviour.cached, usage[0])
+    return _Answer(content, calls, usage if behaviour.usage else None, finish, choices, cached)
 
 
 def _tool_calls(request: _Request) -> tuple[_ToolCall, ...]:
@@ -159,11 +162,11 @@ def _tool_calls(request: _Request) -> tuple[_ToolCall, ...]:
     return ("call_fake_1", first, '{"city": "Paris"}'), ("call_fake_2", "get_time", "{}")
 
 
-def _usage_json(usage: tuple[int, int]) -> dict[str, object]:
+def _usage_json(usage: tuple[int, int], cached: int = 0) -> dict[str, object]:
     prompt, completion = usage
     usage_json: dict[str, object] = {"prompt_tokens": prompt, "completion_tokens": completion}
     usage_json["total_tokens"] = prompt + completion
-    usage_json["prompt_tokens_details"] = {"cached_tokens": 0}
+    usage_json["prompt_tokens_details"] = {"cached_tokens": cached}
     return usage_json
 
 
@@ -185,7 +188,7 @@ def _completion_body(completion_id: str, model: str, answer: _Answer) -> bytes:
     ]
     body = _envelope(completion_id, model, "chat.completion") | {"choices": choices}
     if answer.usage is not None:
-        body["usage"] = _usage_json(answer.usage)
+        body["usage"] = _usage_json(answer.usage, answer.cached)
     return msgspec.json.encode(body)
 
 
@@ -209,7 +212,7 @@ def _stream_events(
         for i, d, f in deltas
     ]
     if cut is None and include_usage and answer.usage is not None:
-        events.append(envelope | {"choices": [], "usage": _usage_json(answer.usage)})
+        events.append(envelope | {"choices": [], "usage": _usage_json(answer.usage, answer.cached)})
     done = [] if cut is not None else [DONE]
     return [encode_event(msgspec.json.encode(event)) for event in events] + done
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Any
 
 STATUSES = ("ok", "error", "partial", "cancelled")
@@ -26,6 +29,12 @@ class UsageEvent:
     created_at: float
     reservation_id: str = ""  # the shared quota ledger's settlement this row completes
     deployment: str = "default"  # which of the served model's deployments answered
+    cache_read_tokens: int = 0  # part of prompt_tokens
+    cache_write_tokens: int = 0  # part of prompt_tokens
+    cost: int = 0  # micro-units of CURRENCY, at the prices in effect at admission
+    budget_keys: tuple[str, ...] = ()  # the budget ledger keys the cost counts against
+    budget_holds: tuple[str, ...] = ()  # their reservations' ids (shared ledger), same order
+    team_id: str | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -53,9 +62,39 @@ class UsageEvent:
             "ttft_ms": self.ttft_ms,
             "created_at": self.created_at,
             "deployment": self.deployment,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cost": self.cost,
+            "team_id": self.team_id,
+            # not columns: what the batch adds to budget_spend (kept when a batch is spooled)
+            "budget_keys": self.budget_keys,
+            "budget_holds": self.budget_holds,
         }
 
 
 def billed_tokens(status: str, prompt_tokens: int, completion_tokens: int) -> int:
     """A row's charged tokens: all of them, except on an ``error`` row."""
     return 0 if status == "error" else prompt_tokens + completion_tokens
+
+
+TOKENS = "tokens-"  # budget scopes counted in tokens (dispatch/budgets.py)
+
+
+def spend_of(
+    rows: Iterable[Mapping[str, Any]],
+) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """What rows add to each budget (by ledger key: money, or tokens for a token quota), and the
+    settlements that complete them."""
+    spent: defaultdict[str, int] = defaultdict(int)
+    holds: defaultdict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        cost = row.get("cost", 0)
+        tokens = billed_tokens(row["status"], row["prompt_tokens"], row["completion_tokens"])
+        for key, hold in zip_longest(row.get("budget_keys", ()), row.get("budget_holds", ())):
+            if key is None:
+                continue
+            amount = tokens if key.startswith(TOKENS) else cost
+            spent[key] += amount
+            if hold and amount:
+                holds[key].append(hold)
+    return dict(spent), dict(holds)

@@ -22,7 +22,7 @@ import structlog
 
 from lowart.storage.usage import UsageRepository
 from lowart.telemetry.metrics import Metrics
-from lowart.usage.events import UsageEvent, billed_tokens
+from lowart.usage.events import UsageEvent, billed_tokens, spend_of
 from lowart.usage.inflight import InFlightRegistry
 from lowart.usage.outbox import Outbox
 
@@ -43,6 +43,7 @@ class UsageRecorder:
         flush_ms: int,
         lock: asyncio.Lock,
         on_flushed: OnFlushed,
+        on_spent: OnFlushed,
         outbox: Outbox,
         inflight: InFlightRegistry,
         checkpoint_s: float,
@@ -57,6 +58,7 @@ class UsageRecorder:
         self._interval = max(flush_ms, 1) / 1000
         self._lock = lock
         self._on_flushed = on_flushed
+        self._on_spent = on_spent
         self._queue: list[UsageEvent] = []
         self._keys_used: dict[str, float] = {}  # Unix time (a datetime costs more per request)
         self._stopping = asyncio.Event()
@@ -81,6 +83,8 @@ class UsageRecorder:
                 metrics.add(
                     metrics.tokens, model, served, "completion", amount=event.completion_tokens
                 )
+        if event.cost:
+            metrics.add(metrics.cost, served, amount=event.cost / 1_000_000)
         self._queue.append(event)
         self.inflight.finish(event.request_id)
 
@@ -101,9 +105,12 @@ class UsageRecorder:
                 return 0
             rows = [e.row() for e in batch]
             deltas, tags = _totals(batch)
+            spent, holds = spend_of(rows)
             try:
                 used = {k: dt.datetime.fromtimestamp(t, dt.UTC) for k, t in keys.items()}
-                await self._repo.write_batch(rows, deltas, used, done=done, checkpoints=live)
+                await self._repo.write_batch(
+                    rows, deltas, used, done=done, checkpoints=live, spent=spent
+                )
             except Exception:
                 self.healthy = False
                 self._keys_used = keys | self._keys_used
@@ -115,6 +122,7 @@ class UsageRecorder:
                 raise
             self.healthy = True
             await self._on_flushed(deltas, tags)
+            await self._on_spent(spent, holds)
         return len(batch)
 
     def _due(self) -> list[dict[str, Any]]:
@@ -152,9 +160,10 @@ class UsageRecorder:
             for row in spooled.rows:
                 prompt, completion = row["prompt_tokens"], row["completion_tokens"]
                 deltas[row["user_id"]] += billed_tokens(row["status"], prompt, completion)
+            spent, holds = spend_of(spooled.rows)
             try:
                 written = await self._repo.write_batch(
-                    spooled.rows, deltas, {}, spooled.batch_id, done=spooled.done
+                    spooled.rows, deltas, {}, spooled.batch_id, done=spooled.done, spent=spent
                 )
             except Exception:
                 self.healthy = False
@@ -162,6 +171,7 @@ class UsageRecorder:
             await asyncio.to_thread(self._outbox.remove, spooled.batch_id)
             if written:
                 await self._on_flushed(deltas, spooled.tags)
+                await self._on_spent(spent, holds)
             log.info("usage_outbox_drained", rows=len(spooled.rows), written=written)
         self._outbox_pending = False
 
