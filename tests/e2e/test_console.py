@@ -12,12 +12,14 @@ the built console (``make install``).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ VIEWS = (
     "admin-models",
     "admin-tools",
     "admin-usage",
+    "admin-spend",
     "admin-audit",
     "usage",
     "playground",
@@ -131,6 +134,16 @@ def test_the_console_end_to_end(
         params={"workflow": WORKFLOW, "defaults": {"size": "64x64"}},
     )
     carol = gw.create_user("carol", token_quota=0)
+    # Money: the tool model and the image model are priced; a team with a monthly budget (alice
+    # joins it in the browser script, once the admin has created her) and one with a weekly one.
+    for model_id, prices in (
+        ("weather-bot", {"input": "2.50", "output": "10"}),
+        ("sd", {"image": "0.04"}),
+    ):
+        assert gw.admin("PUT", f"/admin/models/{model_id}/prices", json=prices).status_code == 200
+    for team_id, budget, period in (("studio", "1.00", "month"), ("ops", "2.00", "week")):
+        body = {"team_id": team_id, "budget": budget, "budget_period": period}
+        assert gw.admin("POST", "/admin/teams", json=body).status_code == 201
     shots = screenshot_dir(tmp_path, os.environ)
     documented = {p.name: p.stat().st_mtime_ns for p in DOC_SCREENSHOTS.iterdir()}
 
@@ -148,6 +161,8 @@ def test_the_console_end_to_end(
             "vendor_key": "sk-console-test-9876",
             "mcp_command": sys.executable,
             "mcp_args": [str(EXAMPLE)],
+            "team_id": "studio",
+            "alice_budget": {"budget": "0.50", "budget_period": "month"},
         },
         tmp_path,
     )
@@ -227,6 +242,17 @@ def test_the_console_end_to_end(
     assert seen["admin_usage_all"] >= seen["admin_usage_alice"] > 0
     assert {"mock-stream", "weather-bot", "mock"} <= set(seen["admin_usage_models"])
 
+    # Spend against budgets: the figures are the admin report's for the period shown.
+    _check_spend(gw, seen)
+    with gw.client(seen["copied_key"]) as client:
+        budgets = client.get("/v1/usage").json()["budgets"]
+    fields = ("scope", "id", "spent", "budget", "remaining")
+    assert [{f: b[f] for f in fields} for b in seen["my_budgets"]] == [
+        {f: str(b[f]) for f in fields} for b in budgets
+    ]
+    assert {(b["scope"], b["id"]) for b in budgets} == {("user", "alice"), ("team", "studio")}
+    assert all(Decimal(b["spent"]) > 0 for b in budgets)
+
     # The audit log shows the console's admin writes, the vendor key as *** only, filtered.
     assert {"users.upsert", "models.create", "fallbacks.set", "mcp_servers.register"} <= set(
         seen["audit_actions"]
@@ -259,3 +285,40 @@ def test_the_console_end_to_end(
         assert (shots / name).stat().st_size > 1000, name
         assert f"ui/{name}" in doc, name
     assert report["total_ms"] < 60_000, report["steps"]
+
+
+def _check_spend(gw: Gateway, seen: dict[str, Any]) -> None:
+    """The spend view showed, per team and per user, what ``GET /admin/usage`` computes for the
+    month it showed, each against its budget; its CSV export is the report's CSV."""
+    assert seen["spend_period"] == "month"
+    since, until = seen["spend_range"]["since"], seen["spend_range"]["until"]
+    start, end = dt.datetime.fromisoformat(since), dt.datetime.fromisoformat(until)
+    assert (start.day, start.hour, start.tzinfo, end.day) == (1, 0, dt.UTC, 1)  # a UTC month
+    assert start <= dt.datetime.now(dt.UTC) and 28 <= (end - start).days <= 31
+    budgets = {
+        "studio": ("1.000000", "month"),
+        "ops": ("2.000000", "week"),
+        "alice": ("0.500000", "month"),
+    }
+    for kind, rows in (("team", seen["spend_teams"]), ("user", seen["spend_users"])):
+        query = {"group_by": kind, "since": since, "until": until}
+        report = gw.admin("GET", "/admin/usage", params=query).json()["data"]
+        costs = {item[kind] or "": item["cost"] for item in report}
+        shown = {row["id"]: row for row in rows}
+        assert {i: shown[i]["spent"] for i in costs} == costs
+        assert all(row["spent"] == "0.000000" for i, row in shown.items() if i not in costs)
+        for owner, (amount, period) in budgets.items():
+            if owner not in shown:
+                continue
+            row = shown[owner]
+            assert row["budget"] == f"{amount} per {period}"
+            share = int(Decimal(row["spent"]) * 100 / Decimal(amount))
+            assert row["used"] == (f"{share} %" if period == "month" else "another period")
+    assert Decimal(seen["spend_teams"][0]["spent"]) > 0 and seen["spend_teams"][0]["id"] == "studio"
+    assert {"studio", "ops", "alice", "bob"} <= {
+        r["id"] for r in seen["spend_teams"] + seen["spend_users"]
+    }
+    assert seen["spend_team_total"] == str(sum(Decimal(r["spent"]) for r in seen["spend_teams"]))
+    query = {"group_by": "team", "since": since, "until": until, "format": "csv"}
+    assert seen["spend_csv"] == gw.admin("GET", "/admin/usage", params=query).text
+    assert seen["spend_csv_name"] == "spend-per-team.csv"

@@ -98,6 +98,14 @@ try {
     await form.getByText('I have stored it').click();
   });
 
+  await step('the admin puts alice in a team with a budget, and gives her one (the API)', async () => {
+    // The console has no team editor: these are the admin API's calls (docs/api.md, "Teams").
+    const headers = { authorization: `Bearer ${config.admin_key}` };
+    const member = await page.request.put(`/admin/teams/${config.team_id}/members/alice`, { headers });
+    const budget = await page.request.patch('/admin/users/alice', { headers, data: config.alice_budget });
+    if (!member.ok() || !budget.ok()) throw new Error(`${member.status()} ${budget.status()}`);
+  });
+
   await step('the admin registers a Mock model and sets its fallback', async () => {
     await admin.nav('models');
     const form = page.getByTestId('model-form');
@@ -198,7 +206,6 @@ try {
       () => Number(document.querySelector('[data-testid=chart-my-usage]').dataset.total) > 0,
     );
     obs.usage_after = Number(await chart.getAttribute('data-total'));
-    report.screenshots.push(...(await watcher.shoot('usage')));
   });
 
   await step('a tool call pauses', async () => {
@@ -311,6 +318,47 @@ try {
     obs.admin_usage_alice = Number(await page.getByTestId('chart-days').getAttribute('data-total'));
     obs.admin_usage_models = await page.getByTestId('filter-model').locator('option').allInnerTexts();
     report.screenshots.push(...(await admin.shoot('admin-usage')));
+  });
+
+  await step('the admin sees spend per team and per user against budgets, and exports it', async () => {
+    await admin.nav('spend');
+    await page.locator('[data-testid=spend-team-row][data-id=studio]').waitFor();
+    const rows = (kind) =>
+      page.getByTestId(`spend-${kind}-row`).evaluateAll((trs) =>
+        trs.map((tr) => ({
+          id: tr.dataset.id,
+          spent: tr.querySelector('[data-testid=spend-spent]').textContent,
+          budget: tr.querySelector('[data-testid=spend-budget]').textContent,
+          used: tr.querySelector('[data-testid=spend-percent]').textContent,
+        })),
+      );
+    obs.spend_period = await page.getByTestId('spend-period').inputValue();
+    const range = page.getByTestId('spend-range');
+    obs.spend_range = { since: await range.getAttribute('data-since'), until: await range.getAttribute('data-until') };
+    obs.spend_teams = await rows('team');
+    obs.spend_users = await rows('user');
+    obs.spend_team_total = await page.getByTestId('chart-spend-teams').getAttribute('data-total');
+    report.screenshots.push(...(await admin.shoot('admin-spend')));
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('spend-csv-team').click()]);
+    obs.spend_csv_name = download.suggestedFilename();
+    obs.spend_csv = await readFile(await download.path(), 'utf8');
+  });
+
+  await step("the user's own view shows their budget and their team's", async () => {
+    await watcher.nav('playground');
+    await watcher.nav('usage'); // a fresh load, after every request
+    await watcher.page.getByTestId('my-budget').first().waitFor();
+    obs.my_budgets = await watcher.page.getByTestId('my-budget').evaluateAll((cards) =>
+      cards.map((card) => ({
+        scope: card.dataset.scope,
+        id: card.dataset.id,
+        spent: card.querySelector('[data-testid=my-budget-spent]').dataset.spent,
+        budget: card.querySelector('[data-testid=my-budget-of]').dataset.budget,
+        remaining: card.querySelector('[data-testid=my-budget-of]').dataset.remaining,
+        text: card.innerText,
+      })),
+    );
+    report.screenshots.push(...(await watcher.shoot('usage')));
   });
 
   await step('the admin reads the audit log of these changes, filtered by action', async () => {

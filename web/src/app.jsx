@@ -12,6 +12,7 @@ import { MyUsage } from './views/my-usage.jsx';
 import { Playground } from './views/playground.jsx';
 import { RequestLogs } from './views/request-logs.jsx';
 import { SignIn } from './views/signin.jsx';
+import { AdminSpend } from './views/spend.jsx';
 import { Tools } from './views/tools.jsx';
 import { Users } from './views/users.jsx';
 
@@ -20,6 +21,7 @@ const ADMIN_VIEWS = [
   { path: '/models', label: 'Models', view: Models },
   { path: '/tools', label: 'Tools', view: Tools },
   { path: '/usage-all', label: 'All usage', view: AdminUsage },
+  { path: '/spend', label: 'Spend', view: AdminSpend },
   { path: '/audit', label: 'Audit log', view: Audit },
   { path: '/request-logs', label: 'Request logs', view: RequestLogs },
 ];

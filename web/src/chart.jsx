@@ -15,22 +15,24 @@ Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, To
 
 export const COLORS = { prompt: '#4c6ef5', completion: '#12b886', other: '#f59f00' };
 
-function options(stacked, horizontal) {
+function options(stacked, horizontal, whole) {
+  const ticks = whole ? { precision: 0 } : {};
   return {
     animation: false,
     responsive: true,
     maintainAspectRatio: false,
     indexAxis: horizontal ? 'y' : 'x',
     scales: {
-      x: { stacked, beginAtZero: true, ticks: { precision: 0 } },
-      y: { stacked, beginAtZero: true, ticks: { precision: 0 } },
+      x: { stacked, beginAtZero: true, ticks },
+      y: { stacked, beginAtZero: true, ticks },
     },
     plugins: { legend: { position: 'bottom' } },
   };
 }
 
-/** A bar chart; `total` is mirrored into `data-total` and the caption, so it can be read. */
-export function BarChart({ title, labels, datasets, total, stacked = true, horizontal = false, testId }) {
+/** A bar chart; `total` is mirrored into `data-total` and the caption, so it can be read. Token
+ * charts count whole tokens; with a `unit` (a currency), `total` is shown as it is given. */
+export function BarChart({ title, labels, datasets, total, unit, stacked = true, horizontal = false, testId }) {
   const canvas = useRef(null);
   const chart = useRef(null);
 
@@ -38,10 +40,10 @@ export function BarChart({ title, labels, datasets, total, stacked = true, horiz
     chart.current = new Chart(canvas.current, {
       type: 'bar',
       data: { labels: [], datasets: [] },
-      options: options(stacked, horizontal),
+      options: options(stacked, horizontal, !unit),
     });
     return () => chart.current.destroy();
-  }, [stacked, horizontal]);
+  }, [stacked, horizontal, unit]);
 
   useEffect(() => {
     chart.current.data = {
@@ -60,7 +62,9 @@ export function BarChart({ title, labels, datasets, total, stacked = true, horiz
     <figure class="chart" data-testid={testId} data-total={total}>
       <figcaption>
         <span>{title}</span>
-        {total !== undefined && <span class="chart-total">{fmt(total)} tokens</span>}
+        {total !== undefined && (
+          <span class="chart-total">{unit ? `${total} ${unit}` : `${fmt(total)} tokens`}</span>
+        )}
       </figcaption>
       <div class="chart-box">
         <canvas ref={canvas} role="img" aria-label={title} />
