@@ -9,6 +9,8 @@ import msgspec
 
 from lowart import __version__
 from lowart.api.bodies import (
+    DeploymentCreate,
+    DeploymentUpdate,
     Fallbacks,
     KeyCreate,
     ModelCreate,
@@ -25,11 +27,12 @@ from lowart.api.openapi_schemas import (
     USAGE_QUERY,
     admin_overrides,
 )
-from lowart.api.openapi_vendors import BASE_URL_PATTERN, params_rules, vendor_type
+from lowart.api.openapi_vendors import BASE_URL_PATTERN, base_url_rule, params_rules, vendor_type
 from lowart.api.tools import ConfirmBody, PolicyBody, ServerBody
 from lowart.providers.registry import VendorTable
 
 Operation = dict[str, Any]
+EMPTY, URL = {"pattern": r"^\s*$"}, {"pattern": BASE_URL_PATTERN}
 _CHAT_ERRORS = (400, 401, 403, 404, 413, 429, 502, 503, 504)
 _SSE_EVENT = {  # one Server-Sent Event of a streamed answer
     "type": "object",
@@ -294,6 +297,22 @@ def _admin_paths() -> dict[str, Any]:
             "get": _op("A model's fallback chain"),
             "put": _op("Set a model's fallback chain", body="Fallbacks"),
         },
+        "/admin/models/{model_id}/deployments": {
+            "parameters": _path_param("model_id"),
+            "get": _op("A model's deployments, its own first, with their live health"),
+            "post": _op(
+                "Add a deployment",
+                body="DeploymentCreate",
+                ok={201: None},
+                errors=(400, 401, 403, 404, 409),
+            ),
+        },
+        "/admin/models/{model_id}/deployments/{deployment_id}": {
+            "parameters": [*_path_param("model_id"), *_path_param("deployment_id")],
+            "get": _op("One deployment"),
+            "patch": _op("Update a deployment (weight, enabled, caps…)", body="DeploymentUpdate"),
+            "delete": _op("Delete a deployment"),
+        },
         "/admin/models/{model_id}/prices": {
             "parameters": _path_param("model_id"),
             "get": _op("A model's prices: in effect now, and the history", ok={200: "Prices"}),
@@ -379,22 +398,26 @@ def _page(summary: str, *, missing: bool = False) -> Operation:
     return {"summary": summary, "security": [], "responses": responses}
 
 
+ADMIN_BODIES = (
+    UserQuota,
+    UserPatch,
+    KeyCreate,
+    ModelCreate,
+    ModelUpdate,
+    Fallbacks,
+    DeploymentCreate,
+    DeploymentUpdate,
+    TeamCreate,
+    TeamPatch,
+    ServerBody,
+    PolicyBody,
+    ConfirmBody,
+)
+
+
 def _admin_schemas(vendors: VendorTable) -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [
-            UserQuota,
-            UserPatch,
-            KeyCreate,
-            ModelCreate,
-            ModelUpdate,
-            Fallbacks,
-            TeamCreate,
-            TeamPatch,
-            ServerBody,
-            PolicyBody,
-            ConfirmBody,
-        ],
-        ref_template="#/components/schemas/{name}",
+        ADMIN_BODIES, ref_template="#/components/schemas/{name}"
     )
     for name, extra in admin_overrides(vendors).items():
         schema = components[name]
@@ -404,12 +427,15 @@ def _admin_schemas(vendors: VendorTable) -> dict[str, Any]:
     # model_id is only accepted when it repeats the path's: not part of the documented body.
     del update["properties"]["model_id"]
     update["properties"]["vendor_type"] = vendor_type(vendors)
-    update["properties"]["base_url"] = {"type": "string", "pattern": BASE_URL_PATTERN}
+    # Without the vendor in the body, an empty base_url may be a Mock model's.
+    update["properties"]["base_url"] = {"type": "string", "anyOf": [EMPTY, URL]}
     components["ModelReplace"] = {
         **update,
+        "properties": {**update["properties"], "base_url": {"type": "string"}},
         "required": ["vendor_type"],
-        "allOf": params_rules(vendors),
+        "allOf": [base_url_rule(vendors), *params_rules(vendors)],
     }
+    components["DeploymentUpdate"]["properties"]["base_url"] = update["properties"]["base_url"]
     return dict(components)
 
 

@@ -9,7 +9,7 @@ limit applies once (docs/api.md, "Jobs").
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lowart.dispatch.flow import Dispatcher
@@ -43,6 +43,8 @@ class Pipeline:
         *,
         request_id: str,
         headers: Mapping[str, str],
+        raw_headers: Sequence[tuple[bytes, bytes]] = (),
+        preferred_deployment: str | None = None,
     ) -> Outcome:
         """Admit, route and run ``body``: the outcome to render in the caller's format."""
         if self._traced:
@@ -61,6 +63,8 @@ class Pipeline:
             fmt=op.fmt,
             headers=headers,
             user_id=principal.user_id,
+            raw_headers=raw_headers,
+            preferred_deployment=preferred_deployment,
         )
         return await self._stages.run(admission, request, tools=op.tools)
 
