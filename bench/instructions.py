@@ -7,7 +7,8 @@ switched on for a fixed number of requests sent one after another on one keep-al
 switched off, and its totals (every thread of the gateway: the event loop and the SQLite
 driver's thread) are divided by the count. Non-streaming and streaming are measured alike; the
 user has an RPM limit and a quota, so the key check, the RPM window, the reservation, billing
-and metrics are all on.
+and metrics are all on. Each is measured on a model with one deployment (``bench``) and on one
+with four (``bench4``, weighted, docs/api.md "Deployments"), on the same upstream.
 
 Run it twice, on the commits to compare, in one session on one machine:
 ``.venv/bin/python bench/instructions.py`` (``BENCH_CALLGRIND_REQUESTS``, default 300). The
@@ -44,13 +45,19 @@ QUIET = {
     "INSTANCE_DEAD_AFTER_S": "7200",
     "RETENTION_SWEEP_S": "3600",
 }
+MODES = (
+    ("non-streaming", False, "bench"),
+    ("streaming", True, "bench"),
+    ("non-streaming, 4 deployments", False, "bench4"),
+    ("streaming, 4 deployments", True, "bench4"),
+)
 _TOTALS = re.compile(rb"^totals:\s+(\d+)", re.MULTILINE)
 
 
-def _body(stream: bool) -> bytes:
+def _body(stream: bool, model: str = "bench") -> bytes:
     words = " ".join(f"w{i}" for i in range(STREAM_WORDS))
     body: dict[str, object] = {
-        "model": "bench",
+        "model": model,
         "messages": [{"role": "user", "content": words}],
         "max_tokens": 64,
     }
@@ -111,10 +118,15 @@ def measure() -> dict[str, float]:
         ]
         name = f"callgrind-{int(time.time())}"
         gw = start_gateway(stack, name, QUIET, command=wrapper, timeout=600)
-        gw.add_model("bench", f"http://127.0.0.1:{up_port}/v1")
+        upstream_url = f"http://127.0.0.1:{up_port}/v1"
+        gw.add_model("bench", upstream_url)
+        gw.add_model("bench4", upstream_url)
+        for n in range(3):
+            deployment = {"id": f"d{n}", "vendor_type": "OpenAI", "base_url": upstream_url}
+            gw.admin("POST", "/admin/models/bench4/deployments", {**deployment, "api_key": "sk"})
         conn = http.client.HTTPConnection("127.0.0.1", int(gw.base.rsplit(":", 1)[1]), timeout=120)
-        for mode, stream in (("non-streaming", False), ("streaming", True)):
-            body = _body(stream)
+        for mode, stream, model in MODES:
+            body = _body(stream, model)
             _send(conn, gw, body, WARMUP)
             total = _counted(gw.pid, out, lambda b=body: _send(conn, gw, b, REQUESTS))
             figures[mode] = total / REQUESTS

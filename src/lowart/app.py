@@ -14,6 +14,7 @@ import structlog
 from starlette.routing import Route, Router
 
 from lowart.api.admin_audit import AuditRecorder, AuditRoutes
+from lowart.api.admin_deployments import DeploymentAdmin
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_prices import PriceAdmin
 from lowart.api.admin_teams import TeamAdmin
@@ -163,6 +164,7 @@ class AdminOperations:
     users: UserAdmin
     teams: TeamAdmin
     models: ModelAdmin
+    deployments: DeploymentAdmin
     prices: PriceAdmin
     usage: UsageReports
     audit: AuditTrail  # the command line's writes go through ``audit.write`` as ``CLI``
@@ -188,6 +190,17 @@ def admin_operations(services: Services) -> AdminOperations:
             prices=services.prices,
         ),
         prices=PriceAdmin(services.prices, services.models, refresh, currency, audit=recorder),
+        deployments=DeploymentAdmin(
+            models=services.models,
+            deployments=services.deployments,
+            box=services.box,
+            refresh=refresh,
+            destinations=destinations,
+            vendors=services.vendors,
+            circuits=services.circuits,
+            health=services.router.health,
+            audit=recorder,
+        ),
         usage=UsageReports(
             services.usage,
             services.users,
@@ -211,6 +224,7 @@ def build_stack(services: Services) -> ASGIApp:
         *KeyRoutes(services.users, services.invalidate, services.jobs.key_revoked).routes(),
         *admin.teams.routes(),
         *admin.models.routes(),
+        *admin.deployments.routes(),
         *admin.prices.routes(),
         *admin.usage.routes(),
         *TransformAdmin(

@@ -1,11 +1,12 @@
 """What a request can be routed to, read on the hot path: a model as the directory holds it
 (vendor, upstream, timeouts, how the vendor is reached, the kinds of operation its vendor
-serves)."""
+serves), and its deployments when it has more than one (docs/api.md, "Deployments")."""
 
 from __future__ import annotations
 
+import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -71,6 +72,31 @@ class Access:
 
 
 DEFAULT_ACCESS = Access()
+DEFAULT_DEPLOYMENT = "default"  # the model's own columns
+
+
+class Strategy(StrEnum):
+    """How a model with several deployments picks one (docs/api.md, "Deployments")."""
+
+    WEIGHTED = "weighted"
+    LEAST_IN_FLIGHT = "least_in_flight"
+    LATENCY = "latency"
+    PRIORITY = "priority"
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """A model's deployments (its own first, then the enabled rows of ``deployments`` by id),
+    the strategy that orders them, and whether a conversation sticks to one."""
+
+    strategy: Strategy
+    sticky: bool
+    deployments: tuple[ModelEntry, ...]
+    cumulative: tuple[float, ...] = field(init=False)  # running sums of their weights
+
+    def __post_init__(self) -> None:
+        sums = tuple(itertools.accumulate(d.weight for d in self.deployments))
+        object.__setattr__(self, "cumulative", sums)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +114,21 @@ class ModelEntry:
     created: int = 0  # Unix seconds
     operations: frozenset[OperationKind] = CHAT_ONLY  # what its vendor serves
     access: Access = DEFAULT_ACCESS
+    deployment: str = DEFAULT_DEPLOYMENT  # which of the model's deployments this is
+    health_key: str = ""  # its circuit, caps and health: the model id, or "<model>/<deployment>"
+    weight: float = 1.0
+    rpm_cap: int | None = None
+    tpm_cap: int | None = None
+    routing: Routing | None = None  # on the model's own entry, when it has several deployments
+    pooled: bool = False  # one of several deployments of its model: its health is tracked
+    guarded: bool = False  # pooled or capped: checked before each attempt (set below)
+
+    def __post_init__(self) -> None:
+        if not self.health_key:  # the default deployment's breaker is the model's own
+            object.__setattr__(self, "health_key", self.model_id)
+        capped = self.rpm_cap is not None or self.tpm_cap is not None
+        object.__setattr__(self, "guarded", self.pooled or capped)
+
     prices: tuple[Price, ...] = ()  # oldest first; none: the model is unpriced (costs 0)
 
 

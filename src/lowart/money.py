@@ -102,7 +102,8 @@ def parse_amount(value: object) -> int | None:
     return int(micro)
 
 
-PERIODS = ("day", "week", "month", "total")
+TOTAL = "total"  # a budget that never resets
+PERIODS = ("day", "week", "month", TOTAL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,25 @@ SCENARIO = [
         check=lambda c: c == {"fallbacks": {"from": [], "to": ["mock"]}},
     ),
     Write(
+        "POST", "/admin/models/{model_id}/deployments", "/admin/models/audited-model/deployments",
+        "deployments.create", "audited-model/second",
+        {"id": "second", "vendor_type": "Mock", "api_key": CANARIES[0], "rpm_cap": 10},
+        check=lambda c: c["api_key"] == MASKED_SET and c["rpm_cap"] == {"from": None, "to": 10},
+    ),
+    Write(
+        "PATCH", "/admin/models/{model_id}/deployments/{deployment_id}",
+        "/admin/models/audited-model/deployments/second", "deployments.update",
+        "audited-model/second", {"weight": 3, "api_key": CANARIES[1]},
+        check=lambda c: c == {
+            "weight": {"from": 1.0, "to": 3.0}, "api_key": {"from": "***", "to": "***"}
+        },
+    ),
+    Write(
+        "DELETE", "/admin/models/{model_id}/deployments/{deployment_id}",
+        "/admin/models/audited-model/deployments/second", "deployments.delete",
+        "audited-model/second", check=lambda c: c["vendor_type"] == {"from": "Mock", "to": None},
+    ),
+    Write(
         "POST", "/admin/mcp/servers", "/admin/mcp/servers", "mcp_servers.register", "audited-mcp",
         _server("audited-mcp", env={"SECRET_TOKEN": CANARIES[2]}),
         check=lambda c: c["env"] == MASKED_SET and c["transport"]["to"] == "stdio",

@@ -69,6 +69,7 @@ def _record(user_id: str, model: str, created_at: float, **fields: Any) -> dict[
         "latency_ms": 12.5,
         "ttft_ms": None,
         "created_at": created_at,
+        "deployment": "default",
     }
     row = values | fields
     return {"cost": cost_of_row(row["prompt_tokens"], row["completion_tokens"])} | row

@@ -58,7 +58,7 @@ def test_a_fallback_is_one_trace_continued_from_the_caller_and_sent_upstream(
     assert request.parent_span_id == caller_span  # the caller's trace, continued
     assert request.name == "chat gpt-500" and request.service_name == "lw-test"
     assert request.attributes["gen_ai.request.model"] == "gpt-500"
-    assert request.attributes["lowart.deployment"] == "gpt-ok"
+    assert request.attributes["lowart.model"] == "gpt-ok"
     assert request.attributes["lowart.user_id"] == "tracer"
     attempts = sorted((s for s in spans if s.kind == CLIENT), key=lambda s: s.name)
     assert [s.parent_span_id for s in attempts] == [request.span_id] * 2
@@ -71,7 +71,8 @@ def test_a_fallback_is_one_trace_continued_from_the_caller_and_sent_upstream(
     assert failed.attributes["error.type"] and failed.status_code == 2
     assert failed.attributes["lowart.fallback"] is False
     assert served.attributes["lowart.fallback"] is True
-    assert served.attributes["lowart.deployment"] == "gpt-ok"
+    assert served.attributes["lowart.model"] == "gpt-ok"
+    assert served.attributes["lowart.deployment"] == "default"
     assert served.attributes["gen_ai.response.model"] == "ok"
     usage = answer.parse().usage
     assert usage is not None

@@ -35,12 +35,14 @@ def test_deferred_updates_render_as_direct_ones(
 ) -> None:
     deferred, direct = Metrics(), Metrics()
     for label, seconds in timings:
-        deferred.time(deferred.upstream_duration, seconds, label)
-        direct.upstream_duration.labels(label).observe(seconds)
+        deferred.time(deferred.upstream_duration, seconds, label, "default")
+        direct.upstream_duration.labels(label, "default").observe(seconds)
     for label, amount in counts:
         deferred.add(deferred.tokens, label, "b", "prompt", amount=amount)
         direct.tokens.labels(label, "b", "prompt").inc(amount)
     assert _samples(deferred) == _samples(direct)
-    deferred.time(deferred.upstream_duration, 0.5, "a")  # folding twice adds, never repeats
-    direct.upstream_duration.labels("a").observe(0.5)
+    deferred.time(
+        deferred.upstream_duration, 0.5, "a", "default"
+    )  # folding twice adds, never repeats
+    direct.upstream_duration.labels("a", "default").observe(0.5)
     assert _samples(deferred) == _samples(direct)

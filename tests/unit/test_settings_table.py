@@ -42,6 +42,7 @@ def test_every_variable_is_read_by_from_env() -> None:
     env["DATABASE_URL"] = "sqlite:///probe.db"
     env |= {"LOG_FORMAT": "json", "REDIS_FAILURE_MODE": "degraded", "JOB_LEASE_S": "20"}
     env |= {"INSTANCE_DEAD_AFTER_S": "70", "CIRCUIT_FAILURE_RATIO": "0.75"}
+    env["ROUTING_EXPLORE"] = "0.25"
     env |= {"CURRENCY": "EUR", "BUDGET_TZ": "Europe/Paris"}
     env |= {"BUDGET_WEBHOOK_URL": "https://hooks.example/b"}
     settings = Settings.from_env(env)

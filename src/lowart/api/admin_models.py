@@ -14,6 +14,7 @@ from lowart.api.admin_prices import pricing_json
 from lowart.api.bodies import Fallbacks, ModelCreate, ModelUpdate, decode, given
 from lowart.api.responses import JSON, body_of
 from lowart.api.routing import route
+from lowart.catalog.entries import check_routing_params
 from lowart.errors import Conflict, InvalidRequest, NotFound
 from lowart.money import Price
 from lowart.providers.registry import VendorTable
@@ -116,6 +117,7 @@ class ModelAdmin:
         fields.setdefault("base_url", "")
         prepared = await self._prepare(model_id, fields, vendor)
         vendor.check_params(fields.get("params"))
+        check_routing_params(fields.get("params"))
         row = await self._models.create(model_id, prepared)
         if row is None:
             raise Conflict(f"Model '{model_id}' already exists; use PUT or PATCH to change it.")
@@ -145,6 +147,7 @@ class ModelAdmin:
         prepared = await self._prepare(model_id, fields, vendor)
         if "vendor_type" in fields or "params" in fields:  # a PATCH of other fields is let be
             vendor.check_params(fields.get("params", current.params))
+            check_routing_params(fields.get("params"))
         row = await self._models.update(model_id, prepared)
         if row is None:
             raise NotFound(f"No model '{model_id}'.")

@@ -95,6 +95,35 @@ class ModelUpdate(Struct, forbid_unknown_fields=True):
     model_id: Id | UnsetType = UNSET  # accepted when it matches the path
 
 
+Weight = Annotated[float, Meta(ge=0, le=1_000_000)]
+Cap = Annotated[int, Meta(ge=1, le=2**62)]
+
+
+class DeploymentCreate(Struct, forbid_unknown_fields=True):
+    id: Id
+    vendor_type: str
+    base_url: Annotated[str, Meta(max_length=2048)] | UnsetType = UNSET
+    api_key: Annotated[str, Meta(min_length=1, max_length=4096)] | UnsetType | None = UNSET
+    upstream_model: Annotated[str, Meta(min_length=1, max_length=256)] | UnsetType | None = UNSET
+    params: dict[str, Any] | UnsetType | None = UNSET
+    weight: Weight | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+    rpm_cap: Cap | UnsetType | None = UNSET
+    tpm_cap: Cap | UnsetType | None = UNSET
+
+
+class DeploymentUpdate(Struct, forbid_unknown_fields=True):
+    vendor_type: str | UnsetType = UNSET
+    base_url: Annotated[str, Meta(max_length=2048)] | UnsetType = UNSET
+    api_key: Annotated[str, Meta(min_length=1, max_length=4096)] | UnsetType | None = UNSET
+    upstream_model: Annotated[str, Meta(min_length=1, max_length=256)] | UnsetType | None = UNSET
+    params: dict[str, Any] | UnsetType | None = UNSET
+    weight: Weight | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+    rpm_cap: Cap | UnsetType | None = UNSET
+    tpm_cap: Cap | UnsetType | None = UNSET
+
+
 class Fallbacks(Struct, forbid_unknown_fields=True):
     fallbacks: list[Id]
 

@@ -9,6 +9,8 @@ import msgspec
 
 from lowart import __version__
 from lowart.api.bodies import (
+    DeploymentCreate,
+    DeploymentUpdate,
     Fallbacks,
     KeyCreate,
     ModelCreate,
@@ -33,6 +35,7 @@ from lowart.api.tools import ConfirmBody, PolicyBody, ServerBody
 from lowart.providers.registry import VendorTable
 
 Operation = dict[str, Any]
+EMPTY, URL = {"pattern": r"^\s*$"}, {"pattern": BASE_URL_PATTERN}
 _CHAT_ERRORS = (400, 401, 403, 404, 413, 429, 502, 503, 504)
 _SSE_EVENT = {  # one Server-Sent Event of a streamed answer
     "type": "object",
@@ -298,6 +301,22 @@ def _admin_paths() -> dict[str, Any]:
             "put": _op("Set a model's fallback chain", body="Fallbacks"),
         },
         **_transform_paths(),
+        "/admin/models/{model_id}/deployments": {
+            "parameters": _path_param("model_id"),
+            "get": _op("A model's deployments, its own first, with their live health"),
+            "post": _op(
+                "Add a deployment",
+                body="DeploymentCreate",
+                ok={201: None},
+                errors=(400, 401, 403, 404, 409),
+            ),
+        },
+        "/admin/models/{model_id}/deployments/{deployment_id}": {
+            "parameters": [*_path_param("model_id"), *_path_param("deployment_id")],
+            "get": _op("One deployment"),
+            "patch": _op("Update a deployment (weight, enabled, caps…)", body="DeploymentUpdate"),
+            "delete": _op("Delete a deployment"),
+        },
         "/admin/models/{model_id}/prices": {
             "parameters": _path_param("model_id"),
             "get": _op("A model's prices: in effect now, and the history", ok={200: "Prices"}),
@@ -418,25 +437,29 @@ def _page(summary: str, *, missing: bool = False) -> Operation:
     return {"summary": summary, "security": [], "responses": responses}
 
 
+ADMIN_BODIES = (
+    UserQuota,
+    UserPatch,
+    KeyCreate,
+    ModelCreate,
+    ModelUpdate,
+    Fallbacks,
+    DeploymentCreate,
+    DeploymentUpdate,
+    TeamCreate,
+    TeamPatch,
+    ServerBody,
+    PolicyBody,
+    ConfirmBody,
+    TransformCreate,
+    TransformUpdate,
+    TransformTrial,
+)
+
+
 def _admin_schemas(vendors: VendorTable) -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [
-            UserQuota,
-            UserPatch,
-            KeyCreate,
-            ModelCreate,
-            ModelUpdate,
-            Fallbacks,
-            TeamCreate,
-            TeamPatch,
-            ServerBody,
-            PolicyBody,
-            ConfirmBody,
-            TransformCreate,
-            TransformUpdate,
-            TransformTrial,
-        ],
-        ref_template="#/components/schemas/{name}",
+        ADMIN_BODIES, ref_template="#/components/schemas/{name}"
     )
     for name, extra in admin_overrides(vendors).items():
         schema = components[name]
@@ -446,14 +469,15 @@ def _admin_schemas(vendors: VendorTable) -> dict[str, Any]:
     # model_id is only accepted when it repeats the path's: not part of the documented body.
     del update["properties"]["model_id"]
     update["properties"]["vendor_type"] = vendor_type(vendors)
-    # PATCH: whether a blank base_url is allowed depends on the stored vendor (the handler says).
-    blank_or_url = {"anyOf": [{"pattern": r"^\s*$"}, {"pattern": BASE_URL_PATTERN}]}
-    update["properties"]["base_url"] = {"type": "string", **blank_or_url}
+    # Without the vendor in the body, an empty base_url may be a Mock model's.
+    update["properties"]["base_url"] = {"type": "string", "anyOf": [EMPTY, URL]}
     components["ModelReplace"] = {
         **update,
+        "properties": {**update["properties"], "base_url": {"type": "string"}},
         "required": ["vendor_type"],
         "allOf": [base_url_rule(vendors), *params_rules(vendors)],
     }
+    components["DeploymentUpdate"]["properties"]["base_url"] = update["properties"]["base_url"]
     return dict(components)
 
 

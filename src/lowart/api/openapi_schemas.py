@@ -423,6 +423,10 @@ def admin_overrides(vendors: VendorTable) -> dict[str, Schema]:
             "properties": {"vendor_type": vendor_type(vendors)},
             "allOf": [base_url_rule(vendors), *params_rules(vendors)],
         },
+        "DeploymentCreate": {
+            "properties": {"vendor_type": vendor_type(vendors)},
+            "allOf": [base_url_rule(vendors), *params_rules(vendors)],
+        },
         "PolicyBody": {"properties": {"policy": {"enum": list(POLICIES)}}},
     }
 

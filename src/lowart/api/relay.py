@@ -76,6 +76,7 @@ class OperationEndpoint:
             len(raw),
             request_id=scope[REQUEST_ID_KEY],
             headers=passed_headers(scope, op.headers),
+            raw_headers=scope["headers"],
         )
         if isinstance(outcome, Served):
             await send_bytes(send, 200, outcome.body, outcome.headers)

@@ -40,6 +40,7 @@ from lowart.pipeline.responses_book import ResponseBook, queued
 from lowart.pipeline.responses_tools import as_chat, told_as_response
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest
+from lowart.storage.responses import StoredResponse
 from lowart.tools.loop import ToolLoop
 from lowart.tools.sessions import Confirmations
 
@@ -57,15 +58,24 @@ RESPONSES_OPERATION = Operation("responses", RESPONSES, _fields, None)
 
 class _Turn:
     """One request's parts: the body as sent on (the whole conversation as ``input``), its own
-    input items, its size for the quota's estimate, whether it is kept and streamed."""
+    input items, its size for the quota's estimate, whether it is kept and streamed, and the
+    deployment that served the response it continues (tried first: docs/api.md, "Sticky
+    sessions")."""
 
     def __init__(
-        self, body: dict[str, Any], turn: list[dict[str, Any]], request_id: str, size: int
+        self,
+        body: dict[str, Any],
+        turn: list[dict[str, Any]],
+        scope: Scope,
+        size: int,
+        previous: StoredResponse | None,
     ) -> None:
         self.body = body
         self.turn = turn
-        self.request_id = request_id
+        self.request_id: str = scope[REQUEST_ID_KEY]
+        self.raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         self.size = size
+        self.preferred = previous.deployment if previous is not None else None
         self.store = body.get("store") is not False
         self.stream = body.get("stream") is True
 
@@ -96,7 +106,7 @@ class ResponsesEndpoint:
         history, previous = await self._book.history(principal, body.get("previous_response_id"))
         sent = {**body, "input": history + turn}
         size = len(msgspec.json.encode(sent)) if history else len(raw)  # what the vendor reads
-        parts = _Turn(sent, turn, scope[REQUEST_ID_KEY], size)
+        parts = _Turn(sent, turn, scope, size, previous)
         decided = approvals(turn)
         if decided is not None:
             session = previous.session_id if previous is not None else None
@@ -119,6 +129,8 @@ class ResponsesEndpoint:
             parts.size,
             request_id=parts.request_id,
             headers={},
+            raw_headers=parts.raw_headers,
+            preferred_deployment=parts.preferred,
         )
 
     async def _serve(
@@ -132,10 +144,11 @@ class ResponsesEndpoint:
         outcome = await self._run(principal, parts, fields)
         if isinstance(outcome, Served):
             if parts.store:
-                await self._keep(principal, parts, msgspec.json.decode(outcome.body))
+                answer = msgspec.json.decode(outcome.body)
+                await self._keep(principal, parts, answer, deployment=outcome.deployment)
             await send_bytes(send, 200, outcome.body, outcome.headers)
         elif isinstance(outcome, Streaming):
-            events = self._kept_stream(principal, parts, outcome.events)
+            events = self._kept_stream(principal, parts, outcome)
             await relay_sse(receive, send, outcome.headers, events, self._write_timeout)
         else:
             assert isinstance(outcome, Answered | Paused)  # not submitted: no async
@@ -150,10 +163,16 @@ class ResponsesEndpoint:
         parts: _Turn,
         response: dict[str, Any],
         session_id: str | None = None,
+        deployment: str | None = None,
     ) -> None:
         if parts.store:
             await self._book.keep(
-                principal, parts.body, parts.turn, response, session_id=session_id
+                principal,
+                parts.body,
+                parts.turn,
+                response,
+                session_id=session_id,
+                deployment=deployment,
             )
 
     async def _answer(
@@ -178,16 +197,17 @@ class ResponsesEndpoint:
         )
 
     async def _kept_stream(
-        self, principal: Principal, parts: _Turn, events: AsyncIterator[bytes]
+        self, principal: Principal, parts: _Turn, outcome: Streaming
     ) -> AsyncIterator[bytes]:
         """The stream as it comes; the final response is stored before its last event goes."""
         parser = SSEParser()
-        async for chunk in events:
+        async for chunk in outcome.events:
             if parts.store and any(name in chunk for name in TERMINAL):
                 for event in parser.feed(chunk):
                     data: Any = msgspec.json.decode(event.data) if event.data else None
                     if isinstance(data, dict) and data.get("type", "").encode() in TERMINAL:
-                        await self._keep(principal, parts, data["response"])
+                        served = outcome.deployment
+                        await self._keep(principal, parts, data["response"], deployment=served)
             yield chunk
 
     async def _background(

@@ -71,7 +71,7 @@ def _watching(send: Send, span: Span) -> Send:
             span.set_attribute("http.response.status_code", status)
             for name, value in message.get("headers", ()):
                 if name == b"x-lowart-model":
-                    span.set_attribute("lowart.deployment", value.decode("latin-1"))
+                    span.set_attribute("lowart.model", value.decode("latin-1"))
             if status >= 400:
                 t.failed(span, str(status))
         await send(message)

@@ -1,4 +1,5 @@
-"""The in-memory directory: keys → principals, model ids → models, and fallback chains.
+"""The in-memory directory: keys → principals, model ids → models (with their deployments),
+and fallback chains.
 
 It is rebuilt from one storage snapshot every few seconds (so rows edited by hand are picked up)
 and at once after every admin write, so an authorised request never waits on the database.
@@ -6,27 +7,17 @@ and at once after every admin write, so an authorised request never waits on the
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable, Mapping
+from collections import defaultdict
 from dataclasses import dataclass, field
 
-import structlog
-
+from lowart.catalog.entries import Decrypt, Vendors, model_entry, with_deployments
 from lowart.catalog.principals import principal_of
-from lowart.errors import InvalidRequest
-from lowart.model_entry import ModelEntry, OperationKind, access_of, kinds_of, timeouts_of
-from lowart.money import Budget, Price
+from lowart.model_entry import ModelEntry
+from lowart.money import Budget
 from lowart.principal import Principal
 from lowart.security.keys import digests_match, hash_key
-from lowart.security.secretbox import SecretDecryptError
 from lowart.storage.budgets import split_key
-from lowart.storage.rows import KeyRow, ModelRow, Snapshot, TeamRow, UserRow
-from lowart.storage.sealed import vendor_key_context
-
-log = structlog.get_logger()
-
-Decrypt = Callable[[str, str], str]
-Vendors = Mapping[str, frozenset[OperationKind]]  # what each known vendor serves, by lower-case key
+from lowart.storage.rows import DeploymentRow, KeyRow, Snapshot, TeamRow, UserRow
 
 
 @dataclass(frozen=True)
@@ -38,41 +29,6 @@ class _Index:
     live_keys: dict[str, KeyRow] = field(default_factory=dict)  # keys not revoked, by id
     spent: dict[str, int] = field(default_factory=dict)  # budget ledger key → spent (snapshot)
     teams: dict[str, TeamRow] = field(default_factory=dict)
-
-
-def _entry(
-    row: ModelRow, decrypt: Decrypt, vendors: Vendors, prices: tuple[Price, ...]
-) -> ModelEntry | None:
-    vendor = row.vendor_type.strip().lower()
-    operations = vendors.get(vendor)
-    if operations is None:
-        log.warning("model_vendor_unknown", model_id=row.model_id, vendor_type=row.vendor_type)
-        return None
-    try:
-        api_key = decrypt(row.api_key, vendor_key_context(row.model_id)) if row.api_key else None
-    except SecretDecryptError:
-        log.error("model_api_key_undecryptable", model_id=row.model_id)
-        return None
-    try:
-        access = access_of(row.params)  # checked on registration; a row edited by hand may fail
-        operations = kinds_of(row.params, operations)
-    except InvalidRequest as exc:
-        log.error("model_params_invalid", model_id=row.model_id, param=exc.param)
-        return None
-    return ModelEntry(
-        model_id=row.model_id,
-        vendor=vendor,
-        base_url=row.base_url.rstrip("/"),
-        api_key=api_key,
-        upstream_model=row.upstream_model or row.model_id,
-        params=row.params,
-        timeouts=timeouts_of(row.params, row.timeout_s),
-        enabled=row.enabled,
-        created=int(row.created_at.replace(tzinfo=dt.UTC).timestamp()) if row.created_at else 0,
-        operations=operations,
-        access=access,
-        prices=prices,
-    )
 
 
 def _chains(snapshot: Snapshot, models: dict[str, ModelEntry]) -> dict[str, tuple[str, ...]]:
@@ -89,11 +45,14 @@ def _chains(snapshot: Snapshot, models: dict[str, ModelEntry]) -> dict[str, tupl
 
 def build_index(snapshot: Snapshot, decrypt: Decrypt, vendors: Vendors) -> _Index:
     """Pure: the lookup tables for one snapshot (models of unknown vendors are left out)."""
+    further: defaultdict[str, list[DeploymentRow]] = defaultdict(list)
+    for deployment in snapshot.deployments:
+        further[deployment.model_id].append(deployment)
     models = {}
     for row in snapshot.models:
-        entry = _entry(row, decrypt, vendors, snapshot.prices.get(row.model_id, ()))
+        entry = model_entry(row, decrypt, vendors, snapshot.prices.get(row.model_id, ()))
         if entry is not None:
-            models[row.model_id] = entry
+            models[row.model_id] = with_deployments(entry, further[row.model_id], decrypt, vendors)
     users = {u.user_id: u for u in snapshot.users}
     teams = {t.team_id: t for t in snapshot.teams}
     return _Index(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from lowart.money import Budget
+from lowart.money import TOTAL, Budget
 from lowart.principal import Principal
 from lowart.storage.rows import KeyRow, TeamRow, UserRow
 
@@ -30,12 +30,12 @@ def _budgets(user: UserRow, key: KeyRow | None, team: TeamRow | None) -> Budgets
         budgets.append(("key", key.id, key.budget))
     if team is not None and team.budget is not None:
         budgets.append(("team", team.team_id, team.budget))
-    if user.token_quota is not None and user.token_quota_period != "total":
+    if user.token_quota is not None and user.token_quota_period != TOTAL:
         budgets.append(
             ("tokens-user", user.user_id, Budget(user.token_quota, user.token_quota_period))
         )
     if team is not None and team.token_quota is not None:
-        budgets.append(("tokens-team", team.team_id, Budget(team.token_quota, "total")))
+        budgets.append(("tokens-team", team.team_id, Budget(team.token_quota, TOTAL)))
     return budgets
 
 
@@ -43,7 +43,7 @@ def principal_of(
     user: UserRow, key_id: str, key: KeyRow | None, teams: Mapping[str, TeamRow]
 ) -> Principal:
     team = teams.get(user.team_id or "")
-    per_period = user.token_quota_period != "total"  # then a budget in tokens, above
+    per_period = user.token_quota_period != TOTAL  # then a budget in tokens, above
     return Principal(
         user_id=user.user_id,
         key_id=key_id,

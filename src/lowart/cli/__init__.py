@@ -10,13 +10,24 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from lowart import __version__
-from lowart.cli import backup, db, doctor, keys, models, server, teams, usage, users
+from lowart.cli import backup, db, deployments, doctor, keys, models, server, teams, usage, users
 from lowart.cli.command import Group
 from lowart.errors import LowartError, StartupError
 from lowart.settings import Settings
 from lowart.telemetry.logging import configure_logging
 
-GROUPS: tuple[Group, ...] = (server, users, keys, teams, models, usage, db, backup, doctor)
+GROUPS: tuple[Group, ...] = (
+    server,
+    users,
+    keys,
+    teams,
+    models,
+    deployments,
+    usage,
+    db,
+    backup,
+    doctor,
+)
 ERROR = 2
 
 

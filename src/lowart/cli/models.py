@@ -22,7 +22,7 @@ from lowart.storage.audit_trail import CLI
 COLUMNS = ("model_id", "vendor_type", "base_url", "upstream_model", "enabled", "api_key_set")
 
 
-def _json_object(value: str) -> dict[str, Any]:
+def json_object(value: str) -> dict[str, Any]:
     try:
         parsed = msgspec.json.decode(value)
     except msgspec.DecodeError as exc:
@@ -32,7 +32,7 @@ def _json_object(value: str) -> dict[str, Any]:
     return parsed
 
 
-def _api_key(args: argparse.Namespace) -> str | None:
+def api_key_of(args: argparse.Namespace) -> str | None:
     if args.api_key_file is None:
         return None if args.api_key is None else str(args.api_key)
     try:
@@ -46,7 +46,7 @@ def _fields(args: argparse.Namespace) -> dict[str, Any]:
         {
             "vendor_type": args.vendor,
             "base_url": args.base_url,
-            "api_key": _api_key(args),
+            "api_key": api_key_of(args),
             "upstream_model": args.upstream_model,
             "params": args.params,
             "timeout_s": args.timeout,
@@ -111,7 +111,7 @@ def _options(parser: argparse.ArgumentParser, *, adding: bool) -> None:
     key.add_argument("--api-key", help="the vendor key (shows in `ps`: prefer --api-key-file)")
     key.add_argument("--api-key-file", type=Path, help="a file holding the vendor key")
     parser.add_argument("--upstream-model", help="the model name sent upstream, if another")
-    parser.add_argument("--params", type=_json_object, help="vendor parameters, a JSON object")
+    parser.add_argument("--params", type=json_object, help="vendor parameters, a JSON object")
     parser.add_argument("--timeout", type=float, help="seconds an upstream call may take")
     parser.add_argument(
         "--enabled", action=argparse.BooleanOptionalAction, help="served, or not (--no-enabled)"

@@ -19,7 +19,7 @@ from lowart.formats.openai import error_body, prompt_text
 from lowart.formats.sse import encode_event
 from lowart.limits.base import Reservation, RpmDecision
 from lowart.limits.tpm import TpmDecision
-from lowart.model_entry import ModelEntry, OperationKind
+from lowart.model_entry import DEFAULT_DEPLOYMENT, ModelEntry, OperationKind
 from lowart.principal import Principal
 from lowart.providers.base import ChatRequest, ChatStream
 from lowart.telemetry.tracing import Span
@@ -137,6 +137,7 @@ class Served:
 
     body: bytes
     headers: list[tuple[bytes, bytes]]
+    deployment: str = DEFAULT_DEPLOYMENT  # which deployment of the served model answered
 
 
 @dataclass(slots=True)
@@ -145,6 +146,7 @@ class Streaming:
 
     headers: list[tuple[bytes, bytes]]
     events: AsyncIterator[bytes]
+    deployment: str = DEFAULT_DEPLOYMENT  # which deployment of the served model answers
 
 
 def in_flight(attempt: Attempt, stream: ChatStream, relayed: int) -> InFlight:

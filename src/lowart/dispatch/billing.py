@@ -17,7 +17,7 @@ from lowart.dispatch.rates import Rates
 from lowart.dispatch.traced import finish
 from lowart.formats.embeddings import input_texts, input_token_ids
 from lowart.formats.openai import Usage, prompt_text
-from lowart.limits.base import QuotaLedger
+from lowart.limits.base import QuotaLedger, TokenWindow
 from lowart.model_entry import OperationKind
 from lowart.money import Metered, cost_of, price_at
 from lowart.usage.estimate import Tokenizer, admission_estimate
@@ -45,8 +45,10 @@ class Billing:
         rates: Rates,
         recorder: UsageRecorder,
         tokenizer: Tokenizer,
+        tokens: TokenWindow | None = None,
     ) -> None:
         self._quota = quota
+        self._tokens = tokens  # deployments' TPM windows (docs/api.md, "Deployments")
         self._budgets = budgets
         self._rates = rates
         self._recorder = recorder
@@ -99,6 +101,8 @@ class Billing:
         # reservation is returned by its lease, as when Redis fails.
         spent = cost(attempt, usage)
         self._record(attempt, usage, estimated=estimated, status=status, spent=spent, billed=True)
+        if attempt.model.tpm_cap is not None and self._tokens is not None:
+            await self._tokens.add(attempt.model.health_key, usage.total_tokens)
         if admission.reservation is not None:
             await self._quota.settle(admission.reservation, usage.total_tokens)
         else:
@@ -179,6 +183,7 @@ def _event(attempt: Attempt, usage: Usage, *, estimated: bool, status: str) -> U
         cache_read_tokens=usage.cached_tokens,
         cache_write_tokens=usage.cache_write_tokens,
         team_id=principal.team_id,
+        deployment=attempt.model.deployment,
     )
 
 

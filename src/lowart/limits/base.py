@@ -46,6 +46,14 @@ class RateLimiter(Protocol):
         ...
 
 
+class TokenWindow(Protocol):
+    """Tokens spent per window, per key (a deployment's TPM cap, docs/api.md "Deployments")."""
+
+    async def add(self, key: str, tokens: int) -> int:
+        """Count ``tokens`` (0: only read); the tokens of the current window, these included."""
+        ...
+
+
 class QuotaLedger(Protocol):
     """Token reservations in flight, and settled usage not yet in the database snapshot.
 

@@ -27,6 +27,22 @@ class MemoryRateLimiter:
         admit(self._logs[user_id], sys.maxsize, self._window, self._clock())
 
 
+class MemoryTokenWindow:
+    """Tokens per fixed window of ``window_s``, per key, in this process."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._window = window_s
+        self._clock = clock
+        self._spent: dict[str, tuple[int, int]] = {}  # key → (window number, tokens)
+
+    async def add(self, key: str, tokens: int) -> int:
+        window = int(self._clock() // self._window)
+        current, spent = self._spent.get(key, (window, 0))
+        spent = (spent if current == window else 0) + tokens
+        self._spent[key] = (window, spent)
+        return spent
+
+
 class MemoryQuotaLedger:
     """Reservations and unsnapshotted settlements, per user."""
 

@@ -44,6 +44,19 @@ return {admitted, count, reset}
 """)
 
 
+# KEYS[1]: a key's token counter; ARGV: window (ms), tokens to add (0: read). Fixed windows on
+# the server's clock, so every instance counts into the same one. Returns the window's tokens.
+TOKEN_WINDOW = Script("""
+local t = redis.call('TIME')
+local window = tonumber(ARGV[1])
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local key = KEYS[1] .. ':' .. math.floor(now / window)
+local spent = redis.call('INCRBY', key, ARGV[2])
+redis.call('PEXPIRE', key, window)
+return spent
+""")
+
+
 def connect(url: str, timeout_s: float, max_connections: int = 64) -> aioredis.Redis:
     """A client whose pool waits (up to ``timeout_s``) for a free connection when all are busy,
     rather than failing at once: a burst of requests queues for Redis instead of erroring."""
@@ -94,3 +107,21 @@ class RedisRateLimiter:
             remaining=max(0, limit - int(count)),
             reset_s=max(0, int(reset_ms)) / 1000,
         )
+
+
+class RedisTokenWindow:
+    """Tokens per fixed window, per key, shared through Redis (a deployment's TPM cap)."""
+
+    def __init__(self, client: RespClient, window_s: float, *, prefix: str) -> None:
+        self._client = client
+        self._window_ms = int(window_s * 1000)
+        self._prefix = prefix
+
+    async def add(self, key: str, tokens: int) -> int:
+        try:
+            spent = await self._client.run(
+                TOKEN_WINDOW, [self._prefix + key], [self._window_ms, tokens]
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise ServiceUnavailable("The rate limiter is unavailable; try again soon.") from exc
+        return int(spent)

@@ -10,7 +10,8 @@ rest (``TransformStage``); a model without one pays a dict lookup.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from lowart.dispatch.flow import Dispatcher
@@ -26,6 +27,16 @@ from lowart.providers.base import ChatRequest
 from lowart.telemetry.tracing import REQUEST_MODEL, annotate_current
 from lowart.transforms.runner import Context
 from lowart.transforms.table import Script
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """What the edge passes along with a request, beside its body."""
+
+    request_id: str
+    headers: Mapping[str, str]
+    raw_headers: Sequence[tuple[bytes, bytes]] = ()
+    preferred_deployment: str | None = None  # a sticky session's deployment
 
 
 class Pipeline:
@@ -51,17 +62,16 @@ class Pipeline:
         *,
         request_id: str,
         headers: Mapping[str, str],
+        raw_headers: Sequence[tuple[bytes, bytes]] = (),
+        preferred_deployment: str | None = None,
     ) -> Awaitable[Outcome]:
         """Admit, route and run ``body``: the outcome to render in the caller's format (a plain
         function: a model without a script gets the awaitable of ``_plain`` itself)."""
+        edge = Edge(request_id, headers, raw_headers, preferred_deployment)
         script = self._script_for(fields.model)
         if script is not None:
-            return self._transformed(
-                op, script, principal, (fields, body, body_bytes), (request_id, headers)
-            )
-        return self._plain(
-            op, principal, fields, body, body_bytes, request_id=request_id, headers=headers
-        )
+            return self._transformed(op, script, principal, (fields, body, body_bytes), edge)
+        return self._plain(op, principal, fields, body, body_bytes, edge=edge)
 
     async def _transformed(
         self,
@@ -69,18 +79,15 @@ class Pipeline:
         script: Script,
         principal: Principal,
         request: tuple[OperationFields, dict[str, Any], int],
-        edge: tuple[str, Mapping[str, str]],
+        edge: Edge,
     ) -> Outcome:
         """``on_request`` before admission; ``on_response`` or ``on_chunk`` on the answer."""
         fields, body, size = request
-        request_id, headers = edge
-        ctx = Context(principal.user_id, fields.model, request_id, op.fmt, principal.team_id)
+        ctx = Context(principal.user_id, fields.model, edge.request_id, op.fmt, principal.team_id)
         new = await self._transform.request(op, script, fields, body, ctx)
         if new is not None:
             fields, body, size = new.fields, new.body, new.body_bytes
-        outcome = await self._plain(
-            op, principal, fields, body, size, request_id=request_id, headers=headers
-        )
+        outcome = await self._plain(op, principal, fields, body, size, edge=edge)
         return await self._transform.answer(script, outcome, ctx, op.fmt)
 
     async def _plain(
@@ -91,8 +98,7 @@ class Pipeline:
         body: dict[str, Any],
         body_bytes: int,
         *,
-        request_id: str,
-        headers: Mapping[str, str],
+        edge: Edge,
     ) -> Outcome:
         """Admit, route and run ``body`` as it is after any transform (a reroute's model is the
         one the request span names)."""
@@ -108,10 +114,12 @@ class Pipeline:
             body=body,
             stream=fields.stream,
             wants_usage=fields.wants_usage,
-            request_id=request_id,
+            request_id=edge.request_id,
             fmt=op.fmt,
-            headers=headers,
+            headers=edge.headers,
             user_id=principal.user_id,
+            raw_headers=edge.raw_headers,
+            preferred_deployment=edge.preferred_deployment,
         )
         return await self._stages.run(admission, request, tools=op.tools)
 

@@ -127,8 +127,10 @@ class ResponseBook:
         *,
         job_id: str | None = None,
         session_id: str | None = None,
+        deployment: str | None = None,
     ) -> None:
-        """Store a response with the input items of its own turn."""
+        """Store a response with the input items of its own turn (and the deployment that
+        served it, which a continuation prefers: docs/api.md, "Sticky sessions")."""
         await self._store.save(
             StoredResponse(
                 id=response["id"],
@@ -140,6 +142,7 @@ class ResponseBook:
                 job_id=job_id,
                 session_id=session_id,
                 created_at=self._clock(),
+                deployment=deployment,
             )
         )
 

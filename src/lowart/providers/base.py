@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,6 +41,8 @@ class ChatRequest:
     headers: Mapping[str, str] = field(default_factory=dict)  # allowlisted client headers
     user_id: str = ""  # the caller (vendors that store outputs, such as ComfyUI, file them here)
     job: JobHooks | None = None  # set when the request runs as a job
+    raw_headers: Sequence[tuple[bytes, bytes]] = ()  # the scope's, read only by sticky routing
+    preferred_deployment: str | None = None  # tried first (docs/api.md, "Deployments")
 
 
 @dataclass(slots=True)  # per request: frozen ones cost more to build

@@ -19,8 +19,10 @@ from lowart.catalog.invalidations import InvalidationListener
 from lowart.dispatch.billing import Billing
 from lowart.dispatch.budgets import BudgetGate
 from lowart.dispatch.flow import Dispatcher
+from lowart.dispatch.health import DeploymentHealth, HealthConfig
 from lowart.dispatch.rates import Rates
 from lowart.dispatch.retry import RetryConfig, RetryPolicy
+from lowart.dispatch.routing import Router
 from lowart.formats.redaction import Redaction
 from lowart.jobs.runner import JobConfig, JobRunner
 from lowart.jobs.service import CHAT, IMAGES, JobService
@@ -47,6 +49,7 @@ from lowart.storage.alerts import AlertRepository
 from lowart.storage.audit import AuditRepository
 from lowart.storage.audit_states import AdminStates
 from lowart.storage.audit_trail import AuditTrail
+from lowart.storage.deployments import DeploymentRepository
 from lowart.storage.files import FileRepository
 from lowart.storage.filestore import FileStore
 from lowart.storage.idempotency import IdempotencyStore
@@ -115,8 +118,16 @@ class _Core:
     usage: UsageRepository
     recorder: UsageRecorder
     instance_id: str
+    circuits: Circuits
+    router: Router
     budgets: BudgetGate
     tracing: Tracing | None  # None: tracing off (docs/operations.md, "Tracing")
+
+
+def _router(settings: Settings, limits: Limits) -> Router:
+    routing = settings.routing
+    health = DeploymentHealth(HealthConfig(routing.latency_window_s, routing.cooling_s))
+    return Router(health, limits.deployment_rpm, limits.deployment_tokens, explore=routing.explore)
 
 
 def _core(
@@ -158,6 +169,8 @@ def _core(
         usage=usage,
         recorder=recorder,
         instance_id=instance_id,
+        circuits=Circuits(circuit_config(settings)),
+        router=_router(settings, limits),
         tracing=build_tracing(settings.tracing, metrics.trace_export_failures.inc),
     )
 
@@ -227,10 +240,12 @@ def _upstream(core: _Core, vendors: VendorTable) -> _Upstream:
             rates=rates,
             recorder=core.recorder,
             tokenizer=tokenizer,
+            tokens=core.limits.deployment_tokens,
         ),
         metrics=core.metrics,
-        circuits=Circuits(circuit_config(settings)),
+        circuits=core.circuits,
         retry=RetryPolicy(retry_config(settings)),
+        router=core.router,
         default_reserve=settings.limits.quota_default_reserve,
         budgets=core.budgets,
         tracing=core.tracing,
@@ -334,6 +349,9 @@ def build_services(
         metrics=core.metrics,
         users=UserRepository(engine),
         models=ModelRepository(engine),
+        deployments=DeploymentRepository(engine),
+        circuits=core.circuits,
+        router=core.router,
         prices=PriceRepository(engine),
         usage=core.usage,
         meta=MetaRepository(engine),

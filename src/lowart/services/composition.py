@@ -12,9 +12,11 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lowart.catalog.circuit import Circuits
 from lowart.catalog.directory import Directory
 from lowart.dispatch.budgets import BudgetGate
 from lowart.dispatch.flow import Dispatcher
+from lowart.dispatch.routing import Router
 from lowart.jobs.runner import JobRunner
 from lowart.jobs.service import JobService
 from lowart.money import current_periods
@@ -31,6 +33,7 @@ from lowart.services.retention import Retention
 from lowart.services.tool_servers import ToolServers
 from lowart.settings import Settings
 from lowart.storage.audit_trail import AuditTrail
+from lowart.storage.deployments import DeploymentRepository
 from lowart.storage.filestore import FileStore
 from lowart.storage.idempotency import IdempotencyStore
 from lowart.storage.meta import MetaRepository
@@ -67,6 +70,9 @@ class Services:
     metrics: Metrics
     users: UserRepository
     models: ModelRepository
+    deployments: DeploymentRepository
+    circuits: Circuits
+    router: Router
     prices: PriceRepository
     usage: UsageRepository
     meta: MetaRepository

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from lowart.limits.base import QuotaLedger, RateLimiter
-from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter
-from lowart.limits.redis import RedisRateLimiter, connect
+from lowart.limits.base import QuotaLedger, RateLimiter, TokenWindow
+from lowart.limits.memory import MemoryQuotaLedger, MemoryRateLimiter, MemoryTokenWindow
+from lowart.limits.redis import RedisRateLimiter, RedisTokenWindow, connect
 from lowart.limits.redis_quota import RedisQuotaLedger
 from lowart.limits.redis_tpm import RedisTokenLimiter
 from lowart.limits.resp import RespClient
@@ -28,6 +28,8 @@ class Limits:
     quota: QuotaLedger
     budgets: QuotaLedger  # the same ledger, keyed by budget and period, in micro-units
     tokens: TokenLimiter  # TPM windows
+    deployment_rpm: RateLimiter  # deployments' RPM caps (docs/api.md, "Deployments")
+    deployment_tokens: TokenWindow  # and their TPM caps
 
     async def close(self) -> None:
         """Release the Redis connections (nothing to release in-process)."""
@@ -42,8 +44,10 @@ def build_limits(settings: Settings, watchdog: Watchdog) -> Limits:
     local_rpm = MemoryRateLimiter(settings.limits.rpm_window_s)
     local_quota, local_budgets = MemoryQuotaLedger(), MemoryQuotaLedger()
     local_tpm = MemoryTokenLimiter(settings.limits.tpm_window_s)
+    window_s = settings.limits.rpm_window_s
     if settings.redis.url is None:
-        return Limits(None, None, local_rpm, local_quota, local_budgets, local_tpm)
+        deployments = MemoryRateLimiter(window_s), MemoryTokenWindow(window_s)
+        return Limits(None, None, local_rpm, local_quota, local_budgets, local_tpm, *deployments)
     timeout_s = settings.redis.timeout_ms / 1000
     client = connect(settings.redis.url, timeout_s)
     scripts = RespClient(settings.redis.url, timeout_s, watchdog)
@@ -63,4 +67,6 @@ def build_limits(settings: Settings, watchdog: Watchdog) -> Limits:
     tpm = RedisTokenLimiter(
         scripts, settings.limits.tpm_window_s, fallback=local_tpm if degraded else None
     )
-    return Limits(client, scripts, rpm, quota, budgets, tpm)
+    deployment_rpm = RedisRateLimiter(scripts, window_s, prefix="lowart:deployment-rpm:")
+    tokens = RedisTokenWindow(scripts, window_s, prefix="lowart:deployment-tpm:")
+    return Limits(client, scripts, rpm, quota, budgets, tpm, deployment_rpm, tokens)

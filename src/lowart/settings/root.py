@@ -37,6 +37,7 @@ from lowart.settings.work import (
     ResponseSettings,
     RetentionSettings,
     RetrySettings,
+    RoutingSettings,
     ToolSettings,
     TransformSettings,
     UpstreamSettings,
@@ -62,6 +63,7 @@ class Settings:
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     circuit: CircuitSettings = field(default_factory=CircuitSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
     files: FileSettings = field(default_factory=FileSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
@@ -127,6 +129,8 @@ class Settings:
             raise StartupError("RETRIES must be 0 or more and MAX_ATTEMPTS at least 1")
         if not 0 < self.circuit.failure_ratio <= 1:
             raise StartupError("CIRCUIT_FAILURE_RATIO must be in (0, 1]")
+        if not 0 <= self.routing.explore <= 1:
+            raise StartupError("ROUTING_EXPLORE must be in [0, 1]")
         if self.jobs.heartbeat_s >= self.jobs.lease_s:
             raise StartupError("JOB_HEARTBEAT_S must be shorter than JOB_LEASE_S")
         if self.server.workers < 1:

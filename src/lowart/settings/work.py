@@ -223,6 +223,31 @@ class CircuitSettings:
 
 
 @dataclass(frozen=True)
+class RoutingSettings:
+    """How a model with several deployments spreads its requests (docs/api.md, "Deployments")."""
+
+    latency_window_s: float = setting(
+        "ROUTING_LATENCY_WINDOW_S",
+        60.0,
+        number,
+        "the window a deployment's recent time to first byte is measured over (`latency` strategy)",
+    )
+    explore: float = setting(
+        "ROUTING_EXPLORE",
+        0.05,
+        number,
+        "the share of requests a `latency` model sends by weight instead, so a recovered "
+        "deployment is measured again",
+    )
+    cooling_s: float = setting(
+        "ROUTING_COOLING_S",
+        5.0,
+        number,
+        "how long a deployment answering 429 without `Retry-After` gets no requests",
+    )
+
+
+@dataclass(frozen=True)
 class JobSettings:
     """Asynchronous jobs."""
 

@@ -16,10 +16,11 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lowart.money import PRICE_FIELDS, Budget, decimal_string
+from lowart.storage.deployments import DeploymentRepository
 from lowart.storage.models import ModelRepository
 from lowart.storage.prices import PriceRepository
 from lowart.storage.rows import iso
-from lowart.storage.sealed import mcp_secret_context, vendor_key_context
+from lowart.storage.sealed import deployment_key_context, mcp_secret_context, vendor_key_context
 from lowart.storage.teams import TeamRepository
 from lowart.storage.tools import ToolRepository
 from lowart.storage.transforms import TransformRepository
@@ -35,6 +36,7 @@ USER = "user"
 KEY = "key"
 MODEL = "model"
 FALLBACKS = "fallbacks"
+DEPLOYMENT = "deployment"
 MCP_SERVER = "mcp_server"
 TOOL_POLICY = "tool_policy"
 TRANSFORM = "transform"
@@ -73,12 +75,18 @@ def policy_target(tool_name: str, server: str | None, user_id: str | None) -> st
     return f"{server or '*'}:{tool_name}:{user_id or '*'}"
 
 
+def deployment_target(model_id: str, deployment_id: str) -> str:
+    """A deployment's id in the log: ``model/deployment``."""
+    return f"{model_id}/{deployment_id}"
+
+
 class AdminStates:
     """Reads the state of one admin object by kind and id (None: it does not exist)."""
 
     def __init__(self, engine: AsyncEngine, open_secret: OpenSecret) -> None:
         self._users = UserRepository(engine)
         self._models = ModelRepository(engine)
+        self._deployments = DeploymentRepository(engine)
         self._tools = ToolRepository(engine)
         self._transforms = TransformRepository(engine)
         self._teams = TeamRepository(engine)
@@ -89,6 +97,7 @@ class AdminStates:
             KEY: self._key,
             MODEL: self._model,
             FALLBACKS: self._fallbacks,
+            DEPLOYMENT: self._deployment,
             MCP_SERVER: self._server,
             TOOL_POLICY: self._policy,
             TRANSFORM: self._transform,
@@ -154,6 +163,23 @@ class AdminStates:
             "timeout_s": row.timeout_s,
             "enabled": row.enabled,
             "api_key": self._secret(row.api_key, vendor_key_context(model_id)),
+        }
+
+    async def _deployment(self, target: str) -> State | None:
+        model_id, _, deployment_id = target.partition("/")
+        row = await self._deployments.get(model_id, deployment_id)
+        if row is None:
+            return None
+        return {
+            "vendor_type": row.vendor_type,
+            "base_url": row.base_url,
+            "upstream_model": row.upstream_model,
+            "params": row.params,
+            "weight": row.weight,
+            "enabled": row.enabled,
+            "rpm_cap": row.rpm_cap,
+            "tpm_cap": row.tpm_cap,
+            "api_key": self._secret(row.api_key, deployment_key_context(model_id, deployment_id)),
         }
 
     async def _fallbacks(self, model_id: str) -> State | None:

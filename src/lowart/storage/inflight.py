@@ -130,6 +130,7 @@ def _usage_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "latency_ms": (row["updated_at"] - row["started_at"]) * 1000,
         "ttft_ms": None,
         "created_at": row["updated_at"],
+        "deployment": None,  # a checkpoint does not say which
     }
 
 

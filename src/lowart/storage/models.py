@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lowart.storage.codec import dumps, params_of
 from lowart.storage.engine import reading
 from lowart.storage.rows import FallbackRow, ModelRow, utcnow
-from lowart.storage.tables import model_fallbacks, models
+from lowart.storage.tables import deployments, model_fallbacks, models
 
 MODEL_FIELDS = (
     "vendor_type",
@@ -105,6 +105,7 @@ class ModelRepository:
     async def delete(self, model_id: str) -> bool:
         async with self._engine.begin() as conn:
             result = await conn.execute(models.delete().where(models.c.model_id == model_id))
+            await conn.execute(deployments.delete().where(deployments.c.model_id == model_id))
             await conn.execute(
                 model_fallbacks.delete().where(
                     sa.or_(

@@ -33,6 +33,7 @@ class StoredResponse:
     job_id: str | None
     session_id: str | None
     created_at: float
+    deployment: str | None = None  # the deployment that served it: a continuation prefers it
 
 
 class ResponseStore:
@@ -63,6 +64,7 @@ class ResponseStore:
             "job_id": stored.job_id,
             "session_id": stored.session_id,
             "created_at": stored.created_at,
+            "deployment": stored.deployment,
             "expires_at": stored.created_at + self._retention_s,
         }
         async with self._engine.begin() as conn:
@@ -102,6 +104,7 @@ class ResponseStore:
             job_id=row.job_id,
             session_id=row.session_id,
             created_at=row.created_at,
+            deployment=row.deployment,
         )
 
     async def delete(self, user_id: str, response_id: str) -> bool:

@@ -96,6 +96,25 @@ class ModelRow:
 
 
 @dataclass(frozen=True, slots=True)
+class DeploymentRow:
+    """One of a model's further upstreams (docs/api.md, "Deployments")."""
+
+    model_id: str
+    id: str
+    vendor_type: str
+    base_url: str
+    api_key: str | None  # as stored: "enc:…" or a plain key written by hand
+    upstream_model: str | None
+    params: dict[str, Any]
+    weight: float
+    enabled: bool
+    rpm_cap: int | None
+    tpm_cap: int | None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FallbackRow:
     primary_model_id: str
     fallback_model_id: str
@@ -129,6 +148,7 @@ class Snapshot:
     models: tuple[ModelRow, ...]
     fallbacks: tuple[FallbackRow, ...]
     transforms: tuple[TransformRow, ...] = ()
+    deployments: tuple[DeploymentRow, ...] = ()
     prices: dict[str, tuple[Price, ...]] = field(default_factory=dict)  # model id → oldest first
     spent: dict[str, int] = field(default_factory=dict)  # budget ledger key → spent this period
     teams: tuple[TeamRow, ...] = ()

@@ -78,6 +78,24 @@ models = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
 )
 
+deployments = sa.Table(  # docs/api.md "Deployments": a model's further upstreams
+    "deployments",
+    metadata,
+    sa.Column("model_id", sa.Text, primary_key=True),
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("vendor_type", sa.Text, nullable=False),
+    sa.Column("base_url", sa.Text, nullable=False, server_default=sa.text("''")),
+    sa.Column("api_key", sa.Text, nullable=True),
+    sa.Column("upstream_model", sa.Text, nullable=True),
+    sa.Column("params", sa.Text, nullable=True),  # JSON object
+    sa.Column("weight", sa.Float, nullable=False, server_default=sa.text("1")),
+    sa.Column("enabled", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("rpm_cap", sa.Integer, nullable=True),
+    sa.Column("tpm_cap", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+)
+
 model_fallbacks = sa.Table(
     "model_fallbacks",
     metadata,
@@ -104,6 +122,7 @@ usage_records = sa.Table(
     sa.Column("key_id", sa.Text, nullable=True),
     sa.Column("requested_model", sa.Text, nullable=False),
     sa.Column("served_model", sa.Text, nullable=False),
+    sa.Column("deployment", sa.Text, nullable=True),  # docs/api.md "Deployments"
     sa.Column("prompt_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("completion_tokens", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("estimated", sa.Integer, nullable=False, server_default=sa.text("0")),
@@ -301,6 +320,7 @@ responses = sa.Table(  # docs/api.md "Responses"
     sa.Column("response", sa.LargeBinary, nullable=False),  # JSON: the Response object
     sa.Column("job_id", sa.Text, nullable=True),  # a background response's job
     sa.Column("session_id", sa.Text, nullable=True),  # a pause's tool session (approvals)
+    sa.Column("deployment", sa.Text, nullable=True),  # the deployment that served it (0008)
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
 )

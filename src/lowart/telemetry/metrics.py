@@ -93,6 +93,8 @@ class Metrics:
         self._known_models: frozenset[str] = frozenset()
         # ``model``: the model the caller asked for; ``served_model``: the one that answered (a
         # fallback's). Both are configured ids or ``other``, so their pairs stay bounded.
+        # ``deployment``: which of the served model's deployments (ids an admin defines,
+        # docs/api.md "Deployments"; ``default`` for the model's own).
         self.tokens = Counter(
             "gateway_tokens", "Tokens billed.", ["model", "served_model", "type"], registry=r
         )
@@ -123,20 +125,20 @@ class Metrics:
         self.requests = Counter(
             "gateway_requests",
             "Model requests by outcome.",
-            ["model", "served_model", "status"],
+            ["model", "served_model", "deployment", "status"],
             registry=r,
         )
         self.upstream_duration = Histogram(
             "gateway_upstream_duration_seconds",
             "Upstream call duration.",
-            ["model"],
+            ["model", "deployment"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.ttft = Histogram(
             "gateway_time_to_first_token_seconds",
             "Time to the first streamed byte.",
-            ["model"],
+            ["model", "deployment"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )

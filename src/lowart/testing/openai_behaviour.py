@@ -38,6 +38,7 @@ class Behaviour:
     floats: bool = False
     reasoning: bool = False
     length: bool = False
+    retry_after: int = 7
 
 
 def parse_behaviour(model: str) -> Behaviour:
@@ -69,12 +70,13 @@ def parse_behaviour(model: str) -> Behaviour:
         floats="floats" in found,
         reasoning="reasoning" in found,
         length="length" in found,
+        retry_after=max(option_number(found.get("retryafter")) or 7, 0),
     )
 
 
-def error_answer(status: int) -> tuple[bytes, Headers]:
+def error_answer(status: int, retry_after: int = 7) -> tuple[bytes, Headers]:
     """The error body for a status, with ``Retry-After`` on a 429."""
     kind = "server_error" if status >= 500 else "fake_error"
     type_, code, param, message = _ERRORS.get(status, (kind, kind, None, f"fake error {status}"))
-    headers = [(b"retry-after", b"7")] if status == 429 else ()
+    headers = [(b"retry-after", b"%d" % retry_after)] if status == 429 else ()
     return error_body(message, type_, code, param), headers

@@ -19,7 +19,8 @@ as a real model name, are ignored, so ``tools:slow-200`` or ``gpt-4o:nousage`` c
   with ``choices: []`` (every other chunk then has ``"usage": null``), then ``data: [DONE]``.
 - ``error-<status>`` (400-599): that status with an OpenAI error body; ``error-400`` is an
   ``invalid_request_error`` "fake bad request" with param ``messages``, ``error-429`` has code
-  ``rate_limit_exceeded`` and ``Retry-After: 7``, 5xx are ``server_error``.
+  ``rate_limit_exceeded`` and ``Retry-After: 7`` (``retryafter-<s>``: that many seconds
+  instead), 5xx are ``server_error``.
 - ``slow-<ms>``: wait before answering (before a stream's first byte); ``chunkdelay-<ms>``:
   wait between stream chunks. Both take milliseconds.
 - ``held``: wait until ``released`` (a ``threading.Event``, set at first) is set: a test clears
@@ -283,7 +284,7 @@ class FakeOpenAI(FakeUpstream):
         await self._wait(behaviour)
         refused = self._azure_refusal(headers, query) if behaviour.azure else None
         if (status := refused or behaviour.error) is not None:
-            await send_json(send, status, *error_answer(status))
+            await send_json(send, status, *error_answer(status, behaviour.retry_after))
             return
         answer = _answer(request, behaviour, headers)
         completion_id, model = f"chatcmpl-fake{len(self.calls)}", request.model + MODEL_SUFFIX
@@ -320,7 +321,9 @@ class FakeOpenAI(FakeUpstream):
             await send_json(send, 400, refused)
             return
         if behaviour.error is not None:
-            await send_json(send, behaviour.error, *error_answer(behaviour.error))
+            await send_json(
+                send, behaviour.error, *error_answer(behaviour.error, behaviour.retry_after)
+            )
             return
         answer = openai_responses.response_body(body, behaviour, len(self.responses_calls))
         if not stream:
@@ -337,7 +340,9 @@ class FakeOpenAI(FakeUpstream):
         behaviour = parse_behaviour(model)
         await self._wait(behaviour)
         if behaviour.error is not None:
-            await send_json(send, behaviour.error, *error_answer(behaviour.error))
+            await send_json(
+                send, behaviour.error, *error_answer(behaviour.error, behaviour.retry_after)
+            )
             return
         reported = behaviour.reported[0] if behaviour.reported else None
         answer = embeddings_body(

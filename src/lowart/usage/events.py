@@ -28,6 +28,7 @@ class UsageEvent:
     ttft_ms: float | None
     created_at: float
     reservation_id: str = ""  # the shared quota ledger's settlement this row completes
+    deployment: str = "default"  # which of the served model's deployments answered
     cache_read_tokens: int = 0  # part of prompt_tokens
     cache_write_tokens: int = 0  # part of prompt_tokens
     cost: int = 0  # micro-units of CURRENCY, at the prices in effect at admission
@@ -60,6 +61,7 @@ class UsageEvent:
             "latency_ms": self.latency_ms,
             "ttft_ms": self.ttft_ms,
             "created_at": self.created_at,
+            "deployment": self.deployment,
             "cache_read_tokens": self.cache_read_tokens,
             "cache_write_tokens": self.cache_write_tokens,
             "cost": self.cost,

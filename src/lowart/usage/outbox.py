@@ -74,7 +74,8 @@ class Outbox:
         for path in sorted(self._dir.glob("*" + _SUFFIX)):
             payload = json.loads(path.read_text(encoding="utf-8"))
             done = payload.get("done", [])  # absent from files spooled by older versions
-            found.append(Spooled(path.stem, payload["rows"], payload["tags"], done))
+            rows = [{"deployment": None, **row} for row in payload["rows"]]  # spooled before 0008
+            found.append(Spooled(path.stem, rows, payload["tags"], done))
         return found
 
     def remove(self, batch_id: str) -> None:

@@ -75,7 +75,7 @@ class UsageRecorder:
         model = self._metrics.model_label(event.requested_model)
         served = self._metrics.model_label(event.served_model)
         metrics = self._metrics
-        metrics.add(metrics.requests, model, served, event.status)
+        metrics.add(metrics.requests, model, served, event.deployment, event.status)
         if event.billed_tokens:
             if event.prompt_tokens:
                 metrics.add(metrics.tokens, model, served, "prompt", amount=event.prompt_tokens)

@@ -1,7 +1,9 @@
-// Admin: models (the vendor key is write-only), their fallback order, enabled or not.
+// Admin: models (the vendor key is write-only), their fallback order, their deployments,
+// enabled or not.
 import { useState } from 'preact/hooks';
 import { api, enc } from '../api.js';
 import { Alert, ConfirmButton, Empty, Section, useAction, useLoad } from '../ui.jsx';
+import { Deployments } from './deployments.jsx';
 import { parseJsonObject } from './fields.jsx';
 import { ScriptEditor } from './transform.jsx';
 
@@ -100,6 +102,9 @@ function ModelRow({ model, ids, open, onToggle, onChanged }) {
           <button type="button" onClick={() => onToggle('script')} aria-expanded={open === 'script'} data-testid="model-script">
             Script
           </button>
+          <button type="button" onClick={() => onToggle('deployments')} aria-expanded={open === 'deployments'} data-testid="model-deployments">
+            Deployments
+          </button>
           <button type="button" disabled={action.busy} onClick={() => patch({ enabled: !model.enabled })} data-testid="model-toggle">
             {model.enabled ? 'Disable' : 'Enable'}
           </button>
@@ -113,6 +118,7 @@ function ModelRow({ model, ids, open, onToggle, onChanged }) {
             {open === 'edit' && <ModelForm model={model} onSaved={onChanged} />}
             {open === 'fallbacks' && <Fallbacks model={model} ids={ids} onSaved={onChanged} />}
             {open === 'script' && <ScriptEditor model={model} />}
+            {open === 'deployments' && <Deployments model={model} />}
           </td>
         </tr>
       )}

@@ -1,7 +1,7 @@
 """Transforms: Starlark scripts that reshape a model's requests and answers.
 
 Revision ID: 0009
-Revises: 0010
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0010"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
