@@ -256,6 +256,7 @@ class Results:
     logged: list[tuple[str, int, list[str]]]  # gateway, error lines, the first distinct ones
     notes: str = ""  # hand-written reading of the targets (bench/targets-notes.md)
     checkpoints: tuple[str, ...] = ()  # the cost of checkpointing streams in flight
+    transforms: tuple[str, ...] = ()  # the cost of transform scripts (bench/transform_cost.py)
     sweeper: tuple[str, ...] = ()  # the retention sweeper's cost on requests
 
 
@@ -305,6 +306,10 @@ def render(r: Results) -> str:
             "## Retention: the sweeper's cost on requests",
             "",
             *r.sweeper,
+            "",
+            "## Transform scripts (docs/transforms.md): their cost at one connection",
+            "",
+            *(r.transforms or ["Skipped (`BENCH_TRANSFORMS=0`)."]),
             "",
             "## Scaling: WORKERS=2 against one worker",
             "",

@@ -12,10 +12,11 @@ Systems, each measured with ``wrk`` non-streaming and streaming at 1 and 64 conn
 
 Then Lowart's memory (:mod:`memory`), the cost of checkpointing 1,000 streams in flight
 (:mod:`checkpoints`), the retention sweeper's cost on requests while it deletes 200,000 expired
-rows (:mod:`sweeper`), ``WORKERS=2`` against one worker (:mod:`scaling`), and the
-load rows of the reliability catalogue against a slow upstream (:mod:`load_rows`,
-:mod:`slow_upstream`). The report (:mod:`report`, targets judged by :mod:`goals`) is printed and
-written to ``bench/out/report.md`` with its chart ``bench/out/performance.png`` (:mod:`chart`).
+rows (:mod:`sweeper`), ``WORKERS=2`` against one worker (:mod:`scaling`), the cost of
+transform scripts (:mod:`transform_cost`), and the load rows of the reliability catalogue
+against a slow upstream (:mod:`load_rows`, :mod:`slow_upstream`). The report (:mod:`report`,
+targets judged by :mod:`goals`) is printed and written to ``bench/out/report.md`` with its chart
+``bench/out/performance.png`` (:mod:`chart`).
 
 Settings, from the environment:
 
@@ -26,7 +27,8 @@ Settings, from the environment:
   comparison; ``BENCH_CHECKPOINT=0``: leave out the checkpoint cost (its own settings are in
   :mod:`checkpoints`); ``BENCH_SWEEPER=0``: leave out the sweeper's cost (its own settings are
   in :mod:`sweeper`); ``BENCH_LOAD_ROWS=0``: leave out the load rows (their own settings are in
-  :mod:`load_rows`); ``BENCH_TTFT_SAMPLES`` (default 400);
+  :mod:`load_rows`); ``BENCH_TRANSFORMS=0``: leave out the transform scripts' cost
+  (``BENCH_TRANSFORM_SAMPLES``, default 300); ``BENCH_TTFT_SAMPLES`` (default 400);
 - ``BENCH_DOCS=1``: also write ``docs/performance.md`` and ``docs/performance.png``.
 """
 
@@ -53,6 +55,7 @@ import scaling
 import slow_upstream
 import sweeper
 import tools
+import transform_cost
 import ttft
 from gateway import Gateway, start_gateway
 from goals import Memory, judge
@@ -91,6 +94,8 @@ SETTINGS = (
     "BENCH_SWEEPER_ROUNDS",
     "BENCH_LOAD_ROWS",
     "BENCH_TTFT_SAMPLES",
+    "BENCH_TRANSFORMS",
+    "BENCH_TRANSFORM_SAMPLES",
     "BENCH_L1_SECONDS",
     "BENCH_L4_SECONDS",
     "BENCH_L7_SECONDS",
@@ -212,6 +217,8 @@ def main() -> int:
         ttft_sent = sum(t.sent for t in ttfts if t.target == "lowart")
         evidence = report.collect(gw, sent + len(MODES) + ttft_sent)
         loads = load_rows.run_all(stack, gw, slow, slow_port) if _on("BENCH_LOAD_ROWS") else []
+        # After the evidence: these requests are not in the count it checks.
+        costs = transform_cost.measure(gw, upstream) if _on("BENCH_TRANSFORMS") else []
     goals = judge(rows, ttfts, mem, scaled)
     minutes = (time.monotonic() - clock) / 60
     names = [s.name for s in systems]
@@ -234,6 +241,7 @@ def main() -> int:
         goals=goals,
         loads=loads,
         checkpoints=tuple(checkpoints.lines(inflight)),
+        transforms=tuple(transform_cost.lines(costs)) if costs else (),
         sweeper=tuple(sweeper.lines(swept)),
         evidence=evidence,
         notes=NOTES.read_text() if NOTES.exists() else "",

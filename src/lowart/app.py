@@ -18,6 +18,7 @@ from lowart.api.admin_deployments import DeploymentAdmin
 from lowart.api.admin_models import ModelAdmin
 from lowart.api.admin_prices import PriceAdmin
 from lowart.api.admin_teams import TeamAdmin
+from lowart.api.admin_transforms import TransformAdmin
 from lowart.api.admin_users import UserAdmin
 from lowart.api.anthropic import TokenCounter
 from lowart.api.asgi import ASGIApp, Receive, Scope, Send
@@ -226,6 +227,13 @@ def build_stack(services: Services) -> ASGIApp:
         *admin.deployments.routes(),
         *admin.prices.routes(),
         *admin.usage.routes(),
+        *TransformAdmin(
+            services.transform_repo,
+            services.models,
+            services.transforms,
+            services.invalidate,
+            admin.recorder,
+        ).routes(),
         *AuditRoutes(admin.audit).routes(),
         *Ops(
             services.metrics,

@@ -4,7 +4,8 @@
 
     LowartError
     ├── InvalidRequest            400  invalid_request_error
-    │   └── RequestTooLarge       413  invalid_request_error / request_too_large
+    │   ├── RequestTooLarge       413  invalid_request_error / request_too_large
+    │   └── TransformRejected     400  invalid_request_error / transform_rejected (fail())
     ├── AuthError                 401  invalid_request_error / invalid_api_key
     ├── PermissionDenied          403  permission_error / permission_denied
     ├── NotFound                  404  invalid_request_error / not_found
@@ -27,6 +28,7 @@
     ├── Overloaded                503  upstream_unavailable                    (no retry)
     ├── UpstreamTimeout           504  upstream_timeout                        (no retry)
     ├── ServiceUnavailable        503  service_unavailable (the gateway's own store or limiter)
+    ├── TransformFailed           500  server_error / transform_failed (a script broke or overran)
     │   └── Shed                  503  overloaded (MAX_IN_FLIGHT reached; retry after 1 s)
     └── UpstreamClientError       4xx  an upstream's own client-caused error, relayed as it came
 
@@ -95,6 +97,13 @@ class RequestTooLarge(InvalidRequest):
     code = "request_too_large"
     anthropic_type = "request_too_large"
     metric = "request_too_large"
+
+
+class TransformRejected(InvalidRequest):
+    """A transform script called ``fail(msg)``: the caller sees the script's message."""
+
+    code = "transform_rejected"
+    metric = "transform_rejected"
 
 
 class AuthError(LowartError):
@@ -309,6 +318,18 @@ class ServiceUnavailable(LowartError):
     code = "service_unavailable"
     anthropic_type = "overloaded_error"
     metric = "unavailable"
+
+
+class TransformFailed(LowartError):
+    """A transform script raised, returned a wrong value, overran its time or memory, or its
+    worker died (docs/transforms.md, "Limits")."""
+
+    status = 500
+    type = "server_error"
+    code = "transform_failed"
+    anthropic_type = "api_error"
+    metric = "transform_failed"
+    should_retry = False
 
 
 class Shed(ServiceUnavailable):

@@ -189,6 +189,13 @@ def test_the_console_end_to_end(
     assert seen["fallbacks_cell"] == "mock"
     assert seen["server_status"] == "running"
 
+    # The transform script editor: the interpreter's refusal with its position, a test run on
+    # the sample with the editor's text, and the script deleted from the console again.
+    assert "transform.star:1:" in seen["script_error"] and "Parse error" in seen["script_error"]
+    assert seen["script_outcome"] == "ok"
+    assert json.loads(seen["script_result"])["seen_by"] == "test-user"
+    assert gw.admin("GET", "/admin/transforms").json()["data"] == []
+
     # The key lives in sessionStorage alone, and never in a URL.
     storage = seen["storage"]
     assert storage["session_key"] == seen["copied_key"]

@@ -51,6 +51,9 @@ def _server(name: str, **extra: Any) -> dict[str, Any]:
 
 
 MASKED_SET = {"from": None, "to": "***"}
+PASS_THROUGH = "def on_request(req, ctx):\n    return req\n"
+# The writes whose answer's id later cases name: the name they give it.
+NAMED_IDS = {"keys.create": "answer_id", "transforms.create": "transform_id"}
 SCENARIO = [
     Write(
         "POST", "/admin/users/quota", "/admin/users/quota", "users.upsert", "audited",
@@ -174,6 +177,27 @@ SCENARIO = [
         check=lambda c: c["policy"] == {"from": "confirm", "to": None},
     ),
     Write(
+        "POST", "/admin/transforms", "/admin/transforms", "transforms.create", "{transform_id}",
+        {"model_id": "audited-model", "source": PASS_THROUGH},
+        check=lambda c: c["source_sha256"]["from"] is None
+        and c["model_id"] == {"from": None, "to": "audited-model"},
+    ),
+    Write(
+        "PATCH", "/admin/transforms/{transform_id}", "/admin/transforms/{transform_id}",
+        "transforms.update", "{transform_id}", {"on_error": "skip"},
+        check=lambda c: c == {"on_error": {"from": "fail", "to": "skip"}},
+    ),
+    Write(  # a trial changes nothing, but runs the admin's code: recorded, with no changes
+        "POST", "/admin/transforms/{transform_id}/test", "/admin/transforms/{transform_id}/test",
+        "transforms.test", "{transform_id}", {"body": {"model": "audited-model", "messages": []}},
+        check=lambda c: c == {},
+    ),
+    Write(
+        "DELETE", "/admin/transforms/{transform_id}", "/admin/transforms/{transform_id}",
+        "transforms.delete", "{transform_id}",
+        check=lambda c: c["enabled"] == {"from": True, "to": None},
+    ),
+    Write(
         "DELETE", "/admin/models/{model_id}", "/admin/models/audited-model", "models.delete",
         "audited-model", check=lambda c: c["vendor_type"] == {"from": "Mock", "to": None},
     ),
@@ -212,8 +236,8 @@ def test_every_admin_write_leaves_one_audit_row(gateway: Gateway) -> None:
             write.method, write.path.format(**named), json=write.body, params=write.params
         )
         assert response.status_code < 400, (write.action, response.text)
-        if "id" in response.json() and write.action == "keys.create":
-            named["answer_id"] = response.json()["id"]
+        if "id" in response.json() and write.action in NAMED_IDS:
+            named[NAMED_IDS[write.action]] = str(response.json()["id"])
         new = [row for row in _rows(gw) if row["id"] not in before]
         assert len(new) == 1, (write.method, write.route, new)
         [row] = new

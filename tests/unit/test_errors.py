@@ -45,6 +45,22 @@ CASES: dict[type[LowartError], Case] = {
         "request_too_large",
         413,
     ),
+    errors.TransformRejected: Case(
+        lambda: errors.TransformRejected("prompts may not name the admin"),
+        400,
+        "invalid_request_error",
+        "transform_rejected",
+        "invalid_request_error",
+        400,
+    ),
+    errors.TransformFailed: Case(
+        lambda: errors.TransformFailed("the transform's worker died"),
+        500,
+        "server_error",
+        "transform_failed",
+        "api_error",
+        500,
+    ),
     errors.AuthError: Case(
         lambda: errors.AuthError("no key"),
         401,

@@ -36,6 +36,11 @@ def test_defaults() -> None:
     assert settings.limits.rpm_window_s == 60.0
     assert settings.limits.quota_default_reserve == 1000
     assert settings.database.sqlite_busy_timeout_ms == 5000
+    assert settings.transforms.workers == 2
+    assert settings.transforms.timeout_ms == 50
+    assert settings.transforms.memory_mb == 512
+    assert settings.transforms.kill_after_ms == 1000
+    assert settings.transforms.start_timeout_s == 10.0
     assert settings.money.currency == "USD"
     assert settings.money.budget_tz == "UTC"
     assert settings.security.trusted_proxies == ()
@@ -161,6 +166,11 @@ def test_workers_with_redis() -> None:
         ({"INFLIGHT_CHECKPOINT_S": "0"}, "INFLIGHT_CHECKPOINT_S"),
         ({"INSTANCE_HEARTBEAT_S": "30"}, "INSTANCE_HEARTBEAT_S must be shorter"),
         ({"INSTANCE_DEAD_AFTER_S": "soon"}, "INSTANCE_DEAD_AFTER_S"),
+        ({"TRANSFORM_WORKERS": "0"}, "TRANSFORM_WORKERS"),
+        ({"TRANSFORM_TIMEOUT_MS": "0"}, "TRANSFORM_TIMEOUT_MS"),
+        ({"TRANSFORM_MEMORY_MB": "-1"}, "TRANSFORM_MEMORY_MB"),
+        ({"TRANSFORM_KILL_AFTER_MS": "1s"}, "TRANSFORM_KILL_AFTER_MS"),
+        ({"TRANSFORM_START_TIMEOUT_S": "0"}, "TRANSFORM_START_TIMEOUT_S"),
         ({"CURRENCY": "dollars"}, "CURRENCY"),
         ({"CURRENCY": "€"}, "CURRENCY"),
         ({"BUDGET_TZ": "Mars/Olympus"}, "BUDGET_TZ"),

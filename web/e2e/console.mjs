@@ -126,6 +126,28 @@ try {
     report.screenshots.push(...(await admin.shoot('admin-models')));
   });
 
+  await step('the admin writes a transform script, sees the interpreter refuse it, tests it', async () => {
+    const row = page.getByTestId('model-row-mock-stream');
+    await row.getByTestId('model-script').click();
+    const editor = page.getByTestId('script-editor');
+    const source = editor.getByTestId('script-source');
+    await source.fill('def on_request(req, ctx)\n    return req\n');
+    await editor.getByTestId('script-save').click();
+    obs.script_error = await editor.getByTestId('script-error').innerText();
+    await source.fill('def on_request(req, ctx):\n    req["seen_by"] = ctx["user_id"]\n    return req\n');
+    await editor.getByTestId('script-save').click();
+    const pane = page.getByTestId('script-test');
+    await pane.waitFor();
+    await pane.getByTestId('script-run').click();
+    const result = pane.getByTestId('script-result');
+    await result.waitFor();
+    obs.script_outcome = await result.locator('.badge').innerText();
+    obs.script_result = await result.locator('pre').last().innerText();
+    await editor.getByTestId('script-delete').click();
+    await editor.getByTestId('script-delete-confirm').click();
+    await page.getByText('Save the script to test it.').waitFor();
+  });
+
   await step('the admin registers the MCP server and sees its tools', async () => {
     await admin.nav('tools');
     const form = page.getByTestId('server-form');

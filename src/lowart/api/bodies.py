@@ -180,3 +180,36 @@ def given(struct: Struct) -> dict[str, Any]:
             message = "'budget' must be a decimal amount such as \"10.00\"."
             raise InvalidRequest(message, param="budget")
     return fields
+
+
+Source = Annotated[str, Meta(min_length=1, max_length=65536)]
+OnError = Annotated[str, Meta(pattern=r"^(fail|skip)" + END)]
+Entry = Annotated[str, Meta(pattern=r"^(on_request|on_response|on_chunk)" + END)]
+
+
+class TransformCreate(Struct, forbid_unknown_fields=True):
+    source: Source
+    model_id: Id | None = None
+    deployment: None = None  # reserved: deployments do not exist yet
+    on_request: bool = True
+    on_response: bool = False
+    on_chunk: bool = False
+    on_error: OnError = "fail"
+    enabled: bool = True
+
+
+class TransformUpdate(Struct, forbid_unknown_fields=True):
+    source: Source | UnsetType = UNSET
+    model_id: Id | UnsetType | None = UNSET
+    on_request: bool | UnsetType = UNSET
+    on_response: bool | UnsetType = UNSET
+    on_chunk: bool | UnsetType = UNSET
+    on_error: OnError | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+
+
+class TransformTrial(Struct, forbid_unknown_fields=True):
+    body: dict[str, Any]
+    entry: Entry = "on_request"
+    source: Source | UnsetType = UNSET  # an unsaved edit, tried instead of the stored source
+    format: Annotated[str, Meta(pattern=r"^(openai|anthropic|responses)" + END)] = "openai"

@@ -17,6 +17,9 @@ from lowart.api.bodies import (
     ModelUpdate,
     TeamCreate,
     TeamPatch,
+    TransformCreate,
+    TransformTrial,
+    TransformUpdate,
     UserPatch,
     UserQuota,
 )
@@ -297,6 +300,7 @@ def _admin_paths() -> dict[str, Any]:
             "get": _op("A model's fallback chain"),
             "put": _op("Set a model's fallback chain", body="Fallbacks"),
         },
+        **_transform_paths(),
         "/admin/models/{model_id}/deployments": {
             "parameters": _path_param("model_id"),
             "get": _op("A model's deployments, its own first, with their live health"),
@@ -352,6 +356,41 @@ def _admin_paths() -> dict[str, Any]:
         "/admin/request-logs/{request_id}": {
             "parameters": _path_param("request_id"),
             "get": _op("One request's log, with its redacted bodies", ok={200: "RequestLog"}),
+        },
+    }
+
+
+def _transform_paths() -> dict[str, Any]:
+    """docs/transforms.md: scripts are loaded in a worker before they are stored (400)."""
+    one = _path_param("transform_id", r"^[0-9]+$")
+    return {
+        "/admin/transforms": {
+            "post": _op(
+                "Register a transform script",
+                body="TransformCreate",
+                ok={201: "Transform"},
+                errors=(400, 401, 403, 409),
+            ),
+            "get": _op("List transform scripts", ok={200: "TransformList"}),
+        },
+        "/admin/transforms/{transform_id}": {
+            "parameters": one,
+            "get": _op("One transform script", ok={200: "Transform"}),
+            "patch": _op(
+                "Change a transform script",
+                body="TransformUpdate",
+                ok={200: "Transform"},
+                errors=(400, 401, 403, 404, 409),
+            ),
+            "delete": _op("Delete a transform script"),
+        },
+        "/admin/transforms/{transform_id}/test": {
+            "parameters": one,
+            "post": _op(
+                "Run a transform's entry point on a sample body",
+                body="TransformTrial",
+                ok={200: "TransformTrialResult"},
+            ),
         },
     }
 
@@ -412,6 +451,9 @@ ADMIN_BODIES = (
     ServerBody,
     PolicyBody,
     ConfirmBody,
+    TransformCreate,
+    TransformUpdate,
+    TransformTrial,
 )
 
 

@@ -319,6 +319,33 @@ PRICES: Schema = {
 
 
 _TEXT_OR_NULL = {"type": ["string", "null"]}
+TRANSFORM: Schema = {
+    "type": "object",
+    "required": ["id", "model_id", "source", "on_request", "on_response", "on_chunk", "on_error"],
+    "properties": {
+        "id": {"type": "integer"},
+        "model_id": _TEXT_OR_NULL,
+        "deployment": {"type": "null"},
+        "source": {"type": "string"},
+        "on_request": {"type": "boolean"},
+        "on_response": {"type": "boolean"},
+        "on_chunk": {"type": "boolean"},
+        "on_error": {"enum": ["fail", "skip"]},
+        "enabled": {"type": "boolean"},
+        "created_at": _TEXT_OR_NULL,
+        "updated_at": _TEXT_OR_NULL,
+    },
+}
+TRANSFORM_TRIAL: Schema = {
+    "type": "object",
+    "required": ["entry", "outcome", "result", "message"],
+    "properties": {
+        "entry": {"enum": ["on_request", "on_response", "on_chunk"]},
+        "outcome": {"enum": ["ok", "rejected", "error", "timeout"]},
+        "result": {},
+        "message": _TEXT_OR_NULL,
+    },
+}
 AUDIT_ENTRY: Schema = {  # docs/api.md, "Admin audit log"
     "type": "object",
     "required": ["id", "at", "actor", "action", "target", "changes"],
@@ -473,6 +500,9 @@ COMPONENTS: dict[str, Schema] = {
     "KeyCreated": KEY_CREATED,
     "Model": MODEL,
     "ModelList": _list_of("Model"),
+    "Transform": TRANSFORM,
+    "TransformList": _list_of("Transform"),
+    "TransformTrialResult": TRANSFORM_TRIAL,
     "Price": PRICE,
     "PriceSet": PRICE_SET,
     "Prices": PRICES,

@@ -32,6 +32,7 @@ from lowart.pipeline.job_executor import JobExecutor
 from lowart.pipeline.job_tools import JobsOfSessions, SessionsOfJobs
 from lowart.pipeline.responses_book import ResponseBook
 from lowart.pipeline.stages import Stages
+from lowart.pipeline.transform_stage import TransformStage
 from lowart.providers.http import Transport, new_session
 from lowart.providers.registry import VendorTable
 from lowart.providers.vendor import ProviderParts
@@ -60,6 +61,7 @@ from lowart.storage.prices import PriceRepository
 from lowart.storage.request_logs import RequestLogRepository
 from lowart.storage.responses import ResponseStore
 from lowart.storage.tools import ToolRepository
+from lowart.storage.transforms import TransformRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
@@ -68,6 +70,8 @@ from lowart.telemetry.tracing import Tracing
 from lowart.tools.loop import ToolLoop
 from lowart.tools.mcp import MCPManager
 from lowart.tools.sessions import Confirmations
+from lowart.transforms.pool import PoolConfig, WorkerPool
+from lowart.transforms.runner import Transforms
 from lowart.usage.estimate import Tokenizer
 from lowart.usage.inflight import InFlightRegistry
 from lowart.usage.liveness import Liveness
@@ -260,6 +264,21 @@ class _Work:
     job_runner: JobRunner
     jobs: JobService
     pipeline: Pipeline
+    transforms: Transforms
+
+
+def _transforms(settings: Settings) -> Transforms:
+    config = settings.transforms
+    pool = WorkerPool(
+        PoolConfig(
+            size=config.workers,
+            timeout_ms=config.timeout_ms,
+            memory_mb=config.memory_mb,
+            kill_after_s=config.kill_after_ms / 1000,
+            start_timeout_s=config.start_timeout_s,
+        )
+    )
+    return Transforms(pool, config.timeout_ms)
 
 
 def _work(core: _Core, dispatcher: Dispatcher) -> _Work:
@@ -283,8 +302,9 @@ def _work(core: _Core, dispatcher: Dispatcher) -> _Work:
     executor = JobExecutor(core.directory, stages, core.usage)
     job_runner = _job_runner(core, job_repo, executor, confirmations)
     jobs = JobService(job_repo, job_runner, SessionsOfJobs(tool_repo).cancel_session)
-    pipeline = Pipeline(stages, jobs, traced=core.tracing is not None)
-    return _Work(tool_repo, mcp, tools, confirmations, job_runner, jobs, pipeline)
+    transforms = _transforms(settings)
+    pipeline = Pipeline(stages, jobs, TransformStage(transforms), traced=core.tracing is not None)
+    return _Work(tool_repo, mcp, tools, confirmations, job_runner, jobs, pipeline, transforms)
 
 
 def _job_runner(
@@ -360,6 +380,8 @@ def build_services(
             ),
             work.jobs,
         ),
+        transforms=work.transforms,
+        transform_repo=TransformRepository(engine),
         tracing=core.tracing,
         request_logs=_request_logs(core, request_log_repo),
         request_log_repo=request_log_repo,

@@ -42,6 +42,7 @@ from lowart.storage.prices import PriceRepository
 from lowart.storage.request_logs import RequestLogRepository
 from lowart.storage.snapshot import load_snapshot
 from lowart.storage.tools import ToolRepository
+from lowart.storage.transforms import TransformRepository
 from lowart.storage.usage import UsageRepository
 from lowart.storage.users import UserRepository
 from lowart.telemetry.metrics import Metrics
@@ -49,6 +50,7 @@ from lowart.telemetry.tracing import Tracing
 from lowart.tools.loop import ToolLoop
 from lowart.tools.mcp import MCPManager
 from lowart.tools.sessions import Confirmations
+from lowart.transforms.runner import Transforms
 from lowart.usage.estimate import Tokenizer
 from lowart.usage.liveness import Liveness
 from lowart.usage.recorder import UsageRecorder
@@ -92,6 +94,8 @@ class Services:
     confirmations: Confirmations
     pipeline: Pipeline
     responses: ResponseBook
+    transforms: Transforms
+    transform_repo: TransformRepository
     tracing: Tracing | None
     request_logs: RequestLogs
     request_log_repo: RequestLogRepository
@@ -137,6 +141,7 @@ class Services:
                 lambda: self.limits.budgets.reload(lambda: load_snapshot(self.engine, periods))
             )
             self.directory.apply(snapshot)
+            self.transforms.table.apply(snapshot.transforms)
         self.metrics.set_models(self.directory.model_ids())
         self.metrics.set_team_budgets(self.budgets.team_standings())
         self.request_logs.models = self.directory.logged_models()
@@ -189,6 +194,7 @@ class Services:
         await self.job_runner.stop()
         await self.mcp.close()
         await self.dispatcher.drain()
+        await self.transforms.pool.close()
         await self.background.stop()
         if self.tracing is not None:  # bounded by TRACE_SHUTDOWN_FLUSH_S
             await self.tracing.shutdown()

@@ -39,6 +39,7 @@ from lowart.settings.work import (
     RetrySettings,
     RoutingSettings,
     ToolSettings,
+    TransformSettings,
     UpstreamSettings,
     UsageSettings,
 )
@@ -68,6 +69,7 @@ class Settings:
     tools: ToolSettings = field(default_factory=ToolSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
     responses: ResponseSettings = field(default_factory=ResponseSettings)
+    transforms: TransformSettings = field(default_factory=TransformSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     tracing: TracingSettings = field(default_factory=TracingSettings)
     request_log: RequestLogSettings = field(default_factory=RequestLogSettings)
@@ -173,6 +175,11 @@ class Settings:
             "IDEMPOTENCY_LEASE_S": self.idempotency.lease_s,
             "RESPONSES_RETENTION_S": self.responses.retention_s,
             "RESPONSES_MAX_HISTORY": self.responses.max_history,
+            "TRANSFORM_WORKERS": self.transforms.workers,
+            "TRANSFORM_TIMEOUT_MS": self.transforms.timeout_ms,
+            "TRANSFORM_MEMORY_MB": self.transforms.memory_mb,
+            "TRANSFORM_KILL_AFTER_MS": self.transforms.kill_after_ms,
+            "TRANSFORM_START_TIMEOUT_S": self.transforms.start_timeout_s,
             "RETENTION_SWEEP_S": self.retention.sweep_s,
             "RETENTION_BATCH": self.retention.batch,
             "OTEL_BSP_MAX_QUEUE_SIZE": self.tracing.max_queue_size,

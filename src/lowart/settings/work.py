@@ -376,3 +376,44 @@ class ResponseSettings:
         integer,
         "the most earlier responses a `previous_response_id` chain may reach back through",
     )
+
+
+@dataclass(frozen=True)
+class TransformSettings:
+    """The sandboxed transform scripts and the worker processes that run them."""
+
+    workers: int = setting(
+        "TRANSFORM_WORKERS",
+        2,
+        integer,
+        "worker processes per gateway process that run transform scripts (started when the "
+        "first script is loaded, replaced when one dies)",
+    )
+    timeout_ms: int = setting(
+        "TRANSFORM_TIMEOUT_MS",
+        50,
+        integer,
+        "how long one script call (or a module's top-level code) may run; the interpreter "
+        'cancels it past this (docs/transforms.md, "Limits")',
+    )
+    memory_mb: int = setting(
+        "TRANSFORM_MEMORY_MB",
+        512,
+        integer,
+        "the address-space limit of each transform worker; a script that allocates past it "
+        "kills its worker, which is replaced",
+    )
+    kill_after_ms: int = setting(
+        "TRANSFORM_KILL_AFTER_MS",
+        1000,
+        integer,
+        "a worker that has not answered this long after a call's time limit is killed and "
+        "replaced (a call stuck where the interpreter cannot cancel it)",
+    )
+    start_timeout_s: float = setting(
+        "TRANSFORM_START_TIMEOUT_S",
+        10.0,
+        number,
+        "how long a worker may take to start (the interpreter imported, its limits set), and "
+        "how long a call waits for one while none is up",
+    )

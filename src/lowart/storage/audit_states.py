@@ -23,6 +23,7 @@ from lowart.storage.rows import iso
 from lowart.storage.sealed import deployment_key_context, mcp_secret_context, vendor_key_context
 from lowart.storage.teams import TeamRepository
 from lowart.storage.tools import ToolRepository
+from lowart.storage.transforms import TransformRepository
 from lowart.storage.users import UserRepository
 
 State = dict[str, Any]
@@ -38,6 +39,8 @@ FALLBACKS = "fallbacks"
 DEPLOYMENT = "deployment"
 MCP_SERVER = "mcp_server"
 TOOL_POLICY = "tool_policy"
+TRANSFORM = "transform"
+MAX_TRANSFORM_ID_DIGITS = 18
 TEAM = "team"
 PRICES = "prices"
 
@@ -85,6 +88,7 @@ class AdminStates:
         self._models = ModelRepository(engine)
         self._deployments = DeploymentRepository(engine)
         self._tools = ToolRepository(engine)
+        self._transforms = TransformRepository(engine)
         self._teams = TeamRepository(engine)
         self._prices = PriceRepository(engine)
         self._open = open_secret
@@ -96,6 +100,7 @@ class AdminStates:
             DEPLOYMENT: self._deployment,
             MCP_SERVER: self._server,
             TOOL_POLICY: self._policy,
+            TRANSFORM: self._transform,
             TEAM: self._team,
             PRICES: self._price_history,
         }
@@ -206,6 +211,25 @@ class AdminStates:
                     "policy": row.policy,
                 }
         return None
+
+    async def _transform(self, target: str) -> State | None:
+        """A script's state; its source as a SHA-256, which says that it changed (and which
+        version it is) without copying up to 64 KiB into each row."""
+        if not target.isdigit() or len(target) > MAX_TRANSFORM_ID_DIGITS:
+            return None
+        row = await self._transforms.get(int(target))
+        if row is None:
+            return None
+        return {
+            "model_id": row.model_id,
+            "deployment": row.deployment,
+            "source_sha256": hashlib.sha256(row.source.encode()).hexdigest(),
+            "on_request": row.on_request,
+            "on_response": row.on_response,
+            "on_chunk": row.on_chunk,
+            "on_error": row.on_error,
+            "enabled": row.enabled,
+        }
 
     async def _team(self, team_id: str) -> State | None:
         row = await self._teams.get(team_id)

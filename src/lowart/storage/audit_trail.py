@@ -60,7 +60,7 @@ class AuditTrail:
             return
         after = await self._states.state(kind, change.target)
         entry = AuditEntry(
-            at=self._clock(),
+            at=round(self._clock(), 6),  # to the microsecond the API shows, so `since` finds it
             actor=actor.name,
             actor_key_id=actor.key_id,
             action=action,

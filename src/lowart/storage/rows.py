@@ -123,6 +123,23 @@ class FallbackRow:
 
 
 @dataclass(frozen=True, slots=True)
+class TransformRow:
+    """A transform script as stored (docs/transforms.md)."""
+
+    id: int
+    model_id: str | None
+    deployment: str | None
+    source: str
+    on_request: bool
+    on_response: bool
+    on_chunk: bool
+    on_error: str  # "fail" | "skip"
+    enabled: bool
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the hot path serves from memory, read in one transaction."""
 
@@ -130,6 +147,7 @@ class Snapshot:
     keys: tuple[KeyRow, ...]
     models: tuple[ModelRow, ...]
     fallbacks: tuple[FallbackRow, ...]
+    transforms: tuple[TransformRow, ...] = ()
     deployments: tuple[DeploymentRow, ...] = ()
     prices: dict[str, tuple[Price, ...]] = field(default_factory=dict)  # model id → oldest first
     spent: dict[str, int] = field(default_factory=dict)  # budget ledger key → spent this period

@@ -15,12 +15,13 @@ from lowart.storage.prices import read_prices
 from lowart.storage.rows import Snapshot
 from lowart.storage.tables import api_keys, deployments, model_fallbacks, models, users
 from lowart.storage.teams import read_teams
+from lowart.storage.transforms import load_transforms
 from lowart.storage.users import key_row, user_row
 
 
 async def load_snapshot(engine: AsyncEngine, periods: Collection[str] = ()) -> Snapshot:
-    """Users, live keys, models, deployments, fallbacks, prices and the budgets' spend in
-    ``periods`` (the current ones), consistent with each other."""
+    """Users, live keys, models, deployments, fallbacks, prices, transforms and the budgets'
+    spend in ``periods`` (the current ones), consistent with each other."""
     async with reading(engine) as conn, conn.begin():
         user_rows = await conn.execute(sa.select(users))
         key_rows = await conn.execute(sa.select(api_keys).where(api_keys.c.revoked_at.is_(None)))
@@ -40,6 +41,7 @@ async def load_snapshot(engine: AsyncEngine, periods: Collection[str] = ()) -> S
             keys=tuple(key_row(r._mapping) for r in key_rows),
             models=tuple(model_row(r._mapping) for r in model_rows),
             fallbacks=tuple(fallback_row(r._mapping) for r in fb_rows),
+            transforms=await load_transforms(conn),
             deployments=tuple(deployment_row(r._mapping) for r in dep_rows),
             prices=await read_prices(conn),
             spent=await read_spent(conn, periods),

@@ -325,6 +325,24 @@ responses = sa.Table(  # docs/api.md "Responses"
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
 )
 
+# A Starlark script run on a model's requests and answers (docs/transforms.md); model_id NULL:
+# every model without a script of its own. deployment: reserved (no deployments yet).
+transforms = sa.Table(
+    "transforms",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Text, nullable=True, index=True),
+    sa.Column("deployment", sa.Text, nullable=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("on_request", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("on_response", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("on_chunk", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("on_error", sa.Text, nullable=False, server_default=sa.text("'fail'")),  # | skip
+    sa.Column("enabled", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+)
+
 # One row per admin write (docs/operations.md, "Admin audit log"); kept until deleted by hand.
 admin_audit = sa.Table(
     "admin_audit",

@@ -5,6 +5,7 @@ import { api, enc } from '../api.js';
 import { Alert, ConfirmButton, Empty, Section, useAction, useLoad } from '../ui.jsx';
 import { Deployments } from './deployments.jsx';
 import { parseJsonObject } from './fields.jsx';
+import { ScriptEditor } from './transform.jsx';
 
 const VENDORS = ['OpenAI', 'Anthropic', 'ComfyUI', 'Mock'];
 
@@ -98,6 +99,9 @@ function ModelRow({ model, ids, open, onToggle, onChanged }) {
           <button type="button" onClick={() => onToggle('fallbacks')} aria-expanded={open === 'fallbacks'} data-testid="model-fallbacks-edit">
             Fallbacks
           </button>
+          <button type="button" onClick={() => onToggle('script')} aria-expanded={open === 'script'} data-testid="model-script">
+            Script
+          </button>
           <button type="button" onClick={() => onToggle('deployments')} aria-expanded={open === 'deployments'} data-testid="model-deployments">
             Deployments
           </button>
@@ -113,6 +117,7 @@ function ModelRow({ model, ids, open, onToggle, onChanged }) {
           <td colSpan={6}>
             {open === 'edit' && <ModelForm model={model} onSaved={onChanged} />}
             {open === 'fallbacks' && <Fallbacks model={model} ids={ids} onSaved={onChanged} />}
+            {open === 'script' && <ScriptEditor model={model} />}
             {open === 'deployments' && <Deployments model={model} />}
           </td>
         </tr>
