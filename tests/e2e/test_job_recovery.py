@@ -171,12 +171,12 @@ def test_jobs_are_private_and_cancellable(
 def _answered(gw: ServeProcess) -> float:
     """How many upstream answers the server has billed in memory (its metrics, not the DB)."""
     text = httpx.get(f"{gw.url}/metrics").text
-    found = re.search(
-        r'^gateway_requests_total\{model="slow-job",served_model="slow-job",status="ok"\} (\S+)$',
-        text,
-        re.M,
+    wanted = {'model="slow-job"', 'served_model="slow-job"', 'status="ok"'}
+    return sum(
+        float(value)
+        for labels, value in re.findall(r"^gateway_requests_total\{([^}]*)\} (\S+)$", text, re.M)
+        if wanted <= set(labels.split(","))
     )
-    return float(found.group(1)) if found else 0.0
 
 
 def _lock(db: Path) -> sqlite3.Connection:
