@@ -146,7 +146,9 @@ class WorkerPool:
             log.error("transform_worker_start_failed", exit_code=await _exit_code(worker))
             self._workers.discard(worker)
             self._failed_at = time.monotonic()
-            if not self._live and len(self._spawning) <= 1:  # this start was the last hope
+            me = asyncio.current_task()
+            others = [t for t in self._spawning if t is not me and not t.done()]
+            if not self._live and not others:  # this start was the last hope
                 self._down.set()
             return
         self._live += 1
