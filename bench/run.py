@@ -208,7 +208,8 @@ def main() -> int:
                     peers.start_portkey(peer_stack, upstream),
                 ]
             rows, peaks, sent = measure_rows(systems, gw.pid)
-            ttfts = ttft.measure([s for s in systems if isinstance(s, Target)])
+            # time to first token is measured on chat streams (the Responses row has none)
+            ttfts = ttft.measure([s for s in systems if isinstance(s, Target) and s.api == "chat"])
         held, held_reason = _held(gw, slow)
         mem = Memory(idle, peaks, held, held_reason)
         inflight = checkpoints.measure(slow) if _on("BENCH_CHECKPOINT") else []
