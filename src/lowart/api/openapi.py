@@ -23,10 +23,15 @@ from lowart.api.bodies import (
     UserPatch,
     UserQuota,
 )
+from lowart.api.openapi_operations import CHAT_ERRORS as _CHAT_ERRORS
+from lowart.api.openapi_operations import csv_too as _csv_too
+from lowart.api.openapi_operations import error_responses as _errors
+from lowart.api.openapi_operations import op as _op
+from lowart.api.openapi_operations import page as _page
+from lowart.api.openapi_operations import path_param as _path_param
+from lowart.api.openapi_operations import query as _query
 from lowart.api.openapi_schemas import (
-    ANY_OBJECT,
     COMPONENTS,
-    QUERY_SCHEMAS,
     USAGE_QUERY,
     admin_overrides,
 )
@@ -34,80 +39,7 @@ from lowart.api.openapi_vendors import BASE_URL_PATTERN, base_url_rule, params_r
 from lowart.api.tools import ConfirmBody, PolicyBody, ServerBody
 from lowart.providers.registry import VendorTable
 
-Operation = dict[str, Any]
 EMPTY, URL = {"pattern": r"^\s*$"}, {"pattern": BASE_URL_PATTERN}
-_CHAT_ERRORS = (400, 401, 403, 404, 413, 429, 502, 503, 504)
-_SSE_EVENT = {  # one Server-Sent Event of a streamed answer
-    "type": "object",
-    "required": ["data"],
-    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
-}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _errors(statuses: tuple[int, ...], shape: str = "Error") -> dict[str, Any]:
-    return {str(s): _json(_ref(shape), "Error") for s in statuses}
-
-
-def _op(
-    summary: str,
-    *,
-    body: str | None = None,
-    body_required: bool = True,
-    ok: dict[int, str | None] | None = None,
-    public: bool = False,
-    errors: tuple[int, ...] = (400, 401, 403, 404),
-    shape: str = "Error",
-    stream: bool = False,
-) -> Operation:
-    """One operation; ``ok`` maps success statuses to a response schema name (None: any object)."""
-    responses = {
-        str(status): _json(_ref(name) if name else ANY_OBJECT)
-        for status, name in (ok or {200: None}).items()
-    }
-    if stream:
-        responses["200"]["content"]["text/event-stream"] = {"schema": _SSE_EVENT}
-    op: Operation = {"summary": summary, "responses": {**responses, **_errors(errors, shape)}}
-    if body is not None:
-        op["requestBody"] = {
-            "required": body_required,
-            "content": {"application/json": {"schema": _ref(body)}},
-        }
-    if public:
-        op["security"] = []
-    return op
-
-
-def _csv_too(op: Operation) -> Operation:
-    """An operation whose 200 may also be CSV (``format=csv``)."""
-    op["responses"]["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
-    return op
-
-
-def _path_param(name: str, pattern: str | None = None) -> list[dict[str, Any]]:
-    schema: dict[str, Any] = {"type": "string"}
-    if pattern is not None:
-        schema["pattern"] = pattern
-    return [{"name": name, "in": "path", "required": True, "schema": schema}]
-
-
-def _query(*names: str, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": n,
-            "in": "query",
-            "required": n in required,
-            "schema": QUERY_SCHEMAS.get(n, {"type": "string"}),
-        }
-        for n in names
-    ]
 
 
 def _user_paths() -> dict[str, Any]:
@@ -423,18 +355,6 @@ def _ops_paths() -> dict[str, Any]:
             "get": _page("The console's files; any other path is one of its views", missing=True),
         },
     }
-
-
-def _page(summary: str, *, missing: bool = False) -> Operation:
-    """A public static page of the console: HTML, or 503 text until ``make install`` built it."""
-    text = {"text/plain": {"schema": {"type": "string"}}}
-    responses: dict[str, Any] = {
-        "200": {"description": "OK", "content": {"*/*": {}}},
-        "503": {"description": "The console is not built", "content": text},
-    }
-    if missing:
-        responses["404"] = {"description": "A missing file of the console", "content": text}
-    return {"summary": summary, "security": [], "responses": responses}
 
 
 ADMIN_BODIES = (
